@@ -1,0 +1,135 @@
+"""The public surface of crm_contacts: the only module other addons import (list ``crm_contacts`` in depends).
+
+Only ids and frozen dataclasses cross the boundary. Foreign keys from another addon point at
+``crm_contacts_person`` / ``crm_contacts_organization`` through ``LazyTableReference("Person",
+module_path="crm_contacts.models")``; when records are merged, implement the kernel hook
+``crm_merge_records(model, survivor_id, loser_ids)`` to re-point yours (``model`` is ``PERSON_MODEL`` or
+``ORGANIZATION_MODEL``).
+
+These functions act as the system, not as a user: call them after your own access checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.errors import NotFound
+
+PERSON_MODEL = "crm_contacts.person"
+ORGANIZATION_MODEL = "crm_contacts.organization"
+TAG_MODEL = "crm_contacts.tag"
+PERSON_TABLE = "crm_contacts_person"
+ORGANIZATION_TABLE = "crm_contacts_organization"
+
+__all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
+           "find_or_create_person", "get_contact", "get_organization", "survivor_of"]
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """A customer as other addons see it (quotes, tickets, invoices): display data, no ORM row."""
+
+    id: int
+    kind: Literal["person", "organization"]
+    display_name: str
+    email: str = ""
+    phone: str = ""  # E.164
+    language: str = ""
+    organization_id: int | None = None
+    organization_name: str = ""
+    address_lines: tuple[str, ...] = ()
+    tax_id: str = ""
+    owner_id: int | None = None
+    is_archived: bool = False
+
+
+async def _address(person_id: int | None, org_id: int | None) -> tuple[str, ...]:
+    from crm_contacts.models import Address
+
+    where = Address.person == person_id if person_id else Address.organization == org_id
+    row = await Address.select().where(where).order_by(Address.is_primary, ascending=False).order_by(
+        Address.id).first()
+    if row is None:
+        return ()
+    city = " ".join(p for p in (row["postcode"], row["province"], row["city"]) if p)
+    return tuple(p for p in (row["line1"], row["line2"], city, row["country"]) if p)
+
+
+async def survivor_of(model: str, record_id: int) -> int:
+    """The live record ``record_id`` was merged into (itself if it was never merged)."""
+    from crm_contacts.models import Organization, Person
+
+    table: Any = Person if model == PERSON_MODEL else Organization
+    seen: set[int] = set()
+    while record_id not in seen:
+        seen.add(record_id)
+        row = await table.select(table.merged_into).where(table.id == record_id).first()
+        if row is None or not row["merged_into"]:
+            return record_id
+        record_id = int(row["merged_into"])
+    return record_id
+
+
+async def get_contact(person_id: int, *, follow_merges: bool = True) -> ContactRef:
+    """The person ``person_id`` (or, if merged, the survivor) as a ``ContactRef``; ``NotFound`` if absent."""
+    from crm_contacts.models import Organization, Person
+
+    if follow_merges:
+        person_id = await survivor_of(PERSON_MODEL, person_id)
+    row = await Person.select().where(Person.id == person_id).first()
+    if row is None:
+        raise NotFound(f"{PERSON_MODEL} {person_id} not found")
+    org: dict[str, Any] | None = None
+    if row["organization"]:
+        org = await Organization.select(Organization.name, Organization.tax_id).where(
+            Organization.id == row["organization"]).first()
+    lines = await _address(person_id, None) or (await _address(None, row["organization"]) if org else ())
+    return ContactRef(id=person_id, kind="person", display_name=row["name"], email=row["email"],
+                      phone=row["phone"], language=row["language"], organization_id=row["organization"],
+                      organization_name=org["name"] if org else "", address_lines=lines,
+                      tax_id=org["tax_id"] if org else "", owner_id=row["owner"], is_archived=row["is_archived"])
+
+
+async def get_organization(organization_id: int, *, follow_merges: bool = True) -> ContactRef:
+    """The organization (or its merge survivor) as a ``ContactRef``; ``NotFound`` if absent."""
+    from crm_contacts.models import Organization
+
+    if follow_merges:
+        organization_id = await survivor_of(ORGANIZATION_MODEL, organization_id)
+    row = await Organization.select().where(Organization.id == organization_id).first()
+    if row is None:
+        raise NotFound(f"{ORGANIZATION_MODEL} {organization_id} not found")
+    return ContactRef(id=organization_id, kind="organization", display_name=row["name"], email=row["email"],
+                      phone=row["phone"], organization_id=organization_id, organization_name=row["name"],
+                      address_lines=await _address(None, organization_id), tax_id=row["tax_id"],
+                      owner_id=row["owner"], is_archived=row["is_archived"])
+
+
+async def find_or_create_person(*, name: str, email: str = "", phone: str = "", organization_id: int | None = None,
+                                language: str = "", source: str = "", owner_id: int | None = None,
+                                min_score: float = 0.9) -> tuple[ContactRef, bool]:
+    """The existing person matching these details, or a new standardized one: ``(ref, created)``.
+
+    Matching uses the duplicate check: an exact email/phone key, or a fuzzy match scoring ``min_score`` or
+    more. Raises ``core.errors.ValidationError`` naming the field when a value does not standardize.
+    """
+    from core import db, events
+    from core.security import audit
+    from crm_contacts.cleaning import clean_person
+    from crm_contacts.duplicates import person_candidates
+    from crm_contacts.models import Person
+
+    values: dict[str, Any] = {"name": name, "email": email, "phone": phone, "language": language,
+                              "source": source, "organization": organization_id}
+    clean = await clean_person({k: v for k, v in values.items() if v not in (None, "")})
+    found = [c for c in await person_candidates(clean) if c.score >= min_score]
+    if found:
+        return await get_contact(found[0].id), False
+    async with db.atomic():
+        clean["owner"] = owner_id
+        row = Person(_data={Person._meta.get_column_by_name(k): v for k, v in clean.items()})
+        await row.save()
+        await audit.record("create", model=PERSON_MODEL, record_id=row.id, changes=audit.diff(None, clean))
+        await events.publish("crm_contacts_person_created", person_id=int(row.id))
+    return await get_contact(int(row.id)), True

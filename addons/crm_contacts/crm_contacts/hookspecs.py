@@ -1,0 +1,20 @@
+"""Events crm_contacts emits (listeners implement them with ``@hookimpl(optionalhook=True)``)."""
+
+from __future__ import annotations
+
+from core.hookspecs import hookspec
+
+
+@hookspec
+def crm_contacts_person_created(person_id: int) -> None:
+    """A person was created (published inside the creating transaction)."""
+
+
+@hookspec
+def crm_contacts_records_merged(model: str, survivor_id: int, loser_ids: list[int]) -> None:
+    """Records of ``model`` were merged into ``survivor_id`` (after every addon re-pointed its references)."""
+
+
+@hookspec
+def crm_contacts_person_erased(person_id: int) -> None:
+    """A person's personal data was erased (GDPR); listeners drop personal data they copied."""

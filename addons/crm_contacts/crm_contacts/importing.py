@@ -1,0 +1,441 @@
+"""Import people from CSV/XLSX: mapping, preview, dry run, create/update/upsert, report, revert.
+
+Each row is standardized with the same rules as the form and the API, then written in its own transaction,
+so a bad row is reported (``ImportRow`` with the reason) and never stops the good ones, and no record is
+ever half-written. Rows are matched on the chosen keys (email, phone, id); a row repeating a key of an
+earlier row of the same file is reported, not imported twice. The job is resumable: a re-run continues
+after the last row it recorded. Revert archives the records the import created (other addons may already
+refer to them, so they are not deleted) and restores the fields it changed on updated records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import db
+from core.errors import CrmError, ValidationError
+from core.security import audit
+from core.security.access import Access
+from crm_contacts.api import PERSON_MODEL
+from crm_contacts.tabular import read_table, write_csv
+
+FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "region", "province",
+          "city", "stage", "source", "language", "birth_date", "industry", "tags", "note", "id")
+KEYS = ("email", "phone", "id")
+MODES = ("create", "update", "upsert")
+SYNONYMS = {
+    "name": ("name", "full name", "fullname", "contact", "contact name", "姓名", "联系人", "名称", "客户名称"),
+    "given_name": ("given name", "first name", "firstname", "given_name", "名"),
+    "family_name": ("family name", "last name", "surname", "lastname", "family_name", "姓"),
+    "email": ("email", "e-mail", "mail", "email address", "邮箱", "电子邮件", "电子邮箱"),
+    "phone": ("phone", "mobile", "telephone", "tel", "cell", "phone number", "手机", "手机号", "电话", "联系电话"),
+    "company": ("company", "organization", "organisation", "employer", "account", "公司", "单位", "企业", "公司名称"),
+    "job_title": ("title", "job title", "position", "job_title", "职位", "职务"),
+    "region": ("region", "location", "area", "地区", "区域", "所在地"),
+    "province": ("province", "state", "省", "省份"),
+    "city": ("city", "town", "城市", "市"),
+    "stage": ("stage", "lifecycle", "lifecycle stage", "阶段", "客户阶段"),
+    "source": ("source", "lead source", "channel", "来源", "渠道"),
+    "language": ("language", "lang", "语言"),
+    "birth_date": ("birth date", "birthday", "date of birth", "dob", "birth_date", "生日", "出生日期"),
+    "industry": ("industry", "sector", "行业"),
+    "tags": ("tags", "tag", "labels", "标签"),
+    "note": ("note", "notes", "comment", "remarks", "备注"),
+    "id": ("id", "crm id", "record id", "编号"),
+}
+PROGRESS_EVERY = 200
+
+
+def auto_mapping(header: list[str]) -> dict[str, str]:
+    """Column header → field, from names and common synonyms (English and Chinese); unknown columns skipped."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for column in header:
+        key = " ".join(column.replace("_", " ").replace("-", " ").lower().split())
+        for name, words in SYNONYMS.items():
+            if name not in used and (key in words or key == name.replace("_", " ")):
+                out[column] = name
+                used.add(name)
+                break
+    return out
+
+
+def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys: list[str]) -> None:
+    """Refuse (422) a mapping that cannot work: unknown columns/fields, no name, keys not mapped."""
+    if mode not in MODES:
+        raise ValidationError({"mode": f"must be one of {', '.join(MODES)}"})
+    bad = [c for c in mapping if c not in header]
+    if bad:
+        raise ValidationError({"mapping": f"column {bad[0]!r} is not in the file"})
+    targets = [f for f in mapping.values() if f]
+    unknown = [f for f in targets if f not in FIELDS]
+    if unknown:
+        raise ValidationError({"mapping": f"{unknown[0]!r} is not an importable field"})
+    if len(set(targets)) != len(targets):
+        raise ValidationError({"mapping": "two columns are mapped to the same field"})
+    if mode != "update" and not {"name", "given_name", "family_name"} & set(targets):
+        raise ValidationError({"mapping": "map a column to name (or given/family name) to create people"})
+    if mode != "create":
+        if not keys or any(k not in KEYS for k in keys):
+            raise ValidationError({"keys": f"choose the matching keys among {', '.join(KEYS)}"})
+        missing = [k for k in keys if k not in targets]
+        if missing:
+            raise ValidationError({"keys": f"key {missing[0]!r} is not mapped to a column"})
+
+
+@dataclass
+class RowResult:
+    row_no: int
+    action: str  # created | updated | skipped | failed (dry run: would be created/updated)
+    record_id: int | None = None
+    message: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _mapped(header: list[str], row: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, column in enumerate(header):
+        target = mapping.get(column)
+        if target and i < len(row) and row[i].strip():
+            out[target] = row[i]
+    return out
+
+
+async def _org_id(name: str, acc: Access, dry_run: bool) -> int | None:
+    """The organization of that exact (standardized) name, created if missing (with the org create right)."""
+    from crm_contacts.cleaning import clean_organization
+    from crm_contacts.models import Organization
+
+    clean = await clean_organization({"name": name})
+    row = await Organization.select(Organization.id).where(
+        (Organization.name == clean["name"]) & (Organization.is_archived == False)).first()  # noqa: E712
+    if row is not None:
+        return int(row["id"])
+    if dry_run or not acc.can("crm_contacts.organization", "create"):
+        return None
+    if acc.principal and acc.principal.user_id > 0:
+        clean["owner"] = acc.principal.user_id
+    org = Organization(_data={Organization._meta.get_column_by_name(k): v for k, v in clean.items()})
+    await org.save()
+    return int(org.id)
+
+
+async def _existing(values: Mapping[str, Any], keys: list[str]) -> dict[str, Any] | None:
+    from crm_contacts.models import Person
+
+    live = Person.is_archived == False  # noqa: E712
+    for key in keys:
+        column, value = {"email": ("email_key", values.get("email_key")), "phone": ("phone", values.get("phone")),
+                         "id": ("id", values.get("id"))}[key]
+        if value:
+            row = await Person.select().where(live & (Person._meta.get_column_by_name(column) == value)).first()
+            if row is not None:
+                return dict(row)
+    return None
+
+
+@dataclass
+class _Pending:
+    row_no: int
+    raw: dict[str, str]
+    clean: dict[str, Any]
+    tags: list[str]
+    note: str
+    company: str
+    record_id: int | None
+    existing: dict[str, Any] | None = None
+
+
+class Importer:
+    """One run over one file; ``run`` returns every row's outcome (and stores them unless dry run).
+
+    Rows go in chunks of ``CHUNK``: standardized in Python, matched against the base with one query per
+    key, new people inserted with one multi-row INSERT inside one transaction. If that transaction fails
+    (a constraint of another addon, a lost connection), the chunk is redone row by row, each in its own
+    transaction, so the failure is pinned on its row and the other rows still go in.
+    """
+
+    CHUNK = 500
+
+    def __init__(self, acc: Access, header: list[str], rows: list[list[str]], mapping: Mapping[str, str],
+                 mode: str = "create", keys: list[str] | None = None, batch_id: int | None = None) -> None:
+        self.acc, self.header, self.rows, self.mapping = acc, header, rows, dict(mapping)
+        self.mode, self.keys, self.batch_id = mode, list(keys or []), batch_id
+        check_mapping(header, self.mapping, mode, self.keys)
+        self.seen: dict[str, int] = {}
+        self.stages: set[str] = set()
+        self.orgs: dict[str, int | None] = {}
+
+    async def _prepare(self, row_no: int, raw_row: list[str]) -> RowResult | _Pending:
+        """Standardize one row without touching the database (caches only); a result if it is final."""
+        from crm_contacts.cleaning import clean_organization, clean_person
+
+        raw = _mapped(self.header, raw_row, self.mapping)
+        if not raw:
+            return RowResult(row_no, "skipped", message="empty row")
+        tags = [t.strip() for t in raw.pop("tags", "").replace("，", ",").split(",") if t.strip()]
+        note, company, given_id = raw.pop("note", ""), raw.pop("company", ""), raw.pop("id", "")
+        try:
+            record_id = int(given_id) if given_id else None
+        except ValueError:
+            return RowResult(row_no, "failed", message="id: must be a whole number")
+        try:
+            if company:
+                company = (await clean_organization({"name": company}))["name"]
+                if company not in self.orgs:
+                    self.orgs[company] = await _org_id(company, self.acc, dry_run=True)
+            clean = await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
+                                       org_name=company)
+            await self.acc.check_write(PERSON_MODEL, [k for k in raw if k != "region"])
+        except CrmError as exc:
+            fields = getattr(exc, "fields", None)
+            return RowResult(row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
+                             if fields else exc.message)
+        for key in ("email_key", "phone"):
+            if clean.get(key):
+                first = self.seen.setdefault(f"{key}:{clean[key]}", row_no)
+                if first != row_no:
+                    return RowResult(row_no, "skipped", message=f"duplicate of row {first} in this file")
+        return _Pending(row_no, raw, clean, tags, note, company, record_id)
+
+    async def _match(self, pending: list[_Pending]) -> None:
+        """Find each row's existing person with one query per key for the whole chunk."""
+        from crm_contacts.models import Person
+
+        keys = self.keys if self.mode != "create" else ["email", "phone"]
+        live = Person.is_archived == False  # noqa: E712
+        for key in keys:
+            column = {"email": Person.email_key, "phone": Person.phone, "id": Person.id}[key]
+            wanted = {(p.record_id if key == "id" else p.clean.get(column._meta.name)): p for p in pending
+                      if p.existing is None}
+            wanted.pop(None, None)
+            wanted.pop("", None)
+            if wanted:
+                for row in await Person.select().where(live & column.is_in(list(wanted))):
+                    p = wanted.get(row[column._meta.name])
+                    if p is not None and p.existing is None:
+                        p.existing = dict(row)
+
+    async def _decide(self, p: _Pending) -> RowResult | None:
+        """The final outcome of a matched row, or None when it is to be written."""
+        from crm_contacts.cleaning import clean_person
+
+        if self.mode == "create" and p.existing is not None:
+            return RowResult(p.row_no, "skipped", record_id=p.existing["id"],
+                             message="a person with this email or phone exists")
+        if self.mode == "update" and p.existing is None:
+            return RowResult(p.row_no, "skipped", message="no person matches the keys")
+        if p.existing is not None:
+            try:
+                await self.acc.get(_person(), PERSON_MODEL, p.existing["id"], action="update")
+                p.clean = await clean_person(p.raw, p.existing, stages=self.stages, org_name=p.company)
+            except CrmError as exc:
+                fields = getattr(exc, "fields", None)
+                return RowResult(p.row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
+                                 if fields else exc.message)
+        if p.company:
+            p.clean["organization"] = self.orgs.get(p.company)
+        return None
+
+    async def _write_chunk(self, todo: list[_Pending]) -> list[RowResult]:
+        """New people in one INSERT, updates one by one, all in one transaction."""
+        from crm_contacts.models import ImportRow, Note, Person
+        from crm_contacts.services import set_tags
+
+        p0 = self.acc.principal
+        uid = p0.user_id if p0 and p0.user_id > 0 else None  # the CLI acts as user 0, which owns nothing
+        team = next(iter(p0.team_ids)) if p0 and len(p0.team_ids) == 1 else None
+        out: list[RowResult] = []
+        async with db.atomic():
+            for p in todo:
+                if p.company and self.orgs.get(p.company) is None:
+                    self.orgs[p.company] = await _org_id(p.company, self.acc, dry_run=False)
+                    p.clean["organization"] = self.orgs[p.company]
+            new = [p for p in todo if p.existing is None]
+            people = []
+            for p in new:
+                values = {"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
+                people.append(Person(_data={Person._meta.get_column_by_name(k): v for k, v in values.items()}))
+            if people:
+                await Person.insert(*people)
+            for p, person in zip(new, people, strict=True):
+                out.append(RowResult(p.row_no, "created", int(person.id)))
+            befores: dict[int, dict[str, Any]] = {}
+            for p in todo:
+                if p.existing is not None:
+                    record_id = int(p.existing["id"])
+                    befores[p.row_no] = json.loads(json.dumps({k: p.existing.get(k) for k in p.clean}, default=str))
+                    await Person.update({Person._meta.get_column_by_name(k): v for k, v in p.clean.items()} | {
+                        Person.version: Person.version + 1}).where(Person.id == record_id)
+                    out.append(RowResult(p.row_no, "updated", record_id))
+            ids = {r.row_no: r.record_id for r in out}
+            for p in todo:
+                if p.tags:
+                    await set_tags(self.acc, PERSON_MODEL, [ids[p.row_no]], add=p.tags)  # type: ignore[list-item]
+                if p.note:
+                    await Note.insert(Note(person=ids[p.row_no], body=p.note[:20000], owner=uid))
+            if self.batch_id is not None and out:
+                await ImportRow.insert(*[ImportRow(batch=self.batch_id, row_no=r.row_no, action=r.action,
+                                                   record_id=r.record_id, before=befores.get(r.row_no, {}))
+                                         for r in out])
+        return out
+
+    async def row(self, row_no: int, raw_row: list[str], dry_run: bool) -> RowResult:
+        """Import (or check) a single row on its own."""
+        return (await self._chunk([(row_no, raw_row)], dry_run, single=True))[0]
+
+    async def _chunk(self, items: list[tuple[int, list[str]]], dry_run: bool, single: bool = False) -> list[RowResult]:
+        from crm_contacts.models import Stage
+
+        if not self.stages:
+            self.stages = {r["key"] for r in await Stage.select(Stage.key)}
+        results: dict[int, RowResult] = {}
+        pending: list[_Pending] = []
+        for row_no, raw_row in items:
+            prepared = await self._prepare(row_no, raw_row)
+            if isinstance(prepared, RowResult):
+                results[row_no] = prepared
+            else:
+                pending.append(prepared)
+        await self._match(pending)
+        todo: list[_Pending] = []
+        for p in pending:
+            decided = await self._decide(p)
+            if decided is not None:
+                results[p.row_no] = decided
+            elif dry_run:
+                results[p.row_no] = RowResult(p.row_no, "updated" if p.existing else "created",
+                                              p.existing["id"] if p.existing else None, values=p.clean)
+            else:
+                todo.append(p)
+        if todo:
+            try:
+                for r in await self._write_chunk(todo):
+                    results[r.row_no] = r
+            except Exception as exc:
+                if single:
+                    results[todo[0].row_no] = RowResult(todo[0].row_no, "failed",
+                                                        message=f"{type(exc).__name__}: {exc}"[:500])
+                else:  # pin the failure on its row: redo this chunk one row at a time
+                    for p in todo:
+                        results[p.row_no] = (await self._chunk(
+                            [(p.row_no, items[[i for i, _ in items].index(p.row_no)][1])], dry_run, single=True))[0]
+        return [results[row_no] for row_no, _ in items]
+
+    async def run(self, dry_run: bool = False, start: int = 0,
+                  progress: Callable[[int, int], Any] | None = None) -> list[RowResult]:
+        from crm_contacts.models import ImportRow
+
+        await self.acc.require(PERSON_MODEL, "update" if self.mode == "update" else "create")
+        out: list[RowResult] = []
+        numbered = list(enumerate(self.rows, start=2))[start:]  # row 1 is the header
+        for at in range(0, len(numbered), self.CHUNK):
+            chunk = numbered[at: at + self.CHUNK]
+            results = await self._chunk(chunk, dry_run)
+            out.extend(results)
+            finals = [r for r in results if r.action in ("skipped", "failed")]
+            if not dry_run and self.batch_id is not None and finals:
+                await ImportRow.insert(*[ImportRow(batch=self.batch_id, row_no=r.row_no, action=r.action,
+                                                   record_id=r.record_id, message=r.message[:2000]) for r in finals])
+            if progress:
+                await _maybe(progress(start + at + len(chunk), len(self.rows)))
+        return out
+
+
+async def _maybe(value: Any) -> None:
+    import inspect
+
+    if inspect.isawaitable(value):
+        await value
+
+
+def _person() -> Any:
+    from crm_contacts.models import Person
+
+    return Person
+
+
+async def run_batch(acc: Access, batch_id: int, progress: Callable[[int, int], Any] | None = None) -> dict[str, int]:
+    """Run (or resume) a stored import; idempotent: a finished batch is left as it is."""
+    from crm_contacts.models import ImportBatch, ImportRow
+
+    batch = await ImportBatch.select().where(ImportBatch.id == batch_id).first()
+    if batch is None or batch["status"] in ("done", "reverted"):
+        return {}
+    header, rows = read_table(batch["content"], batch["filename"])
+    last = await ImportRow.select(ImportRow.row_no).where(ImportRow.batch == batch_id).order_by(
+        ImportRow.row_no, ascending=False).first()
+    start = max(0, int(last["row_no"]) - 1) if last else 0
+    mapping = batch["mapping"] if isinstance(batch["mapping"], dict) else json.loads(batch["mapping"])
+    keys = batch["keys"] if isinstance(batch["keys"], list) else json.loads(batch["keys"])
+    importer = Importer(acc, header, rows, mapping, batch["mode"], keys, batch_id)
+    await ImportBatch.update({ImportBatch.status: "running", ImportBatch.total: len(rows)}).where(
+        ImportBatch.id == batch_id)
+
+    async def tick(done: int, total: int) -> None:
+        await ImportBatch.update({ImportBatch.done: done}).where(ImportBatch.id == batch_id)
+        if progress:
+            await _maybe(progress(done, total))
+
+    await importer.run(start=start, progress=tick)
+    counts = await batch_counts(batch_id)
+    await ImportBatch.update({ImportBatch.status: "done", ImportBatch.done: len(rows),
+                              ImportBatch.finished_at: dt.datetime.now(dt.UTC),
+                              **{ImportBatch._meta.get_column_by_name(k): v for k, v in counts.items()}}).where(
+        ImportBatch.id == batch_id)
+    await audit.record("import", model=PERSON_MODEL, record_id=batch_id, principal=acc.principal,
+                       detail=f"{batch['filename']}: {counts}")
+    return counts
+
+
+async def batch_counts(batch_id: int) -> dict[str, int]:
+    from crm_contacts.models import ImportRow
+
+    counts = {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
+    for row in await ImportRow.select(ImportRow.action).where(ImportRow.batch == batch_id):
+        counts[row["action"]] = counts.get(row["action"], 0) + 1
+    return counts
+
+
+async def report_csv(batch_id: int) -> bytes:
+    """The per-row result of an import as CSV (row, action, record id, message)."""
+    from crm_contacts.models import ImportRow
+
+    rows = await ImportRow.select(ImportRow.row_no, ImportRow.action, ImportRow.record_id, ImportRow.message).where(
+        ImportRow.batch == batch_id).order_by(ImportRow.row_no)
+    return write_csv(["row", "result", "record_id", "message"],
+                     [[r["row_no"], r["action"], r["record_id"] or "", r["message"]] for r in rows])
+
+
+async def revert(acc: Access, batch_id: int) -> dict[str, int]:
+    """Undo a finished import: archive what it created, restore what it updated; audited."""
+    from crm_contacts.models import ImportBatch, ImportRow, Person
+
+    batch = await acc.get(ImportBatch, "crm_contacts.import", batch_id, action="update")
+    if batch["status"] != "done":
+        raise ValidationError({"status": f"only a finished import can be reverted (this one is {batch['status']})"})
+    archived = restored = 0
+    async with db.atomic():
+        for row in await ImportRow.select().where((ImportRow.batch == batch_id) & ImportRow.action.is_in(
+                ["created", "updated"])).order_by(ImportRow.row_no, ascending=False):
+            if row["action"] == "created":
+                await Person.update({Person.is_archived: True, Person.version: Person.version + 1}).where(
+                    Person.id == row["record_id"])
+                archived += 1
+            else:
+                before = row["before"] if isinstance(row["before"], dict) else json.loads(row["before"] or "{}")
+                values = {k: v for k, v in before.items() if k not in ("updated_at",)}
+                if "birth_date" in values and values["birth_date"]:
+                    values["birth_date"] = dt.date.fromisoformat(str(values["birth_date"])[:10])
+                if values:
+                    await Person.update({Person._meta.get_column_by_name(k): v for k, v in values.items()} | {
+                        Person.version: Person.version + 1}).where(Person.id == row["record_id"])
+                restored += 1
+        await ImportBatch.update({ImportBatch.status: "reverted"}).where(ImportBatch.id == batch_id)
+        await audit.record("revert", model="crm_contacts.import", record_id=batch_id,
+                           detail=f"archived {archived} created, restored {restored} updated")
+    return {"archived": archived, "restored": restored}

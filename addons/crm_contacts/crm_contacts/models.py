@@ -1,0 +1,219 @@
+"""Tables of the customer data hub: organizations, people and what hangs on them.
+
+Main tables (``Organization``, ``Person``) carry ``owner``/``team`` for record rules, ``is_archived`` (merged
+losers and archived records), ``version`` for optimistic concurrency and created/updated timestamps.
+Standardized values are stored next to what the user typed (``phone`` is E.164, ``phone_original`` the
+input); ``*_key`` columns are the exact duplicate keys; ``search_text`` is a lowercased blob of name,
+company, phones and emails, indexed with pg_trgm on PostgreSQL (see docs/contacts.md).
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    Boolean,
+    Bytea,
+    Date,
+    ForeignKey,
+    Integer,
+    LazyTableReference,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+def _user() -> LazyTableReference:
+    return LazyTableReference("User", module_path="core.security.models")
+
+
+def _team() -> LazyTableReference:
+    return LazyTableReference("Team", module_path="core.security.models")
+
+
+class Stage(Table, tablename="crm_contacts_stage"):
+    """A lifecycle stage (lead → prospect → customer → loyal → dormant → lost), seeded from data, editable."""
+
+    key = Varchar(length=40, unique=True)
+    label = Varchar(length=100)
+    sequence = Integer(default=10)
+
+
+class Organization(Table, tablename="crm_contacts_organization"):
+    name = Varchar(length=200)
+    tax_id = Varchar(length=60, default="")
+    tax_id_key = Varchar(length=60, default="", index=True)
+    industry = Varchar(length=100, default="")
+    website = Varchar(length=300, default="")
+    email = Varchar(length=254, default="")
+    email_key = Varchar(length=254, default="", index=True)
+    phone = Varchar(length=40, default="", index=True)
+    phone_original = Varchar(length=60, default="")
+    province = Varchar(length=40, default="")
+    city = Varchar(length=60, default="")
+    stage = Varchar(length=40, default="lead")
+    source = Varchar(length=100, default="")
+    custom = JSON(default="{}")
+    search_text = Text(default="")
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
+    merged_into = BigInt(null=True, default=None)
+    import_batch = BigInt(null=True, default=None, index=True)
+    is_archived = Boolean(default=False)
+    version = Integer(default=1)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Person(Table, tablename="crm_contacts_person"):
+    name = Varchar(length=200)
+    given_name = Varchar(length=100, default="")
+    family_name = Varchar(length=100, default="")
+    organization = ForeignKey(Organization, null=True, on_delete=OnDelete.set_null)
+    job_title = Varchar(length=100, default="")
+    email = Varchar(length=254, default="")
+    email_key = Varchar(length=254, default="", index=True)
+    phone = Varchar(length=40, default="", index=True)
+    phone_original = Varchar(length=60, default="")
+    language = Varchar(length=10, default="")
+    province = Varchar(length=40, default="")
+    city = Varchar(length=60, default="")
+    industry = Varchar(length=100, default="")
+    stage = Varchar(length=40, default="lead")
+    source = Varchar(length=100, default="")
+    birth_date = Date(null=True, default=None)
+    custom = JSON(default="{}")
+    search_text = Text(default="")
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
+    merged_into = BigInt(null=True, default=None)
+    import_batch = BigInt(null=True, default=None, index=True)
+    is_anonymized = Boolean(default=False)
+    is_archived = Boolean(default=False)
+    version = Integer(default=1)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Address(Table, tablename="crm_contacts_address"):
+    """A postal address of a person or an organization (exactly one of the two is set)."""
+
+    person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)
+    organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade)
+    kind = Varchar(length=20, default="office")  # office | home | billing | shipping
+    line1 = Varchar(length=300, default="")
+    line2 = Varchar(length=300, default="")
+    city = Varchar(length=100, default="")
+    province = Varchar(length=100, default="")
+    postcode = Varchar(length=20, default="")
+    country = Varchar(length=2, default="CN")
+    is_primary = Boolean(default=False)
+
+
+class Channel(Table, tablename="crm_contacts_channel"):
+    """An extra contact channel: phone, email, wechat, im or website; ``value_key`` is the dedup key."""
+
+    person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)
+    organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade)
+    kind = Varchar(length=20)
+    value = Varchar(length=300)
+    value_key = Varchar(length=300, default="", index=True)
+    original = Varchar(length=300, default="")
+    label = Varchar(length=60, default="")
+
+
+class Tag(Table, tablename="crm_contacts_tag"):
+    name = Varchar(length=60, unique=True)
+    color = Varchar(length=20, default="")
+    version = Integer(default=1)
+
+
+class PersonTag(Table, tablename="crm_contacts_person_tag"):
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
+    tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
+
+
+class OrganizationTag(Table, tablename="crm_contacts_organization_tag"):
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade, index=True)
+    tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
+
+
+class Note(Table, tablename="crm_contacts_note"):
+    person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade, index=True)
+    organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade, index=True)
+    body = Text()
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Merge(Table, tablename="crm_contacts_merge"):
+    """One merge: losers folded into the survivor, with the field-by-field choices made."""
+
+    model = Varchar(length=60)
+    survivor_id = BigInt(index=True)
+    loser_ids = JSON(default="[]")
+    choices = JSON(default="{}")
+    snapshot = JSON(default="{}")  # the losers as they were, for the 360° page and for audits
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class DuplicateGroup(Table, tablename="crm_contacts_duplicate_group"):
+    """A group of probable duplicates found by the background scan, ranked by ``score``."""
+
+    model = Varchar(length=60, default="crm_contacts.person")
+    record_ids = JSON(default="[]")
+    score = Integer(default=0)  # 0..1000 (per-mille keeps ordering portable across backends)
+    reasons = JSON(default="[]")
+    status = Varchar(length=20, default="open", index=True)  # open | merged | dismissed
+    scan_id = Varchar(length=40, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ImportBatch(Table, tablename="crm_contacts_import_batch"):
+    """An uploaded file and what importing it did; the file stays in the database for the job workers."""
+
+    filename = Varchar(length=300)
+    content = Bytea(default=b"")
+    model = Varchar(length=60, default="crm_contacts.person")
+    mode = Varchar(length=10, default="create")  # create | update | upsert
+    keys = JSON(default="[]")
+    mapping = JSON(default="{}")
+    status = Varchar(length=20, default="uploaded")  # uploaded | queued | running | done | failed | reverted
+    total = Integer(default=0)
+    done = Integer(default=0)
+    created = Integer(default=0)
+    updated = Integer(default=0)
+    skipped = Integer(default=0)
+    failed = Integer(default=0)
+    error = Text(default="")
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class ImportRow(Table, tablename="crm_contacts_import_row"):
+    """The outcome of one row: enough to report it and to revert it (``before`` of updated records)."""
+
+    batch = ForeignKey(ImportBatch, on_delete=OnDelete.cascade, index=True)
+    row_no = Integer()
+    action = Varchar(length=10)  # created | updated | skipped | failed
+    record_id = BigInt(null=True, default=None)
+    before = JSON(default="{}")
+    message = Text(default="")
+
+
+class SavedFilter(Table, tablename="crm_contacts_saved_filter"):
+    name = Varchar(length=100)
+    model = Varchar(length=60, default="crm_contacts.person")
+    query = Text(default="")
+    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.cascade)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+__all__ = ["Address", "Channel", "DuplicateGroup", "ImportBatch", "ImportRow", "Merge", "Note", "Organization",
+           "OrganizationTag", "Person", "PersonTag", "SavedFilter", "Stage", "Tag"]

@@ -1,0 +1,108 @@
+"""Domain operations of crm_contacts used by pages, the API and the CLI: tags, notes, bulk changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import db
+from core.errors import PermissionDenied, ValidationError
+from core.security import audit
+from core.security.access import Access
+from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
+from crm_contacts.standardize import fold_width
+
+
+def table_of(model: str) -> Any:
+    from crm_contacts.models import Organization, Person
+
+    if model == PERSON_MODEL:
+        return Person
+    if model == ORGANIZATION_MODEL:
+        return Organization
+    raise ValidationError({"model": f"unknown model {model!r}"})
+
+
+async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: list[str] = (),  # type: ignore[assignment]
+                   remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+    """Add/remove tags (by name) on records the caller already checked; new names need the tag create right.
+
+    Returns the tag names of the last record afterwards.
+    """
+    from crm_contacts.models import OrganizationTag, PersonTag, Tag
+
+    link: Any = PersonTag if model == PERSON_MODEL else OrganizationTag
+    fk = link._meta.get_column_by_name("person" if model == PERSON_MODEL else "organization")
+    names = [" ".join(fold_width(n).split()) for n in add if n.strip()]
+    tag_ids: list[int] = []
+    for name in names:
+        if len(name) > 60:
+            raise ValidationError({"tags": "a tag name is longer than 60 characters"})
+        row = await Tag.select(Tag.id).where(Tag.name == name).first()
+        if row is None:
+            if not acc.can(TAG_MODEL, "create"):
+                raise PermissionDenied(f"you may not create the tag {name!r}")
+            tag = Tag(name=name)
+            await tag.save()
+            row = {"id": tag.id}
+        tag_ids.append(int(row["id"]))
+    drop = [int(r["id"]) for r in await Tag.select(Tag.id).where(Tag.name.is_in(list(remove)))] if remove else []
+    async with db.atomic():
+        for record_id in record_ids:
+            have = {r["tag"] for r in await link.select(link.tag).where(fk == record_id)}
+            for tag_id in tag_ids:
+                if tag_id not in have:
+                    await link.insert(link(_data={fk: record_id, link.tag: tag_id}))
+            if drop:
+                await link.delete().where((fk == record_id) & link.tag.is_in(drop))
+    if not record_ids:
+        return []
+    return await tags_of(model, record_ids[-1])
+
+
+async def tags_of(model: str, record_id: int) -> list[str]:
+    from crm_contacts.models import OrganizationTag, PersonTag
+
+    link: Any = PersonTag if model == PERSON_MODEL else OrganizationTag
+    fk = link._meta.get_column_by_name("person" if model == PERSON_MODEL else "organization")
+    rows = await link.select(link.tag.name).where(fk == record_id)
+    return sorted(r["tag.name"] for r in rows)
+
+
+async def add_note(acc: Access, model: str, record_id: int, body: str) -> int:
+    """A note on a record the user may read; audited."""
+    from crm_contacts.models import Note
+
+    await acc.require("crm_contacts.note", "create")
+    await acc.get(table_of(model), model, record_id)
+    text = body.strip()
+    if not text:
+        raise ValidationError({"body": "is required"})
+    if len(text) > 20_000:
+        raise ValidationError({"body": "is longer than 20000 characters"})
+    fk = "person" if model == PERSON_MODEL else "organization"
+    note = Note(_data={Note._meta.get_column_by_name(fk): record_id, Note.body: text,
+                       Note.owner: acc.principal.user_id if acc.principal else None})
+    await note.save()
+    await audit.record("create", model="crm_contacts.note", record_id=note.id, changes={"body": [None, text[:200]]})
+    return int(note.id)
+
+
+async def bulk_update(acc: Access, model: str, record_ids: list[int], values: dict[str, Any]) -> int:
+    """Set ``stage`` or ``owner`` on many records; each must be updatable by the user (else 404 for all)."""
+    from crm_contacts.cleaning import _stage_exists
+
+    allowed = {"stage", "owner"}
+    if set(values) - allowed:
+        raise ValidationError({sorted(set(values) - allowed)[0]: "cannot be changed in bulk"})
+    await acc.check_write(model, values)
+    if "stage" in values and not await _stage_exists(str(values["stage"])):
+        raise ValidationError({"stage": f"{values['stage']!r} is not a lifecycle stage"})
+    table = table_of(model)
+    async with db.atomic():
+        for record_id in record_ids:
+            before = await acc.get(table, model, record_id, action="update")
+            await table.update({table._meta.get_column_by_name(k): v for k, v in values.items()} | {
+                table.version: table.version + 1}).where(table.id == record_id)
+            await audit.record("update", model=model, record_id=record_id,
+                               changes=audit.diff({k: before.get(k) for k in values}, values), detail="bulk")
+    return len(record_ids)

@@ -1,0 +1,281 @@
+"""HTML pages of crm_contacts: lists, the 360° page, forms, bulk actions, export. ``ROUTES`` at the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core import db, plugins
+from core.errors import NotFound, ValidationError
+from core.runtime import current
+from core.security import audit
+from core.web import access, render
+from crm_contacts import listing
+from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
+from crm_contacts.services import table_of, tags_of
+
+KINDS = {"people": PERSON_MODEL, "organizations": ORGANIZATION_MODEL}
+FORM_FIELDS = {
+    PERSON_MODEL: ("name", "organization", "job_title", "email", "phone", "region", "language", "stage", "source",
+                   "industry", "birth_date"),
+    ORGANIZATION_MODEL: ("name", "tax_id", "industry", "website", "email", "phone", "region", "stage", "source"),
+}
+EXPORT_FIELDS = {
+    PERSON_MODEL: ("id", "name", "organization.name", "job_title", "email", "phone", "province", "city", "stage",
+                   "source", "language", "created_at"),
+    ORGANIZATION_MODEL: ("id", "name", "tax_id", "industry", "email", "phone", "province", "city", "stage", "source",
+                         "created_at"),
+}
+
+
+def _model(request: Request) -> str:
+    kind = request.path_params.get("kind", "people")
+    if kind not in KINDS:
+        raise NotFound(f"no page /contacts/{kind}")
+    return KINDS[kind]
+
+
+def _columns(model: str) -> list[Any]:
+    table = table_of(model)
+    names = ("name", "email", "phone", "stage", "province", "city", "created_at")
+    cols = [table._meta.get_column_by_name(n) for n in names] + [table.owner.name]
+    if model == PERSON_MODEL:
+        cols += [table.organization, table.organization.name, table.job_title]
+    else:
+        cols += [table.tax_id, table.industry]
+    return cols
+
+
+async def list_page(request: Request) -> Response:
+    """Search, filters, sort, keyset pages, saved filters and bulk actions."""
+    from crm_contacts.models import SavedFilter, Stage, Tag
+
+    acc = access(request)
+    model = _model(request)
+    lq = listing.parse(request.query_params)
+    rows, nxt = await listing.fetch(acc, model, lq, _columns(model))
+    saved = await (await acc.select(SavedFilter, "crm_contacts.saved_filter", SavedFilter.id, SavedFilter.name,
+                                    SavedFilter.query, where=SavedFilter.model == model)).order_by(SavedFilter.name)
+    return render(request, "crm_contacts/list.html", rows=rows, lq=lq, next=nxt, model=model,
+                  kind=request.path_params.get("kind", "people"), saved=saved,
+                  stages=await Stage.select().order_by(Stage.sequence), tags=await Tag.select().order_by(Tag.name),
+                  can_create=acc.can(model, "create"), can_export=acc.can(model, "export"),
+                  can_update=acc.can(model, "update"))
+
+
+async def saved_filter_create(request: Request) -> Response:
+    from crm_contacts.models import SavedFilter
+
+    acc = access(request)
+    await acc.require("crm_contacts.saved_filter", "create")
+    form = await request.form()
+    name = str(form.get("name", "")).strip()[:100]
+    if not name:
+        raise ValidationError({"name": "is required"})
+    model = _model(request)
+    await SavedFilter.insert(SavedFilter(name=name, model=model, query=str(form.get("query", ""))[:2000],
+                                         owner=acc.principal.user_id if acc.principal else None))
+    return RedirectResponse(f"/contacts/{request.path_params['kind']}?{form.get('query', '')}", status_code=303)
+
+
+async def export(request: Request) -> Response:
+    """CSV or XLSX of the filtered list (or the selected ids), masked as the user sees it; audited."""
+    from crm_contacts.tabular import write_csv, write_xlsx
+
+    acc = access(request)
+    model = _model(request)
+    params = dict(request.query_params)
+    if request.method == "POST":
+        form = await request.form()
+        params = {"ids": ",".join(str(v) for v in form.getlist("ids")), "format": str(form.get("format", "csv"))}
+    fmt = params.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        raise ValidationError({"format": "must be csv or xlsx"})
+    table = table_of(model)
+    names = EXPORT_FIELDS[model]
+    cols = [table.organization.name if n == "organization.name" else table._meta.get_column_by_name(n) for n in names]
+    lq = listing.parse({k: v for k, v in params.items() if k in listing.FILTER_KEYS})
+    extra = None
+    if params.get("ids"):
+        extra = table.id.is_in([int(i) for i in params["ids"].split(",") if i.strip().isdigit()] or [-1])
+    filters = await listing.where(table, model, lq)
+    clause = extra if filters is None else filters if extra is None else filters & extra
+    query = await acc.select(table, model, *cols, where=clause, action="export")
+    rows = [acc.present(model, dict(r)) for r in await query.order_by(table.id).limit(100_000)]
+    body = [[r.get(n, "") for n in names] for r in rows]
+    await audit.record("export", model=model, detail=f"{len(rows)} rows as {fmt}; filter {lq.querystring()}")
+    stamp = dt.date.today().isoformat()
+    kind = request.path_params["kind"]
+    if fmt == "xlsx":
+        return Response(write_xlsx(names, body, kind), headers={
+            "Content-Disposition": f'attachment; filename="{kind}-{stamp}.xlsx"'},
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(write_csv(names, body), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"'})
+
+
+async def bulk(request: Request) -> Response:
+    """Bulk tag / assign owner / change stage / export on selected rows (each checked for update)."""
+    from crm_contacts.services import bulk_update, set_tags
+
+    acc = access(request)
+    model = _model(request)
+    form = await request.form()
+    ids = [int(v) for v in form.getlist("ids") if str(v).isdigit()]
+    action = str(form.get("action", ""))
+    value = str(form.get("value", "")).strip()
+    if not ids:
+        raise ValidationError({"ids": "select at least one row"})
+    if action == "export":
+        return await export(request)
+    if action == "tag":
+        table = table_of(model)
+        for record_id in ids:
+            await acc.get(table, model, record_id, action="update")
+        await set_tags(acc, model, ids, add=[value])
+        await audit.record("update", model=model, detail=f"bulk tag {value!r} on {len(ids)} records")
+    elif action == "stage":
+        await bulk_update(acc, model, ids, {"stage": value})
+    elif action == "owner":
+        if not value.isdigit():
+            raise ValidationError({"value": "must be a user id"})
+        await bulk_update(acc, model, ids, {"owner": int(value)})
+    else:
+        raise ValidationError({"action": "must be tag, stage, owner or export"})
+    return RedirectResponse(f"/contacts/{request.path_params['kind']}?{form.get('query', '')}", status_code=303)
+
+
+async def detail(request: Request) -> Response:
+    """The 360° page: header, key facts, panels and a timeline from every installed addon."""
+    from crm_contacts.models import Person
+
+    acc = access(request)
+    model = _model(request)
+    table = table_of(model)
+    record_id = int(request.path_params["id"])
+    raw = await acc.get(table, model, record_id, include_archived=True)
+    if raw.get("merged_into"):
+        return RedirectResponse(f"/contacts/{request.path_params['kind']}/{raw['merged_into']}?from={record_id}",
+                                status_code=303)
+    row = acc.present(model, raw)
+    runtime = current()
+    panels = await plugins.collect(runtime.plugins, "crm_record_panels", model=model, record_id=record_id,
+                                   user=acc.principal)
+    entries = await plugins.collect(runtime.plugins, "crm_timeline_entries", model=model, record_id=record_id,
+                                    user=acc.principal)
+    utc = dt.UTC
+    entries.sort(key=lambda e: e.at if e.at.tzinfo else e.at.replace(tzinfo=utc), reverse=True)
+    org = members = None
+    if model == PERSON_MODEL and raw.get("organization"):
+        org = await table_of(ORGANIZATION_MODEL).select().where(
+            table_of(ORGANIZATION_MODEL).id == raw["organization"]).first()
+    if model == ORGANIZATION_MODEL:
+        members = await (await acc.select(Person, PERSON_MODEL, Person.id, Person.name, Person.job_title,
+                                          where=Person.organization == record_id)).limit(200)
+    masked = [f for f in ("phone", "email") if acc.is_masked(model, f)]
+    return render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
+                  panels=sorted(panels, key=lambda p: p.order), timeline=entries[:200], org=org, members=members,
+                  tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
+                  merged_from=request.query_params.get("from"))
+
+
+async def reveal(request: Request) -> Response:
+    acc = access(request)
+    model = _model(request)
+    field = str((await request.form()).get("field", ""))
+    if field not in ("phone", "email"):
+        raise ValidationError({"field": "must be phone or email"})
+    value = await acc.reveal(table_of(model), model, int(request.path_params["id"]), field)
+    return render(request, "crm_contacts/revealed.html", field=field, value=value,
+                  back=f"/contacts/{request.path_params['kind']}/{request.path_params['id']}")
+
+
+async def note_create(request: Request) -> Response:
+    from crm_contacts.services import add_note
+
+    acc = access(request)
+    form = await request.form()
+    await add_note(acc, _model(request), int(request.path_params["id"]), str(form.get("body", "")))
+    return RedirectResponse(f"/contacts/{request.path_params['kind']}/{request.path_params['id']}", status_code=303)
+
+
+async def form_page(request: Request) -> Response:
+    """Create or edit; warns with duplicate candidates before creating one (confirm to go on)."""
+    from crm_contacts.cleaning import clean_organization, clean_person
+    from crm_contacts.duplicates import organization_candidates, person_candidates
+    from crm_contacts.models import Stage
+
+    acc = access(request)
+    model = _model(request)
+    table = table_of(model)
+    record_id = request.path_params.get("id")
+    before = await acc.get(table, model, int(record_id), action="update") if record_id else None
+    if before is None:
+        await acc.require(model, "create")
+    values: dict[str, Any] = dict(before or {})
+    errors: dict[str, str] = {}
+    candidates: list[Any] = []
+    if request.method == "POST":
+        form = await request.form()
+        values = {f: str(form.get(f, "")).strip() for f in FORM_FIELDS[model]}
+        if model == PERSON_MODEL:
+            values["organization"] = values["organization"] or None  # type: ignore[assignment]
+        if not values.get("birth_date"):
+            values.pop("birth_date", None)
+        try:
+            await acc.check_write(model, [k for k, v in values.items() if k != "region" and (
+                before is None or v != str(before.get(k) or ""))])
+            clean = await (clean_person if model == PERSON_MODEL else clean_organization)(values, before)
+            find = person_candidates if model == PERSON_MODEL else organization_candidates
+            candidates = await find(clean, exclude_id=int(record_id) if record_id else None)
+            if before is None and candidates and not form.get("confirm"):
+                raise ValidationError({"duplicates": "possible duplicates found: open them, or confirm to create"})
+            async with db.atomic():
+                if before is None:
+                    clean.setdefault("owner", acc.principal.user_id if acc.principal else None)
+                    row = table(_data={table._meta.get_column_by_name(k): v for k, v in clean.items()})
+                    await row.save()
+                    record_id = str(row.id)
+                    await audit.record("create", model=model, record_id=row.id, changes=audit.diff(None, clean))
+                else:
+                    updated = await table.update({table._meta.get_column_by_name(k): v for k, v in clean.items()} | {
+                        table.version: table.version + 1}).where(
+                        (table.id == before["id"]) & (table.version == int(str(form.get("version", "0")) or 0))
+                    ).returning(table.id)
+                    if not updated:
+                        raise ValidationError({"version": "someone else changed this record: reload it"})
+                    await audit.record("update", model=model, record_id=before["id"],
+                                       changes=audit.diff({k: before.get(k) for k in clean}, clean))
+            return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)
+        except ValidationError as exc:
+            errors = exc.fields
+    return render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
+                  candidates=candidates, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
+                  record_id=record_id, stages=await Stage.select().order_by(Stage.sequence))
+
+
+def _routes() -> list[BaseRoute]:
+    from crm_contacts import views_dedup, views_import
+
+    kind = "{kind:str}"
+    return [
+        Route("/", lambda r: RedirectResponse("/contacts/people", status_code=303), name="home"),
+        *views_import.ROUTES,
+        *views_dedup.ROUTES,
+        Route(f"/{kind}", list_page, name="list"),
+        Route(f"/{kind}/new", form_page, methods=["GET", "POST"], name="create"),
+        Route(f"/{kind}/export", export, methods=["GET", "POST"], name="export"),
+        Route(f"/{kind}/bulk", bulk, methods=["POST"], name="bulk"),
+        Route(f"/{kind}/filters", saved_filter_create, methods=["POST"], name="filter_create"),
+        Route(f"/{kind}/{{id:int}}", detail, name="detail"),
+        Route(f"/{kind}/{{id:int}}/edit", form_page, methods=["GET", "POST"], name="edit"),
+        Route(f"/{kind}/{{id:int}}/reveal", reveal, methods=["POST"], name="reveal"),
+        Route(f"/{kind}/{{id:int}}/notes", note_create, methods=["POST"], name="note_create"),
+    ]
+
+
+ROUTES = _routes()

@@ -1,0 +1,88 @@
+"""Duplicate review: ranked groups from the scan, a field-by-field merge page, dismiss, scan on demand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from core import db, jobs
+from core.errors import ValidationError
+from core.web import access, render
+from crm_contacts.api import PERSON_MODEL
+from crm_contacts.merging import fields_of, merge
+from crm_contacts.services import table_of
+
+DUPLICATE = "crm_contacts.duplicate"
+
+
+def _ids(raw: Any) -> list[int]:
+    return [int(i) for i in (json.loads(raw) if isinstance(raw, str) else raw or [])]
+
+
+async def group_list(request: Request) -> Response:
+    from crm_contacts.models import DuplicateGroup, Person
+
+    acc = access(request)
+    await acc.require(DUPLICATE, "read")
+    groups = await DuplicateGroup.select().where(DuplicateGroup.status == "open").order_by(
+        DuplicateGroup.score, ascending=False).limit(200)
+    ids = sorted({i for g in groups for i in _ids(g["record_ids"])})
+    cols = [Person.id, Person.name, Person.email, Person.phone, Person.city, Person.organization.name]
+    visible = {r["id"]: acc.present(PERSON_MODEL, dict(r)) for r in await (await acc.select(
+        Person, PERSON_MODEL, *cols, where=Person.id.is_in(ids or [-1])))}
+    shown = [{"id": g["id"], "score": g["score"] / 1000, "people": [visible[i] for i in _ids(g["record_ids"])
+                                                                     if i in visible]} for g in groups]
+    return render(request, "crm_contacts/duplicates.html", groups=[g for g in shown if len(g["people"]) > 1],
+                  can_update=acc.can(DUPLICATE, "update"))
+
+
+async def scan_now(request: Request) -> Response:
+    acc = access(request)
+    await acc.require(DUPLICATE, "update")
+    async with db.atomic():
+        await jobs.enqueue("crm_contacts.dedup_scan", dedup_key=None)
+    return RedirectResponse("/contacts/duplicates", status_code=303)
+
+
+async def dismiss(request: Request) -> Response:
+    from crm_contacts.models import DuplicateGroup
+
+    acc = access(request)
+    await acc.require(DUPLICATE, "update")
+    await DuplicateGroup.update({DuplicateGroup.status: "dismissed"}).where(
+        DuplicateGroup.id == int(request.path_params["id"]))
+    return RedirectResponse("/contacts/duplicates", status_code=303)
+
+
+async def merge_page(request: Request) -> Response:
+    """GET: the records side by side, one radio per field; POST: merge into the chosen survivor."""
+    acc = access(request)
+    model = PERSON_MODEL if request.query_params.get("model", "person") == "person" else "crm_contacts.organization"
+    table = table_of(model)
+    if request.method == "POST":
+        form = await request.form()
+        ids = [int(i) for i in form.getlist("ids") if str(i).isdigit()]
+        survivor = int(str(form.get("survivor", "0")) or 0)
+        choices = {f: int(str(form.get(f"field_{f}"))) for f in fields_of(model)
+                   if str(form.get(f"field_{f}", "")).isdigit()}
+        result = await merge(acc, model, survivor, [i for i in ids if i != survivor], choices)
+        kind = "people" if model == PERSON_MODEL else "organizations"
+        return RedirectResponse(f"/contacts/{kind}/{result['survivor_id']}", status_code=303)
+    ids = [int(i) for i in request.query_params.get("ids", "").split(",") if i.strip().isdigit()]
+    if len(ids) < 2:
+        raise ValidationError({"ids": "choose at least two records to merge"})
+    rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
+    return render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model),
+                  model="person" if model == PERSON_MODEL else "organization")
+
+
+ROUTES = [
+    Route("/duplicates", group_list, name="duplicates"),
+    Route("/duplicates/scan", scan_now, methods=["POST"], name="duplicates_scan"),
+    Route("/duplicates/{id:int}/dismiss", dismiss, methods=["POST"], name="duplicates_dismiss"),
+    Route("/merge", merge_page, methods=["GET", "POST"], name="merge"),
+]

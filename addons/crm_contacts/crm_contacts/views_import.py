@@ -1,0 +1,131 @@
+"""Import pages: upload, mapping with a standardized preview, dry run, background run, report, revert."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from core import db, jobs
+from core.errors import ValidationError
+from core.web import access, render
+from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
+from crm_contacts.tabular import read_table
+
+IMPORT = "crm_contacts.import"
+MAX_UPLOAD = 50 * 1024 * 1024
+
+
+async def import_list(request: Request) -> Response:
+    from crm_contacts.models import ImportBatch
+
+    acc = access(request)
+    cols = [ImportBatch.id, ImportBatch.filename, ImportBatch.status, ImportBatch.total, ImportBatch.created,
+            ImportBatch.updated, ImportBatch.skipped, ImportBatch.failed, ImportBatch.created_at]
+    batches = await (await acc.select(ImportBatch, IMPORT, *cols)).order_by(ImportBatch.id, ascending=False).limit(100)
+    return render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"))
+
+
+async def import_upload(request: Request) -> Response:
+    from crm_contacts.models import ImportBatch
+
+    acc = access(request)
+    await acc.require(IMPORT, "create")
+    form = await request.form(max_part_size=MAX_UPLOAD)
+    upload: Any = form.get("file")
+    if upload is None or not getattr(upload, "filename", ""):
+        raise ValidationError({"file": "choose a CSV or XLSX file"})
+    content = await upload.read()
+    header, _rows = read_table(content, upload.filename)  # refuse unreadable files now, not in the job
+    batch = ImportBatch(filename=upload.filename[:300], content=content, mapping=auto_mapping(header),
+                        owner=acc.principal.user_id if acc.principal else None)
+    await batch.save()
+    return RedirectResponse(f"/contacts/imports/{batch.id}", status_code=303)
+
+
+async def _batch(request: Request, action: str = "read") -> tuple[Any, dict[str, Any]]:
+    from crm_contacts.models import ImportBatch
+
+    acc = access(request)
+    row = await acc.get(ImportBatch, IMPORT, int(request.path_params["id"]), action=action)
+    for key in ("mapping", "keys"):
+        if isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return acc, row
+
+
+def _settings(form: Any, header: list[str]) -> tuple[dict[str, str], str, list[str]]:
+    mapping = {col: str(form.get(f"map_{i}", "")) for i, col in enumerate(header) if form.get(f"map_{i}")}
+    return mapping, str(form.get("mode", "create")), [str(k) for k in form.getlist("keys")]
+
+
+async def import_detail(request: Request) -> Response:
+    """Mapping form and preview (first rows standardized, not written); progress and counts once started."""
+    from crm_contacts.models import ImportRow
+
+    acc, batch = await _batch(request)
+    header, rows = read_table(batch["content"], batch["filename"])
+    preview, problems, results = [], {}, None
+    if request.method == "POST":
+        form = await request.form()
+        mapping, mode, keys = _settings(form, header)
+        batch.update(mapping=mapping, mode=mode, keys=keys)
+        try:
+            importer = Importer(acc, header, rows, mapping, mode, keys)
+            results = await importer.run(dry_run=True)
+        except ValidationError as exc:
+            problems = exc.fields
+    elif batch["status"] == "uploaded":
+        try:
+            preview = await Importer(acc, header, rows[:5], batch["mapping"], batch["mode"], batch["keys"]).run(
+                dry_run=True)
+        except ValidationError as exc:
+            problems = exc.fields
+    failures = await ImportRow.select().where((ImportRow.batch == batch["id"]) & ImportRow.action.is_in(
+        ["failed", "skipped"])).order_by(ImportRow.row_no).limit(200)
+    return render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
+                  fields=FIELDS, keys=KEYS, modes=MODES, preview=preview, results=results, problems=problems,
+                  failures=failures, running=batch["status"] in ("queued", "running"))
+
+
+async def import_start(request: Request) -> Response:
+    from crm_contacts.models import ImportBatch
+
+    acc, batch = await _batch(request, "update")
+    if batch["status"] != "uploaded":
+        raise ValidationError({"status": f"this import is already {batch['status']}"})
+    header, rows = read_table(batch["content"], batch["filename"])
+    mapping, mode, keys = _settings(await request.form(), header)
+    Importer(acc, header, rows, mapping, mode, keys)  # validates the settings (422 naming what is wrong)
+    async with db.atomic():
+        await ImportBatch.update({ImportBatch.mapping: mapping, ImportBatch.mode: mode, ImportBatch.keys: keys,
+                                  ImportBatch.status: "queued", ImportBatch.total: len(rows)}).where(
+            ImportBatch.id == batch["id"])
+        await jobs.enqueue("crm_contacts.run_import", dedup_key=f"crm_contacts.import:{batch['id']}",
+                           batch_id=batch["id"], user_id=acc.principal.user_id if acc.principal else None)
+    return RedirectResponse(f"/contacts/imports/{batch['id']}", status_code=303)
+
+
+async def import_report(request: Request) -> Response:
+    _, batch = await _batch(request)
+    return Response(await report_csv(batch["id"]), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="import-{batch["id"]}-report.csv"'})
+
+
+async def import_revert(request: Request) -> Response:
+    acc, batch = await _batch(request, "update")
+    await revert(acc, batch["id"])
+    return RedirectResponse(f"/contacts/imports/{batch['id']}", status_code=303)
+
+
+ROUTES = [
+    Route("/imports", import_list, name="import_list"),
+    Route("/imports", import_upload, methods=["POST"], name="import_upload"),
+    Route("/imports/{id:int}", import_detail, methods=["GET", "POST"], name="import_detail"),
+    Route("/imports/{id:int}/start", import_start, methods=["POST"], name="import_start"),
+    Route("/imports/{id:int}/report.csv", import_report, name="import_report"),
+    Route("/imports/{id:int}/revert", import_revert, methods=["POST"], name="import_revert"),
+]

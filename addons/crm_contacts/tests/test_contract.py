@@ -1,0 +1,5 @@
+from core.testing import AddonContract
+
+
+class TestContract(AddonContract):
+    addon = "crm_contacts"

@@ -1,0 +1,48 @@
+"""GDPR: export everything about a person as JSON; erase by anonymisation, audited, linked records kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PEOPLE = "/api/contacts/people"
+
+
+async def test_export_then_erase(api: Any) -> None:
+    from crm_contacts.models import Address, Note, Person
+    from crm_contacts_probe import hooks as probe
+    from crm_contacts_probe.models import Ticket
+
+    from core.security.models import AuditLog
+
+    client, token_for = api
+    h = await token_for("mgr", "sales_manager")
+    pid = (await client.post(PEOPLE, headers=h, json={"name": "Gdpr Subject", "phone": "13800138000",
+                                                    "email": "g@example.com", "birth_date": "1980-01-02"})).json()["id"]
+    await client.post(f"{PEOPLE}/{pid}/tags", headers=h, json={"add": ["VIP"]})
+    await Note.insert(Note(person=pid, body="likes tea"))
+    await Address.insert(Address(person=pid, line1="1 Road", city="深圳"))
+    await Ticket.insert(Ticket(title="invoice dispute", person=pid))
+    doc = (await client.post(f"{PEOPLE}/{pid}/gdpr_export", headers=h)).json()
+    assert doc["person"]["email"] == "g@example.com" and doc["person"]["birth_date"] == "1980-01-02"
+    assert doc["tags"] == ["VIP"] and doc["notes"][0]["body"] == "likes tea"
+    assert doc["addresses"][0]["line1"] == "1 Road"
+    assert any(e["action"] == "create" for e in doc["history"])
+    erased = await client.post(f"{PEOPLE}/{pid}/erase", headers=h)
+    assert erased.status_code == 200, erased.text
+    row = await Person.select().where(Person.id == pid).first()
+    assert row["name"] == f"Erased person #{pid}" and row["is_anonymized"]
+    assert (row["email"], row["phone"], row["phone_original"], row["birth_date"]) == ("", "", "", None)
+    assert "g@example.com" not in row["search_text"]
+    assert await Note.count().where(Note.person == pid) == 0 and await Address.count() == 0
+    assert await Ticket.count().where(Ticket.person == pid) == 1  # linked records stay, pointing at the shell
+    assert probe.ERASED[-1] == pid
+    actions = [r["action"] for r in await AuditLog.select(AuditLog.action).where(AuditLog.record_id == str(pid))]
+    assert "gdpr_export" in actions and "erase" in actions
+
+
+async def test_erase_needs_delete_right(api: Any) -> None:
+    client, token_for = api
+    rep = await token_for("rep", "sales_rep")
+    pid = (await client.post(PEOPLE, headers=rep, json={"name": "Keep Me"})).json()["id"]
+    assert (await client.post(f"{PEOPLE}/{pid}/erase", headers=rep)).status_code == 403
+    assert (await client.get(f"{PEOPLE}/{pid}", headers=rep)).json()["name"] == "Keep Me"

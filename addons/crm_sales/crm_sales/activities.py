@@ -1,0 +1,142 @@
+"""Activities (calls, meetings, e-mails, to-dos), their reminders, and the stall alert on idle deals.
+
+Both jobs are idempotent by an atomic claim: a reminder sets ``reminded_at`` with ``WHERE reminded_at IS
+NULL`` and notifies in the same transaction, so a retried or duplicated job finds nothing left to claim; the
+stall alert does the same with ``stall_alerted_at`` (reset when the deal moves or gets a new activity).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from core import db
+from core.errors import ValidationError
+from core.security import audit
+from core.security.access import Access
+from core.security.models import Team
+from crm_sales.manifest import ACTIVITY, OPPORTUNITY
+from crm_sales.models import Activity, Opportunity
+from crm_sales.notify import notify, now
+
+KINDS = ("call", "meeting", "email", "todo")
+# Reminders are looked for this far ahead; an activity may ask for at most this much notice.
+MAX_NOTICE = dt.timedelta(days=7)
+
+
+async def create_activity(acc: Access, values: dict[str, Any]) -> int:
+    await acc.require(ACTIVITY, "create")
+    kind = values.get("kind") or "todo"
+    if kind not in KINDS:
+        raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
+    if not (values.get("subject") or "").strip():
+        raise ValidationError({"subject": "is required"})
+    due = values.get("due_at")
+    if isinstance(due, str):
+        try:
+            due = dt.datetime.fromisoformat(due)
+        except ValueError:
+            raise ValidationError({"due_at": "is not a date and time"}) from None
+    if not isinstance(due, dt.datetime):
+        raise ValidationError({"due_at": "is required"})
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=dt.UTC)
+    remind = int(values.get("remind_minutes") or 30)
+    if not 0 <= remind <= MAX_NOTICE.total_seconds() // 60:
+        raise ValidationError({"remind_minutes": "must be between 0 and 10080"})
+    opp_id = values.get("opportunity")
+    team = None
+    if opp_id:
+        opp = await acc.get(Opportunity, OPPORTUNITY, int(opp_id))
+        team = opp["team"]
+    who = acc.principal.user_id if acc.principal else None
+    data = {"kind": kind, "subject": values["subject"].strip()[:200], "note": values.get("note") or "",
+            "due_at": due, "remind_minutes": remind, "opportunity": opp_id or None,
+            "lead": values.get("lead") or None, "person": values.get("person") or None,
+            "owner": values.get("owner") or who, "team": team}
+    async with db.atomic():
+        row = Activity(_data={Activity._meta.get_column_by_name(k): v for k, v in data.items()})
+        await row.save()
+        if opp_id:  # the deal is alive again: a later stall may alert anew
+            await Opportunity.update({Opportunity.stall_alerted_at: None}).where(Opportunity.id == opp_id)
+        await audit.record("create", model=ACTIVITY, record_id=row.id, changes=audit.diff(None, data))
+    return int(row.id)
+
+
+async def mark_done(acc: Access, activity_id: int) -> None:
+    async with db.atomic():
+        await acc.get(Activity, ACTIVITY, activity_id, action="update")
+        await Activity.update({Activity.done_at: now(), Activity.version: Activity.version + 1}).where(
+            (Activity.id == activity_id) & Activity.done_at.is_null())
+        await audit.record("update", model=ACTIVITY, record_id=activity_id, detail="done")
+
+
+async def send_reminders(at: dt.datetime | None = None) -> int:
+    """Remind owners of activities whose reminder time has come; returns how many were sent."""
+    at = at or now()
+    rows = await Activity.select(Activity.id, Activity.subject, Activity.due_at, Activity.remind_minutes,
+                                 Activity.owner).where(
+        Activity.reminded_at.is_null() & Activity.done_at.is_null() & (Activity.is_archived == False)  # noqa: E712
+        & (Activity.due_at <= at + MAX_NOTICE)).order_by(Activity.due_at)
+    sent = 0
+    for row in rows:
+        if row["due_at"] - dt.timedelta(minutes=row["remind_minutes"]) > at:
+            continue
+        async with db.atomic():
+            claimed = await Activity.update({Activity.reminded_at: at}).where(
+                (Activity.id == row["id"]) & Activity.reminded_at.is_null()).returning(Activity.id)
+            if not claimed:
+                continue  # another run reminded it already
+            if await notify(row["owner"], "reminder", f"Reminder: {row['subject']}",
+                            url="/sales/activities", dedup_key=f"remind:{row['id']}"):
+                sent += 1
+    return sent
+
+
+async def last_touch(opp_ids: list[int]) -> dict[int, dt.datetime]:
+    """Latest activity creation or completion per deal."""
+    out: dict[int, dt.datetime] = {}
+    if not opp_ids:
+        return out
+    rows = await Activity.select(Activity.opportunity, Activity.created_at, Activity.done_at).where(
+        Activity.opportunity.is_in(opp_ids))
+    for row in rows:
+        for at in (row["created_at"], row["done_at"]):
+            if at is not None and (row["opportunity"] not in out or at > out[row["opportunity"]]):
+                out[row["opportunity"]] = at
+    return out
+
+
+async def flag_stalled(at: dt.datetime | None = None) -> list[int]:
+    """Alert owner and team leader of each open deal idle in its stage past the stage's limit."""
+    at = at or now()
+    candidates = await Opportunity.select(
+        Opportunity.id, Opportunity.name, Opportunity.owner, Opportunity.team, Opportunity.stage_entered_at,
+        Opportunity.stage.stall_hours, Opportunity.stage.name).where(
+        (Opportunity.state == "open") & Opportunity.stall_alerted_at.is_null()
+        & (Opportunity.is_archived == False) & (Opportunity.stage.stall_hours > 0))  # noqa: E712
+    touched = await last_touch([c["id"] for c in candidates])
+    flagged: list[int] = []
+    for opp in candidates:
+        limit = opp["stage.stall_hours"]
+        if not limit:
+            continue
+        idle_since = max(opp["stage_entered_at"], touched.get(opp["id"], opp["stage_entered_at"]))
+        if at - idle_since <= dt.timedelta(hours=limit):
+            continue
+        async with db.atomic():
+            claimed = await Opportunity.update({Opportunity.stall_alerted_at: at}).where(
+                (Opportunity.id == opp["id"]) & Opportunity.stall_alerted_at.is_null()).returning(Opportunity.id)
+            if not claimed:
+                continue
+            leader = None
+            if opp["team"] is not None:
+                team = await Team.select(Team.leader).where(Team.id == opp["team"]).first()
+                leader = team["leader"] if team else None
+            key = f"stall:{opp['id']}:{opp['stage_entered_at'].isoformat()}"
+            title = f"Deal stalled in {opp['stage.name']} for over {limit} h: {opp['name']}"
+            for user_id in {opp["owner"], leader} - {None}:
+                await notify(user_id, "stall", title, url=f"/sales/opportunities/{opp['id']}",
+                             dedup_key=f"{key}:{user_id}")
+        flagged.append(int(opp["id"]))
+    return flagged

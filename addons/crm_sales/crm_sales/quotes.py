@@ -1,0 +1,162 @@
+"""Quotes: lines and totals (``pricing.py``), revisions, the PDF, and sending it.
+
+A quote is edited while it is a draft. Revising a sent (or declined, or expired) quote creates the next
+revision with the same number and copied lines, and supersedes the previous one, whose acceptance link stops
+working; the previous revision is kept as it was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from core import db
+from core.errors import NotFound, ValidationError
+from core.security import audit
+from core.security.access import Access
+from crm_sales import pricing
+from crm_sales.manifest import OPPORTUNITY, QUOTE
+from crm_sales.models import Opportunity, Product, Quote, QuoteLine
+
+LINE_FIELDS = ("product", "code", "description", "quantity", "unit", "unit_price", "discount_percent", "tax_rate")
+DEFAULT_VALIDITY = dt.timedelta(days=30)
+
+
+def _dec(value: Any) -> Any:
+    return repr(value) if isinstance(value, float) else value  # JSON floats: their shortest decimal text
+
+
+async def _complete(line: dict[str, Any], quote: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fill a line's blanks from its product (code, name, unit, price-list price, tax rate)."""
+    out = {k: line.get(k) for k in LINE_FIELDS if line.get(k) not in (None, "")}
+    if out.get("product"):
+        product = await Product.select().where(Product.id == int(out["product"])).first()
+        if product is None:
+            raise ValidationError({"product": f"no product {out['product']}"})
+        out["product"] = product["id"]
+        out.setdefault("code", product["code"])
+        out.setdefault("description", product["name"])
+        out.setdefault("unit", product["unit"])
+        if "unit_price" not in out:
+            from crm_sales.pricelists import price_for
+
+            quantity = Decimal(str(_dec(out.get("quantity", 1))))
+            out["unit_price"] = product["list_price"] if quote is None else await price_for(
+                product["id"], customer_group=quote.get("customer_group", ""), on=quote.get("quote_date"),
+                quantity=quantity, currency=quote["currency"])
+        out.setdefault("tax_rate", product["tax_rate"])
+    if not out.get("description"):
+        raise ValidationError({"description": "a line needs a description or a product"})
+    return out
+
+
+async def set_lines(quote: dict[str, Any], lines: Sequence[dict[str, Any]]) -> pricing.QuoteTotals:
+    """Replace a quote's lines and store their rounded figures and the totals (inside a transaction)."""
+    filled = [await _complete(line, quote) for line in lines]
+    inputs = [pricing.QuoteLineInput(_dec(f.get("quantity", 1)), _dec(f.get("unit_price", 0)),
+                                     _dec(f.get("discount_percent", 0)), _dec(f.get("tax_rate", 0))) for f in filled]
+    totals = pricing.quote_totals(inputs, quote["currency"])
+    await QuoteLine.delete().where(QuoteLine.quote == quote["id"])
+    for seq, (f, i, t) in enumerate(zip(filled, inputs, totals.lines, strict=True), start=1):
+        await QuoteLine.insert(QuoteLine(
+            quote=quote["id"], sequence=seq * 10, product=f.get("product"), code=f.get("code", ""),
+            description=str(f["description"])[:500], quantity=i.quantity, unit=f.get("unit", ""),
+            unit_price=i.unit_price, discount_percent=i.discount_percent, tax_rate=i.tax_rate,
+            untaxed=t.untaxed, tax=t.tax, total=t.total))
+    await Quote.update({Quote.untaxed: totals.untaxed, Quote.tax: totals.tax, Quote.total: totals.total}).where(
+        Quote.id == quote["id"])
+    return totals
+
+
+async def language_of(person_id: int | None) -> str:
+    from crm_contacts.api import get_contact
+
+    if not person_id:
+        return "zh_CN"
+    try:
+        lang = (await get_contact(person_id)).language.lower()
+    except NotFound:
+        return "zh_CN"
+    return "en" if lang.startswith("en") else "zh_CN"
+
+
+async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]] = (), **values: Any) -> int:
+    """A draft quote for a deal the user may update; language follows the customer's."""
+    await acc.require(QUOTE, "create")
+    async with db.atomic():
+        opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
+        currency = values.get("currency") or opp["currency"]
+        pricing.currency_exponent(currency)
+        today = dt.date.today()
+        row = Quote(opportunity=opp_id, currency=currency, owner=opp["owner"], team=opp["team"],
+                    language=values.get("language") or await language_of(opp["person"]), quote_date=today,
+                    valid_until=values.get("valid_until") or today + DEFAULT_VALIDITY,
+                    terms=values.get("terms", ""), notes=values.get("notes", ""),
+                    customer_group=values.get("customer_group", ""))
+        await row.save()
+        quote_id = int(row.id)
+        await Quote.update({Quote.number: f"Q{quote_id:05d}"}).where(Quote.id == quote_id)
+        await set_lines(dict(await Quote.select().where(Quote.id == quote_id).first() or {}), lines)
+        await audit.record("create", model=QUOTE, record_id=quote_id, changes={"opportunity": [None, opp_id]})
+    return quote_id
+
+
+async def update_draft(acc: Access, quote_id: int, lines: Sequence[dict[str, Any]] | None = None,
+                       **values: Any) -> None:
+    async with db.atomic():
+        quote = await acc.get(Quote, QUOTE, quote_id, action="update")
+        if quote["state"] != "draft":
+            raise ValidationError({"state": "only a draft can be edited: revise the quote instead"})
+        changes = {Quote._meta.get_column_by_name(k): v for k, v in values.items()
+                   if k in ("valid_until", "terms", "notes", "language")}
+        changes[Quote.version] = Quote.version + 1
+        await Quote.update(changes).where(Quote.id == quote_id)
+        if lines is not None:
+            await set_lines(dict(await Quote.select().where(Quote.id == quote_id).first() or {}), lines)
+        await audit.record("update", model=QUOTE, record_id=quote_id, changes=audit.diff({}, values))
+
+
+async def lines_of(quote_id: int) -> list[dict[str, Any]]:
+    return list(await QuoteLine.select().where(QuoteLine.quote == quote_id).order_by(QuoteLine.sequence))
+
+
+async def revise(acc: Access, quote_id: int) -> int:
+    """The next revision of a sent/declined/expired quote (same number, copied lines); the old one is kept."""
+    async with db.atomic():
+        old = await acc.get(Quote, QUOTE, quote_id, action="update")
+        if old["state"] not in ("sent", "declined", "expired") or old["is_superseded"]:
+            raise ValidationError({"state": "only the latest sent, declined or expired revision can be revised"})
+        kept = ("number", "opportunity", "currency", "language", "customer_group", "terms", "notes", "owner", "team",
+                "untaxed", "tax", "total")
+        copy = {k: v for k, v in old.items() if k in kept}
+        today = dt.date.today()
+        row = Quote(_data={Quote._meta.get_column_by_name(k): v for k, v in copy.items()})
+        row.revision = old["revision"] + 1
+        row.revision_of = quote_id
+        row.quote_date = today
+        row.valid_until = today + DEFAULT_VALIDITY
+        await row.save()
+        new_id = int(row.id)
+        for line in await lines_of(quote_id):
+            data = {k: v for k, v in line.items() if k not in ("id", "quote")}
+            await QuoteLine.insert(QuoteLine(quote=new_id, **data))
+        # the old revision's link dies with it: only the newest revision can be accepted
+        await Quote.update({Quote.is_superseded: True, Quote.token_hash: "",
+                            Quote.version: Quote.version + 1}).where(Quote.id == quote_id)
+        await audit.record("revise", model=QUOTE, record_id=quote_id, changes={"revision": [quote_id, new_id]})
+    return new_id
+
+
+async def expire_if_due(quote: dict[str, Any]) -> dict[str, Any]:
+    """A sent quote past its validity date is expired (checked lazily, where it matters)."""
+    if quote["state"] == "sent" and quote["valid_until"] and quote["valid_until"] < dt.date.today():
+        await Quote.update({Quote.state: "expired", Quote.token_hash: ""}).where(
+            (Quote.id == quote["id"]) & (Quote.state == "sent"))
+        return {**quote, "state": "expired", "token_hash": ""}
+    return quote
+
+
+def money_sum(values: Sequence[Decimal]) -> Decimal:
+    return sum(values, Decimal(0))

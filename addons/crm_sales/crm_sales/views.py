@@ -1,0 +1,241 @@
+"""Pages of crm_sales: the kanban board, lists, the opportunity page, leads, my activities, the forecast.
+
+Quotes, orders, products and the public acceptance pages are in ``views_quotes.py``; both join ``ROUTES``.
+Every read and write goes through the kernel's access layer; forms carry the CSRF token, the board's drag
+and drop posts JSON with the ``X-CSRF-Token`` header (``static/crm_sales/kanban.js``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from piccolo.query.methods.select import Count
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import ValidationError
+from core.web import access, form_str, render
+from crm_sales import activities, forecast, leads, pipeline, win
+from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, QUOTE
+from crm_sales.models import Activity, Lead, Opportunity, Quote
+
+BOARD_CARDS = 50  # cards drawn per column; counts and sums cover every deal
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def board(request: Request) -> Response:
+    acc = access(request)
+    team = min(acc.principal.team_ids) if acc.principal and acc.principal.team_ids else None
+    stages = [s for s in await pipeline.stages_for(team) if not s["is_won"] and not s["is_lost"]]
+    # one grouped count for every column (same record rules), then a short page of cards per column
+    counted = await (await acc.select(Opportunity, OPPORTUNITY, Opportunity.stage, Count(),
+                                      where=Opportunity.state == "open")).group_by(Opportunity.stage)
+    counts = {row["stage"]: row["count"] for row in counted}
+    columns = []
+    for stage in stages:
+        where = (Opportunity.stage == stage["id"]) & (Opportunity.state == "open")
+        cards = [] if not counts.get(stage["id"]) else await (await acc.select(
+            Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.expected_revenue,
+            Opportunity.currency, Opportunity.probability, Opportunity.version, Opportunity.owner.name,
+            Opportunity.expected_close, where=where)).order_by(Opportunity.id, ascending=False).limit(BOARD_CARDS)
+        columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0)})
+    closing = {s["key"]: s for s in await pipeline.stages_for(team) if s["is_won"] or s["is_lost"]}
+    return render(request, "crm_sales/board.html", columns=columns, closing=closing,
+                  can_move=acc.can(OPPORTUNITY, "update"), limit=BOARD_CARDS)
+
+
+async def opportunity_move(request: Request) -> Response:
+    """The board's drop: JSON in, JSON out; the server decides whether the move is allowed."""
+    acc = access(request)
+    try:
+        body = await request.json()
+        stage = int(body["stage"])
+        version = int(body["version"]) if body.get("version") is not None else None
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError({"stage": "must be a stage id"}) from None
+    opp = await pipeline.move(acc, int(request.path_params["id"]), stage, expected_version=version,
+                              lost_reason=str(body.get("lost_reason") or ""))
+    return JSONResponse({"id": opp["id"], "stage": opp["stage"], "state": opp["state"], "version": opp["version"],
+                         "probability": opp["probability"]})
+
+
+async def opportunity_list(request: Request) -> Response:
+    acc = access(request)
+    state = request.query_params.get("state", "open")
+    where = Opportunity.state == state if state in ("open", "won", "lost") else None
+    stage = request.query_params.get("stage", "")
+    if stage.isdigit():
+        clause = Opportunity.stage == int(stage)
+        where = clause if where is None else where & clause
+    rows = await (await acc.select(
+        Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.state, Opportunity.stage.name,
+        Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
+        Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name,
+        where=where)).order_by(Opportunity.id, ascending=False).limit(200)
+    return render(request, "crm_sales/opportunity_list.html", rows=rows, state=state)
+
+
+async def opportunity_detail(request: Request) -> Response:
+    acc = access(request)
+    opp_id = int(request.path_params["id"])
+    opp = acc.present(OPPORTUNITY, await acc.get(Opportunity, OPPORTUNITY, opp_id))
+    stages = await pipeline.stages_for(opp["team"])
+    quotes = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
+                                     Quote.total, Quote.currency, where=Quote.opportunity == opp_id)).order_by(Quote.id)
+    acts = await (await acc.select(Activity, ACTIVITY, Activity.id, Activity.kind, Activity.subject, Activity.due_at,
+                                   Activity.done_at, where=Activity.opportunity == opp_id)).order_by(Activity.due_at)
+    contact = None
+    if opp["person"]:
+        from crm_contacts.api import get_contact
+
+        contact = await get_contact(opp["person"])
+    return render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
+                  history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
+                  explanation=pipeline.as_dict(opp["score_explanation"]),
+                  can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS)
+
+
+async def opportunity_action(request: Request) -> Response:
+    acc = access(request)
+    opp_id = int(request.path_params["id"])
+    action = request.path_params["action"]
+    form = await request.form()
+    if action == "won":
+        await pipeline.mark_won(acc, opp_id)
+    elif action == "lost":
+        await pipeline.mark_lost(acc, opp_id, form_str(form, "reason", required=True, max_length=300))
+    elif action == "restore":
+        await pipeline.restore(acc, opp_id)
+    elif action == "stage":
+        await pipeline.move(acc, opp_id, int(form_str(form, "stage", required=True)))
+    elif action == "probability":
+        raw = form_str(form, "probability")
+        if raw and not (raw.isdigit() and 0 <= int(raw) <= 100):
+            raise ValidationError({"probability": "must be a whole percentage 0-100"})
+        await pipeline.set_probability(acc, opp_id, int(raw) if raw else None)
+    else:
+        raise ValidationError({"action": "unknown action"})
+    return _see_other(f"/sales/opportunities/{opp_id}")
+
+
+async def lead_list(request: Request) -> Response:
+    acc = access(request)
+    rows = await (await acc.select(Lead, LEAD, Lead.id, Lead.name, Lead.company_name, Lead.source, Lead.state,
+                                   Lead.expected_revenue, Lead.currency, Lead.owner.name, Lead.created_at)).order_by(
+        Lead.id, ascending=False).limit(200)
+    return render(request, "crm_sales/lead_list.html", rows=rows, fields=leads.FIELDS,
+                  can_create=acc.can(LEAD, "create"))
+
+
+async def lead_create(request: Request) -> Response:
+    acc = access(request)
+    form = await request.form()
+    values = {name: form_str(form, name, max_length=300) for name in leads.FIELDS if form.get(name)}
+    lead_id = await leads.create_lead(acc, values)
+    return _see_other(f"/sales/leads/{lead_id}")
+
+
+async def lead_import(request: Request) -> Response:
+    acc = access(request)
+    form = await request.form()
+    upload: Any = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise ValidationError({"file": "choose a CSV file"})
+    text = (await upload.read()).decode("utf-8-sig", errors="replace")
+    created, errors = await leads.import_csv(acc, text)
+    return render(request, "crm_sales/lead_import.html", created=created, errors=errors)
+
+
+async def lead_detail(request: Request) -> Response:
+    acc = access(request)
+    lead = acc.present(LEAD, await acc.get(Lead, LEAD, int(request.path_params["id"])))
+    return render(request, "crm_sales/lead_detail.html", lead=lead, can_update=acc.can(LEAD, "update"))
+
+
+async def lead_qualify(request: Request) -> Response:
+    opp_id = await pipeline.qualify(access(request), int(request.path_params["id"]))
+    return _see_other(f"/sales/opportunities/{opp_id}")
+
+
+async def activity_list(request: Request) -> Response:
+    acc = access(request)
+    me = acc.principal.user_id if acc.principal else 0
+    rows = await (await acc.select(Activity, ACTIVITY, Activity.id, Activity.kind, Activity.subject, Activity.due_at,
+                                   Activity.done_at, Activity.opportunity, Activity.opportunity.name,
+                                   where=(Activity.owner == me) & Activity.done_at.is_null())).order_by(
+        Activity.due_at).limit(200)
+    now = dt.datetime.now(dt.UTC)
+    return render(request, "crm_sales/activity_list.html", rows=rows, now=now, kinds=activities.KINDS)
+
+
+async def activity_create(request: Request) -> Response:
+    acc = access(request)
+    form = await request.form()
+    opp = form_str(form, "opportunity")
+    await activities.create_activity(acc, {
+        "kind": form_str(form, "kind"), "subject": form_str(form, "subject", required=True, max_length=200),
+        "note": form_str(form, "note", max_length=5000), "due_at": form_str(form, "due_at", required=True),
+        "remind_minutes": form_str(form, "remind_minutes") or 30, "opportunity": int(opp) if opp.isdigit() else None})
+    return _see_other(f"/sales/opportunities/{opp}" if opp.isdigit() else "/sales/activities")
+
+
+async def activity_done(request: Request) -> Response:
+    await activities.mark_done(access(request), int(request.path_params["id"]))
+    return _see_other("/sales/activities")
+
+
+async def forecast_page(request: Request) -> Response:
+    result = await forecast.forecast(access(request), group_by=request.query_params.get("by", "owner"))
+    totals: dict[str, dict[str, Decimal]] = {}
+    for (_, month, currency), cell in result.cells.items():
+        t = totals.setdefault(f"{month} {currency}", {"weighted": Decimal(0), "won": Decimal(0)})
+        t["weighted"] += cell.weighted
+        t["won"] += cell.won
+    return render(request, "crm_sales/forecast.html", forecast=result, totals=totals)
+
+
+async def forecast_json(request: Request) -> Response:
+    result = await forecast.forecast(access(request), group_by=request.query_params.get("by", "owner"))
+    return JSONResponse(result.as_json())
+
+
+async def model_explain(request: Request) -> Response:
+    """The scoring model in numbers (what the learned probabilities rest on)."""
+    access(request)
+    model = await win.load()
+    return JSONResponse({"trained": model is not None, "won": model.n_won if model else 0,
+                         "lost": model.n_lost if model else 0})
+
+
+def _routes() -> list[BaseRoute]:
+    from crm_sales import views_quotes
+
+    return [
+        Route("/", board, name="board"),
+        Route("/opportunities", opportunity_list, name="opportunity_list"),
+        Route("/opportunities/{id:int}", opportunity_detail, name="opportunity_detail"),
+        Route("/opportunities/{id:int}/move", opportunity_move, methods=["POST"], name="opportunity_move"),
+        Route("/opportunities/{id:int}/{action:str}", opportunity_action, methods=["POST"],
+              name="opportunity_action"),
+        Route("/leads", lead_list, name="lead_list"),
+        Route("/leads", lead_create, methods=["POST"], name="lead_create"),
+        Route("/leads/import", lead_import, methods=["POST"], name="lead_import"),
+        Route("/leads/{id:int}", lead_detail, name="lead_detail"),
+        Route("/leads/{id:int}/qualify", lead_qualify, methods=["POST"], name="lead_qualify"),
+        Route("/activities", activity_list, name="activity_list"),
+        Route("/activities", activity_create, methods=["POST"], name="activity_create"),
+        Route("/activities/{id:int}/done", activity_done, methods=["POST"], name="activity_done"),
+        Route("/forecast", forecast_page, name="forecast"),
+        Route("/forecast.json", forecast_json, name="forecast_json"),
+        Route("/scoring.json", model_explain, name="model_explain"),
+        *views_quotes.ROUTES,
+    ]
+
+
+ROUTES: list[BaseRoute] = _routes()

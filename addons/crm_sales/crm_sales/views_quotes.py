@@ -1,0 +1,189 @@
+"""Quote, order and product pages, and the public acceptance pages (no login: the signed link is the key).
+
+The public pages carry the pre-login CSRF token the kernel sets in a cookie, so the accept/decline form is
+protected like every other form; they show the quote and nothing else of the CRM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import ValidationError
+from core.web import access, form_str, render
+from crm_sales import acceptance, documents, quotes
+from crm_sales.manifest import ORDER, PRODUCT, QUOTE
+from crm_sales.models import Opportunity, Order, OrderLine, Product, Quote
+
+LINE_INPUTS = ("product", "code", "description", "quantity", "unit", "unit_price", "discount_percent", "tax_rate")
+BLANK_ROWS = 3
+
+
+def amount(value: Any, currency: str = "CNY") -> str:
+    """An amount as stored, shown with its currency's decimals (SQLite hands back ``Decimal('60000')``)."""
+    from decimal import Decimal
+
+    from crm_sales.pricing import round_money
+
+    return str(round_money(Decimal(value or 0), currency))
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def quote_list(request: Request) -> Response:
+    acc = access(request)
+    rows = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
+                                   Quote.is_superseded, Quote.total, Quote.currency, Quote.opportunity.name,
+                                   Quote.created_at)).order_by(Quote.id, ascending=False).limit(200)
+    return render(request, "crm_sales/quote_list.html", amount=amount, rows=rows)
+
+
+async def quote_create(request: Request) -> Response:
+    form = await request.form()
+    opp = form_str(form, "opportunity", required=True)
+    if not opp.isdigit():
+        raise ValidationError({"opportunity": "must be an opportunity id"})
+    quote_id = await quotes.create_quote(access(request), int(opp))
+    return _see_other(f"/sales/quotes/{quote_id}")
+
+
+async def quote_detail(request: Request) -> Response:
+    acc = access(request)
+    quote = acc.present(QUOTE, await acc.get(Quote, QUOTE, int(request.path_params["id"])))
+    lines = await quotes.lines_of(quote["id"])
+    products = await (await acc.select(Product, PRODUCT, Product.id, Product.code, Product.name,
+                                       where=Product.is_active == True)).order_by(Product.code)  # noqa: E712
+    opp = await Opportunity.select(Opportunity.id, Opportunity.name).where(
+        Opportunity.id == quote["opportunity"]).first()
+    revisions = await (await acc.select(Quote, QUOTE, Quote.id, Quote.revision, Quote.state,
+                                        where=Quote.number == quote["number"])).order_by(Quote.revision)
+    return render(request, "crm_sales/quote_detail.html", amount=amount, quote=quote, lines=lines,
+                  products=products, opp=opp,
+                  revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
+                  editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
+                  sent_link=request.query_params.get("link", ""))
+
+
+def _form_lines(form: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    index = 0
+    while f"description_{index}" in form or f"product_{index}" in form:
+        row = {name: form_str(form, f"{name}_{index}", max_length=500) for name in LINE_INPUTS}
+        if row["description"] or row["product"]:
+            if row["product"] and not row["product"].isdigit():
+                raise ValidationError({f"product_{index}": "unknown product"})
+            out.append({k: (int(v) if k == "product" else v) for k, v in row.items() if v})
+        index += 1
+    return out
+
+
+async def quote_save(request: Request) -> Response:
+    quote_id = int(request.path_params["id"])
+    form = await request.form()
+    await quotes.update_draft(access(request), quote_id, _form_lines(form),
+                              terms=form_str(form, "terms", max_length=5000),
+                              notes=form_str(form, "notes", max_length=2000),
+                              language=form_str(form, "language") or "zh_CN")
+    return _see_other(f"/sales/quotes/{quote_id}")
+
+
+async def quote_send(request: Request) -> Response:
+    quote_id = int(request.path_params["id"])
+    sent = await acceptance.send(access(request), quote_id)
+    return _see_other(f"/sales/quotes/{quote_id}?link={sent['accept_url']}")
+
+
+async def quote_revise(request: Request) -> Response:
+    return _see_other(f"/sales/quotes/{await quotes.revise(access(request), int(request.path_params['id']))}")
+
+
+def _pdf(pdf: bytes, quote: dict[str, Any]) -> Response:
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{documents.filename(quote)}"'})
+
+
+async def quote_pdf(request: Request) -> Response:
+    acc = access(request)
+    quote = await acc.get(Quote, QUOTE, int(request.path_params["id"]))
+    return _pdf(await documents.render_pdf(quote["id"]), quote)
+
+
+async def order_list(request: Request) -> Response:
+    acc = access(request)
+    rows = await (await acc.select(Order, ORDER, Order.id, Order.reference, Order.state, Order.total, Order.currency,
+                                   Order.confirmed_at, Order.opportunity.name)).order_by(
+        Order.id, ascending=False).limit(200)
+    return render(request, "crm_sales/order_list.html", amount=amount, rows=rows)
+
+
+async def order_detail(request: Request) -> Response:
+    acc = access(request)
+    order = acc.present(ORDER, await acc.get(Order, ORDER, int(request.path_params["id"])))
+    lines = await OrderLine.select().where(OrderLine.order == order["id"]).order_by(OrderLine.sequence)
+    return render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
+                  can_cancel=order["state"] == "confirmed" and acc.can(ORDER, "update"))
+
+
+async def order_cancel(request: Request) -> Response:
+    await acceptance.cancel_order(access(request), int(request.path_params["id"]))
+    return _see_other(f"/sales/orders/{request.path_params['id']}")
+
+
+async def product_list(request: Request) -> Response:
+    acc = access(request)
+    rows = await (await acc.select(Product, PRODUCT, Product.id, Product.code, Product.name, Product.name_zh,
+                                   Product.unit, Product.list_price, Product.currency, Product.tax_rate,
+                                   Product.is_active)).order_by(Product.code).limit(500)
+    return render(request, "crm_sales/product_list.html", rows=rows, can_create=acc.can(PRODUCT, "create"))
+
+
+async def public_quote(request: Request) -> Response:
+    token = request.path_params["token"]
+    quote = await acceptance.quote_for_token(token)
+    ctx = await documents.context(quote["id"])
+    with documents.language(ctx["locale"]):
+        return render(request, "crm_sales/public_quote.html", token=token, q=quote, doc=ctx)
+
+
+async def public_quote_pdf(request: Request) -> Response:
+    quote = await acceptance.quote_for_token(request.path_params["token"])
+    return _pdf(await documents.render_pdf(quote["id"]), quote)
+
+
+async def public_decide(request: Request) -> Response:
+    token = request.path_params["token"]
+    quote = await acceptance.quote_for_token(token)
+    form = await request.form()
+    name = form_str(form, "name", max_length=200)
+    decision = form_str(form, "decision")
+    if decision == "accept":
+        await acceptance.accept(quote["id"], by=name, via="link")
+    elif decision == "decline":
+        await acceptance.decline(quote["id"], by=name or "customer", reason=form_str(form, "reason", max_length=1000))
+    else:
+        raise ValidationError({"decision": "choose accept or decline"})
+    with documents.language(quote["language"]):
+        return render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"])
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/quotes", quote_list, name="quote_list"),
+    Route("/quotes", quote_create, methods=["POST"], name="quote_create"),
+    Route("/quotes/{id:int}", quote_detail, name="quote_detail"),
+    Route("/quotes/{id:int}", quote_save, methods=["POST"], name="quote_save"),
+    Route("/quotes/{id:int}/send", quote_send, methods=["POST"], name="quote_send"),
+    Route("/quotes/{id:int}/revise", quote_revise, methods=["POST"], name="quote_revise"),
+    Route("/quotes/{id:int}/pdf", quote_pdf, name="quote_pdf"),
+    Route("/orders", order_list, name="order_list"),
+    Route("/orders/{id:int}", order_detail, name="order_detail"),
+    Route("/orders/{id:int}/cancel", order_cancel, methods=["POST"], name="order_cancel"),
+    Route("/products", product_list, name="product_list"),
+    Route("/q/{token:str}", public_quote, name="public_quote"),
+    Route("/q/{token:str}", public_decide, methods=["POST"], name="public_decide"),
+    Route("/q/{token:str}/pdf", public_quote_pdf, name="public_quote_pdf"),
+]

@@ -1,0 +1,96 @@
+"""Win probability from history: train ``scoring.py``'s naive Bayes on closed deals, score the open ones.
+
+Features of a closed deal are taken as they were while it was open: its stage is the last open stage it was
+in (from the stage history), so "reached negotiation" is learned, not "is in Won". The trained counts are
+kept in :class:`WinModel` so a page can explain a score without retraining. A manual probability is never
+overwritten: the model's figure is still stored in the explanation, and the page says which is shown.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from crm_sales import scoring
+from crm_sales.models import Activity, Opportunity, PipelineStage, StageHistory, WinModel
+
+
+async def _activity_counts(opp_ids: list[int]) -> dict[int, int]:
+    out = dict.fromkeys(opp_ids, 0)
+    if opp_ids:
+        for row in await Activity.select(Activity.opportunity).where(Activity.opportunity.is_in(opp_ids)):
+            out[row["opportunity"]] += 1
+    return out
+
+
+async def _last_open_stage(opp_ids: list[int]) -> dict[int, str]:
+    keys = {s["id"]: s["key"] for s in await PipelineStage.select(PipelineStage.id, PipelineStage.key).where(
+        (PipelineStage.is_won == False) & (PipelineStage.is_lost == False))}  # noqa: E712
+    out: dict[int, str] = {}
+    if opp_ids:
+        for row in await StageHistory.select(StageHistory.opportunity, StageHistory.stage).where(
+                StageHistory.opportunity.is_in(opp_ids)).order_by(StageHistory.id):
+            if row["stage"] in keys:
+                out[row["opportunity"]] = keys[row["stage"]]
+    return out
+
+
+def features(opp: dict[str, Any], stage_key: str, activities: int) -> dict[str, str]:
+    out = {"stage": stage_key, "team": str(opp["team"] or ""), "source": opp["source"], "region": opp["region"],
+           "industry": opp["industry"], "value_band": scoring.value_band(Decimal(opp["expected_revenue"] or 0)),
+           "activity_band": scoring.activity_band(activities)}
+    return {k: v for k, v in out.items() if v}  # a blank feature is missing, not a value
+
+
+_COLS = (Opportunity.id, Opportunity.team, Opportunity.source, Opportunity.region, Opportunity.industry,
+         Opportunity.expected_revenue, Opportunity.state, Opportunity.is_probability_manual,
+         Opportunity.stage.key)
+
+
+async def train() -> scoring.Model:
+    closed = list(await Opportunity.select(*_COLS).where(Opportunity.state.is_in(["won", "lost"])))
+    ids = [c["id"] for c in closed]
+    stages, counts = await _last_open_stage(ids), await _activity_counts(ids)
+    model = scoring.train((features(c, stages.get(c["id"], ""), counts[c["id"]]), c["state"] == "won")
+                          for c in closed)
+    await WinModel.delete().where(WinModel.id > 0)
+    await WinModel.insert(WinModel(n_won=model.n_won, n_lost=model.n_lost,
+                                   counts={f: {v: list(c) for v, c in vals.items()}
+                                           for f, vals in model.counts.items()},
+                                   rows_with={f: list(c) for f, c in model.rows_with.items()}))
+    return model
+
+
+async def load() -> scoring.Model | None:
+    row = await WinModel.select().order_by(WinModel.id, ascending=False).first()
+    if row is None:
+        return None
+    counts = row["counts"] if isinstance(row["counts"], dict) else json.loads(row["counts"])
+    rows_with = row["rows_with"] if isinstance(row["rows_with"], dict) else json.loads(row["rows_with"])
+    return scoring.Model(n_won=row["n_won"], n_lost=row["n_lost"],
+                         counts={f: {v: (c[0], c[1]) for v, c in vals.items()} for f, vals in counts.items()},
+                         rows_with={f: (c[0], c[1]) for f, c in rows_with.items()})
+
+
+def explain(prediction: scoring.Prediction, n: int) -> dict[str, Any]:
+    return {"model_probability": round(prediction.probability * 100),
+            "base_probability": round(prediction.base_probability * 100), "samples": n,
+            "factors": [{"feature": f.feature, "value": f.value, "effect": round(f.effect, 3),
+                         "direction": f.direction, "seen": f.is_seen} for f in prediction.factors]}
+
+
+async def rescore(model: scoring.Model, opp_ids: list[int] | None = None) -> int:
+    """Score open deals (all, or ``opp_ids``); manual probabilities keep their value, the model's is noted."""
+    where = Opportunity.state == "open"
+    if opp_ids is not None:
+        where = where & Opportunity.id.is_in(opp_ids or [0])
+    rows = list(await Opportunity.select(*_COLS).where(where))
+    counts = await _activity_counts([r["id"] for r in rows])
+    for row in rows:
+        prediction = model.predict(features(row, row["stage.key"], counts[row["id"]]))
+        values: dict[Any, Any] = {Opportunity.score_explanation: explain(prediction, model.n_samples)}
+        if not row["is_probability_manual"]:
+            values[Opportunity.probability] = round(prediction.probability * 100)
+        await Opportunity.update(values).where(Opportunity.id == row["id"])
+    return len(rows)

@@ -1,0 +1,118 @@
+"""One sales flow in a real browser: lead → qualify → drag on the board → quote → PDF → send → the customer
+accepts on the public page → order. A real ``crm serve`` (SQLite, crm_sales only) and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "Correct-Horse-42!"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
+        "CRM_DATA_DIR": str(tmp_path), "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": PASSWORD}
+    crm = str(Path(sys.executable).parent / "crm")
+    for cmd in (["init"], ["addons", "install", "crm_sales"],
+                ["users", "create", "rep", "--name", "Rep One", "--role", "sales_rep"]):
+        subprocess.run([crm, *cmd], env=env, check=True, capture_output=True, timeout=120)
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(url + "/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.browser
+def test_lead_to_order_in_a_browser(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        rep = browser.new_page()
+        errors: list[str] = []
+        # any script, stylesheet or page of ours that fails to load (the browser's own favicon probe aside)
+        rep.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+               if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        rep.goto(server + "/login")
+        rep.fill("input[name=login]", "rep")
+        rep.fill("input[name=password]", PASSWORD)
+        rep.click("button[type=submit]")
+        rep.goto(server + "/sales/leads")
+        rep.fill("input[name=name]", "展会线索 Trade fair")
+        rep.fill("input[name=contact_name]", "王芳")
+        rep.fill("input[name=email]", "wang.fang@example.com")
+        rep.fill("input[name=expected_revenue]", "80000")
+        rep.click("form[action='/sales/leads'] button[type=submit]")
+        rep.click("text=Qualify")
+        expect(rep.locator("h1")).to_contain_text("展会线索 Trade fair")
+        opp_url = rep.url
+
+        rep.goto(server + "/sales/")  # drag the card from New to Contacted; the server must record it
+        card = rep.locator(".deal", has_text="展会线索")
+        target = rep.locator(".column").nth(1)
+        card.drag_to(target)
+        expect(target.locator(".deal", has_text="展会线索")).to_be_visible()
+        rep.wait_for_timeout(500)
+        rep.reload()
+        expect(rep.locator(".column").nth(1).locator(".deal", has_text="展会线索")).to_be_visible()
+
+        rep.goto(opp_url)
+        rep.click("text=New quote")
+        rep.fill("input[name=description_0]", "机架式服务器")
+        rep.fill("input[name=quantity_0]", "2")
+        rep.fill("input[name=unit_price_0]", "30000")
+        rep.fill("input[name=tax_rate_0]", "0.13")
+        rep.click("text=Save")
+        expect(rep.locator("tfoot")).to_contain_text("67800.00")
+        pdf = rep.request.get(rep.url + "/pdf")
+        assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
+        rep.click("text=Send by e-mail")
+        link = rep.locator(".notice a").get_attribute("href")
+        assert link and "/sales/q/" in link
+
+        customer = browser.new_context().new_page()  # no session: the signed link is the key
+        customer.goto(link)
+        expect(customer.locator("h1")).to_contain_text("报价单")
+        customer.fill("input[name=name]", "王芳")
+        customer.click("button[value=accept]")
+        expect(customer.locator(".notice")).to_contain_text("已接受")
+
+        rep.goto(server + "/sales/orders")
+        expect(rep.locator("table.list")).to_contain_text("CRM-SO-")
+        rep.goto(opp_url)
+        expect(rep.locator("h1")).to_contain_text("won")
+        assert errors == []
+        browser.close()

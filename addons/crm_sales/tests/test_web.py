@@ -1,0 +1,143 @@
+"""Pages and the board's drag-and-drop through the real app (middleware, CSRF, templates), and the public
+acceptance page a customer uses without an account."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from crm_sales import acceptance, quotes
+from crm_sales.models import Opportunity, Order, PipelineStage, Quote
+from sales_helpers import new_deal
+
+from core.testing import csrf_of, login_client
+
+PAGES = ("/sales/", "/sales/opportunities", "/sales/leads", "/sales/activities", "/sales/quotes", "/sales/orders",
+         "/sales/products", "/sales/forecast")
+
+
+async def _app(crm_client: Any) -> tuple[Any, Any]:
+    from conftest import build_org
+
+    from core.runtime import current
+
+    client = await crm_client("crm_sales")
+    return client, await build_org(current())
+
+
+async def _stage(key: str) -> int:
+    return int((await PipelineStage.select(PipelineStage.id).where(PipelineStage.key == key).first())["id"])
+
+
+async def test_pages_render_for_a_rep(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    opp_id = await new_deal(await org.acc("rep1"), "网站改版 Website", email="a@example.com")
+    await login_client(client, "rep1")
+    for path in PAGES:
+        response = await client.get(path)
+        assert response.status_code == 200, (path, response.text[:300])
+    board = (await client.get("/sales/")).text
+    assert "网站改版 Website" in board and 'src="/static/crm_sales/kanban.js"' in board
+    assert "<script>" not in board  # CSP: script-src 'self', no inline scripts
+    detail = await client.get(f"/sales/opportunities/{opp_id}")
+    assert detail.status_code == 200 and "Stage history" in detail.text
+    js = await client.get("/static/crm_sales/kanban.js")
+    assert js.status_code == 200 and "X-CSRF-Token" in js.text
+
+
+async def test_board_drop_moves_with_csrf_header_and_rejects_stale_or_foreign(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    opp_id = await new_deal(await org.acc("rep1"), "Drag me")
+    other = await new_deal(await org.acc("rep2"), "Not yours")
+    await login_client(client, "rep1")
+    token = re.search(r'data-csrf="([^"]+)"', (await client.get("/sales/")).text).group(1)
+    body = {"stage": await _stage("contacted"), "version": 1}
+    refused = await client.post(f"/sales/opportunities/{opp_id}/move", json=body)
+    assert refused.status_code == 403  # no CSRF header
+    moved = await client.post(f"/sales/opportunities/{opp_id}/move", json=body, headers={"X-CSRF-Token": token})
+    assert moved.status_code == 200 and moved.json()["stage"] == body["stage"] and moved.json()["version"] == 2
+    stale = await client.post(f"/sales/opportunities/{opp_id}/move", headers={"X-CSRF-Token": token},
+                              json={"stage": await _stage("quoted"), "version": 1})
+    assert stale.status_code == 409
+    lost = await client.post(f"/sales/opportunities/{opp_id}/move", headers={"X-CSRF-Token": token},
+                             json={"stage": await _stage("lost"), "version": 2})
+    assert lost.status_code == 422  # a lost reason is required
+    foreign = await client.post(f"/sales/opportunities/{other}/move", headers={"X-CSRF-Token": token},
+                                json={"stage": await _stage("contacted")})
+    assert foreign.status_code == 404
+    row = await Opportunity.select(Opportunity.stage).where(Opportunity.id == opp_id).first()
+    assert row["stage"] == await _stage("contacted")
+
+
+async def test_lead_form_then_qualify(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    await login_client(client, "rep1")
+    csrf = csrf_of((await client.get("/sales/leads")).text)
+    created = await client.post("/sales/leads", data={"csrf_token": csrf, "name": "Trade fair lead",
+                                                      "contact_name": "张伟", "phone": "13812345678",
+                                                      "expected_revenue": "50000"})
+    assert created.status_code == 303
+    lead_url = created.headers["location"]
+    qualified = await client.post(lead_url + "/qualify", data={"csrf_token": csrf})
+    assert qualified.status_code == 303 and "/sales/opportunities/" in qualified.headers["location"]
+    page = await client.get(qualified.headers["location"])
+    assert "张伟" in page.text
+
+
+async def test_customer_accepts_through_the_public_link(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    rep = await org.acc("rep1")
+    opp_id = await new_deal(rep, "Servers", email="buyer@example.com", language="zh_CN")
+    quote_id = await quotes.create_quote(rep, opp_id, [{"description": "服务器", "quantity": "1",
+                                                        "unit_price": "1000", "tax_rate": "0.13"}])
+    url = (await acceptance.send(rep, quote_id))["accept_url"]
+    path = url[url.index("/sales/q/"):]
+    page = await client.get(path)  # no login
+    assert page.status_code == 200 and "服务器" in page.text and "¥1,130.00" in page.text
+    pdf = await client.get(path + "/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    no_csrf = await client.post(path, data={"decision": "accept", "name": "王芳"})
+    assert no_csrf.status_code == 403
+    bad = await client.get(path[:-3] + "xyz")
+    assert bad.status_code == 404
+    done = await client.post(path, data={"decision": "accept", "name": "王芳", "csrf_token": csrf_of(page.text)})
+    assert done.status_code == 200, done.text[:300]
+    order = await Order.select().where(Order.quote == quote_id).first()
+    assert order is not None and order["reference"] == f"CRM-SO-{order['id']}"
+    assert (await Quote.select(Quote.decided_by).where(Quote.id == quote_id).first())["decided_by"] == "王芳"
+    assert (await client.get(path)).status_code == 404  # the link is spent
+
+
+async def test_forecast_json_weights_open_deals_by_probability(crm_client: Any) -> None:
+    import datetime as dt
+
+    client, org = await _app(crm_client)
+    rep = await org.acc("rep1")
+    month = dt.date.today().replace(day=15)
+    a = await new_deal(rep, "A", revenue="10000")
+    b = await new_deal(rep, "B", revenue="5000")
+    await Opportunity.update({Opportunity.expected_close: month, Opportunity.probability: 30}).where(
+        Opportunity.id == a)
+    await Opportunity.update({Opportunity.expected_close: month, Opportunity.probability: 50}).where(
+        Opportunity.id == b)
+    c = await new_deal(rep, "C", revenue="7000")
+    from crm_sales import pipeline
+
+    await pipeline.mark_won(rep, c)
+    await login_client(client, "rep1")
+    data = (await client.get("/sales/forecast.json")).json()
+    row = next(r for r in data["rows"] if r["month"] == month.strftime("%Y-%m"))
+    figures = tuple(Decimal(row[k]) for k in ("weighted", "pipeline", "won"))
+    assert figures == (Decimal("5500.00"), Decimal(15000), Decimal(7000)) and row["deals"] == 2
+
+
+async def test_contact_360_page_shows_the_sales_panel(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    opp_id = await new_deal(await org.acc("rep1"), "机房扩容 Datacenter", email="dc@example.com")
+    person = (await Opportunity.select(Opportunity.person).where(Opportunity.id == opp_id).first())["person"]
+    await login_client(client, "rep1")
+    page = await client.get(f"/contacts/people/{person}")
+    assert page.status_code == 200, page.text[:300]
+    assert 'data-panel="crm_sales"' in page.text and "机房扩容 Datacenter" in page.text
+    assert f"/sales/opportunities/{opp_id}" in page.text

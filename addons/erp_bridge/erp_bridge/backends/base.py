@@ -1,0 +1,179 @@
+"""The ERP backend interface: payloads, remote records and errors.
+
+A backend is a plain synchronous object (callers run it in a worker thread). Implementations are
+registered under the entry-point group ``crm.erp_backends`` (Tryton: ``tryton =
+erp_bridge.backends.tryton:TrytonBackend``). Money is always `Decimal`; a backend never returns
+floats. Every write is idempotent by our deterministic reference (``CRM-SO-42``), so a retried job
+finds the ERP document it created before instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Address",
+    "CustomerPayload",
+    "ErpBackend",
+    "ErpConflictError",
+    "ErpError",
+    "ErpPermanentError",
+    "ErpTransientError",
+    "OrderLinePayload",
+    "OrderPayload",
+    "RemoteInvoice",
+    "RemoteOrder",
+    "RemoteProduct",
+]
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ErpError(Exception):
+    """Base of every backend error. Messages never contain credentials."""
+
+    def __init__(self, message: str, *, remote_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: the ERP's own message (e.g. Tryton's UserError text), when there is one
+        self.remote_message = remote_message
+
+
+class ErpTransientError(ErpError):
+    """Worth retrying later: connection refused, timeout, 5xx, database locked, rate limited."""
+
+
+class ErpPermanentError(ErpError):
+    """Retrying will not help: bad credentials, unknown product/currency, ERP validation error."""
+
+
+class ErpConflictError(ErpError):
+    """The remote record changed since we last saw it, or our reference matches several records."""
+
+
+# --- payloads (CRM → ERP) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    street: str | None = None
+    city: str | None = None
+    zip: str | None = None
+    country_code: str | None = None  # ISO 3166-1 alpha-2
+
+
+@dataclass(frozen=True)
+class CustomerPayload:
+    ref: str  # deterministic, e.g. "CRM-C-17"
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    lang: str | None = None  # e.g. "zh_CN", "en"
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class OrderLinePayload:
+    product_code: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # untaxed
+
+
+@dataclass(frozen=True)
+class OrderPayload:
+    ref: str  # deterministic, e.g. "CRM-SO-42"; stored as the ERP document's reference
+    customer: CustomerPayload
+    currency: str  # ISO 4217
+    order_date: date
+    lines: tuple[OrderLinePayload, ...]
+    # What the CRM computed; the ERP computes its own, reconciliation compares them.
+    untaxed: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+# --- remote records (ERP → CRM) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteOrder:
+    external_id: str
+    number: str | None
+    reference: str
+    state: str  # the ERP's own state name (Tryton: draft, quotation, confirmed, processing, ...)
+    currency: str
+    untaxed: Decimal
+    tax: Decimal
+    total: Decimal
+    write_marker: str  # opaque; changes whenever the remote record changes
+    invoice_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteInvoice:
+    external_id: str
+    number: str | None
+    order_reference: str | None  # our OrderPayload.ref, via the sale it came from
+    state: str
+    currency: str
+    untaxed: Decimal
+    tax: Decimal
+    total: Decimal
+    amount_to_pay: Decimal
+    is_paid: bool
+    invoice_date: date | None
+    cursor: str  # pass the last one back to pull_invoices to continue after this record
+
+
+@dataclass(frozen=True)
+class RemoteProduct:
+    external_id: str
+    code: str
+    name: str
+    list_price: Decimal  # untaxed, in the ERP company's currency
+    is_active: bool = True
+
+
+# --- the interface -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ErpBackend(Protocol):
+    """What the bridge needs from an ERP. All methods are blocking and may raise `ErpError`s."""
+
+    name: str
+
+    def health(self) -> dict[str, Any]:
+        """Log in and return ``{"ok": True, ...}`` with server facts; raise on failure."""
+        ...
+
+    def push_customer(self, customer: CustomerPayload) -> str:
+        """Find the customer by ``customer.ref``, else create it; return its external id."""
+        ...
+
+    def find_orders(self, ref: str) -> list[RemoteOrder]:
+        """Every order carrying our reference (more than one means a duplicate)."""
+        ...
+
+    def push_order(self, order: OrderPayload) -> RemoteOrder:
+        """Create and confirm the order, or finish the workflow of the one already there."""
+        ...
+
+    def get_order(self, external_id: str) -> RemoteOrder: ...
+
+    def cancel_order(self, external_id: str, expected_write_marker: str) -> RemoteOrder:
+        """Cancel, unless the remote changed since *expected_write_marker* (ErpConflictError)."""
+        ...
+
+    def pull_invoices(self, cursor: str | None = None, limit: int = 100) -> list[RemoteInvoice]:
+        """Customer invoices created or changed after *cursor*, oldest change first (keyset)."""
+        ...
+
+    def pull_products(self, cursor: str | None = None, limit: int = 100) -> list[RemoteProduct]:
+        """Salable products with id greater than *cursor* (an external id), by id."""
+        ...

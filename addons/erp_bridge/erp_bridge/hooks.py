@@ -1,0 +1,58 @@
+"""erp_bridge's hook implementations: the order listener, panels, API resources and CLI commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.extensions import Panel
+from core.hookspecs import hookimpl
+
+
+@hookimpl(optionalhook=True)
+async def crm_sales_order_confirmed(order_id: int) -> None:
+    """Inside the confirming transaction: the outbox row commits (or rolls back) with the order."""
+    from core import jobs
+
+    await jobs.enqueue("erp_bridge.push_order", dedup_key=f"push-order:{order_id}", order_id=order_id)
+
+
+@hookimpl(optionalhook=True)
+async def crm_sales_order_cancelled(order_id: int) -> None:
+    """If crm_sales publishes cancellations, push them at once; otherwise the pull schedule finds them."""
+    from core import jobs
+
+    await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{order_id}", order_id=order_id)
+
+
+@hookimpl
+async def crm_record_panels(model: str, record_id: int, user: Any) -> Any:
+    from crm_contacts.api import PERSON_MODEL
+
+    from core.security.access import Access
+    from erp_bridge import status
+    from erp_bridge.manifest import BINDING, INVOICE
+
+    acc = Access(user)
+    if model == "crm_sales.order" and acc.can(BINDING):
+        info = await status.order_status(record_id)
+        return Panel(key="erp_bridge", title="ERP", template="erp_bridge/panel_order.html",
+                     context={"s": info, "can_redrive": acc.can(BINDING, "update")}, order=30)
+    if model == PERSON_MODEL and acc.can(INVOICE):
+        rows = await status.invoices_of_person(record_id)
+        return Panel(key="erp_bridge", title="Invoices and payments", template="erp_bridge/panel_person.html",
+                     context={"invoices": rows}, order=40, count=len(rows))
+    return None
+
+
+@hookimpl
+def crm_api_resources() -> Any:
+    from erp_bridge.resources import resources
+
+    return resources()
+
+
+@hookimpl
+def crm_cli_commands() -> Any:
+    from erp_bridge.cli import erp
+
+    return [erp]

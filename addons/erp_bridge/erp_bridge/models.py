@@ -1,0 +1,117 @@
+"""erp_bridge tables. Money is Numeric (Decimal), quantized to the currency's minor unit; never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from piccolo.columns import JSON, Boolean, Date, ForeignKey, Integer, Numeric, Secret, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+MONEY = (18, 4)  # wide enough for every minor unit (JPY 0 … KWD 3 decimals)
+
+
+class BackendConfig(Table, tablename="erp_bridge_backend"):
+    """One configured ERP: ``kind`` names a ``crm.erp_backends`` entry point. The password never leaves
+    this row except to log in (``Secret``: excluded from ``select(exclude_secrets=True)``, masked in views)."""
+
+    name = Varchar(length=60, unique=True)
+    kind = Varchar(length=30, default="tryton")
+    url = Varchar(length=300, default="")
+    database = Varchar(length=100, default="")
+    username = Varchar(length=100, default="")
+    password = Secret(length=300, default="")
+    is_active = Boolean(default=True)
+
+    def __repr__(self) -> str:  # Piccolo's repr would print the password
+        return f"BackendConfig(name={self.name!r}, kind={self.kind!r}, url={self.url!r}, password='***')"
+
+
+class Binding(Table, tablename="erp_bridge_binding"):
+    """``(backend, model, local_id) ↔ external_id``: what the ERP holds for one CRM record, unique per key."""
+
+    backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
+    model = Varchar(length=60, default="crm_sales.order")
+    local_id = Integer(index=True)
+    reference = Varchar(length=60, default="", index=True)  # our deterministic ERP reference (CRM-SO-42)
+    external_id = Varchar(length=60, default="", index=True)
+    external_number = Varchar(length=60, default="")
+    state = Varchar(length=12, default="in_flight", index=True)  # in_flight | synced | failed
+    operation = Varchar(length=12, default="push")  # push | cancel: what the last job tried
+    sync_date = Timestamptz(null=True, default=None)
+    payload_hash = Varchar(length=64, default="")
+    remote_state = Varchar(length=30, default="")  # the ERP's own state name
+    remote_marker = Varchar(length=60, default="")  # the ERP's write marker when we last saw it
+    invoice_number = Varchar(length=60, default="")
+    is_paid = Boolean(default=False)
+    last_error = Text(default="")
+    attempts = Integer(default=0)
+    reruns = Integer(default=0)  # runs that found the work already done in the ERP: duplicates prevented
+    locked_until = Timestamptz(null=True, default=None)  # per-record lock (a lease: a killed worker's expires)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
+    """The ERP's customer invoices as last pulled; ``(backend, external_id)`` is unique."""
+
+    backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
+    external_id = Varchar(length=60)
+    number = Varchar(length=60, default="")
+    order_reference = Varchar(length=60, default="", index=True)
+    state = Varchar(length=30, default="")
+    currency = Varchar(length=3, default="")
+    untaxed = Numeric(digits=MONEY, default=Decimal(0))
+    tax = Numeric(digits=MONEY, default=Decimal(0))
+    total = Numeric(digits=MONEY, default=Decimal(0))
+    amount_to_pay = Numeric(digits=MONEY, default=Decimal(0))
+    is_paid = Boolean(default=False)
+    invoice_date = Date(null=True, default=None)
+    cursor = Varchar(length=100, default="")
+    paid_notified_at = Timestamptz(null=True, default=None)  # erp_bridge_invoice_paid published once
+    pulled_at = Timestamptz(default=TimestamptzNow())
+
+
+class PullCursor(Table, tablename="erp_bridge_pull_cursor"):
+    """Where the last incremental pull of ``kind`` stopped (an opaque keyset cursor, never an offset)."""
+
+    backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
+    kind = Varchar(length=20, default="invoice")
+    cursor = Varchar(length=100, default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReconciliationRun(Table, tablename="erp_bridge_reconciliation_run"):
+    backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
+    trigger = Varchar(length=20, default="schedule")  # schedule | cli | web
+    started_at = Timestamptz(default=TimestamptzNow())
+    finished_at = Timestamptz(null=True, default=None)
+    counts = JSON(default="{}")  # status -> number of lines
+    error = Text(default="")
+
+
+class ReconciliationLine(Table, tablename="erp_bridge_reconciliation_line"):
+    """One order/invoice pair as finance sees it; ``status`` is one of ``reconcile.STATUSES``."""
+
+    run = ForeignKey(ReconciliationRun, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=20, index=True)
+    reference = Varchar(length=60, default="", index=True)
+    order_id = Integer(null=True, default=None)
+    person_id = Integer(null=True, default=None, index=True)
+    customer = Varchar(length=200, default="")
+    order_date = Date(null=True, default=None, index=True)
+    crm_currency = Varchar(length=3, default="")
+    crm_untaxed = Numeric(digits=MONEY, null=True, default=None)
+    crm_tax = Numeric(digits=MONEY, null=True, default=None)
+    crm_total = Numeric(digits=MONEY, null=True, default=None)
+    erp_currency = Varchar(length=3, default="")
+    erp_untaxed = Numeric(digits=MONEY, null=True, default=None)
+    erp_tax = Numeric(digits=MONEY, null=True, default=None)
+    erp_total = Numeric(digits=MONEY, null=True, default=None)
+    external_ids = Varchar(length=300, default="")  # ERP sale ids (several: a duplicate)
+    invoice_ids = Varchar(length=300, default="")
+    invoice_number = Varchar(length=60, default="")
+    is_paid = Boolean(default=False)
+    mismatched = Varchar(length=40, default="")  # "untaxed,tax,total": which amounts differ
+    detail = Text(default="")

@@ -1,0 +1,21 @@
+"""Amounts in the currency's minor unit: Decimal, quantized with the exponent ISO 4217 gives the currency."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from babel.numbers import get_currency_precision
+
+
+def exponent(currency: str) -> int:
+    """Digits after the point: CNY/EUR/USD 2, JPY/KRW 0, KWD 3 (babel's CLDR data; 2 if unknown)."""
+    try:
+        return int(get_currency_precision(currency.upper()))
+    except Exception:  # an unknown code: reconciliation still needs a number to compare with
+        return 2
+
+
+def minor(amount: Decimal | int | str | None, currency: str) -> Decimal:
+    """``amount`` rounded half away from zero to ``currency``'s minor unit (the CRM's own rule)."""
+    value = Decimal(0) if amount is None else Decimal(str(amount))
+    return value.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_UP)

@@ -1,0 +1,57 @@
+"""REST resources: bindings (sync status, re-drive), the invoice mirror, reconciliation runs and lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from core.api import Resource
+from core.errors import PermissionDenied, ValidationError
+from core.security.access import Access
+from erp_bridge.manifest import BINDING, INVOICE, RECONCILIATION
+
+
+async def _read_only(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    raise ValidationError({"body": "this resource is written by the ERP bridge only"})
+
+
+async def _redrive(request: Request, acc: Access, record_id: int) -> Any:
+    from core.security import audit
+    from erp_bridge import status
+    from erp_bridge.models import Binding
+
+    if not acc.can(BINDING, "update"):
+        raise PermissionDenied("you may not re-drive ERP syncs")
+    await acc.get(Binding, BINDING, record_id)
+    state = await status.redrive(record_id)
+    await audit.record("redrive", model=BINDING, record_id=record_id, principal=acc.principal)
+    return {"id": record_id, "state": state}
+
+
+def resources() -> list[Resource]:
+    from erp_bridge.models import Binding, ReconciliationLine, ReconciliationRun, RemoteInvoice
+
+    return [
+        Resource(path="/erp/bindings", model=BINDING, table=Binding, summary="ERP sync status per CRM record",
+                 fields=("model", "local_id", "reference", "external_id", "external_number", "state", "operation",
+                         "sync_date", "remote_state", "invoice_number", "is_paid", "last_error", "attempts"),
+                 filters=("state", "model", "local_id", "reference"), sortable=("id", "sync_date"),
+                 validate=_read_only, actions={"redrive": _redrive}),
+        Resource(path="/erp/invoices", model=INVOICE, table=RemoteInvoice, summary="ERP invoices as last pulled",
+                 fields=("external_id", "number", "order_reference", "state", "currency", "untaxed", "tax",
+                         "total", "amount_to_pay", "is_paid", "invoice_date"),
+                 filters=("order_reference", "is_paid", "state"), sortable=("id", "invoice_date"),
+                 validate=_read_only),
+        Resource(path="/erp/reconciliation/runs", model=RECONCILIATION, table=ReconciliationRun,
+                 summary="Reconciliation runs with totals per status",
+                 fields=("trigger", "started_at", "finished_at", "counts", "error"), validate=_read_only),
+        Resource(path="/erp/reconciliation/lines", model=RECONCILIATION, table=ReconciliationLine,
+                 summary="Classified order/invoice pairs",
+                 fields=("run", "status", "reference", "order_id", "person_id", "customer", "order_date",
+                         "crm_currency", "crm_untaxed", "crm_tax", "crm_total", "erp_currency", "erp_untaxed",
+                         "erp_tax", "erp_total", "mismatched", "external_ids", "invoice_ids", "invoice_number",
+                         "is_paid", "detail"),
+                 filters=("run", "status", "person_id", "reference"), sortable=("id", "order_date"),
+                 validate=_read_only),
+    ]

@@ -1,0 +1,284 @@
+"""Push orders to the ERP exactly once in effect, push cancellations with a conflict check, pull invoices.
+
+Exactly once, step by step (see docs/finance.md):
+1. the order's confirmation wrote an outbox row in its own transaction (``push-order:<id>``: one per order);
+2. the job claims the binding row ``(backend, model, local_id)`` — unique, so two workers share one row —
+   with a lease (``locked_until``): a second runner for the same record backs off and retries later, a
+   killed runner's lease simply expires. No transaction stays open while the ERP is called;
+3. the backend finds the ERP document by our deterministic reference before creating one, so a run that
+   died between "ERP created it" and "binding written" finishes the existing document instead of making a
+   second;
+4. the binding records external id, number, state, write marker, ``sync_date`` and the payload hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from core import db, events, jobs
+from core.errors import PermanentJobError
+from erp_bridge import connection, sales
+from erp_bridge.backends.base import (
+    ErpBackend,
+    ErpConflictError,
+    ErpError,
+    ErpPermanentError,
+    ErpTransientError,
+    RemoteInvoice,
+    RemoteOrder,
+)
+from erp_bridge.models import Binding, PullCursor
+from erp_bridge.models import RemoteInvoice as InvoiceRow
+
+log = logging.getLogger("erp_bridge.sync")
+# The per-record lease: longer than the slowest push (the Tryton backend's calls time out after 30 s each), so a
+# live runner never loses its lock; a killed runner's lock frees itself when it runs out.
+LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "120")))
+PAGE = 100
+MAX_TRANSIENT = 10  # the actors' max_retries: the last transient failure marks the binding failed too
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Busy(Exception):
+    """Another runner holds this record's lock: retry later (a transient error for the kernel)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    backend: connection.Backend
+    binding_id: int
+    state: str
+    external_id: str
+    remote_marker: str
+    payload_hash: str
+    remote_state: str
+    attempts: int
+
+
+async def claim(cfg: connection.Backend, order: sales.SalesOrder, operation: str) -> Claim:
+    """Take the per-record lock of ``order`` (creating its binding on first sight)."""
+    async with db.atomic():
+        where = (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order.id)
+        row = await db.for_update(Binding.select().where(where)).first()
+        if row is None:
+            await Binding.insert(Binding(backend=cfg.id, model=sales.ORDER_MODEL, local_id=order.id,
+                                         reference=order.reference, state="in_flight", operation=operation))
+            row = await Binding.select().where(where).first()
+        if row["locked_until"] is not None and row["locked_until"] > now():
+            raise Busy(f"{order.reference} is being synced by another worker")
+        await Binding.update({Binding.locked_until: now() + LEASE, Binding.operation: operation,
+                              Binding.attempts: Binding.attempts + 1, Binding.updated_at: now()}).where(
+            Binding.id == row["id"])
+    return Claim(cfg, row["id"], row["state"], row["external_id"], row["remote_marker"], row["payload_hash"],
+                 row["remote_state"], row["attempts"])
+
+
+async def _release(binding_id: int, **values: Any) -> None:
+    changes = {Binding._meta.get_column_by_name(k): v for k, v in values.items()}
+    changes[Binding.locked_until] = None
+    changes[Binding.updated_at] = now()
+    await Binding.update(changes).where(Binding.id == binding_id)
+
+
+def _message(exc: ErpError) -> str:
+    remote = f" (ERP: {exc.remote_message})" if exc.remote_message and exc.remote_message not in exc.message else ""
+    return f"{exc.message}{remote}"
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+async def _fail(binding_id: int, message: str) -> None:
+    await _release(binding_id, state="failed", last_error=message[:4000])
+    raise PermanentJobError(message)
+
+
+async def _transient(held: Claim, exc: ErpTransientError) -> None:
+    """Retry later (the kernel backs off) — unless this was the last try: then it is a failed entry."""
+    if held.attempts + 1 >= MAX_TRANSIENT:
+        await _fail(held.binding_id, f"gave up after {held.attempts + 1} attempts: {_message(exc)}")
+    await _release(held.binding_id, last_error=_message(exc)[:4000])
+    raise exc
+
+
+def _remote_values(remote: RemoteOrder) -> dict[str, Any]:
+    return {"external_id": remote.external_id, "external_number": remote.number or "",
+            "remote_state": remote.state, "remote_marker": remote.write_marker, "sync_date": now(), "attempts": 0}
+
+
+async def push_order(order_id: int) -> str:
+    """Create (or finish) the ERP sale of one CRM order; returns what happened, for logs and tests."""
+    order = await sales.load_order(order_id)
+    if order is None:
+        return "gone"  # deleted in the CRM before we ran: nothing to send
+    cfg = await connection.active()
+    backend = connection.open_backend(cfg)
+    try:
+        held = await claim(cfg, order, "push")
+    except Busy as exc:
+        raise ErpTransientError(str(exc)) from None
+    try:
+        payload = await sales.build_payload(order)
+    except sales.PayloadError as exc:
+        await _fail(held.binding_id, str(exc))
+    digest = sales.payload_hash(payload)
+    if held.state == "synced" and held.external_id and held.payload_hash == digest:
+        await _release(held.binding_id, reruns=Binding.reruns + 1)
+        return "already synced"  # a duplicate message: the work is done
+    try:
+        if order.state == "cancelled" and not held.external_id:
+            found = await _call(backend.find_orders, order.reference)
+            if not found:  # cancelled before it ever reached the ERP: nothing to create
+                await _release(held.binding_id, state="synced", remote_state="", last_error="",
+                               payload_hash=digest, sync_date=now())
+                return "cancelled before sync"
+        # a previous run started and never finished: the ERP may already hold the document
+        resumed = held.attempts > 0 and not held.external_id and bool(
+            await _call(backend.find_orders, order.reference))
+        remote = await _call(backend.push_order, payload)
+    except ErpTransientError as exc:
+        await _transient(held, exc)
+    except (ErpPermanentError, ErpConflictError) as exc:
+        await _fail(held.binding_id, _message(exc))
+    async with db.atomic():
+        current = await sales.load_order(order_id)
+        values = {**_remote_values(remote), "state": "synced", "payload_hash": digest, "last_error": ""}
+        if resumed:
+            values["reruns"] = Binding.reruns + 1
+        if current is not None and current.state == "cancelled" and remote.state != "cancelled":
+            await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{order_id}", order_id=order_id)
+        elif current is not None and await _edited(current, digest):
+            values["state"] = "failed"
+            values["last_error"] = (f"order {order.reference} was edited in the CRM while it was being sent: the ERP "
+                                    "holds the earlier version; review both, then re-drive")
+        await _release(held.binding_id, **values)
+    return "resumed" if resumed else "created"
+
+
+async def _edited(order: sales.SalesOrder, digest: str) -> bool:
+    try:
+        return sales.payload_hash(await sales.build_payload(order)) != digest
+    except sales.PayloadError:  # e.g. the address was removed meanwhile: it changed all the same
+        return True
+
+
+async def cancel_order(order_id: int) -> str:
+    """Cancel the ERP sale of a cancelled CRM order, unless someone changed it in the ERP since our sync."""
+    order = await sales.load_order(order_id)
+    if order is None or order.state != "cancelled":
+        return "not cancelled"
+    cfg = await connection.active()
+    backend = connection.open_backend(cfg)
+    try:
+        held = await claim(cfg, order, "cancel")
+    except Busy as exc:
+        raise ErpTransientError(str(exc)) from None
+    if held.remote_state == "cancelled":
+        await _release(held.binding_id, state="synced", last_error="")
+        return "already cancelled"
+    if not held.external_id:
+        await _release(held.binding_id)
+        # the push has not finished: run it (it sees the cancellation and queues this job again)
+        raise ErpTransientError(f"{order.reference} is not in the ERP yet")
+    try:
+        remote = await _call(backend.cancel_order, held.external_id, held.remote_marker)
+    except ErpTransientError as exc:
+        await _transient(held, exc)
+    except ErpConflictError as exc:
+        await _fail(held.binding_id, f"not cancelled in the ERP: {_message(exc)}; check the ERP document, "
+                                     "then re-drive to cancel the version it holds now")
+    except ErpPermanentError as exc:
+        await _fail(held.binding_id, f"not cancelled in the ERP: {_message(exc)}")
+    await _release(held.binding_id, state="synced", last_error="", **_remote_values(remote))
+    return "cancelled"
+
+
+async def pull_invoices(limit: int = PAGE) -> int:
+    """Pull invoices changed since the stored cursor (keyset pages), mirror them, update order status and
+    publish ``erp_bridge_invoice_paid`` once per newly paid invoice. Returns how many were pulled."""
+    cfg = await connection.active()
+    backend = connection.open_backend(cfg)
+    pulled = 0
+    while True:
+        where = (PullCursor.backend == cfg.id) & (PullCursor.kind == "invoice")
+        row = await PullCursor.select(PullCursor.cursor).where(where).first()
+        page: list[RemoteInvoice] = await _call(backend.pull_invoices, row["cursor"] if row else None, limit)
+        if not page:
+            return pulled
+        async with db.atomic():
+            for inv in page:
+                await _mirror(cfg, inv)
+            if row is None:
+                await PullCursor.insert(PullCursor(backend=cfg.id, kind="invoice", cursor=page[-1].cursor))
+            else:
+                await PullCursor.update({PullCursor.cursor: page[-1].cursor, PullCursor.updated_at: now()}).where(
+                    where)
+        pulled += len(page)
+        if len(page) < limit:
+            return pulled
+
+
+async def _mirror(cfg: connection.Backend, inv: RemoteInvoice) -> None:
+    values = {InvoiceRow.number: inv.number or "", InvoiceRow.order_reference: inv.order_reference or "",
+              InvoiceRow.state: inv.state, InvoiceRow.currency: inv.currency, InvoiceRow.untaxed: inv.untaxed,
+              InvoiceRow.tax: inv.tax, InvoiceRow.total: inv.total, InvoiceRow.amount_to_pay: inv.amount_to_pay,
+              InvoiceRow.is_paid: inv.is_paid, InvoiceRow.invoice_date: inv.invoice_date,
+              InvoiceRow.cursor: inv.cursor, InvoiceRow.pulled_at: now()}
+    key = (InvoiceRow.backend == cfg.id) & (InvoiceRow.external_id == inv.external_id)
+    seen = await InvoiceRow.select(InvoiceRow.id, InvoiceRow.paid_notified_at).where(key).first()
+    if seen is None:
+        await InvoiceRow.insert(InvoiceRow(backend=cfg.id, external_id=inv.external_id,
+                                           **{c._meta.name: v for c, v in values.items()}))
+    else:
+        await InvoiceRow.update(values).where(key)
+    if not inv.order_reference:
+        return
+    binding = await Binding.select(Binding.id, Binding.local_id).where(
+        (Binding.backend == cfg.id) & (Binding.reference == inv.order_reference)).first()
+    if binding is None:
+        return  # not ours, or unknown here: reconciliation reports it as missing in the CRM
+    invoices = await InvoiceRow.select(InvoiceRow.number, InvoiceRow.is_paid, InvoiceRow.state).where(
+        (InvoiceRow.backend == cfg.id) & (InvoiceRow.order_reference == inv.order_reference)
+        & (InvoiceRow.state != "cancelled")).order_by(InvoiceRow.id)
+    await Binding.update({
+        Binding.invoice_number: ", ".join(i["number"] for i in invoices if i["number"])[:60],
+        Binding.is_paid: bool(invoices) and all(i["is_paid"] for i in invoices),
+    }).where(Binding.id == binding["id"])
+    if inv.is_paid and (seen is None or seen["paid_notified_at"] is None):
+        await InvoiceRow.update({InvoiceRow.paid_notified_at: now()}).where(key)
+        await events.publish("erp_bridge_invoice_paid", order_id=int(binding["local_id"]),
+                             invoice_external_id=inv.external_id)
+
+
+async def queue_pending_cancellations() -> int:
+    """Cancelled CRM orders whose ERP sale is still live: queue their cancel job (idempotent by dedup key).
+    This is the safety net that needs no event from crm_sales."""
+    cancelled = set(await sales.order_ids(state="cancelled"))
+    if not cancelled:
+        return 0
+    rows = await Binding.select(Binding.local_id).where(
+        (Binding.model == sales.ORDER_MODEL) & (Binding.state == "synced") & (Binding.external_id != "")
+        & (Binding.remote_state != "cancelled"))
+    queued = 0
+    for r in rows:
+        if r["local_id"] in cancelled:
+            await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{r['local_id']}",
+                               order_id=int(r["local_id"]))
+            queued += 1
+    return queued
+
+
+async def health() -> dict[str, Any]:
+    cfg = await connection.active()
+    backend: ErpBackend = connection.open_backend(cfg)
+    result: dict[str, Any] = await _call(backend.health)
+    return {"name": cfg.name, "kind": cfg.kind, **result}

@@ -1,0 +1,1 @@
+"""Test helpers for the ERP bridge (a real throw-away Tryton server: `tryton_server`)."""

@@ -1,0 +1,234 @@
+"""The fault run: N orders synced to a real trytond by `crm worker` processes on a Redis of our own, while
+workers are SIGKILLed again and again and Redis is restarted once (it keeps nothing on disk, so `crm
+scheduler`'s outbox sweep must recover the lost messages). Loopback only, bounded, self-stopping.
+
+Used by tests/erp/test_fault.py (small N) and bench/erp_fault.py (10k orders, ≥ 10 kills).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from erp_bridge.testing.tryton_server import TrytonConnection, build_database, free_port, running_server
+
+PG_ADMIN = os.environ.get("CRM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+CRM = str(Path(sys.executable).parent / "crm")
+
+
+@dataclass
+class Figures:
+    orders: int
+    kills: int = 0
+    redis_restarts: int = 0
+    duplicates_prevented: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"fault run: orders={self.orders} worker_kills={self.kills} redis_restarts={self.redis_restarts} "
+                f"duplicates_prevented={self.duplicates_prevented} time={self.seconds:.1f}s "
+                f"({self.orders / max(self.seconds, 0.001):.1f} orders/s) problems={len(self.problems)}")
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[tuple[str, Any]]:
+    """A throw-away redis-server without persistence; yields (url, restart())."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart() -> None:
+        procs[-1].kill()
+        procs[-1].wait(10)
+        start()
+
+    start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", restart
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+async def _pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _crm(env: dict[str, str], *args: str, stdin: str = "") -> str:
+    out = subprocess.run([CRM, *args], env=env, capture_output=True, text=True, input=stdin, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"crm {' '.join(args)} failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+async def _make_orders(n: int, redis_url: str, env: dict[str, str]) -> list[int]:
+    """N confirmed orders written like crm_sales' acceptance (order + event in one transaction)."""
+    from crm_contacts.api import find_or_create_person
+    from crm_contacts.models import Address
+    from crm_sales.models import Order, OrderLine
+
+    from core import db, events
+    from core.runtime import boot
+    from core.settings import Settings
+
+    await boot(Settings(data_dir=Path(env["CRM_DATA_DIR"]), database_url=env["CRM_DATABASE_URL"],
+                        redis_url=redis_url, secret_key=env["CRM_SECRET_KEY"]))
+    people: list[int] = []
+    for i in range(max(1, n // 20)):
+        ref, _ = await find_or_create_person(name=f"Fault Customer {i}", email=f"fault{i}@example.org")
+        await Address.insert(Address(person=ref.id, line1=f"{i} Century Ave", city="Shanghai", country="CN"))
+        people.append(ref.id)
+    ids: list[int] = []
+    for i in range(n):
+        async with db.atomic():
+            rows = await Order.insert(Order(person=people[i % len(people)], currency="EUR", untaxed=100, tax=13,
+                                            total=113)).returning(Order.id)
+            oid = int(rows[0]["id"])
+            await Order.update({Order.reference: f"CRM-SO-{oid}"}).where(Order.id == oid)
+            await OrderLine.insert(OrderLine(order=oid, code="P-001", description="Widget", quantity=1,
+                                             unit_price=100, untaxed=100, tax=13, total=113, tax_rate="0.13"))
+            await events.publish("crm_sales_order_confirmed", order_id=oid)
+        ids.append(oid)
+    return ids
+
+
+async def _state(ids: list[int]) -> Counter[str]:
+    from erp_bridge.models import Binding
+
+    rows = await Binding.select(Binding.state).where(Binding.local_id.is_in(ids))
+    counts = Counter(r["state"] for r in rows)
+    counts["missing"] = len(ids) - len(rows)
+    return counts
+
+
+async def _verify(ids: list[int], conn: TrytonConnection, figures: Figures) -> None:
+    from erp_bridge.backends.tryton import TrytonBackend
+    from erp_bridge.models import Binding
+
+    backend = TrytonBackend(conn.url, conn.database, conn.username, conn.password, timeout=120)
+    try:
+        sales = backend.call("model.sale.sale.search_read", [("reference", "like", "CRM-SO-%")], 0, None, None,
+                             ["reference"])
+    finally:
+        backend.close()
+    by_ref: dict[str, list[str]] = {}
+    for s in sales:
+        by_ref.setdefault(s["reference"], []).append(str(s["id"]))
+    bindings = {r["local_id"]: r for r in await Binding.select().where(Binding.local_id.is_in(ids))}
+    for oid in ids:
+        found = by_ref.get(f"CRM-SO-{oid}", [])
+        b = bindings.get(oid)
+        if len(found) != 1:
+            figures.problems.append(f"CRM-SO-{oid}: {len(found)} sale(s) in Tryton")
+        elif b is None or b["state"] != "synced" or b["external_id"] != found[0]:
+            figures.problems.append(f"CRM-SO-{oid}: binding {None if b is None else (b['state'], b['external_id'])}"
+                                    f" but Tryton sale {found[0]}")
+    figures.duplicates_prevented = sum(int(b["reruns"]) for b in bindings.values())
+
+
+def run(n: int, *, workers: int = 3, threads: int = 4, kill_every: float = 4.0, min_kills: int = 3,
+        max_kills: int = 6, deadline: float = 600.0, workdir: Path) -> Figures:
+    """Run the whole scenario; never raises for a lost/duplicated order, it lands in ``figures.problems``.
+    Kills stop at ``max_kills``: each one strands its in-flight jobs until their outbox lease runs out (~90 s),
+    so killing forever would only measure the lease."""
+    return asyncio.run(_run(n, workers, threads, kill_every, min_kills, max_kills, deadline, workdir))
+
+
+async def _run(n: int, workers: int, threads: int, kill_every: float, min_kills: int, max_kills: int,
+               deadline: float, workdir: Path) -> Figures:
+    figures = Figures(orders=n)
+    db_name = f"crm_fault_{uuid.uuid4().hex[:8]}"
+    await _pg(f'CREATE DATABASE "{db_name}"')
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with running_server(build_database(), workdir / "tryton") as conn, redis_server(workdir) as (redis_url,
+                                                                                                    restart):
+            env = {**os.environ, "CRM_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name,
+                   "CRM_REDIS_URL": redis_url, "CRM_DATA_DIR": str(workdir / "crm"), "CRM_SECRET_KEY": "fault",
+                   "CRM_X_ERP_LEASE_SECONDS": "30", "CRM_ERP_PASSWORD": conn.password}
+            _crm(env, "init")
+            _crm(env, "addons", "install", "erp_bridge")
+            _crm(env, "erp", "configure", "main", "--kind", "tryton", "--url", conn.url, "--database",
+                 conn.database, "--username", conn.username)
+            os.environ.update({k: env[k] for k in ("CRM_X_ERP_LEASE_SECONDS",)})
+            log = open(workdir / "workers.log", "ab")  # noqa: SIM115 - closed with the processes below
+
+            def spawn(*args: str) -> subprocess.Popen[bytes]:
+                return subprocess.Popen([CRM, *args], env=env, stdout=log, stderr=log, start_new_session=True)
+
+            started = time.monotonic()
+            ids = await _make_orders(n, redis_url, env)
+            pool = [spawn("worker", "--threads", str(threads)) for _ in range(workers)]
+            procs.extend(pool)
+            procs.append(spawn("scheduler"))
+            rng = random.Random(42)
+            next_kill = time.monotonic() + kill_every
+            while time.monotonic() - started < deadline:
+                counts = await _state(ids)
+                if counts["synced"] == n and figures.kills >= min_kills:
+                    break
+                if time.monotonic() >= next_kill and figures.kills < max_kills and (
+                        counts["synced"] < n or figures.kills < min_kills):
+                    victim = rng.randrange(len(pool))
+                    os.kill(pool[victim].pid, signal.SIGKILL)
+                    pool[victim].wait()
+                    figures.kills += 1
+                    pool[victim] = spawn("worker", "--threads", str(threads))
+                    procs.append(pool[victim])
+                    next_kill = time.monotonic() + kill_every
+                    if figures.kills == 2 and not figures.redis_restarts:  # every queued message is lost
+                        restart()
+                        figures.redis_restarts += 1
+                await asyncio.sleep(0.5)
+            figures.seconds = time.monotonic() - started
+            counts = await _state(ids)
+            if counts["synced"] != n:
+                figures.problems.append(f"not all synced before the deadline: {dict(counts)}")
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            log.close()
+            await _verify(ids, conn, figures)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        await _pg(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    return figures

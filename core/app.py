@@ -1,0 +1,132 @@
+"""``create_app``: one Starlette app from the installed addons of one database.
+
+The app boots in its lifespan (engine, broker, addons) and then adds routes, so ``uvicorn --factory`` with
+N workers works: every worker builds the same app from the database, and holds no state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from core import api, jobs, scheduler, templating
+from core.errors import AddonError, CrmError, NotAuthenticated, ValidationError
+from core.runtime import Runtime, boot
+from core.security.admin import ROUTES as ADMIN_ROUTES
+from core.security.middleware import SecurityMiddleware
+from core.settings import Settings
+from core.views import ROUTES as KERNEL_ROUTES
+
+log = logging.getLogger("crm.app")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, CrmError):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        exc = CrmError("Something went wrong on our side; it has been logged.")
+    fields = exc.fields if isinstance(exc, ValidationError) else {}
+    field = getattr(exc, "field", None)
+    if field:
+        fields = {field: exc.message}
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": fields}},
+                            status_code=exc.status)
+    if isinstance(exc, NotAuthenticated):
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    from core.web import render
+
+    return render(request, "core/error.html", status=exc.status, message=exc.message, fields=fields)
+
+
+def addon_routes(runtime: Runtime) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for addon in runtime.addons:
+        if addon.routes and addon.mount:
+            module_path, _, attr = addon.routes.partition(":")
+            try:
+                module = importlib.import_module(module_path)
+                addon_routes_list = getattr(module, attr or "ROUTES")
+            except (ImportError, AttributeError) as exc:
+                raise AddonError(addon.name, f"cannot load routes {addon.routes!r}: {exc}") from exc
+            routes.append(Mount(addon.mount, routes=addon_routes_list, name=addon.name))
+    for name, folder in templating.static_dirs(runtime.addons).items():
+        if folder.is_dir() and name != "core":
+            routes.append(Mount(f"/static/{name}", app=StaticFiles(directory=folder), name=f"static_{name}"))
+    return routes
+
+
+def compose(app: Starlette, runtime: Runtime) -> None:
+    """Attach what the installed addons contribute to ``app``."""
+    app.state.runtime = runtime
+    app.state.templates = templating.environment(runtime.addons)
+    app.router.routes.extend(addon_routes(runtime))
+    app.router.routes.extend(api.routes(runtime))
+
+
+@contextlib.asynccontextmanager
+async def _embedded_jobs(runtime: Runtime) -> AsyncIterator[None]:
+    """In-process worker threads and scheduler, only when no Redis is configured."""
+    if not jobs.is_embedded():
+        yield
+        return
+    worker = jobs.start_worker(runtime.settings.job_threads)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run_forever(runtime.schedules, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        worker.stop()
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               run_jobs: bool = True) -> Starlette:
+    """The ASGI app. Pass ``runtime`` to compose at once (tests), else it boots in the lifespan."""
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        rt = runtime or await boot(settings)
+        if runtime is None:
+            compose(app, rt)
+        if run_jobs:
+            async with _embedded_jobs(rt):
+                yield {}
+        else:
+            yield {}
+
+    app = Starlette(
+        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES],
+        middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
+                               absolute_hours=settings.session_absolute_hours,
+                               default_language=settings.default_language,
+                               secure_cookies=settings.secure_cookies)],
+        exception_handlers={Exception: on_error, CrmError: on_error},
+        lifespan=lifespan,
+    )
+    app.router.routes.append(Mount("/static/core", app=StaticFiles(directory=templating.folder("core:static") / "core"),
+                                   name="static_core"))
+    if runtime is not None:
+        compose(app, runtime)
+    return app
+
+
+def factory() -> Starlette:
+    """``uvicorn --factory core.app:factory`` entry point."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,95 @@
+"""The ``crm`` entry point: kernel commands plus the ones installed addons contribute."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.cli.addons import addons
+from core.cli.common import connect, handle_errors, run, settings
+from core.cli.jobs import jobs_group
+from core.cli.run import scheduler_cmd, serve, worker
+from core.cli.users import users_group
+
+
+class CrmGroup(click.Group):
+    """Adds addon commands (hook ``crm_cli_commands``) when a name is not a kernel command."""
+
+    def _addon_commands(self) -> dict[str, click.Command]:
+        from core import plugins
+        from core.runtime import boot
+
+        async def go() -> list[Any]:
+            rt = await boot(settings())
+            return await plugins.collect(rt.plugins, "crm_cli_commands")
+
+        try:
+            commands = run(go())
+        except Exception:
+            return {}
+        return {c.name: c for c in commands if isinstance(c, click.Command) and c.name}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        return found or self._addon_commands().get(cmd_name)
+
+
+@click.group(cls=CrmGroup)
+@click.version_option(package_name="crm-kernel")
+def main() -> None:
+    """A modular CRM. Configuration comes from CRM_* environment variables or a .env file."""
+    # Piccolo warns (with colour codes) before we can say the same thing in one readable line.
+    warnings.filterwarnings("ignore", module="piccolo")
+
+
+@main.command("init")
+@handle_errors
+def init() -> None:
+    """Create (or migrate) the kernel's tables in the configured database."""
+    from core import lifecycle
+
+    async def go() -> list[str]:
+        await connect(settings())
+        return await lifecycle.ensure_kernel()
+
+    ran = run(go())
+    click.echo(f"database ready ({len(ran)} kernel migration(s) applied): {settings().database_url}")
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Prepare the demo database and exit.")
+@handle_errors
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Create a SQLite demo database with every present addon and demo data, then serve it."""
+    from core import demo as demo_setup
+
+    if not os.environ.get("CRM_DATABASE_URL"):
+        data_dir = Path(os.environ.get("CRM_DATA_DIR", "var/demo")).resolve()
+        os.environ["CRM_DATA_DIR"] = str(data_dir)
+        os.environ["CRM_DATABASE_URL"] = f"sqlite:///{data_dir / 'demo.sqlite3'}"
+
+    async def go() -> tuple[list[str], list[demo_setup.DemoUser]]:
+        await connect(settings())
+        return await demo_setup.setup()
+
+    installed, users = run(go())
+    click.echo(f"database: {os.environ['CRM_DATABASE_URL']}")
+    click.echo("addons installed: " + (", ".join(installed) or "already installed"))
+    click.echo(f"demo users (password {demo_setup.DEMO_PASSWORD!r}): " + ", ".join(u.login for u in users))
+    if not no_serve:
+        ctx = click.get_current_context()
+        ctx.invoke(serve, host=host, port=port, workers=1)
+
+
+main.add_command(addons)
+main.add_command(serve)
+main.add_command(worker)
+main.add_command(scheduler_cmd, name="scheduler")
+main.add_command(jobs_group)
+main.add_command(users_group)

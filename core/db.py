@@ -1,0 +1,146 @@
+"""The database engine: one Piccolo engine for every addon's tables, chosen by ``CRM_DATABASE_URL``.
+
+Piccolo tables find their engine through ``piccolo_conf``; :func:`bind` points that module and every table
+class already imported at the engine in use, so tests can switch between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
+
+from core.errors import ConfigError
+
+os.environ.setdefault("PICCOLO_CONF", "core.piccolo_conf")
+
+_engine: Engine[Any] | None = None
+_after_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "crm_after_commit", default=None
+)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def engine_for(url: str) -> Engine[Any]:
+    """Build the engine a database URL names, or say clearly why not."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise ConfigError(f"CRM_DATABASE_URL {url!r}: write sqlite:///path/to/file.sqlite3")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteEngine(path=path)
+    if scheme in ("postgres", "postgresql"):
+        return PostgresEngine(config={"dsn": url})
+    raise ConfigError(
+        f"CRM_DATABASE_URL {redact(url)!r}: unsupported scheme {scheme!r} "
+        "(use sqlite:///path or postgresql://user@host:port/db)"
+    )
+
+
+def is_postgres(engine: Engine[Any] | None = None) -> bool:
+    return isinstance(engine or current(), PostgresEngine)
+
+
+def _all_tables() -> list[type[Table]]:
+    seen: list[type[Table]] = []
+    stack = list(Table.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen
+
+
+def bind(engine: Engine[Any]) -> Engine[Any]:
+    """Make ``engine`` the one every table (imported now or later) uses."""
+    global _engine
+    _engine = engine
+    for table in _all_tables():
+        table._meta.db = engine
+    return engine
+
+
+def configure(url: str) -> Engine[Any]:
+    return bind(engine_for(url))
+
+
+def current() -> Engine[Any]:
+    if _engine is None:
+        raise ConfigError("no database configured: call core.db.configure() first")
+    return _engine
+
+
+async def check(engine: Engine[Any] | None = None, url: str = "") -> None:
+    """Fail with a readable message if the database cannot be reached."""
+    engine = engine or current()
+    try:
+        await engine.run_ddl("SELECT 1")
+    except Exception as exc:  # the driver's errors have no common base
+        name = redact(url) if url else type(engine).__name__
+        raise ConfigError(f"database {name} is unreachable: {exc}") from exc
+
+
+def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once the enclosing :func:`atomic` block commits (now, if there is none)."""
+    pending = _after_commit.get()
+    if pending is None:
+        raise RuntimeError("after_commit outside atomic(); call the callback directly")
+    pending.append(callback)
+
+
+def in_atomic() -> bool:
+    return _after_commit.get() is not None
+
+
+def _transaction(engine: Engine[Any]) -> Any:
+    # SQLite: take the write lock at BEGIN, so two read-then-write transactions queue up instead of one
+    # failing with "database is locked" halfway through.
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
+def for_update(query: Any) -> Any:
+    """Lock the selected rows until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's IMMEDIATE
+    transactions already serialise writers)."""
+    return query.lock_rows("UPDATE") if is_postgres() else query
+
+
+@asynccontextmanager
+async def atomic() -> AsyncIterator[None]:
+    """One transaction; callbacks registered with :func:`after_commit` run only if it commits."""
+    if _after_commit.get() is not None:
+        async with current().transaction():
+            yield
+        return
+    callbacks: list[Callable[[], Awaitable[None]]] = []
+    token = _after_commit.set(callbacks)
+    try:
+        async with _transaction(current()):
+            yield
+    finally:
+        _after_commit.reset(token)
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:  # the transaction is committed; the outbox relay retries later
+            print(f"after-commit callback failed: {sys.exc_info()[1]!r}", file=sys.stderr)

@@ -1,0 +1,138 @@
+"""The outbox: rows written in the caller's transaction, dispatched to the broker after commit.
+
+A row is claimed by one worker at a time (a lease, so a killed worker's job is picked up again), marked
+``done`` on success, retried with backoff on errors and ``failed`` once retries are exhausted or the actor
+raises :class:`~core.errors.PermanentJobError`. ``failed`` rows are the dead-letter list (``crm jobs failed``)
+and can be re-driven.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from core import db
+from core.errors import PermanentJobError
+from core.jobs import JobSpec, broker
+from core.models import Outbox
+
+log = logging.getLogger("crm.outbox")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = None) -> int:
+    """Insert the row; dispatch it after commit (at once when no transaction is open)."""
+    json.dumps(payload)  # fail here, in the caller, on a payload that cannot be stored
+    if dedup_key is not None:
+        existing = await Outbox.select(Outbox.id).where(Outbox.dedup_key == dedup_key).first()
+        if existing is not None:
+            return int(existing["id"])
+    rows = await Outbox.insert(Outbox(actor=job.name, payload=payload, dedup_key=dedup_key)).returning(
+        Outbox.id)
+    outbox_id = int(rows[0]["id"])
+
+    async def send() -> None:
+        await dispatch([outbox_id])
+
+    if db.in_atomic():
+        db.after_commit(send)
+    else:
+        await send()
+    return outbox_id
+
+
+async def dispatch(ids: list[int]) -> int:
+    """Send the rows' messages to the broker and stamp them; returns how many were sent."""
+    if not ids:
+        return 0
+    rows = await Outbox.select(Outbox.id, Outbox.actor).where(Outbox.id.is_in(ids))
+    current = broker()
+    sent = 0
+    for row in rows:
+        try:
+            current.get_actor(row["actor"]).send(row["id"])
+        except Exception as exc:  # not declared here, or broker down: the sweep retries
+            log.warning("outbox %s not dispatched: %s", row["id"], exc)
+            continue
+        sent += 1
+    await Outbox.update({Outbox.dispatched_at: _now()}).where(Outbox.id.is_in([r["id"] for r in rows]))
+    return sent
+
+
+async def sweep(stale_seconds: float = 60.0, fresh_seconds: float = 2.0, limit: int = 500) -> int:
+    """Re-dispatch rows the broker may have lost: never sent, or sent long ago and still not finished."""
+    now = _now()
+    never = (Outbox.dispatched_at.is_null()) & (Outbox.created_at < now - dt.timedelta(seconds=fresh_seconds))
+    stale = (Outbox.dispatched_at < now - dt.timedelta(seconds=stale_seconds)) & (
+        Outbox.lease_until.is_null() | (Outbox.lease_until < now))
+    rows = await Outbox.select(Outbox.id).where(
+        Outbox.state.is_in(["pending", "running"]) & (never | stale)).order_by(Outbox.id).limit(limit)
+    return await dispatch([int(r["id"]) for r in rows])
+
+
+async def claim(outbox_id: int, lease_seconds: float) -> dict[str, Any] | None:
+    """Take the row for this run, or None if it is done, failed, or leased by another worker."""
+    now = _now()
+    rows = await Outbox.update({Outbox.state: "running",
+                                Outbox.lease_until: now + dt.timedelta(seconds=lease_seconds)}).where(
+        (Outbox.id == outbox_id)
+        & ((Outbox.state == "pending") | ((Outbox.state == "running") & (Outbox.lease_until < now)))
+    ).returning(Outbox.id, Outbox.payload, Outbox.attempts)
+    if not rows:
+        return None
+    row = rows[0]
+    payload = row["payload"]
+    return {"payload": json.loads(payload) if isinstance(payload, str) else payload,
+            "attempts": int(row["attempts"])}
+
+
+async def run_job(job: JobSpec, outbox_id: int) -> None:
+    """Run one outbox row through its actor (called inside the Dramatiq actor)."""
+    claimed = await claim(outbox_id, job.time_limit_ms / 1000 + 30)
+    if claimed is None:
+        return
+    try:
+        await job.fn(**claimed["payload"])
+    except PermanentJobError as exc:
+        await _finish(outbox_id, "failed", claimed["attempts"] + 1, str(exc))
+        log.error("job %s #%s failed for good: %s", job.name, outbox_id, exc)
+        return
+    except Exception as exc:
+        attempts = claimed["attempts"] + 1
+        message = f"{type(exc).__name__}: {exc}"
+        if attempts > job.max_retries:
+            await _finish(outbox_id, "failed", attempts, message)
+            log.error("job %s #%s failed after %s attempts: %s", job.name, outbox_id, attempts, message)
+            return
+        await _finish(outbox_id, "pending", attempts, message)
+        raise  # Dramatiq retries with backoff
+    await _finish(outbox_id, "done", claimed["attempts"] + 1, "")
+
+
+async def _finish(outbox_id: int, state: str, attempts: int, error: str) -> None:
+    values: dict[Any, Any] = {Outbox.state: state, Outbox.attempts: attempts, Outbox.last_error: error,
+                              Outbox.lease_until: None}
+    if state == "done":
+        values[Outbox.done_at] = _now()
+    await Outbox.update(values).where(Outbox.id == outbox_id)
+
+
+async def failed(limit: int = 100) -> list[dict[str, Any]]:
+    """The dead-letter list, newest first."""
+    return list(await Outbox.select(Outbox.id, Outbox.actor, Outbox.attempts, Outbox.last_error,
+                                    Outbox.created_at).where(Outbox.state == "failed")
+                .order_by(Outbox.id, ascending=False).limit(limit))
+
+
+async def retry(ids: list[int] | None = None) -> int:
+    """Re-drive failed rows (all of them when ``ids`` is None)."""
+    where: Any = Outbox.state == "failed"
+    if ids:
+        where = where & Outbox.id.is_in(ids)
+    rows = await Outbox.update({Outbox.state: "pending", Outbox.attempts: 0}).where(where).returning(Outbox.id)
+    return await dispatch([int(r["id"]) for r in rows])

@@ -1,0 +1,1 @@
+"""Synthetic Piccolo app modules live here (see core.migrations_registry)."""

@@ -1,0 +1,111 @@
+"""Boot: from settings and the installed addons of one database to a running set of parts.
+
+Order matters: the database engine and the job broker are configured first, then each installed addon's
+heavy parts (tables, actors, hooks) are imported in dependency order.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+import pluggy
+
+from core import db, i18n, jobs, lifecycle, plugins
+from core.addon import Addon, Every
+from core.discovery import Discovered, discover
+from core.errors import AddonError, ConfigError
+from core.migrations_registry import tables_of
+from core.resolver import closure
+from core.security import access
+from core.security.policy import compile_policy
+from core.settings import Settings
+
+KERNEL_MODULES = ("core.security.actors",)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    found: Discovered
+    addons: list[Addon]
+    plugins: pluggy.PluginManager
+    broker: dramatiq.Broker
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.addons]
+
+    def addon(self, name: str) -> Addon:
+        for addon in self.addons:
+            if addon.name == name:
+                return addon
+        raise AddonError(name, "is not installed")
+
+    @property
+    def schedules(self) -> list[Every]:
+        return [s for a in self.addons for s in a.schedules]
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise ConfigError("the CRM is not booted (call core.runtime.boot)")
+    return _current
+
+
+def _import(path: str | None, addon: str, what: str) -> None:
+    if not path:
+        return
+    try:
+        importlib.import_module(path.partition(":")[0])
+    except ImportError as exc:
+        raise AddonError(addon, f"cannot import {what} {path!r}: {exc}") from exc
+
+
+async def installed_addons(found: Discovered) -> list[Addon]:
+    try:
+        names = list(await lifecycle.installed())
+    except Exception as exc:
+        raise ConfigError(f"the database has no CRM schema yet ({type(exc).__name__}): run `crm init`") from exc
+    missing = [n for n in names if n not in found.addons]
+    if missing:
+        raise AddonError(missing[0], "is installed in this database but its code is not present "
+                                     "(pip install it, or uninstall it)")
+    return [found.addons[n] for n in closure(names, found.addons, found.errors)]
+
+
+async def boot(settings: Settings, *, found: Discovered | None = None) -> Runtime:
+    """Configure the engine and broker, import installed addons' parts, and make the runtime current."""
+    global _current
+    found = found or discover()
+    engine = db.configure(settings.database_url)
+    await db.check(engine, settings.database_url)
+    addons = await installed_addons(found)
+    names = {a.name for a in addons}
+    for module in KERNEL_MODULES:
+        importlib.import_module(module)
+    pm = plugins.manager()
+    for addon in addons:
+        tables_of(addon.models)
+        _import(addon.actors, addon.name, "actors")
+        if addon.hookspecs:
+            plugins.add_specs(pm, addon.hookspecs, addon.name)
+    for addon in addons:
+        for hooks in addon.hooks:
+            plugins.add_impls(pm, hooks, addon.name)
+        for other, glue in addon.extras.items():
+            if other in names:
+                plugins.add_impls(pm, glue, addon.name)
+    plugins.check(pm)
+    db.bind(engine)  # tables imported above join the engine in use
+    broker = jobs.configure(settings.redis_url, names | {"core"})
+    i18n.load(["core", *names])
+    access.set_policy(compile_policy(addons))
+    _current = Runtime(settings=settings, found=found, addons=addons, plugins=pm, broker=broker)
+    return _current

@@ -1,0 +1,69 @@
+"""The audit log: append-only rows for writes, deletes, merges, exports, reveals, logins and denials.
+
+A refusal is usually raised inside a transaction that then rolls back, which would take its audit row with it.
+So refusals (denials, failed logins and authentications, CSRF failures) recorded inside a transaction during
+a request are held and written when the request ends (:func:`collecting` / :func:`flush`, used by the
+security middleware). Writes are recorded in their own transaction: if it rolls back, nothing happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from contextvars import ContextVar, Token
+from typing import Any
+
+from core import db
+from core.security import context
+from core.security.models import AuditLog
+from core.security.principal import Principal
+
+REFUSALS = frozenset({"denied", "login_failed", "login_throttled", "auth_failed", "csrf_failed"})
+_held: ContextVar[list[AuditLog] | None] = ContextVar("crm_audit_held", default=None)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime, decimal.Decimal)):
+        return str(value)
+    return value
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"field": [old, new]}`` for every field that changed (JSON-safe)."""
+    before, after = before or {}, after or {}
+    out: dict[str, Any] = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            out[key] = [_plain(old), _plain(new)]
+    return out
+
+
+async def record(action: str, *, model: str = "", record_id: object = "", changes: dict[str, Any] | None = None,
+                 detail: str = "", principal: Principal | None = None, login: str = "") -> None:
+    """Append one entry: who (the request's principal unless given), what, when, IP and request id."""
+    ctx = context.get()
+    who = principal or ctx.principal
+    row = AuditLog(
+        user_id=who.user_id if who else None, user_login=who.login if who else login[:150], action=action,
+        model=model, record_id=str(record_id)[:64], changes=json.loads(json.dumps(changes or {}, default=str)),
+        detail=detail[:2000], ip=ctx.ip, request_id=ctx.request_id)
+    held = _held.get()
+    if held is not None and action in REFUSALS and db.in_atomic():
+        held.append(row)
+        return
+    await AuditLog.insert(row)
+
+
+def collecting() -> Token[list[AuditLog] | None]:
+    """Start holding refusals recorded inside transactions (call at the start of a request)."""
+    return _held.set([])
+
+
+async def flush(token: Token[list[AuditLog] | None]) -> None:
+    """Write the held refusals (call when the request is done, outside any transaction)."""
+    held = _held.get() or []
+    _held.reset(token)
+    if held:
+        await AuditLog.insert(*held)

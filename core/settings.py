@@ -1,0 +1,88 @@
+"""Configuration from environment variables (and a ``.env`` file): see ``docs/configuration.md``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from core.errors import ConfigError
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+
+
+def _secret(data_dir: Path) -> str:
+    """The signing secret: from the environment, else one kept in the data dir (embedded default)."""
+    if os.environ.get("CRM_SECRET_KEY"):
+        return os.environ["CRM_SECRET_KEY"]
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    base_url: str = "http://127.0.0.1:8000"
+    default_language: str = "en"
+    default_region: str = "CN"
+    session_idle_minutes: int = 120
+    session_absolute_hours: int = 24
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    job_threads: int = 4
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "crm@localhost"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env_file: str | None = ".env") -> Settings:
+        if env_file and Path(env_file).exists():
+            load_dotenv(env_file, override=False)
+        data_dir = Path(os.environ.get("CRM_DATA_DIR", "var")).resolve()
+        database_url = os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite3'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=os.environ.get("CRM_REDIS_URL") or None,
+            secret_key=_secret(data_dir),
+            base_url=os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            default_language=os.environ.get("CRM_LANGUAGE", "en"),
+            default_region=os.environ.get("CRM_DEFAULT_REGION", "CN"),
+            session_idle_minutes=_int("CRM_SESSION_IDLE_MINUTES", 120),
+            session_absolute_hours=_int("CRM_SESSION_ABSOLUTE_HOURS", 24),
+            login_max_failures=_int("CRM_LOGIN_MAX_FAILURES", 5),
+            login_window_seconds=_int("CRM_LOGIN_WINDOW_SECONDS", 900),
+            job_threads=_int("CRM_JOB_THREADS", 4),
+            smtp_host=os.environ.get("CRM_SMTP_HOST") or None,
+            smtp_port=_int("CRM_SMTP_PORT", 25),
+            smtp_from=os.environ.get("CRM_SMTP_FROM", "crm@localhost"),
+            extra={k: v for k, v in os.environ.items() if k.startswith("CRM_X_")},
+        )

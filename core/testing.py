@@ -1,0 +1,207 @@
+"""Test support for the kernel and every addon (a pytest plugin, loaded through the ``pytest11`` entry point).
+
+- ``crm_db_url``: a fresh database per test, once on SQLite and once on PostgreSQL (the machine's server on
+  127.0.0.1:5432; each run makes its own throwaway databases and drops them).
+- ``crm_boot``: install addons into that database and boot the runtime.
+- :class:`AddonContract`: the conformance tests every addon subclasses in its ``tests/test_contract.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("CRM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [b for b in os.environ.get("CRM_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _kernel_schema(url: str) -> None:
+    from core import db, lifecycle
+
+    db.configure(url)
+    await lifecycle.ensure_kernel()
+
+
+@pytest.fixture(scope="session")
+def crm_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One database per backend with the kernel schema, copied for each test."""
+    made: dict[str, str] = {}
+    run_id = uuid.uuid4().hex[:8]
+    if "sqlite" in BACKENDS:
+        path = tmp_path_factory.mktemp("crm-template") / "template.sqlite3"
+        asyncio.run(_kernel_schema(f"sqlite:///{path}"))
+        made["sqlite"] = str(path)
+    if "postgres" in BACKENDS:
+        name = f"crm_tpl_{run_id}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_kernel_schema(_pg_url(name)))
+        made["postgres"] = name
+    yield made
+    if "postgres" in made:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{made["postgres"]}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def crm_db_url(request: pytest.FixtureRequest, crm_templates: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL with the kernel schema (parametrized: sqlite, postgres)."""
+    from core import db
+
+    if request.param == "sqlite":
+        path = tmp_path / "crm.sqlite3"
+        shutil.copy(crm_templates["sqlite"], path)
+        url = f"sqlite:///{path}"
+        db.configure(url)
+        yield url
+        return
+    name = f"crm_t_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{crm_templates["postgres"]}"'))
+    url = _pg_url(name)
+    db.configure(url)
+    yield url
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def crm_settings(crm_db_url: str, tmp_path: Path) -> Any:
+    from core.settings import Settings
+
+    return Settings(data_dir=tmp_path, database_url=crm_db_url, redis_url=None, secret_key="test-secret",
+                    login_max_failures=5)
+
+
+@pytest.fixture
+def crm_boot(crm_settings: Any) -> Callable[..., Awaitable[Any]]:
+    """``await crm_boot("crm_x", demo=False, found=None)``: install addons, then boot the runtime."""
+    from core import lifecycle
+    from core.discovery import discover
+    from core.runtime import boot
+
+    async def go(*names: str, demo: bool = False, found: Any = None, redis_url: str | None = None) -> Any:
+        found = found or discover()
+        if names:
+            await lifecycle.install(list(names), found, demo=demo)
+        return await boot(crm_settings.with_(redis_url=redis_url), found=found)
+
+    return go
+
+
+async def make_user(login: str, *roles: str, password: str = "Correct-Horse-42!", **kw: Any) -> int:
+    from core.security.users import create_user
+
+    return await create_user(login, login.title(), password, roles=roles, **kw)
+
+
+async def login_client(client: Any, login: str, password: str = "Correct-Horse-42!") -> Any:
+    """Log an httpx/TestClient client in through the real form (CSRF included)."""
+    import re
+
+    page = await _maybe(client.get("/login"))
+    token = re.search(r'name="csrf_token" value="([^"]*)"', page.text)
+    assert token, "login page has no CSRF field"
+    response = await _maybe(client.post("/login", data={"login": login, "password": password,
+                                                        "csrf_token": token.group(1), "next": "/"}))
+    assert response.status_code in (200, 303), response.text[:300]
+    return client
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+@pytest.fixture
+async def crm_client(crm_boot: Callable[..., Awaitable[Any]]) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``client = await crm_client("crm_x")``: an httpx AsyncClient on the composed app."""
+    import httpx
+
+    from core.app import create_app
+
+    opened: list[httpx.AsyncClient] = []
+
+    async def go(*names: str, **kw: Any) -> httpx.AsyncClient:
+        runtime = await crm_boot(*names, **kw)
+        app = create_app(runtime=runtime, run_jobs=False)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                   follow_redirects=False)
+        opened.append(client)
+        return client
+
+    yield go
+    for client in opened:
+        await client.aclose()
+
+
+class AddonContract:
+    """Subclass in ``tests/test_contract.py`` with ``addon = "crm_x"``: what every addon must satisfy."""
+
+    addon: str = ""
+
+    def _found(self) -> Any:
+        from core.discovery import discover
+
+        return discover()
+
+    def test_manifest_is_valid_and_discoverable(self) -> None:
+        found = self._found()
+        assert self.addon in found.addons, found.errors.get(self.addon, "not discovered")
+        declared = found.addons[self.addon]
+        for grant in declared.permissions:
+            assert grant.model.startswith(f"{self.addon}.") or "." in grant.model
+        for job in declared.schedules:
+            assert job.actor.startswith(f"{self.addon}."), job.actor
+
+    async def test_installs_upgrades_and_uninstalls(self, crm_db_url: str) -> None:
+        from core import lifecycle
+        from core.migrations_registry import tables_of
+
+        found = self._found()
+        new = await lifecycle.install([self.addon], found)
+        assert self.addon in new
+        assert self.addon in await lifecycle.installed()
+        for table in tables_of(found.addons[self.addon].models):
+            assert table._meta.tablename.startswith(f"{self.addon}_"), table._meta.tablename
+            await table.count()  # the table exists
+        assert await lifecycle.upgrade([self.addon], found) == []
+        plan = await lifecycle.uninstall(self.addon, found, purge=True, dry_run=True)
+        assert len(plan.tables) == len(tables_of(found.addons[self.addon].models))
+        assert self.addon in await lifecycle.installed()
+
+    async def test_boots_and_templates_compile(self, crm_boot: Any) -> None:
+        from core import templating
+
+        runtime = await crm_boot(self.addon)
+        assert self.addon in runtime.names
+        env = templating.environment(runtime.addons)
+        addon = runtime.addon(self.addon)
+        if addon.templates:
+            folder = templating.folder(addon.templates)
+            for path in folder.rglob("*.html"):
+                env.get_template(str(path.relative_to(folder)))

@@ -1,0 +1,80 @@
+"""Helpers for addon views: the current user, access, rendering pages with the shared layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from core import i18n
+from core.errors import NotAuthenticated, ValidationError
+from core.runtime import current
+from core.security.access import Access, policy
+from core.security.principal import Principal
+
+
+def principal(request: Request) -> Principal | None:
+    found: Principal | None = request.scope.get("state", {}).get("principal")
+    return found
+
+
+def require_user(request: Request) -> Principal:
+    who = principal(request)
+    if who is None:
+        raise NotAuthenticated("please log in")
+    return who
+
+
+def access(request: Request) -> Access:
+    return Access(require_user(request))
+
+
+def menus(request: Request) -> list[dict[str, Any]]:
+    who = principal(request)
+    if who is None:
+        return []
+    acc = Access(who)
+    items = []
+    for addon in current().addons:
+        for menu in addon.menus:
+            if menu.model is None or acc.can(menu.model, "read"):
+                items.append({"label": i18n.gettext(menu.label), "path": menu.path, "order": menu.order})
+    if who.is_admin:
+        items.append({"label": i18n.gettext("Admin"), "path": "/admin/users", "order": 900})
+    elif policy().scope(who.roles, "core.audit_log", "read"):
+        items.append({"label": i18n.gettext("Audit log"), "path": "/admin/audit", "order": 900})
+    return sorted(items, key=lambda m: (m["order"], m["label"]))
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    env = request.app.state.templates
+    state = request.scope.get("state", {})
+    html = env.get_template(template).render(
+        request=request, user=principal(request), menus=menus(request),
+        csrf_token=state.get("csrf_token", ""), url_for=request.url_for, path=request.url.path,
+        **context)
+    return HTMLResponse(html, status_code=status)
+
+
+def form_str(form: Any, name: str, *, required: bool = False, max_length: int = 500) -> str:
+    value = form.get(name, "")
+    value = value.strip() if isinstance(value, str) else ""
+    if required and not value:
+        raise ValidationError({name: "is required"})
+    if len(value) > max_length:
+        raise ValidationError({name: f"is longer than {max_length} characters"})
+    return value
+
+
+async def pdf_response(request: Request, template: str, filename: str, **context: Any) -> Response:
+    """Render ``template`` to a PDF (off the event loop) and send it inline."""
+    from core.reports import CJK_FONT_STACK, render_pdf_async
+    from core.templating import static_dirs
+
+    html = request.app.state.templates.get_template(template).render(
+        CJK_FONT_STACK=CJK_FONT_STACK, user=principal(request), **context)
+    pdf = await render_pdf_async(html, assets=static_dirs(current().addons))
+    safe = "".join(c for c in filename if c.isalnum() or c in "-_.") or "document.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{safe}"'})

@@ -1,0 +1,168 @@
+"""Jobs through the outbox, on the in-process broker and on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from core import db, jobs, outbox
+from core.discovery import Discovered
+from core.models import Outbox
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+async def _wait(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def _state(outbox_id: int) -> str:
+    return (await Outbox.select(Outbox.state).where(Outbox.id == outbox_id).first())["state"]
+
+
+@pytest.fixture(params=["inprocess", "redis"])
+async def worker(request, crm_boot, found: Discovered):
+    """A booted runtime with worker threads on the requested broker."""
+    redis_url = REDIS_URL if request.param == "redis" else None
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    runtime = await crm_boot("crm_testext", found=found, redis_url=redis_url)
+    w = jobs.start_worker(2)
+    yield runtime
+    w.stop()
+
+
+async def test_job_enqueued_in_a_transaction_runs_after_commit(worker) -> None:
+    from crm_testbase.models import Note
+
+    note_id = (await Note.select(Note.id).first())["id"]
+    async with db.atomic():
+        job = await jobs.enqueue("crm_testbase.record", note_id=note_id)
+        assert await _state(job) == "pending"
+    await _wait(lambda: _is(job, "done"))
+    assert (await Note.select(Note.title).where(Note.id == note_id).first())["title"] == "Welcome note!"
+
+
+async def _is(job: int, state: str) -> bool:
+    return await _state(job) == state
+
+
+async def test_rolled_back_transaction_sends_nothing(worker) -> None:
+    from crm_testbase import actors
+
+    with pytest.raises(RuntimeError):
+        async with db.atomic():
+            await jobs.enqueue("crm_testbase.record", note_id=1)
+            raise RuntimeError("business rule failed")
+    await asyncio.sleep(0.5)
+    assert await Outbox.count() == 0
+    assert actors.CALLS == []
+
+
+async def test_transient_failures_are_retried_with_backoff(worker) -> None:
+    job = await jobs.enqueue("crm_testbase.flaky", fail_times=2, key="a")
+    await _wait(lambda: _is(job, "done"))
+    row = await Outbox.select(Outbox.attempts, Outbox.last_error).where(Outbox.id == job).first()
+    assert row["attempts"] == 3 and row["last_error"] == ""
+
+
+async def test_exhausted_retries_land_in_the_failed_list_and_can_be_redriven(worker) -> None:
+    from crm_testbase import actors
+
+    job = await jobs.enqueue("crm_testbase.flaky", fail_times=3, key="b")  # max_retries=2: 3 attempts
+    await _wait(lambda: _is(job, "failed"))
+    failed = await outbox.failed()
+    assert [f["id"] for f in failed] == [job]
+    assert "transient failure of b" in failed[0]["last_error"]
+    assert await outbox.retry([job]) == 1
+    await _wait(lambda: _is(job, "done"))  # the 4th call succeeds
+    assert actors.CALLS.count(("flaky", "b")) == 4
+
+
+async def test_permanent_error_is_not_retried(worker) -> None:
+    from crm_testbase import actors
+
+    job = await jobs.enqueue("crm_testbase.doomed")
+    await _wait(lambda: _is(job, "failed"))
+    await asyncio.sleep(0.3)
+    assert actors.CALLS.count(("doomed", None)) == 1
+    assert (await outbox.failed())[0]["last_error"] == "the ERP says no"
+
+
+async def test_event_listener_enqueues_in_the_publishers_transaction(worker) -> None:
+    from crm_testext import actors as ext
+
+    from core.events import publish
+
+    ext.SEEN.clear()
+    async with db.atomic():
+        assert await publish("crm_testbase_note_created", note_id=42) == [42]
+    await _wait(lambda: _async(42 in ext.SEEN))
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_lost_messages_are_recovered_by_the_sweep(crm_boot, found: Discovered) -> None:
+    """The broker forgot the message (crash, Redis restart): the outbox row is swept and run."""
+    await crm_boot("crm_testbase", found=found)
+    from crm_testbase.models import Note
+
+    note_id = (await Note.select(Note.id).first())["id"]
+    job = await jobs.enqueue("crm_testbase.record", note_id=note_id)
+    jobs.broker().flush_all()  # the message is gone; the row stays pending
+    w = jobs.start_worker(1)
+    try:
+        await asyncio.sleep(0.3)
+        assert await _state(job) == "pending"
+        assert await outbox.sweep(stale_seconds=0, fresh_seconds=0) == 1
+        await _wait(lambda: _is(job, "done"))
+    finally:
+        w.stop()
+
+
+async def test_duplicate_delivery_runs_the_job_once(crm_boot, found: Discovered) -> None:
+    await crm_boot("crm_testbase", found=found)
+    from crm_testbase import actors
+
+    job = await jobs.enqueue("crm_testbase.record", note_id=1)
+    await outbox.dispatch([job])  # a second message for the same row
+    w = jobs.start_worker(2)
+    try:
+        await _wait(lambda: _is(job, "done"))
+        await asyncio.sleep(0.3)
+        assert actors.CALLS.count(("record", 1)) == 1
+    finally:
+        w.stop()
+
+
+async def test_dedup_key_makes_enqueue_idempotent(crm_boot, found: Discovered) -> None:
+    await crm_boot("crm_testbase", found=found)
+    first = await jobs.enqueue("crm_testbase.record", dedup_key="note-1", note_id=1)
+    assert await jobs.enqueue("crm_testbase.record", dedup_key="note-1", note_id=1) == first
+    assert await Outbox.count() == 1
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CRM_REDIS_URL 'redis://127.0.0.1:1/0' is unreachable"):
+        jobs.make_broker("redis://127.0.0.1:1/0")
+
+
+async def test_unknown_actor_is_refused(crm_boot, found: Discovered) -> None:
+    from core.errors import ConfigError
+
+    await crm_boot("crm_testbase", found=found)
+    with pytest.raises(ConfigError, match="unknown actor 'crm_testbase.nope'"):
+        await jobs.enqueue("crm_testbase.nope")
