@@ -148,3 +148,19 @@ async def test_pages_are_translated_to_chinese(crm_client: Any, found: Any) -> N
     await login_client(client, "fang")
     page = await client.get("/contacts/people")
     assert "联系人" in page.text and "姓名、电话、邮箱、公司" in page.text
+
+
+async def test_organization_pages_list_detail_and_members(crm_client: Any, found: Any) -> None:
+    client = await _client(crm_client, found, "orgrep", "sales_rep")
+    page = await client.get("/contacts/organizations/new")
+    assert page.status_code == 200
+    r = await client.post("/contacts/organizations/new", data={
+        "csrf_token": csrf_of(page.text), "name": "上海 Acme Trading", "tax_id": "91310000MA1FL0001X",
+        "phone": "021-6888 0000", "stage": "lead"})
+    assert r.status_code == 303, r.text[:2000]
+    oid = int(r.headers["location"].rsplit("/", 1)[1])
+    await _create(client, name="Wang Fang", organization=str(oid), job_title="Buyer")
+    listing = await client.get("/contacts/organizations")
+    assert listing.status_code == 200 and f'href="/contacts/organizations/{oid}"' in listing.text
+    detail = await client.get(f"/contacts/organizations/{oid}")
+    assert detail.status_code == 200 and "Wang Fang" in detail.text and "+862168880000" in detail.text

@@ -90,13 +90,17 @@ async def opportunity_detail(request: Request) -> Response:
                                      Quote.total, Quote.currency, where=Quote.opportunity == opp_id)).order_by(Quote.id)
     acts = await (await acc.select(Activity, ACTIVITY, Activity.id, Activity.kind, Activity.subject, Activity.due_at,
                                    Activity.done_at, where=Activity.opportunity == opp_id)).order_by(Activity.due_at)
-    contact = None
+    contact, contact_link = None, False
     if opp["person"]:
-        from crm_contacts.api import get_contact
+        from crm_contacts.api import PERSON_MODEL, get_contact
+        from crm_contacts.models import Person
 
         contact = await get_contact(opp["person"])
+        # The deal's owner always sees who the customer is; the link only where contact rules let them in.
+        contact_link = acc.can(PERSON_MODEL) and await acc.count(Person, PERSON_MODEL, where=Person.id == contact.id) > 0
     return render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
+                  contact_link=contact_link,
                   explanation=pipeline.as_dict(opp["score_explanation"]),
                   can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS)
 
@@ -170,6 +174,13 @@ async def activity_list(request: Request) -> Response:
                                    Activity.done_at, Activity.opportunity, Activity.opportunity.name,
                                    where=(Activity.owner == me) & Activity.done_at.is_null())).order_by(
         Activity.due_at).limit(200)
+    # An activity of mine may sit on a deal outside my record rules: keep the activity, hide the deal.
+    linked = list({r["opportunity"] for r in rows if r["opportunity"]})
+    visible = {r["id"] for r in await (await acc.select(Opportunity, OPPORTUNITY, Opportunity.id,
+                                                         where=Opportunity.id.is_in(linked)))} if linked else set()
+    for r in rows:
+        if r["opportunity"] not in visible:
+            r["opportunity"] = r["opportunity.name"] = None
     now = dt.datetime.now(dt.UTC)
     return render(request, "crm_sales/activity_list.html", rows=rows, now=now, kinds=activities.KINDS)
 

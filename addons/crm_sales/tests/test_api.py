@@ -10,7 +10,7 @@ from core.security.sessions import create_token
 
 
 async def _api(crm_client: Any) -> tuple[Any, Any, dict[str, dict[str, str]]]:
-    from conftest import build_org
+    from sales_helpers import build_org
 
     from core.runtime import current
 

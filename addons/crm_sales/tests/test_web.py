@@ -18,7 +18,7 @@ PAGES = ("/sales/", "/sales/opportunities", "/sales/leads", "/sales/activities",
 
 
 async def _app(crm_client: Any) -> tuple[Any, Any]:
-    from conftest import build_org
+    from sales_helpers import build_org
 
     from core.runtime import current
 
@@ -141,3 +141,36 @@ async def test_contact_360_page_shows_the_sales_panel(crm_client: Any) -> None:
     assert page.status_code == 200, page.text[:300]
     assert 'data-panel="crm_sales"' in page.text and "机房扩容 Datacenter" in page.text
     assert f"/sales/opportunities/{opp_id}" in page.text
+
+
+async def test_my_activities_hide_a_deal_outside_my_record_rules(crm_client: Any) -> None:
+    import datetime as dt
+
+    from crm_sales import activities
+
+    client, org = await _app(crm_client)
+    secret = await new_deal(await org.acc("rep1"), "Secret deal of team A")
+    due = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    await activities.create_activity(await org.acc("manager"), {
+        "subject": "Call about it", "due_at": due, "opportunity": secret, "owner": org.ids["rep3"]})
+    await login_client(client, "rep3")
+    page = await client.get("/sales/activities")
+    assert page.status_code == 200 and "Call about it" in page.text
+    assert "Secret deal of team A" not in page.text and f"/sales/opportunities/{secret}" not in page.text
+    assert (await client.get(f"/sales/opportunities/{secret}")).status_code == 404
+
+
+async def test_deal_page_links_its_customer_only_where_contact_rules_allow(crm_client: Any) -> None:
+    client, org = await _app(crm_client)
+    opp_id = await new_deal(await org.acc("rep1"), "Shared customer deal", contact="Zhao Min")
+    await Opportunity.update({Opportunity.owner: org.ids["rep3"], Opportunity.team: org.team_b}).where(
+        Opportunity.id == opp_id)
+    person = (await Opportunity.select(Opportunity.person).where(Opportunity.id == opp_id).first())["person"]
+    await login_client(client, "rep3")
+    page = await client.get(f"/sales/opportunities/{opp_id}")
+    assert page.status_code == 200 and "Zhao Min" in page.text
+    assert f'href="/contacts/people/{person}"' not in page.text
+    client.cookies.clear()
+    await login_client(client, "rep1")
+    mine = await client.get(f"/sales/opportunities/{opp_id}")
+    assert mine.status_code == 404  # the deal moved to team B

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from erp_payloads import make_customer, make_order
 from erp_bridge.backends.base import (
     ErpBackend,
     ErpConflictError,
@@ -14,6 +13,7 @@ from erp_bridge.backends.base import (
     OrderLinePayload,
 )
 from erp_bridge.backends.fake import FakeBackend
+from erp_payloads import make_customer, make_order
 
 
 def test_fake_satisfies_the_protocol() -> None:

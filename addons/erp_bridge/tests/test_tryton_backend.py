@@ -6,7 +6,6 @@ import time
 from decimal import Decimal
 
 import pytest
-from erp_payloads import make_customer, make_order, record_timing
 from erp_bridge.backends.base import (
     ErpBackend,
     ErpConflictError,
@@ -23,6 +22,7 @@ from erp_bridge.testing.tryton_server import (
     proteus_config,
     touch_sale,
 )
+from erp_payloads import make_customer, make_order, record_timing
 from proteus import Model
 
 pytestmark = pytest.mark.tryton

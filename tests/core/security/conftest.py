@@ -12,6 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 
 sys.path.insert(0, str(Path(__file__).parent / "addons"))
+sys.path.insert(0, str(Path(__file__).parent))  # security_helpers, under --import-mode=importlib
+from security_helpers import NOTES  # noqa: E402
 
 PASSWORD = "Correct-Horse-42!"
 
@@ -49,17 +51,6 @@ PEOPLE = {
     "amy": ("tb_user",), "bob": ("tb_user",), "carl": ("tb_user",), "dan": ("tb_user",),
     "mia": ("tb_manager",), "lee": ("st_lead",), "ola": ("tb_user", "st_lead"),
     "ro": ("readonly",), "aud": ("auditor",), "root": ("admin",),
-}
-#: note key → (owner, phone, internal, archived)
-NOTES = {
-    "amy1": ("amy", "13811112222", "amy-internal", False),
-    "amy_old": ("amy", "13800000000", "amy-archived", True),
-    "bob1": ("bob", "13833334444", "bob-internal", False),
-    "carl1": ("carl", "13855556666", "carl-internal", False),
-    "dan1": ("dan", "13877778888", "dan-internal", False),
-    "mia1": ("mia", "13899990000", "mia-internal", False),
-    "lee1": ("lee", "13812121212", "lee-internal", False),
-    "ola1": ("ola", "13834343434", "ola-internal", False),
 }
 
 

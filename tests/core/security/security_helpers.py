@@ -10,6 +10,18 @@ from core.testing import csrf_of, login_client
 
 PASSWORD = "Correct-Horse-42!"
 
+#: note key → (owner, phone, internal, archived)
+NOTES = {
+    "amy1": ("amy", "13811112222", "amy-internal", False),
+    "amy_old": ("amy", "13800000000", "amy-archived", True),
+    "bob1": ("bob", "13833334444", "bob-internal", False),
+    "carl1": ("carl", "13855556666", "carl-internal", False),
+    "dan1": ("dan", "13877778888", "dan-internal", False),
+    "mia1": ("mia", "13899990000", "mia-internal", False),
+    "lee1": ("lee", "13812121212", "lee-internal", False),
+    "ola1": ("ola", "13834343434", "ola-internal", False),
+}
+
 
 async def sign_in(client: Any, login: str, password: str = PASSWORD) -> str:
     """Log ``client`` in as ``login`` (dropping any previous session); returns the session's CSRF token."""

@@ -10,8 +10,7 @@ import csv
 import io
 import subprocess
 
-from conftest import NOTES
-from security_helpers import audit_rows, list_titles, sign_in
+from security_helpers import NOTES, audit_rows, list_titles, sign_in
 
 LIVE = ["welcome", *[k for k, v in NOTES.items() if not v[3]]]
 #: login → (visible note keys, phone treatment, internal treatment, may export)
