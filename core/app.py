@@ -79,6 +79,26 @@ def compose(app: Starlette, runtime: Runtime) -> None:
 
 
 @contextlib.asynccontextmanager
+async def _connection_pool(size: int) -> AsyncIterator[None]:
+    """A PostgreSQL pool for a web process: a new connection per query costs more than most list pages.
+
+    Only where jobs run elsewhere (Redis workers): asyncpg pools belong to one event loop, and in-process
+    workers run their actors on loops of their own.
+    """
+    from core import db
+
+    engine = db.current()
+    if not (size > 0 and db.is_postgres(engine)):
+        yield
+        return
+    await engine.start_connection_pool(max_size=size)
+    try:
+        yield
+    finally:
+        await engine.close_connection_pool()
+
+
+@contextlib.asynccontextmanager
 async def _embedded_jobs(runtime: Runtime) -> AsyncIterator[None]:
     """In-process worker threads and scheduler, only when no Redis is configured."""
     if not jobs.is_embedded():
@@ -105,11 +125,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         rt = runtime or await boot(settings)
         if runtime is None:
             compose(app, rt)
-        if run_jobs:
-            async with _embedded_jobs(rt):
+        async with _connection_pool(rt.settings.db_pool_size if runtime is None and not jobs.is_embedded() else 0):
+            if run_jobs:
+                async with _embedded_jobs(rt):
+                    yield {}
+            else:
                 yield {}
-        else:
-            yield {}
 
     app = Starlette(
         routes=[*KERNEL_ROUTES, *ADMIN_ROUTES],

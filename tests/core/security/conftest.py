@@ -9,21 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 sys.path.insert(0, str(Path(__file__).parent / "addons"))
 sys.path.insert(0, str(Path(__file__).parent))  # security_helpers, under --import-mode=importlib
 from security_helpers import NOTES  # noqa: E402
 
 PASSWORD = "Correct-Horse-42!"
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Still argon2id, with minimal cost: the default (~0.4 s a hash here) would dominate the run."""
-    from core.security import passwords
-
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

@@ -175,6 +175,8 @@ async def test_throttle_is_shared_by_two_processes(crm_db_url, tmp_path) -> None
     env = {**os.environ, "CRM_DATABASE_URL": crm_db_url, "CRM_DATA_DIR": str(tmp_path), "CRM_SECRET_KEY": "t",
            "CRM_LOGIN_MAX_FAILURES": "5", "CRM_LOGIN_WINDOW_SECONDS": "900", "PYTHONPATH": str(ROOT)}
     env.pop("CRM_REDIS_URL", None)
+    if crm_db_url.startswith("postgres"):  # the production shape: jobs on Redis, a connection pool per process
+        env["CRM_REDIS_URL"] = "redis://127.0.0.1:6379/13"
     ports = [_free_port(), _free_port()]
     procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "core.app:factory", "--host",
                                "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -192,6 +194,16 @@ async def test_throttle_is_shared_by_two_processes(crm_db_url, tmp_path) -> None
             assert statuses == [401, 401, 401, 401, 401, 429]
             assert (await _login(second, "amy")).status_code == 429  # even the right password
             assert (await _login(first, "amy")).status_code == 429
+        if crm_db_url.startswith("postgres"):  # each process keeps its pooled connections open between requests
+            import asyncpg
+
+            admin = await asyncpg.connect(crm_db_url)
+            try:
+                idle = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                            " AND pid <> pg_backend_pid()")
+            finally:
+                await admin.close()
+            assert idle >= 2, idle
     finally:
         for proc in procs:
             proc.terminate()
