@@ -47,6 +47,8 @@ class Resource:
     actions: dict[str, ActionFn] = field(default_factory=dict)
     archive_on_delete: bool = False
     summary: str = ""
+    #: a section title: the kernel also serves list and edit pages for it under /settings (core.forms)
+    settings: str = ""
 
 
 def _json(value: Any) -> Any:
@@ -161,10 +163,11 @@ async def _check_fields(acc: Access, res: Resource, body: dict[str, Any]) -> dic
     return values
 
 
-async def create_record(request: Request, res: Resource) -> Response:
-    acc = Access(require_user(request))
+async def create_values(acc: Access, res: Resource, values: dict[str, Any]) -> int:
+    """Create one record of ``res`` from ``values`` (rights, required fields, validation, audit): the one
+    write path behind the JSON API and the settings forms."""
     await acc.require(res.model, "create")
-    values = await _check_fields(acc, res, await _body(request))
+    values = await _check_fields(acc, res, values)
     missing = [f for f in res.required if values.get(f) in (None, "")]
     if missing:
         raise ValidationError({f: "is required" for f in missing})
@@ -180,19 +183,20 @@ async def create_record(request: Request, res: Resource) -> Response:
             await row.save()
             new_id = int(getattr(row, res.table._meta.primary_key._meta.name))
         await audit.record("create", model=res.model, record_id=new_id, changes=audit.diff(None, values))
+    return new_id
+
+
+async def create_record(request: Request, res: Resource) -> Response:
+    acc = Access(require_user(request))
+    new_id = await create_values(acc, res, await _body(request))
     row_out = await acc.get(res.table, res.model, new_id)
     shown = acc.present(res.model, {k: row_out[k] for k in ("id", *res.fields) if k in row_out})
     return JSONResponse(_json(shown), status_code=201)
 
 
-async def update_record(request: Request, res: Resource) -> Response:
-    acc = Access(require_user(request))
-    record_id = int(request.path_params["id"])
-    body = await _body(request)
-    expected = body.get("version")
-    if_match = request.headers.get("if-match", "").strip('W/"')
-    if expected is None and if_match:
-        expected = int(if_match) if if_match.isdigit() else None
+async def update_values(acc: Access, res: Resource, record_id: int, body: dict[str, Any],
+                        expected: int | None) -> None:
+    """Update one record if it is still at version ``expected`` (409 otherwise); rights, validation, audit."""
     if expected is None:
         raise ValidationError({"version": "is required (or send If-Match) so concurrent edits are not lost"})
     values = await _check_fields(acc, res, body)
@@ -211,12 +215,21 @@ async def update_record(request: Request, res: Resource) -> Response:
             raise Conflict(f"{res.model} {record_id} was changed by someone else (version {before['version']})")
         await audit.record("update", model=res.model, record_id=record_id,
                            changes=audit.diff({k: before.get(k) for k in values}, values))
+
+
+async def update_record(request: Request, res: Resource) -> Response:
+    acc = Access(require_user(request))
+    body = await _body(request)
+    expected = body.get("version")
+    if_match = request.headers.get("if-match", "").strip('W/"')
+    if expected is None and if_match:
+        expected = int(if_match) if if_match.isdigit() else None
+    await update_values(acc, res, int(request.path_params["id"]), body, expected)
     return await read_record(request, res)
 
 
-async def delete_record(request: Request, res: Resource) -> Response:
-    acc = Access(require_user(request))
-    record_id = int(request.path_params["id"])
+async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
+    """Delete (or archive, for resources that archive) one record; audited."""
     async with db.atomic():
         before = await acc.get(res.table, res.model, record_id, action="delete")
         pk = res.table._meta.primary_key
@@ -227,6 +240,10 @@ async def delete_record(request: Request, res: Resource) -> Response:
             await res.table.delete().where(pk == record_id)
             await audit.record("delete", model=res.model, record_id=record_id,
                                changes=audit.diff({k: before.get(k) for k in res.fields}, None))
+
+
+async def delete_record(request: Request, res: Resource) -> Response:
+    await delete_values(Access(require_user(request)), res, int(request.path_params["id"]))
     return Response(status_code=204)
 
 

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from core import api, jobs, scheduler, templating
 from core.errors import AddonError, CrmError, NotAuthenticated, ValidationError
+from core.forms import ROUTES as SETTINGS_ROUTES
 from core.runtime import Runtime, boot
 from core.security.admin import ROUTES as ADMIN_ROUTES
 from core.security.middleware import SecurityMiddleware
@@ -85,10 +86,12 @@ async def _connection_pool(size: int) -> AsyncIterator[None]:
     Only where jobs run elsewhere (Redis workers): asyncpg pools belong to one event loop, and in-process
     workers run their actors on loops of their own.
     """
+    from piccolo.engine.postgres import PostgresEngine
+
     from core import db
 
     engine = db.current()
-    if not (size > 0 and db.is_postgres(engine)):
+    if not (size > 0 and isinstance(engine, PostgresEngine)):
         yield
         return
     await engine.start_connection_pool(max_size=size)
@@ -133,7 +136,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                 yield {}
 
     app = Starlette(
-        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES],
+        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *SETTINGS_ROUTES],
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,
                                default_language=settings.default_language,

@@ -40,6 +40,10 @@ def menus(request: Request) -> list[dict[str, Any]]:
         for menu in addon.menus:
             if menu.model is None or acc.can(menu.model, "read"):
                 items.append({"label": i18n.gettext(menu.label), "path": menu.path, "order": menu.order})
+    resources = request.app.state.runtime.state.get("api_resources", []) if hasattr(request.app.state, "runtime") \
+        else []
+    if any(res.settings and acc.can(res.model, "read") for res in resources):
+        items.append({"label": i18n.gettext("Settings"), "path": "/settings", "order": 800})
     if who.is_admin:
         items.append({"label": i18n.gettext("Admin"), "path": "/admin/users", "order": 900})
     elif policy().scope(who.roles, "core.audit_log", "read"):

@@ -109,6 +109,36 @@ async def test_customer_accepts_through_the_public_link(crm_client: Any) -> None
     assert (await client.get(path)).status_code == 404  # the link is spent
 
 
+async def test_order_page_shows_panels_other_addons_contribute(crm_client: Any) -> None:
+    from core.extensions import Panel
+    from core.hookspecs import hookimpl
+
+    client, org = await _app(crm_client)
+    asked: list[tuple[str, int, int]] = []
+
+    class Probe:  # what an addon's hooks.py does (erp_bridge adds its ERP sync panel this way)
+        @hookimpl
+        async def crm_record_panels(self, model: str, record_id: int, user: Any) -> Any:
+            asked.append((model, record_id, user.user_id))
+            return Panel(key="probe", title="Probe panel", order=5) if model == "crm_sales.order" else None
+
+    org.runtime.plugins.register(Probe())
+    rep = await org.acc("rep1")
+    opp_id = await new_deal(rep, "Racks", email="racks@example.com")
+    quote_id = await quotes.create_quote(rep, opp_id, [{"description": "Rack", "quantity": "1",
+                                                        "unit_price": "500", "tax_rate": "0.13"}])
+    await acceptance.send(rep, quote_id)
+    order_id = await acceptance.accept(quote_id, by="Li", via="link")
+    await login_client(client, "rep1")
+    page = await client.get(f"/sales/orders/{order_id}")
+    assert page.status_code == 200, page.text[:300]
+    assert '<section class="card panel" data-panel="probe">' in page.text and "Probe panel" in page.text
+    assert asked == [("crm_sales.order", order_id, org.ids["rep1"])]
+    await login_client(client, "rep3")  # another team's rep: the order is out of scope, no panel is asked for
+    assert (await client.get(f"/sales/orders/{order_id}")).status_code == 404
+    assert len(asked) == 1
+
+
 async def test_forecast_json_weights_open_deals_by_probability(crm_client: Any) -> None:
     import datetime as dt
 
@@ -174,3 +204,33 @@ async def test_deal_page_links_its_customer_only_where_contact_rules_allow(crm_c
     await login_client(client, "rep1")
     mine = await client.get(f"/sales/opportunities/{opp_id}")
     assert mine.status_code == 404  # the deal moved to team B
+
+
+async def test_manager_configures_rules_stages_and_products_on_settings_pages(crm_client: Any) -> None:
+    from crm_sales.models import AssignmentMember, AssignmentRule
+
+    client, org = await _app(crm_client)
+    await login_client(client, "manager")
+    index = await client.get("/settings")
+    for path in ("stages", "assignment-rules", "assignment-members", "price-lists", "price-list-items", "products"):
+        assert f'href="/settings/sales/{path}"' in index.text, path
+        assert (await client.get(f"/settings/sales/{path}")).status_code == 200, path
+    form = await client.get("/settings/sales/assignment-rules/new")
+    token = csrf_of(form.text)
+    bad = await client.post("/settings/sales/assignment-rules/new", data={
+        "csrf_token": token, "name": "South China", "strategy": "random", "team": str(org.team_a)})
+    assert bad.status_code == 422 and "must be round_robin or least_loaded" in bad.text
+    made = await client.post("/settings/sales/assignment-rules/new", data={
+        "csrf_token": token, "name": "South China", "strategy": "least_loaded", "region": "广东",
+        "min_value": "5000", "team": str(org.team_a), "is_active": "1", "sequence": "5"})
+    assert made.status_code == 303
+    rule = await AssignmentRule.select().where(AssignmentRule.name == "South China").first()
+    assert rule["strategy"] == "least_loaded" and rule["min_value"] == Decimal("5000") and rule["is_active"]
+    member = await client.post("/settings/sales/assignment-members/new", data={
+        "csrf_token": token, "rule": str(rule["id"]), "user": str(org.ids["rep2"]), "capacity": "3"})
+    assert member.status_code == 303
+    assert await AssignmentMember.count().where(AssignmentMember.rule == rule["id"]) == 1
+    client.cookies.clear()
+    await login_client(client, "rep1")
+    assert (await client.get("/settings/sales/assignment-rules")).status_code == 200  # reps may read the rules
+    assert (await client.get("/settings/sales/assignment-rules/new")).status_code == 403
