@@ -1,89 +1,258 @@
-"""Baseline: pushing orders to a real Tryton through TrytonBackend vs. proteus directly.
+"""Orders/s pushed to a real trytond through erp_bridge, against the same sales made with proteus directly.
 
-    PYTHONPATH=addons/erp_bridge .venv/bin/python bench/erp_tryton_baseline.py [N]
+    .venv/bin/python bench/erp_tryton_baseline.py [-n 20] [--chunk 5] [--crm-db sqlite|postgres]
 
-Reports the database build (or cache hit), server start, and per-order times for: a new order
-pushed through the backend (customer lookup, product/currency checks, create, quote, confirm,
-process), the same order pushed again (idempotent path), and a confirmed sale made with proteus
-over XML-RPC (what a Tryton user's client does, on_changes included).
+One trytond (the cached test database, SQLite) serves both sides, one order at a time:
+- **erp_bridge**: N orders confirmed in a throw-away CRM database (order, lines and the
+  ``crm_sales_order_confirmed`` event in one transaction: one outbox row each), then each outbox row run by
+  the kernel's job runner (``core.outbox.run_job`` → ``erp_bridge.push_order``: claim and lease the binding,
+  read the order through ``crm_sales.api`` and the customer through ``crm_contacts.api``, push through
+  ``TrytonBackend`` over JSON-RPC, write the binding). Only the sync is timed, not the CRM confirmation.
+- **proteus (baseline)**: the same sales — the payloads erp_bridge built, under ``DIRECT-`` references and
+  party codes — made with proteus over XML-RPC the way a Tryton script would: party found by code or created
+  with its address and e-mail, sale with product, quantity, price and description per line (Tryton's
+  on_changes run), quote, confirm, process. Products and the currency are looked up once and cached.
+Both end with a sale in state ``processing`` and its draft invoice. The two sides alternate in chunks so
+load on the machine hits both alike; one warm-up order each (logins, model definitions) is not timed.
+Also printed: ``push_order`` again on a sale that is already there (the retry path), through the backend.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from erp_bridge.backends.base import Address, CustomerPayload, OrderLinePayload, OrderPayload
-from erp_bridge.backends.tryton import TrytonBackend
-from erp_bridge.testing.tryton_server import (
-    build_database,
-    create_sale_directly_with_proteus,
-    running_server,
-)
+LINES = (("P-001", "Widget, blue", Decimal(2), Decimal("100.00")),
+         ("P-003", "Gadget 小工具", Decimal(3), Decimal("19.99")))
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _order(n: int) -> OrderPayload:
-    customer = CustomerPayload(
-        ref=f"CRM-C-{n % 10}",
-        name=f"Customer {n % 10}",
-        address=Address("1 Road", "Shanghai", "200000", "CN"),
-    )
-    lines = (
-        OrderLinePayload("P-001", "Widget", Decimal("2"), Decimal("100.00")),
-        OrderLinePayload("P-003", "Gadget", Decimal("3"), Decimal("19.99")),
-    )
-    return OrderPayload(
-        ref=f"CRM-SO-{n}",
-        customer=customer,
-        currency="EUR",
-        order_date=dt.date.today(),
-        lines=lines,
-        untaxed=Decimal("259.97"),
-        tax=Decimal("33.80"),
-        total=Decimal("293.77"),
-    )
-
-
-def _stats(name: str, values: list[float]) -> None:
+def _ms(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
-    print(f"{name:<34} n={len(ms):<3} median={statistics.median(ms):7.1f} ms  p95={p95:7.1f} ms")
+    return f"median={statistics.median(ms):7.1f} ms  p95={p95:7.1f} ms"
 
 
-def main(n: int) -> None:
+async def _pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def crm_setup(url: str, data_dir: Path, conn: Any) -> None:
+    from erp_bridge import connection
+
+    from core import db, lifecycle
+    from core.discovery import discover
+    from core.runtime import boot
+    from core.settings import Settings
+
+    db.configure(url)
+    found = discover()
+    await lifecycle.install(["erp_bridge"], found)
+    await boot(Settings(data_dir=data_dir, database_url=url, redis_url=None, secret_key="bench"), found=found)
+    await connection.configure("main", "tryton", url=conn.url, database=conn.database, username=conn.username,
+                               password=conn.password)
+
+
+async def crm_orders(n: int) -> list[int]:
+    """N confirmed orders over n/4 customers, written like crm_sales' acceptance writes them."""
+    from crm_contacts.api import find_or_create_person
+    from crm_contacts.models import Address
+    from crm_sales.models import Order, OrderLine
+
+    from core import db, events
+
+    people = []
+    for i in range(max(1, n // 4)):
+        ref, _ = await find_or_create_person(name=f"Bench Customer {i} {uuid.uuid4().hex[:6]}",
+                                             email=f"bench{i}.{uuid.uuid4().hex[:6]}@example.org")
+        await Address.insert(Address(person=ref.id, line1=f"{i} Century Ave", city="Shanghai", postcode="200120",
+                                     country="CN", is_primary=True))
+        people.append(ref.id)
+    cent, rate = Decimal("0.01"), Decimal("0.13")
+    ids = []
+    for i in range(n):
+        untaxed = [(q * p).quantize(cent) for _, _, q, p in LINES]
+        taxes = [(u * rate).quantize(cent) for u in untaxed]
+        async with db.atomic():
+            net, tax = sum(untaxed, Decimal(0)), sum(taxes, Decimal(0))
+            rows = await Order.insert(Order(person=people[i % len(people)], currency="EUR", untaxed=net, tax=tax,
+                                            total=net + tax)).returning(Order.id)
+            oid = int(rows[0]["id"])
+            await Order.update({Order.reference: f"CRM-SO-{oid}"}).where(Order.id == oid)
+            for seq, ((code, desc, q, p), u, t) in enumerate(zip(LINES, untaxed, taxes, strict=True), start=1):
+                await OrderLine.insert(OrderLine(order=oid, sequence=seq * 10, code=code, description=desc, quantity=q,
+                                                 unit_price=p, tax_rate=rate, untaxed=u, tax=t, total=u + t))
+            await events.publish("crm_sales_order_confirmed", order_id=oid)
+        ids.append(oid)
+    return ids
+
+
+async def bridge_push(order_ids: list[int]) -> list[float]:
+    """Run each order's outbox row through the kernel's job runner, one at a time; seconds per order."""
+    from core import jobs, outbox
+    from core.models import Outbox
+
+    job = jobs.spec("erp_bridge.push_order")
+    times = []
+    for oid in order_ids:
+        row = await Outbox.select(Outbox.id).where(Outbox.dedup_key == f"push-order:{oid}").first()
+        t = time.perf_counter()
+        await outbox.run_job(job, int(row["id"]))
+        times.append(time.perf_counter() - t)
+    return times
+
+
+class Proteus:
+    """The baseline: the same sale made with proteus, as a Tryton script would (lookups it can cache, cached)."""
+
+    def __init__(self, conn: Any) -> None:
+        from erp_bridge.testing.tryton_server import proteus_config
+        from proteus import Model
+
+        self.cfg = proteus_config(conn)
+        self.Party = Model.get("party.party", config=self.cfg)
+        self.Sale = Model.get("sale.sale", config=self.cfg)
+        self.products = {p.code: p for p in Model.get("product.product", config=self.cfg).find(
+            [("code", "in", [c for c, *_ in LINES])])}
+        (self.eur,) = Model.get("currency.currency", config=self.cfg).find([("code", "=", "EUR")])
+        (self.cn,) = Model.get("country.country", config=self.cfg).find([("code", "=", "CN")])
+
+    def push(self, payload: Any) -> int:
+        code = f"DIRECT-{payload.customer.ref}"
+        found = self.Party.find([("code", "=", code)], limit=1)
+        if found:
+            party = found[0]
+        else:
+            party = self.Party(name=payload.customer.name, code=code)
+            address = party.addresses[0] if party.addresses else party.addresses.new()
+            a = payload.customer.address
+            address.street_unstructured, address.city, address.postal_code = a.street, a.city, a.zip
+            address.country = self.cn
+            if payload.customer.email:
+                party.contact_mechanisms.new(type="email", value=payload.customer.email)
+            party.save()
+        sale = self.Sale()
+        sale.party = party
+        sale.reference = f"DIRECT-{payload.ref}"
+        sale.currency = self.eur
+        sale.sale_date = payload.order_date
+        for ln in payload.lines:
+            line = sale.lines.new()
+            line.product = self.products[ln.product_code]
+            line.quantity = float(ln.quantity)
+            line.unit_price = ln.unit_price
+            line.description = ln.description
+        sale.save()
+        sale.click("quote")
+        sale.click("confirm")
+        if sale.state == "confirmed":
+            sale.click("process")
+        assert sale.state == "processing", sale.state
+        return int(sale.id)
+
+    def timed(self, payloads: list[Any]) -> list[float]:
+        times = []
+        for payload in payloads:
+            t = time.perf_counter()
+            self.push(payload)
+            times.append(time.perf_counter() - t)
+        return times
+
+
+async def main(n: int, chunk: int, crm_db: str) -> int:
+    from erp_bridge import sales
+    from erp_bridge.backends.tryton import TrytonBackend
+    from erp_bridge.models import Binding
+    from erp_bridge.testing.tryton_server import build_database, running_server
+
     started = time.monotonic()
-    db = build_database()
-    print(f"{'db build (or cache hit)':<34} {time.monotonic() - started:7.2f} s")
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.monotonic()
-        with running_server(db, Path(tmp)) as conn:
-            print(f"{'server start':<34} {time.monotonic() - started:7.2f} s")
-            backend = TrytonBackend(conn.url, conn.database, conn.username, conn.password)
-            new, again, direct = [], [], []
-            for i in range(n):
-                t = time.monotonic()
-                backend.push_order(_order(i))
-                new.append(time.monotonic() - t)
-            for i in range(n):
-                t = time.monotonic()
-                backend.push_order(_order(i))
-                again.append(time.monotonic() - t)
-            for i in range(n):
-                t = time.monotonic()
-                create_sale_directly_with_proteus(
-                    conn, reference=f"DIRECT-{i}", lines=(("P-001", Decimal(2)), ("P-003", Decimal(3)))
-                )
-                direct.append(time.monotonic() - t)
-            _stats("push_order, new sale", new)
-            _stats("push_order, already there", again)
-            _stats("proteus direct sale (confirmed)", direct)
-            backend.close()
+    tryton_db = build_database()
+    print(f"{'tryton db build (or cache hit)':<34} {time.monotonic() - started:7.2f} s")
+    pg_name = f"crm_bench_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
+        if crm_db == "postgres":
+            await _pg(f'CREATE DATABASE "{pg_name}"')
+            url = PG_ADMIN.rsplit("/", 1)[0] + "/" + pg_name
+        else:
+            url = f"sqlite:///{Path(tmp) / 'crm.sqlite3'}"
+        try:
+            started = time.monotonic()
+            with running_server(tryton_db, Path(tmp) / "tryton") as conn:
+                print(f"{'trytond start':<34} {time.monotonic() - started:7.2f} s")
+                await crm_setup(url, Path(tmp), conn)
+                ids = await crm_orders(n + 1)
+                payloads = [await sales.build_payload(await sales.load_order(i)) for i in ids]
+                direct = Proteus(conn)
+                await bridge_push(ids[:1])  # warm-up: login, first party
+                direct.timed(payloads[:1])
+                ids, payloads = ids[1:], payloads[1:]
+                bridge_t: list[float] = []
+                direct_t: list[float] = []
+                for start in range(0, n, chunk):
+                    bridge_t += await bridge_push(ids[start:start + chunk])
+                    direct_t += direct.timed(payloads[start:start + chunk])
+                synced = await Binding.count().where(Binding.local_id.is_in(ids) & (Binding.state == "synced"))
+                backend = TrytonBackend(conn.url, conn.database, conn.username, conn.password)
+                again = []
+                for payload in payloads[:chunk]:
+                    t = time.perf_counter()
+                    backend.push_order(payload)
+                    again.append(time.perf_counter() - t)
+                calls = _count_calls(backend, payloads[0])
+                backend.close()
+        finally:
+            if crm_db == "postgres":
+                await _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    bridge_rate, direct_rate = n / sum(bridge_t), n / sum(direct_t)
+    print(f"{'erp_bridge push (job runner)':<34} n={n:<3} {_ms(bridge_t)}  {bridge_rate:6.2f} orders/s "
+          f"(CRM on {crm_db}, {synced}/{n} bindings synced)")
+    print(f"{'proteus direct (baseline)':<34} n={n:<3} {_ms(direct_t)}  {direct_rate:6.2f} orders/s")
+    print(f"{'push_order, sale already there':<34} n={len(again):<3} {_ms(again)}")
+    print(calls)
+    print(f"ratio erp_bridge / proteus: {bridge_rate / direct_rate:.2f}x the baseline's orders/s "
+          f"({sum(bridge_t) / n * 1000:.0f} vs {sum(direct_t) / n * 1000:.0f} ms/order)")
+    return 0 if synced == n else 1
+
+
+def _count_calls(backend: Any, payload: Any) -> str:
+    """RPC calls a new sale (customer already in Tryton) costs through a fresh backend, then a warm one."""
+    from dataclasses import replace
+
+    counts = []
+    post = backend._post
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        counts[-1] += 1
+        return post(*args, **kw)
+
+    backend._post = counting
+    try:
+        for run in ("cold", "warm"):
+            counts.append(0)
+            backend.push_order(replace(payload, ref=f"{payload.ref}-COUNT-{run}"))
+    finally:
+        backend._post = post
+    return f"RPC calls per new sale: {counts[0]} on a fresh backend (login included), {counts[1]} after"
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=20, help="orders per side (default 20)")
+    parser.add_argument("--chunk", type=int, default=5, help="orders per side before switching sides")
+    parser.add_argument("--crm-db", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.n, args.chunk, args.crm_db)))

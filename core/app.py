@@ -94,7 +94,7 @@ async def _connection_pool(size: int) -> AsyncIterator[None]:
     if not (size > 0 and isinstance(engine, PostgresEngine)):
         yield
         return
-    await engine.start_connection_pool(max_size=size)
+    await engine.start_connection_pool(min_size=min(2, size), max_size=size)
     try:
         yield
     finally:

@@ -21,6 +21,7 @@ from core.errors import CrmError, ValidationError
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
+from core.bulk import any_of, insert_rows
 from crm_contacts.tabular import read_table, write_csv
 
 FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "region", "province",
@@ -169,6 +170,8 @@ class Importer:
         self.seen: dict[str, int] = {}
         self.stages: set[str] = set()
         self.orgs: dict[str, int | None] = {}
+        self.org_names: dict[str, str] = {}  # company as typed → standardized name
+        self.writable: set[frozenset[str]] = set()  # field sets check_write has let through
 
     async def _prepare(self, row_no: int, raw_row: list[str]) -> RowResult | _Pending:
         """Standardize one row without touching the database (caches only); a result if it is final."""
@@ -185,12 +188,17 @@ class Importer:
             return RowResult(row_no, "failed", message="id: must be a whole number")
         try:
             if company:
-                company = (await clean_organization({"name": company}))["name"]
+                if company not in self.org_names:
+                    self.org_names[company] = (await clean_organization({"name": company}))["name"]
+                company = self.org_names[company]
                 if company not in self.orgs:
                     self.orgs[company] = await _org_id(company, self.acc, dry_run=True)
             clean = await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
                                        org_name=company)
-            await self.acc.check_write(PERSON_MODEL, [k for k in raw if k != "region"])
+            written = [k for k in raw if k != "region"]
+            if frozenset(written) not in self.writable:  # the same columns on every row: ask the policy once
+                await self.acc.check_write(PERSON_MODEL, written)
+                self.writable.add(frozenset(written))
         except CrmError as exc:
             fields = getattr(exc, "fields", None)
             return RowResult(row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
@@ -203,22 +211,30 @@ class Importer:
         return _Pending(row_no, raw, clean, tags, note, company, record_id)
 
     async def _match(self, pending: list[_Pending]) -> None:
-        """Find each row's existing person with one query per key for the whole chunk."""
+        """Find each row's existing person for the whole chunk: one query, then the keys in their order."""
         from crm_contacts.models import Person
 
         keys = self.keys if self.mode != "create" else ["email", "phone"]
-        live = Person.is_archived == False  # noqa: E712
+        columns = {"email": Person.email_key, "phone": Person.phone, "id": Person.id}
+
+        def value(p: _Pending, key: str) -> Any:
+            return p.record_id if key == "id" else p.clean.get(columns[key]._meta.name)
+
+        clause: Any = None
         for key in keys:
-            column = {"email": Person.email_key, "phone": Person.phone, "id": Person.id}[key]
-            wanted = {(p.record_id if key == "id" else p.clean.get(column._meta.name)): p for p in pending
-                      if p.existing is None}
-            wanted.pop(None, None)
-            wanted.pop("", None)
-            if wanted:
-                for row in await Person.select().where(live & column.is_in(list(wanted))):
-                    p = wanted.get(row[column._meta.name])
-                    if p is not None and p.existing is None:
-                        p.existing = dict(row)
+            values = list({v for p in pending if (v := value(p, key)) not in (None, "")})
+            if values:
+                found = any_of(columns[key], values)
+                clause = found if clause is None else clause | found
+        if clause is None:
+            return
+        rows = await Person.select().where((Person.is_archived == False) & clause)  # noqa: E712
+        for key in keys:
+            wanted = {v: p for p in pending if p.existing is None and (v := value(p, key)) not in (None, "")}
+            for row in rows:
+                p = wanted.get(row[columns[key]._meta.name])
+                if p is not None and p.existing is None:
+                    p.existing = dict(row)
 
     async def _decide(self, p: _Pending) -> RowResult | None:
         """The final outcome of a matched row, or None when it is to be written."""
@@ -256,14 +272,10 @@ class Importer:
                     self.orgs[p.company] = await _org_id(p.company, self.acc, dry_run=False)
                     p.clean["organization"] = self.orgs[p.company]
             new = [p for p in todo if p.existing is None]
-            people = []
-            for p in new:
-                values = {"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
-                people.append(Person(_data={Person._meta.get_column_by_name(k): v for k, v in values.items()}))
-            if people:
-                await Person.insert(*people)
-            for p, person in zip(new, people, strict=True):
-                out.append(RowResult(p.row_no, "created", int(person.id)))
+            ids = await insert_rows(Person, [{"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
+                                             for p in new])
+            for p, person_id in zip(new, ids, strict=True):
+                out.append(RowResult(p.row_no, "created", person_id))
             befores: dict[int, dict[str, Any]] = {}
             for p in todo:
                 if p.existing is not None:
@@ -272,16 +284,16 @@ class Importer:
                     await Person.update({Person._meta.get_column_by_name(k): v for k, v in p.clean.items()} | {
                         Person.version: Person.version + 1}).where(Person.id == record_id)
                     out.append(RowResult(p.row_no, "updated", record_id))
-            ids = {r.row_no: r.record_id for r in out}
+            record_of = {r.row_no: r.record_id for r in out}
             for p in todo:
                 if p.tags:
-                    await set_tags(self.acc, PERSON_MODEL, [ids[p.row_no]], add=p.tags)  # type: ignore[list-item]
+                    await set_tags(self.acc, PERSON_MODEL, [record_of[p.row_no]], add=p.tags)  # type: ignore[list-item]
                 if p.note:
-                    await Note.insert(Note(person=ids[p.row_no], body=p.note[:20000], owner=uid))
-            if self.batch_id is not None and out:
-                await ImportRow.insert(*[ImportRow(batch=self.batch_id, row_no=r.row_no, action=r.action,
-                                                   record_id=r.record_id, before=befores.get(r.row_no, {}))
-                                         for r in out])
+                    await Note.insert(Note(person=record_of[p.row_no], body=p.note[:20000], owner=uid))
+            if self.batch_id is not None:
+                await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
+                                               "record_id": r.record_id, "before": befores.get(r.row_no, {})}
+                                              for r in out])
         return out
 
     async def row(self, row_no: int, raw_row: list[str], dry_run: bool) -> RowResult:
@@ -338,9 +350,10 @@ class Importer:
             results = await self._chunk(chunk, dry_run)
             out.extend(results)
             finals = [r for r in results if r.action in ("skipped", "failed")]
-            if not dry_run and self.batch_id is not None and finals:
-                await ImportRow.insert(*[ImportRow(batch=self.batch_id, row_no=r.row_no, action=r.action,
-                                                   record_id=r.record_id, message=r.message[:2000]) for r in finals])
+            if not dry_run and self.batch_id is not None:
+                await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
+                                               "record_id": r.record_id, "message": r.message[:2000]}
+                                              for r in finals])
             if progress:
                 await _maybe(progress(start + at + len(chunk), len(self.rows)))
         return out

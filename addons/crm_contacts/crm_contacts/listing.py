@@ -1,8 +1,10 @@
 """List queries shared by the list pages, bulk actions and exports: search, filters, sort, keyset pages.
 
 Search matches a lowercased substring of ``search_text`` (name, company, emails, phones in E.164 and
-national form). On PostgreSQL the pg_trgm GIN index serves ``LIKE '%term%'``; on SQLite it is a scan of
-one column, fast enough for single-machine sizes (see docs/contacts.md for the measured figures).
+national form). On PostgreSQL the pg_trgm GIN index serves ``LIKE '%term%'`` from three characters on;
+one or two Chinese characters (a given name, a short company name: the most common searches) go to the
+``search_grams`` column and its own trigram index instead (see the 2026-11-23T11:00 migration). On SQLite
+it is a scan of one column, fast enough for single-machine sizes (see docs/contacts.md for the figures).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from piccolo.columns.combination import WhereRaw
+
+from core.db import is_postgres
 from core.errors import ValidationError
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
@@ -22,6 +28,7 @@ from crm_contacts.standardize import fold_width
 
 SORTS = ("name", "-name", "created_at", "-created_at", "updated_at", "-updated_at")
 FILTER_KEYS = ("q", "stage", "owner", "tag", "province", "city", "created_from", "created_to", "sort")
+SHORT_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{1,2}")  # the migration's CJK ranges
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,10 @@ async def where(table: Any, model: str, lq: ListQuery) -> Any:
     if lq.q:
         term = fold_width(lq.q).lower().replace("%", "").replace("_", " ").strip()
         digits = "".join(c for c in term if c.isdigit())
-        if term:
+        if term and SHORT_CJK.fullmatch(term) and is_postgres():
+            # same rows as the LIKE below (a 1-2 character CJK term lies inside one CJK run), but indexed
+            clauses.append(WhereRaw(f'"{table._meta.tablename}"."search_grams" LIKE {{}}', f"% {term} %"))
+        elif term:
             clause = table.search_text.like(f"%{term}%")
             if digits and len(digits) >= 5 and digits != term:
                 clause = clause | table.search_text.like(f"%{digits}%")  # "138-0013-8000" finds the phone

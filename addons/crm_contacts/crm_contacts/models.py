@@ -4,7 +4,8 @@ Main tables (``Organization``, ``Person``) carry ``owner``/``team`` for record r
 losers and archived records), ``version`` for optimistic concurrency and created/updated timestamps.
 Standardized values are stored next to what the user typed (``phone`` is E.164, ``phone_original`` the
 input); ``*_key`` columns are the exact duplicate keys; ``search_text`` is a lowercased blob of name,
-company, phones and emails, indexed with pg_trgm on PostgreSQL (see docs/contacts.md).
+company, phones and emails, indexed with pg_trgm on PostgreSQL, where a generated ``search_grams`` column
+(not listed here) indexes one and two character Chinese terms (see the migrations and docs/contacts.md).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Organization(Table, tablename="crm_contacts_organization"):
     import_batch = BigInt(null=True, default=None, index=True)
     is_archived = Boolean(default=False)
     version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    created_at = Timestamptz(default=TimestamptzNow())  # indexed with stage: (created_at, stage), by migration
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -95,7 +96,7 @@ class Person(Table, tablename="crm_contacts_person"):
     is_anonymized = Boolean(default=False)
     is_archived = Boolean(default=False)
     version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    created_at = Timestamptz(default=TimestamptzNow())  # indexed with stage: (created_at, stage), by migration
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

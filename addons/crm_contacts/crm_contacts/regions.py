@@ -155,6 +155,7 @@ def _single(term: tuple[_Entry, ...], text: str) -> Region:
     return term[0].region()
 
 
+@functools.lru_cache(maxsize=4096)  # imports repeat a few hundred place names over and over; Region is frozen
 def lookup_region(text: str) -> Region:
     """Parse free text (Chinese, pinyin or English, any width) into a canonical ``Region``.
 

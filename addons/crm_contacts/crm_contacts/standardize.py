@@ -77,6 +77,8 @@ _KINDS: dict[int, PhoneKind] = {
 # Invisible characters that sneak in from copy-paste (zero-width space, BOM, direction marks, word joiner).
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"))
 _SPACES = re.compile(r"\s+")
+_SEPARATORS = str.maketrans("", "", " -.")
+_PLAIN_CN_MOBILE = re.compile(r"(?:\+86|0086)?(1[3-9]\d{9})")
 
 
 class StandardizationError(ValueError):
@@ -125,6 +127,9 @@ def normalize_phone(raw: str, default_region: str = "CN", *, field: str = "phone
     Raises ``StandardizationError`` if the number is not a valid number of its country.
     """
     text = _require(raw, field)
+    fast = _plain_cn_mobile(text, raw, default_region)
+    if fast is not None:
+        return fast
     candidates = [text]
     if text.startswith("00"):
         # "0086…" is the international prefix of most countries but not of the default region's (US: 011).
@@ -140,6 +145,25 @@ def normalize_phone(raw: str, default_region: str = "CN", *, field: str = "phone
             kind = _KINDS.get(phonenumbers.number_type(number), "unknown")
             return Phone(e164, raw, region if region and region != "001" else None, kind)
     raise StandardizationError(field, f"{raw!r} is not a valid phone number")
+
+
+def _plain_cn_mobile(text: str, raw: str, default_region: str) -> Phone | None:
+    """A Chinese mobile number written plainly (11 digits after an optional +86/0086, only spaces, dashes or
+    dots between), validated without ``phonenumbers.parse``: two thirds of the cost, and most of an import.
+
+    Validity and kind still come from the library's metadata (``number_type`` is what ``is_valid_number``
+    asks too), so the result is the general path's. ``179x`` is a carrier prefix that parsing may strip: left
+    to the general path, like anything that is not plainly a mobile number (None)."""
+    if default_region != "CN":
+        return None
+    found = _PLAIN_CN_MOBILE.fullmatch(text.translate(_SEPARATORS))
+    if found is None or found.group(1).startswith("179"):
+        return None
+    national = found.group(1)
+    kind = phonenumbers.number_type(phonenumbers.PhoneNumber(country_code=86, national_number=int(national)))
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return None
+    return Phone("+86" + national, raw, "CN", _KINDS.get(kind, "unknown"))
 
 
 def normalize_email(raw: str, *, field: str = "email") -> str:

@@ -98,6 +98,18 @@ async def test_upsert_updates_matches_and_creates_the_rest(booted: Any) -> None:
     assert skipped[0].action == "skipped"
 
 
+async def test_upsert_on_two_keys_matches_a_row_on_a_key_it_has(booted: Any) -> None:
+    acc = await booted("rep", "sales_rep")
+    await _import(acc, b"name,phone\nAnn Lee,13800138000\n")  # a person without an e-mail
+    # one query finds Ann for the whole chunk (through row 3's phone): row 3 matches her on the phone key,
+    # row 2 (no e-mail, like Ann) matches nobody
+    results = await _import(acc, b"name,email,phone\nBo Chen,,13900139000\nAnn Lee,ann@example.com,13800138000\n",
+                            mode="upsert", keys=["email", "phone"])
+    assert [r.action for r in results] == ["created", "updated"]
+    assert [(p["name"], p["phone"], p["email"]) for p in await _people()] == [
+        ("Ann Lee", "+8613800138000", "ann@example.com"), ("Bo Chen", "+8613900139000", "")]
+
+
 async def test_dry_run_writes_nothing(booted: Any) -> None:
     acc = await booted("rep", "sales_rep")
     header, rows = read_table(CSV.encode(), "x.csv")

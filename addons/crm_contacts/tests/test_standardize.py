@@ -59,6 +59,30 @@ def test_normalize_phone_invalid_names_the_field(raw: str) -> None:
     assert err.value.message
 
 
+@given(digits=st.text("0123456789", min_size=10, max_size=10),
+       prefix=st.sampled_from(["", "+86", "0086", "+86 ", "0086-", "86"]),
+       sep=st.sampled_from(["", " ", "-", ".", " - "]))
+def test_plain_chinese_mobiles_take_the_fast_path_to_the_same_answer(digits: str, prefix: str, sep: str) -> None:
+    import phonenumbers
+    from crm_contacts import standardize
+
+    national = "1" + digits
+    raw = prefix + national[:3] + sep + national[3:7] + sep + national[7:]
+    general: object
+    try:  # the general path alone: the library parses the text
+        number = phonenumbers.parse(raw, "CN")
+        valid = phonenumbers.is_valid_number(number)
+        general = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                   standardize._KINDS.get(phonenumbers.number_type(number), "unknown")) if valid else None
+    except phonenumbers.NumberParseException:
+        general = None
+    try:
+        phone = normalize_phone(raw, "CN")
+        assert (phone.e164, phone.kind, phone.region, phone.original) == (*general, "CN", raw)  # type: ignore[misc]
+    except StandardizationError:
+        assert general is None
+
+
 def test_normalize_phone_rejects_non_string() -> None:
     with pytest.raises(StandardizationError, match="phone"):
         normalize_phone(None)  # type: ignore[arg-type]

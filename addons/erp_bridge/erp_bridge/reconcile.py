@@ -97,22 +97,22 @@ async def classify(backend_id: int, find_orders: Any) -> list[Line]:
     """Every line of a reconciliation; ``find_orders(ref)`` asks the ERP (blocking, run in threads)."""
     bindings = {r["local_id"]: r for r in await Binding.select().where(
         (Binding.backend == backend_id) & (Binding.model == sales.ORDER_MODEL))}
-    headers = await sales.order_headers(await sales.order_ids())
+    orders = await sales.get_orders(await sales.order_ids())
     queued = await _queued_order_ids()
     remote_of = await _lookup(find_orders, sorted(
         b["reference"] for oid, b in bindings.items()
-        if b["state"] == "synced" and headers.get(oid, {}).get("state") == "confirmed"))
+        if b["state"] == "synced" and oid in orders and orders[oid].state == "confirmed"))
     invoices: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for inv in await RemoteInvoice.select().where(
             (RemoteInvoice.backend == backend_id) & (RemoteInvoice.state != "cancelled")).order_by(RemoteInvoice.id):
         invoices[inv["order_reference"]].append(inv)
     lines: list[Line] = []
-    for order_id, order in sorted(headers.items()):
+    for order_id, order in sorted(orders.items()):
         b = bindings.get(order_id)
-        ref = order["reference"] or f"CRM-SO-{order_id}"
-        crm = Side(order["currency"], order["untaxed"], order["tax"], order["total"])
-        line = Line("matched", ref, crm, order_id=order_id, person_id=order["person"],
-                    order_date=order["confirmed_at"].date() if order["confirmed_at"] else None)
+        ref = order.reference
+        crm = Side(order.currency, order.untaxed, order.tax, order.total)
+        line = Line("matched", ref, crm, order_id=order_id, person_id=order.person_id,
+                    order_date=order.confirmed_at.date() if order.confirmed_at else None)
         lines.append(line)
         mine = invoices.pop(ref, [])
         line.invoice_ids = ",".join(i["external_id"] for i in mine)
@@ -122,7 +122,7 @@ async def classify(backend_id: int, find_orders: Any) -> list[Line]:
             line.status, line.detail = "in_flight", "queued"
             continue
         if b is None:
-            if order["state"] == "cancelled" and not mine:
+            if order.state == "cancelled" and not mine:
                 lines.pop()  # never sent, cancelled: nothing for finance
                 continue
             line.status, line.detail = "missing_in_erp", "never sent to the ERP"
@@ -131,7 +131,7 @@ async def classify(backend_id: int, find_orders: Any) -> list[Line]:
         if b["state"] in ("failed", "in_flight"):
             line.status, line.detail = b["state"], b["last_error"]
             continue
-        if order["state"] == "cancelled":
+        if order.state == "cancelled":
             ok = b["remote_state"] in ("cancelled", "")
             line.status = "matched" if ok else "in_flight"
             line.detail = "cancelled on both sides" if ok else "cancellation not yet in the ERP"

@@ -1,22 +1,20 @@
-"""The one module that reads crm_sales orders, turning them into frozen values and ERP payloads.
-
-crm_sales publishes no ``api.py`` yet, so this module reads its ``Order``/``OrderLine`` tables (the same
-module path a ``LazyTableReference`` would import) and nothing else does. When crm_sales grows a public
-order accessor, only this file changes.
-"""
+"""The one module that reads crm_sales orders (through ``crm_sales.api``) and turns them into ERP payloads."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from decimal import Decimal
-from typing import Any
+
+from crm_sales.api import ORDER_MODEL, OrderRef, get_order, get_orders, order_ids
 
 from erp_bridge.backends.base import Address, CustomerPayload, OrderLinePayload, OrderPayload
 
-ORDER_MODEL = "crm_sales.order"
+__all__ = ["ORDER_MODEL", "OrderRef", "PayloadError", "build_payload", "get_orders", "load_order", "order_ids",
+           "payload_hash"]
+
 _PRICE = Decimal("0.0001")  # Tryton's unit_price digits (4): the discounted price we send
 
 
@@ -24,88 +22,14 @@ class PayloadError(Exception):
     """The CRM record cannot become an ERP document as it is (fix it in the CRM, then re-drive)."""
 
 
-@dataclass(frozen=True)
-class SalesLine:
-    code: str
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    discount_percent: Decimal
-
-
-@dataclass(frozen=True)
-class SalesOrder:
-    id: int
-    reference: str
-    state: str  # confirmed | cancelled
-    person_id: int | None
-    currency: str
-    order_date: dt.date
-    untaxed: Decimal
-    tax: Decimal
-    total: Decimal
-    owner_id: int | None
-    lines: tuple[SalesLine, ...]
-
-
-def _date(value: Any) -> dt.date:
+def _date(value: dt.datetime | dt.date | None) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     return value if isinstance(value, dt.date) else dt.date.today()
 
 
-async def load_order(order_id: int) -> SalesOrder | None:
-    from crm_sales.models import Order, OrderLine
-
-    row = await Order.select().where(Order.id == order_id).first()
-    if row is None:
-        return None
-    lines = await OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.sequence).order_by(
-        OrderLine.id)
-    return SalesOrder(
-        id=row["id"], reference=row["reference"] or f"CRM-SO-{row['id']}", state=row["state"],
-        person_id=row["person"], currency=row["currency"], order_date=_date(row["confirmed_at"]),
-        untaxed=Decimal(row["untaxed"]), tax=Decimal(row["tax"]), total=Decimal(row["total"]),
-        owner_id=row["owner"],
-        lines=tuple(SalesLine(code=ln["code"], description=ln["description"], quantity=Decimal(ln["quantity"]),
-                              unit_price=Decimal(ln["unit_price"]),
-                              discount_percent=Decimal(ln["discount_percent"] or 0)) for ln in lines))
-
-
-async def orders_by_reference(references: list[str]) -> dict[str, SalesOrder]:
-    from crm_sales.models import Order
-
-    if not references:
-        return {}
-    rows = await Order.select(Order.id).where(Order.reference.is_in(references))
-    out: dict[str, SalesOrder] = {}
-    for r in rows:
-        order = await load_order(int(r["id"]))
-        if order is not None:
-            out[order.reference] = order
-    return out
-
-
-async def order_ids(*, state: str | None = None, person_id: int | None = None) -> list[int]:
-    from crm_sales.models import Order
-
-    query = Order.select(Order.id)
-    if state:
-        query = query.where(Order.state == state)
-    if person_id is not None:
-        query = query.where(Order.person == person_id)
-    return [int(r["id"]) for r in await query.order_by(Order.id)]
-
-
-async def order_headers(ids: list[int]) -> dict[int, dict[str, Any]]:
-    """id → reference, state, person, currency, amounts, confirmed_at (one query, for lists)."""
-    from crm_sales.models import Order
-
-    if not ids:
-        return {}
-    rows = await Order.select(Order.id, Order.reference, Order.state, Order.person, Order.currency, Order.untaxed,
-                              Order.tax, Order.total, Order.confirmed_at).where(Order.id.is_in(ids))
-    return {int(r["id"]): dict(r) for r in rows}
+async def load_order(order_id: int) -> OrderRef | None:
+    return await get_order(order_id)
 
 
 def _address(lines: tuple[str, ...]) -> Address | None:
@@ -118,7 +42,7 @@ def _address(lines: tuple[str, ...]) -> Address | None:
     return Address(street=street, city=" ".join(parts) or None, country_code=country.upper() if country else None)
 
 
-async def build_payload(order: SalesOrder) -> OrderPayload:
+async def build_payload(order: OrderRef) -> OrderPayload:
     """The ERP order for ``order``; ``PayloadError`` names what must be fixed in the CRM first."""
     from crm_contacts.api import get_contact, get_organization
 
@@ -145,7 +69,7 @@ async def build_payload(order: SalesOrder) -> OrderPayload:
         customer=CustomerPayload(ref=f"{prefix}-{customer.id}", name=customer.display_name,
                                  email=customer.email or None, phone=customer.phone or None,
                                  lang=person.language or None, address=address),
-        currency=order.currency, order_date=order.order_date, lines=lines,
+        currency=order.currency, order_date=_date(order.confirmed_at), lines=lines,
         untaxed=order.untaxed, tax=order.tax, total=order.total)
 
 

@@ -10,26 +10,43 @@ from core.errors import NotFound
 from core.models import Outbox
 from erp_bridge import connection, sales
 from erp_bridge.models import Binding, RemoteInvoice
+from erp_bridge.money import minor
 
 _ACTOR_OF = {"push": "erp_bridge.push_order", "cancel": "erp_bridge.cancel_order"}
+_LABEL = {"in_flight": "queued", "synced": "sent", "failed": "failed"}
+_BINDING_KEYS = ("reference", "external_number", "external_id", "remote_state", "invoice_number", "is_paid",
+                 "sync_date", "last_error", "operation", "attempts")
+_NOT_SENT: dict[str, Any] = {"state": "not_sent", "binding_id": None, "reference": "", "external_number": "",
+                             "external_id": "", "remote_state": "", "invoice_number": "", "is_paid": False,
+                             "sync_date": None, "last_error": "", "operation": "", "attempts": 0}
 
 
 async def order_status(order_id: int) -> dict[str, Any]:
-    """``{"state": "not_sent" | "in_flight" | "synced" | "failed", ...}`` for the order page."""
+    """The order's sync as the order page shows it: ``state`` is the binding's (``not_sent`` | ``in_flight`` |
+    ``synced`` | ``failed``), ``label`` what a user reads (``not_sent`` | ``queued`` | ``sent`` | ``failed``)."""
     row = await Binding.select().where((Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order_id)
                                        ).order_by(Binding.id).first()
     if row is None:
-        return {"state": "not_sent", "order_id": order_id}
-    return {"state": row["state"], "order_id": order_id, "binding_id": row["id"], "reference": row["reference"],
-            "external_number": row["external_number"], "external_id": row["external_id"],
-            "remote_state": row["remote_state"], "invoice_number": row["invoice_number"],
-            "is_paid": row["is_paid"], "sync_date": row["sync_date"], "last_error": row["last_error"],
-            "operation": row["operation"]}
+        waiting = await Outbox.count().where((Outbox.dedup_key == f"push-order:{order_id}")
+                                             & Outbox.state.is_in(["pending", "running"]))
+        return {**_NOT_SENT, "label": "queued" if waiting else "not_sent", "order_id": order_id}
+    return {"state": row["state"], "label": _LABEL.get(row["state"], row["state"]), "order_id": order_id,
+            "binding_id": row["id"], **{k: row[k] for k in _BINDING_KEYS}}
+
+
+async def invoices_of_order(reference: str) -> list[dict[str, Any]]:
+    """The ERP invoices of one order (by our reference) as last pulled, newest first, amounts in minor units."""
+    rows = await RemoteInvoice.select(
+        RemoteInvoice.external_id, RemoteInvoice.number, RemoteInvoice.state, RemoteInvoice.currency,
+        RemoteInvoice.untaxed, RemoteInvoice.tax, RemoteInvoice.total, RemoteInvoice.amount_to_pay,
+        RemoteInvoice.is_paid, RemoteInvoice.invoice_date).where(RemoteInvoice.order_reference == reference).order_by(
+        RemoteInvoice.id, ascending=False).limit(50)
+    return [{**r, **{k: minor(r[k], r["currency"]) for k in ("untaxed", "tax", "total", "amount_to_pay")}}
+            for r in rows]
 
 
 async def invoices_of_person(person_id: int) -> list[dict[str, Any]]:
-    ids = await sales.order_ids(person_id=person_id)
-    refs = [h["reference"] for h in (await sales.order_headers(ids)).values() if h["reference"]]
+    refs = [o.reference for o in (await sales.get_orders(await sales.order_ids(person_id=person_id))).values()]
     if not refs:
         return []
     return list(await RemoteInvoice.select(

@@ -63,7 +63,7 @@ class Claim:
     attempts: int
 
 
-async def claim(cfg: connection.Backend, order: sales.SalesOrder, operation: str) -> Claim:
+async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) -> Claim:
     """Take the per-record lock of ``order`` (creating its binding on first sight)."""
     async with db.atomic():
         where = (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order.id)
@@ -164,7 +164,7 @@ async def push_order(order_id: int) -> str:
     return "resumed" if resumed else "created"
 
 
-async def _edited(order: sales.SalesOrder, digest: str) -> bool:
+async def _edited(order: sales.OrderRef, digest: str) -> bool:
     try:
         return sales.payload_hash(await sales.build_payload(order)) != digest
     except sales.PayloadError:  # e.g. the address was removed meanwhile: it changed all the same

@@ -88,6 +88,41 @@ def test_push_finishes_a_sale_left_in_draft(backend: TrytonBackend, tryton) -> N
     assert len(_sales_with_reference(tryton, "CRM-SO-44")) == 1
 
 
+def _counting(backend: TrytonBackend) -> list[str]:
+    calls: list[str] = []
+    post = backend._post
+
+    def counting(method: str, *args: object, **kw: object) -> object:
+        calls.append(method)
+        return post(method, *args, **kw)
+
+    backend._post = counting  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_second_sale_reuses_lookups_and_reads_once(backend: TrytonBackend, tryton) -> None:
+    backend.push_order(make_order("CRM-SO-50"))
+    calls = _counting(backend)
+    remote = backend.push_order(make_order("CRM-SO-51"))
+    # find by reference, the party with its fields, create, quote, confirm (process runs with it), one read
+    assert calls == ["model.sale.sale.search_read", "model.party.party.search_read", "model.sale.sale.create",
+                     "model.sale.sale.quote", "model.sale.sale.confirm", "model.sale.sale.read"], calls
+    assert remote.state == "processing" and (remote.untaxed, remote.tax, remote.total) == (UNTAXED, TAX, TOTAL)
+    (sale,) = _sales_with_reference(tryton, "CRM-SO-51")
+    assert all(len(line.taxes) == 1 and line.unit.name == "Unit" for line in sale.lines)  # on_change's, cached
+
+
+def test_a_product_gone_since_it_was_cached_is_looked_up_again(backend: TrytonBackend, tryton) -> None:
+    backend.push_order(make_order("CRM-SO-52"))
+    (product,) = Model.get("product.product", config=proteus_config(tryton)).find([("code", "=", "P-003")])
+    template = product.template
+    template.salable = False
+    template.save()
+    with pytest.raises(ErpPermanentError, match=r"unknown product code\(s\) in Tryton: P-003"):
+        backend.push_order(make_order("CRM-SO-53"))  # Tryton refused the cached id; asked again: not salable
+    assert backend.find_orders("CRM-SO-53") == []
+
+
 def test_find_orders_reports_duplicates(backend: TrytonBackend, tryton) -> None:
     pushed = backend.push_order(make_order("CRM-SO-45"))
     create_sale_directly_with_proteus(tryton, reference="CRM-SO-45")
@@ -144,6 +179,23 @@ def test_wrong_password_is_permanent_and_not_leaked(tryton: TrytonConnection) ->
     assert "login refused" in str(info.value)
     assert secret not in str(info.value) and secret not in repr(info.value)
     assert secret not in repr(bad) and "***" in repr(bad)
+
+
+@pytest.mark.parametrize(("listed", "kind"), [(["crm"], ErpTransientError), (["other"], ErpPermanentError),
+                                              (None, ErpTransientError)])
+def test_login_404_is_permanent_only_for_an_unlisted_database(listed: list[str] | None, kind: type) -> None:
+    """trytond answers 404 to a login when it cannot open the database too (SQLite locked under load)."""
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/rpc/":  # common.db.list; None: listing disabled in trytond.conf
+            return httpx.Response(200, json={"id": 0, "result": listed}) if listed else httpx.Response(403)
+        return httpx.Response(404)
+
+    backend = TrytonBackend("http://tryton.test/", "crm", "admin", "pw")
+    backend._client = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(kind, match="crm"):
+        backend.call("model.sale.sale.search", [])
 
 
 def test_server_down_is_transient() -> None:

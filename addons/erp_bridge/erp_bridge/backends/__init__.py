@@ -3,32 +3,5 @@ looked up by name through the ``crm.erp_backends`` entry-point group (``tryton``
 
 from __future__ import annotations
 
-from .base import (
-    Address,
-    CustomerPayload,
-    ErpBackend,
-    ErpConflictError,
-    ErpError,
-    ErpPermanentError,
-    ErpTransientError,
-    OrderLinePayload,
-    OrderPayload,
-    RemoteInvoice,
-    RemoteOrder,
-    RemoteProduct,
-)
-
-__all__ = [
-    "Address",
-    "CustomerPayload",
-    "ErpBackend",
-    "ErpConflictError",
-    "ErpError",
-    "ErpPermanentError",
-    "ErpTransientError",
-    "OrderLinePayload",
-    "OrderPayload",
-    "RemoteInvoice",
-    "RemoteOrder",
-    "RemoteProduct",
-]
+from .base import *  # noqa: F403 - this package re-exports the interface, nothing more
+from .base import __all__ as __all__

@@ -17,6 +17,12 @@ Mapping decisions
   per-record lock; `find_orders` reports any duplicate that slips through.
 - The write marker is Tryton's own ``_timestamp``; `cancel_order` passes it back in the context so
   Tryton itself raises ConcurrencyException if the sale changed between our check and the write.
+- Round trips (most of a push is Tryton's own confirm, which processes the sale): ids of currencies, countries and
+  products found, and a product's line defaults from ``on_change`` (unit, taxes: they depend on the product,
+  the party's tax rule, currency and company, not on the order) are kept for `CACHE_SECONDS` per backend;
+  a code not found is always asked again, and a create that fails drops the cache and is tried once more
+  with fresh look-ups. The party is found with the fields the sale needs in one call; a new sale is
+  quoted and confirmed without reading it in between, and read once at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import base64
 import datetime as dt
 import json
 import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +73,10 @@ _INVOICE_FIELDS = [
     "last_modified_at",
     "sales",
 ]
+_PARTY_FIELDS = ["addresses", "customer_payment_term", "customer_tax_rule"]
+# the workflow buttons that take a sale from a state towards 'processing' (confirm normally runs process)
+_STEPS = {"draft": ("quote", "confirm"), "quotation": ("confirm",), "confirmed": ("process",)}
+CACHE_SECONDS = 300.0
 _TRANSIENT_HINTS = ("database is locked", "OperationalError", "could not serialize", "deadlock", "TimeOutException")
 
 
@@ -121,6 +133,7 @@ class TrytonBackend:
         self._lock = threading.Lock()
         self._auth: str | None = None
         self._context: dict[str, Any] = {}
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -152,7 +165,7 @@ class TrytonBackend:
         if status == 403:
             raise ErpPermanentError(f"Tryton refused {method} (403 Forbidden)")
         if status == 404 and method == "common.db.login":
-            raise ErpPermanentError(f"Tryton has no database {self.database!r}")
+            raise _NoDatabase(method)
         if status >= 500:
             raise ErpTransientError(f"Tryton answered {status} to {method}")
         if status != 200:
@@ -172,10 +185,23 @@ class TrytonBackend:
             raise ErpPermanentError(
                 f"Tryton login refused for user {self.username!r} on {self.database!r} (wrong username or password)"
             ) from None
+        except _NoDatabase:
+            raise self._login_not_found() from None
         user_id, token = result[0], result[1]
         raw = f"{self.username}:{user_id}:{token}".encode()
         self._auth = "Session " + base64.b64encode(raw).decode()
         self._context = self._post("model.res.user.get_preferences", [True, {}], auth=self._auth)
+
+    def _login_not_found(self) -> ErpError:
+        """trytond answers 404 to a login both for an unknown database and when it could not open it (e.g. its
+        SQLite file locked by concurrent writes): only the database list tells which."""
+        try:
+            listed = self._post("common.db.list", [], auth=None, root=True)
+        except ErpError:
+            listed = None  # listing disabled ([database] list = False) or unreachable: assume it exists
+        if isinstance(listed, list) and self.database not in listed:
+            return ErpPermanentError(f"Tryton has no database {self.database!r}")
+        return ErpTransientError(f"Tryton could not open database {self.database!r} to log in (busy?)")
 
     def call(self, method: str, *args: Any, context: dict[str, Any] | None = None) -> Any:
         """Call ``model.<name>.<method>``-style RPC with the session context appended."""
@@ -193,6 +219,20 @@ class TrytonBackend:
                 return self._post(method, [*args, ctx], auth=auth)
             except _Unauthorized:
                 raise ErpPermanentError(f"Tryton session refused for {method}") from None
+
+    def _cached(self, key: tuple[Any, ...], fetch: Callable[[], Any]) -> Any:
+        """``fetch()`` once per `CACHE_SECONDS` for ``key`` (a falsy answer is not kept: asked again)."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        value = fetch()
+        if value:
+            self._cache[key] = (time.monotonic() + CACHE_SECONDS, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop cached ids and line defaults (the next push looks everything up again)."""
+        self._cache.clear()
 
     def _search_read(
         self,
@@ -220,21 +260,30 @@ class TrytonBackend:
         }
 
     def push_customer(self, customer: CustomerPayload) -> str:
-        found = self._search_read("party.party", [("code", "=", customer.ref)], ["id"], limit=1)
+        return str(self._party(customer)["id"])
+
+    def _party(self, customer: CustomerPayload) -> dict[str, Any]:
+        """The party carrying our reference, created if missing, with the fields a sale needs."""
+        found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS, limit=1)
         if found:
-            return str(found[0]["id"])
+            return found[0]
         values: dict[str, Any] = {"name": customer.name, "code": customer.ref}
         if customer.lang:
-            langs = self._search_read("ir.lang", [("code", "=", customer.lang)], ["id"], limit=1)
-            if langs:  # an unknown language is not worth failing an order for
-                values["lang"] = langs[0]["id"]
+            lang = self._cached(
+                ("lang", customer.lang),
+                lambda: self._search_read("ir.lang", [("code", "=", customer.lang)], ["id"], limit=1),
+            )
+            if lang:  # an unknown language is not worth failing an order for
+                values["lang"] = lang[0]["id"]
         address: dict[str, Any] = {}
         if customer.address:
             a = customer.address
             address = {"street_unstructured": a.street, "city": a.city, "postal_code": a.zip}
             if a.country_code:
-                countries = self._search_read(
-                    "country.country", [("code", "=", a.country_code.upper())], ["id"], limit=1
+                code = a.country_code.upper()
+                countries = self._cached(
+                    ("country", code),
+                    lambda: self._search_read("country.country", [("code", "=", code)], ["id"], limit=1),
                 )
                 if not countries:
                     raise ErpPermanentError(
@@ -252,11 +301,12 @@ class TrytonBackend:
             (party_id,) = self.call("model.party.party.create", [values])
         except ErpPermanentError:
             # Lost a race with a concurrent push (unique code): the other one's party is ours.
-            found = self._search_read("party.party", [("code", "=", customer.ref)], ["id"])
+            found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS)
             if not found:
                 raise
-            return str(found[0]["id"])
-        return str(party_id)
+            return found[0]
+        (party,) = self.call("model.party.party.read", [party_id], _PARTY_FIELDS)
+        return dict(party)
 
     def find_orders(self, ref: str) -> list[RemoteOrder]:
         rows = self._search_read("sale.sale", [("reference", "=", ref)], _ORDER_FIELDS, order=[("id", "ASC")])
@@ -274,31 +324,36 @@ class TrytonBackend:
                 + ", ".join(o.external_id for o in existing)
             )
         if existing:
-            return self._advance(existing[0])
-        sale_id = self._create_sale(order)
-        return self._advance(self.get_order(str(sale_id)))
+            return self._advance(existing[0].external_id, existing[0])
+        try:
+            sale_id = self._create_sale(order)
+        except ErpPermanentError:
+            if not self._cache:
+                raise
+            self.forget()  # a product or currency may have changed in Tryton since we cached it
+            sale_id = self._create_sale(order)
+        return self._advance(str(sale_id), None)
 
     def _create_sale(self, order: OrderPayload) -> int:
         if not order.lines:
             raise ErpPermanentError(f"order {order.ref} has no lines")
-        currencies = self._search_read("currency.currency", [("code", "=", order.currency)], ["id"], limit=1)
+        currencies = self._cached(
+            ("currency", order.currency),
+            lambda: self._search_read("currency.currency", [("code", "=", order.currency)], ["id"], limit=1),
+        )
         if not currencies:
             raise ErpPermanentError(f"Tryton has no currency {order.currency!r} (order {order.ref})")
-        codes = sorted({line.product_code for line in order.lines})
-        products = {
-            p["code"]: p["id"]
-            for p in self._search_read("product.product", [("code", "in", codes), ("salable", "=", True)], ["code"])
-        }
-        missing = [c for c in codes if c not in products]
-        if missing:
-            raise ErpPermanentError(f"unknown product code(s) in Tryton: {', '.join(missing)} (order {order.ref})")
-        party_id = int(self.push_customer(order.customer))
-        party = self.call("model.party.party.read", [party_id], ["addresses", "customer_payment_term"])[0]
+        products = self._products(sorted({line.product_code for line in order.lines}), order.ref)
+        party = self._party(order.customer)
+        party_id = int(party["id"])
         if not party["addresses"]:
             party["addresses"] = self.call("model.party.address.create", [{"party": party_id}])
         address_id = party["addresses"][0]
         header = {"party": party_id, "currency": currencies[0]["id"], "company": self._context.get("company")}
-        lines = [self._line_values(line, products[line.product_code], header) for line in order.lines]
+        lines = [
+            self._line_values(line, products[line.product_code], header, party["customer_tax_rule"])
+            for line in order.lines
+        ]
         values = {
             "reference": order.ref,
             "party": party_id,
@@ -312,34 +367,59 @@ class TrytonBackend:
         (sale_id,) = self.call("model.sale.sale.create", [values])
         return int(sale_id)
 
-    def _line_values(self, line: Any, product_id: int, header: dict[str, Any]) -> dict[str, Any]:
+    def _products(self, codes: list[str], ref: str) -> dict[str, int]:
+        """Code → id of salable products, one search for the codes not cached; unknown codes are an error."""
+        out: dict[str, int] = {}
+        for code in codes:
+            hit = self._cache.get(("product", code))
+            if hit is not None and hit[0] > time.monotonic():
+                out[code] = hit[1]
+        wanted = [c for c in codes if c not in out]
+        if wanted:
+            rows = self._search_read("product.product", [("code", "in", wanted), ("salable", "=", True)], ["code"])
+            for p in rows:
+                out[p["code"]] = p["id"]
+                self._cache[("product", p["code"])] = (time.monotonic() + CACHE_SECONDS, p["id"])
+        missing = [c for c in codes if c not in out]
+        if missing:
+            raise ErpPermanentError(f"unknown product code(s) in Tryton: {', '.join(missing)} (order {ref})")
+        return out
+
+    def _line_values(self, line: Any, product_id: int, header: dict[str, Any], tax_rule: Any) -> dict[str, Any]:
         values: dict[str, Any] = {"type": "line", "product": product_id, "quantity": float(line.quantity)}
-        changes = self.call(
-            "model.sale.line.on_change", {**values, **{f"_parent_sale.{k}": v for k, v in header.items()}}, ["product"]
-        )
-        taxes = [t["id"] for _op, t in changes.get("taxes", {}).get("add", [])]
+
+        def defaults() -> dict[str, Any]:
+            changes = self.call(
+                "model.sale.line.on_change",
+                {**values, **{f"_parent_sale.{k}": v for k, v in header.items()}},
+                ["product"],
+            )
+            return {"unit": changes["unit"], "taxes": [t["id"] for _op, t in changes.get("taxes", {}).get("add", [])]}
+
+        # what on_change gives us depends on the product, the party's tax rule, currency and company only
+        key = ("line", product_id, tax_rule, header["currency"], header["company"])
+        found = self._cached(key, defaults)
         return {
             **values,
-            "unit": changes["unit"],
-            "taxes": [("add", taxes)],
+            "unit": found["unit"],
+            "taxes": [("add", found["taxes"])],
             "unit_price": line.unit_price,
             "description": line.description,
         }
 
-    def _advance(self, order: RemoteOrder) -> RemoteOrder:
-        """Drive a sale carrying our reference to 'processing' (invoice created)."""
-        sale_id = [int(order.external_id)]
-        for _ in range(4):
-            if order.state == "draft":
-                self.call("model.sale.sale.quote", sale_id)
-            elif order.state == "quotation":
-                self.call("model.sale.sale.confirm", sale_id)  # queues 'process' after commit
-            elif order.state == "confirmed":
-                self.call("model.sale.sale.process", sale_id)
-            else:  # processing, done, cancelled: nothing for us to do
-                return order
-            order = self.get_order(order.external_id)
-        raise ErpPermanentError(f"Tryton sale {order.external_id} stuck in state {order.state}")
+    def _advance(self, external_id: str, order: RemoteOrder | None) -> RemoteOrder:
+        """Drive a sale carrying our reference to 'processing' (invoice created): the workflow's buttons in a
+        row, then one read (``order`` None: a sale we just created, in draft)."""
+        state = "draft" if order is None else order.state
+        for _ in range(3):
+            steps = _STEPS.get(state)
+            if steps is None:  # processing, done, cancelled: nothing for us to do
+                return order if order is not None else self.get_order(external_id)
+            for step in steps:  # 'confirm' queues 'process', which runs at once unless Tryton has a worker
+                self.call(f"model.sale.sale.{step}", [int(external_id)])
+            order = self.get_order(external_id)
+            state = order.state
+        raise ErpPermanentError(f"Tryton sale {external_id} stuck in state {state}")
 
     def cancel_order(self, external_id: str, expected_write_marker: str) -> RemoteOrder:
         current = self.get_order(external_id)
@@ -401,6 +481,10 @@ class TrytonBackend:
 
 class _Unauthorized(Exception):
     """HTTP 401: bad login or expired session (internal; never leaves this module)."""
+
+
+class _NoDatabase(Exception):
+    """HTTP 404 to a login: no such database, or trytond could not open it (internal)."""
 
 
 def _map_error(method: str, error: Any) -> ErpError:

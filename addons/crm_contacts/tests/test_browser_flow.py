@@ -1,0 +1,173 @@
+"""Import and merge in a real browser: upload a CSV, map, dry run, import, read the counts and the report;
+then scan for duplicates, merge two planted people field by field and follow the loser to the survivor.
+A real ``crm serve`` (SQLite, crm_contacts only, jobs in process) and Debian's Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "Correct-Horse-42!"
+# Row 2 and 5 are good, row 3 has a phone that is no phone, row 4 repeats row 2's phone in another format.
+UPLOAD = ("姓名,手机,邮箱,公司,地区\n"
+          "王芳,13812345678,wang.fang@example.com,星河科技,广东深圳\n"
+          "Bad Phone,12345,bad@example.com,,\n"
+          "王芳 again,+86 138 1234 5678,fang2@example.com,,\n"
+          "Chen Jie,13987654321,chen.jie@example.com,,上海\n")
+# Two records of one customer, planted before the browser starts: no shared phone or email (so the import
+# lets both in), but the same name, company, city and birth date (so the scan groups them).
+PLANTED = ("name,phone,email,company,city,job title,birth date\n"
+           "Li Lei,13800138003,,Acme,Shenzhen,Buyer,1985-03-02\n"
+           "Li Lei,,li.lei@gmail.com,Acme,Shenzhen,Head of purchasing,1985-03-02\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
+        "CRM_DATA_DIR": str(tmp_path), "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": PASSWORD}
+    (tmp_path / "planted.csv").write_text(PLANTED)
+    crm = str(Path(sys.executable).parent / "crm")
+    for cmd in (["init"], ["addons", "install", "crm_contacts"],
+                ["users", "create", "mgr", "--name", "Manager", "--role", "sales_manager"],
+                ["contacts", "import", str(tmp_path / "planted.csv"), "--as", "mgr"]):
+        subprocess.run([crm, *cmd], env=env, check=True, capture_output=True, timeout=120)
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(url + "/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.browser
+def test_import_then_merge_in_a_browser(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    upload = tmp_path / "people.csv"
+    upload.write_text(UPLOAD, encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        page.goto(server + "/login")
+        page.fill("input[name=login]", "mgr")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+
+        # upload: the columns are recognised from their Chinese headers
+        page.goto(server + "/contacts/imports")
+        page.set_input_files("input[type=file]", str(upload))
+        page.click("form[action='/contacts/imports'] button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("people.csv")
+        batch_url = page.url
+        assert re.search(r"/contacts/imports/\d+$", batch_url), batch_url
+        assert page.locator("select[name=map_1]").input_value() == "phone"
+        assert page.locator("select[name=map_3]").input_value() == "company"
+        expect(page.locator("tr.preview")).to_have_count(4)  # the standardized preview of the first rows
+        expect(page.locator("tr.preview").first).to_contain_text("+8613812345678")
+
+        # dry run: per-row outcomes, nothing written
+        page.click("button:has-text('Dry run')")
+        expect(page.locator(".dry-counts")).to_contain_text("created: 2")
+        expect(page.locator(".dry-counts")).to_contain_text("failed: 1")
+        expect(page.locator(".dry-counts")).to_contain_text("skipped: 1")
+        dry = page.locator("tr.dry-error")
+        expect(dry).to_have_count(2)
+        expect(dry.nth(0).locator("td").first).to_have_text("3")
+        expect(dry.nth(0)).to_contain_text("phone")
+        expect(dry.nth(1).locator("td").first).to_have_text("4")
+        expect(dry.nth(1)).to_contain_text("duplicate of row 2")
+        page.goto(server + "/contacts/people?q=chen.jie")
+        expect(page.locator("tr.contact-row")).to_have_count(0)
+
+        # the real run goes to the job queue; the page refreshes itself until the counts are in
+        page.goto(batch_url)
+        page.click("button:text-is('Import')")
+        counts = page.locator("p.counts")
+        expect(counts).to_be_visible(timeout=20_000)
+        assert re.sub(r"\s+", " ", counts.inner_text()).startswith("Created 2, Updated 0, Skipped 1, Failed 1"), \
+            counts.inner_text()
+        expect(page.locator("table.list", has_text="duplicate of row 2")).to_be_visible()
+        with page.expect_download() as info:
+            page.click("text=Download the report (CSV)")
+        report = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8-sig"))))
+        assert [(r["row"], r["result"]) for r in report] == [("2", "created"), ("3", "failed"), ("4", "skipped"),
+                                                              ("5", "created")]
+        assert "phone" in report[1]["message"] and report[0]["record_id"]
+        page.goto(server + "/contacts/people?q=chen.jie")
+        expect(page.locator("tr.contact-row")).to_have_count(1)
+
+        # duplicates: scan on demand (a background job), then review the planted pair
+        page.goto(server + "/contacts/duplicates")
+        page.click("button:has-text('Scan now')")
+        group = page.locator("section.group", has_text="Li Lei")
+        for _ in range(40):
+            if group.count():
+                break
+            page.wait_for_timeout(250)
+            page.reload()
+        expect(group).to_have_count(1)
+        expect(group.locator("li")).to_have_count(2)
+        # keep the record with the e-mail, but the job title of the other one; the phone comes along from it
+        keep, other = (int(str(group.locator("li", has_text=text).locator("a").get_attribute("href")).rsplit("/")[-1])
+                       for text in ("li.lei@gmail.com", "+8613800138003"))
+        assert keep != other
+        group.locator("text=Review and merge").click()
+        expect(page.locator("h1")).to_contain_text("Merge")
+        page.check(f"input[name=survivor][value='{keep}']")
+        expect(page.locator(f"input[name=field_job_title][value='{keep}']")).to_be_checked()  # follows the survivor
+        expect(page.locator(f"input[name=field_email][value='{keep}']")).to_be_checked()
+        page.check(f"input[name=field_job_title][value='{other}']")
+        page.check(f"input[name=field_phone][value='{other}']")
+        page.click("button:has-text('Merge')")
+        expect(page).to_have_url(re.compile(rf"/contacts/people/{keep}$"))
+        expect(page.locator("h1.cc-name")).to_have_text("Li Lei")
+        facts = page.locator("section.facts")
+        expect(facts.locator("dd.email")).to_contain_text("li.lei@gmail.com")
+        expect(facts.locator("dd.phone")).to_contain_text("+8613800138003")
+        expect(page.locator(".cc-head")).to_contain_text("Buyer")
+
+        # the loser now leads to the survivor
+        page.goto(f"{server}/contacts/people/{other}")
+        expect(page).to_have_url(re.compile(rf"/contacts/people/{keep}\?from={other}$"))
+        expect(page.locator(".notice")).to_contain_text(f"#{other}")
+        page.goto(server + "/contacts/duplicates")
+        expect(page.locator("section.group", has_text="Li Lei")).to_have_count(0)
+        assert errors == []
+        browser.close()

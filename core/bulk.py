@@ -1,0 +1,78 @@
+"""Multi-row INSERT and large IN lists for bulk writers (importers, syncs), without Piccolo's per-value cost.
+
+``Table.insert(*instances)`` builds a Table object and a nested query string per row, and even a flat
+``Table.raw`` spends ~30 µs a row compiling its query string: on an import that cost more than
+standardizing the row. ``insert_rows`` writes the same values (the column's default for a missing key, JSON
+columns serialized as Piccolo does, dates through the driver's adapters as Piccolo's) with the driver's own
+placeholders on the connection of the current transaction, and returns the new ids in row order: the
+database numbers the rows of one VALUES list in order (a sequence on PostgreSQL, max + 1 under SQLite's
+write lock), so sorting what ``RETURNING`` gives back maps them without trusting its order.
+``any_of`` is ``column.is_in(values)`` with the values as one bound parameter: Piccolo compiles an IN list of
+1,000 values in ~30 ms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from piccolo.columns import JSON, JSONB
+from piccolo.columns.combination import WhereRaw
+from piccolo.utils.encoding import dump_json
+
+from core import db
+
+MAX_PARAMS = 30_000  # below both PostgreSQL's 32,767 bind parameters and SQLite's 32,766 variables
+
+
+def _converter(column: Any) -> Callable[[Any], Any]:
+    if isinstance(column, (JSON, JSONB)):
+        return lambda v: v if v is None or isinstance(v, str) else dump_json(v)
+    return lambda v: v
+
+
+def any_of(column: Any, values: Collection[Any]) -> WhereRaw:
+    """``column IN values`` as one parameter: ``= ANY(array)`` on PostgreSQL, ``json_each`` on SQLite."""
+    name = f'"{column._meta.table._meta.tablename}"."{column._meta.db_column_name}"'
+    if db.is_postgres():
+        return WhereRaw(f"{name} = ANY({{}})", list(values))
+    return WhereRaw(f"{name} IN (SELECT value FROM json_each({{}}))", json.dumps(list(values)))
+
+
+async def insert_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (column name → value) into ``table``; the new primary keys, in the order of ``rows``."""
+    if not rows:
+        return []
+    if not db.in_atomic():
+        async with db.atomic():
+            return await insert_rows(table, rows)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [table._meta.get_column_by_name(n) for n in names]
+    missing = object()
+    defaults = {n: c.get_default_value() for n, c in zip(names, columns, strict=True)
+                if any(n not in row for row in rows)}
+    convert = [_converter(c) for c in columns]
+    postgres = db.is_postgres()
+    connection = db.current().current_transaction.get().connection  # type: ignore[union-attr]
+    head = (f'INSERT INTO "{table._meta.tablename}" ('
+            + ", ".join(f'"{c._meta.db_column_name}"' for c in columns) + ") VALUES ")
+    pk = table._meta.primary_key._meta.db_column_name
+    per_statement = max(1, MAX_PARAMS // len(names))
+    ids: list[int] = []
+    for start in range(0, len(rows), per_statement):
+        part = rows[start:start + per_statement]
+        args = [f(v if (v := row.get(n, missing)) is not missing else defaults[n])
+                for row in part for n, f in zip(names, convert, strict=True)]
+        width = len(names)
+        if postgres:  # asyncpg: $1, $2, …
+            values = ", ".join("(" + ", ".join(f"${r * width + i + 1}" for i in range(width)) + ")"
+                               for r in range(len(part)))
+            found = [int(r[0]) for r in await connection.fetch(f'{head}{values} RETURNING "{pk}"', *args)]
+        else:  # aiosqlite: ?
+            values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(part))
+            cursor = await connection.execute(f'{head}{values} RETURNING "{pk}"', args)
+            found = [int(r[pk] if isinstance(r, dict) else r[0]) for r in await cursor.fetchall()]
+            await cursor.close()
+        ids += found if pk in names else sorted(found)
+    return ids
