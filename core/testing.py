@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -281,3 +282,60 @@ class AddonContract:
             folder = templating.folder(addon.templates)
             for path in folder.rglob("*.html"):
                 env.get_template(str(path.relative_to(folder)))
+
+
+#: Debian's Chromium, never a browser a test tool downloads; the flags keep it off the (closed) network.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served_crm(data_dir: Path, commands: list[list[str]], password: str = "Correct-Horse-42!",
+               timeout: float = 60) -> Iterator[str]:
+    """A real ``crm serve`` on SQLite in ``data_dir``, after running ``crm <command>`` for each of
+    ``commands`` (init, addons install, users create …) as an operator would; yields its URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
+        "CRM_DATA_DIR": str(data_dir), "CRM_DATABASE_URL": f"sqlite:///{data_dir / 'crm.sqlite3'}",
+        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": password}
+    crm = str(Path(sys.executable).parent / "crm")
+    for cmd in commands:
+        done = subprocess.run([crm, *cmd], env=env, capture_output=True, timeout=120, text=True)
+        assert done.returncode == 0, f"crm {' '.join(cmd)}: {done.stderr[-2000:]}"
+    log_path = data_dir / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                assert proc.poll() is None, log_path.read_text()[-2000:]
+                assert time.monotonic() < deadline, f"crm serve not up in {timeout}s"
+                try:
+                    if httpx.get(url + "/login", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

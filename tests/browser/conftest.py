@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,22 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from core.testing import CHROMIUM, CHROMIUM_ARGS, free_port
 
 
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``crm demo`` on a fresh data dir, as a user would start it; stopped at the end."""
     data = tmp_path_factory.mktemp("demo")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {"CRM_DATA_DIR": str(data)}
     crm = str(Path(sys.executable).parent / "crm")
     log = open(data / "server.log", "w")  # noqa: SIM115 - closed below

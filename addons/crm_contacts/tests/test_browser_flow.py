@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from core.testing import CHROMIUM, CHROMIUM_ARGS, served_crm
+
 PASSWORD = "Correct-Horse-42!"
 # Row 2 and 5 are good, row 3 has a phone that is no phone, row 4 repeats row 2's phone in another format.
 UPLOAD = ("姓名,手机,邮箱,公司,地区\n"
@@ -35,41 +28,14 @@ PLANTED = ("name,phone,email,company,city,job title,birth date\n"
            "Li Lei,,li.lei@gmail.com,Acme,Shenzhen,Head of purchasing,1985-03-02\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
-        "CRM_DATA_DIR": str(tmp_path), "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
-        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": PASSWORD}
     (tmp_path / "planted.csv").write_text(PLANTED)
-    crm = str(Path(sys.executable).parent / "crm")
-    for cmd in (["init"], ["addons", "install", "crm_contacts"],
-                ["users", "create", "mgr", "--name", "Manager", "--role", "sales_manager"],
-                ["contacts", "import", str(tmp_path / "planted.csv"), "--as", "mgr"]):
-        subprocess.run([crm, *cmd], env=env, check=True, capture_output=True, timeout=120)
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(url + "/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    with served_crm(tmp_path, [["init"], ["addons", "install", "crm_contacts"],
+                     ["users", "create", "mgr", "--name", "Manager", "--role", "sales_manager"],
+                     ["contacts", "import", str(tmp_path / "planted.csv"), "--as", "mgr"]],
+                    password=PASSWORD) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.mark.browser
@@ -79,7 +45,7 @@ def test_import_then_merge_in_a_browser(server: str, tmp_path: Path) -> None:
     upload = tmp_path / "people.csv"
     upload.write_text(UPLOAD, encoding="utf-8")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(10_000)
         errors: list[str] = []

@@ -3,56 +3,22 @@ accepts on the public page → order. A real ``crm serve`` (SQLite, crm_sales on
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from core.testing import CHROMIUM, CHROMIUM_ARGS, served_crm
+
 PASSWORD = "Correct-Horse-42!"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
-        "CRM_DATA_DIR": str(tmp_path), "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
-        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": PASSWORD}
-    crm = str(Path(sys.executable).parent / "crm")
-    for cmd in (["init"], ["addons", "install", "crm_sales"],
-                ["users", "create", "rep", "--name", "Rep One", "--role", "sales_rep"]):
-        subprocess.run([crm, *cmd], env=env, check=True, capture_output=True, timeout=120)
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(url + "/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    with served_crm(tmp_path, [["init"], ["addons", "install", "crm_sales"],
+                     ["users", "create", "rep", "--name", "Rep One", "--role", "sales_rep"]],
+                    password=PASSWORD) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.mark.browser
@@ -60,7 +26,7 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         rep = browser.new_page()
         errors: list[str] = []
         # any script, stylesheet or page of ours that fails to load (the browser's own favicon probe aside)
