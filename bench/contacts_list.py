@@ -28,6 +28,8 @@ import statistics
 import time
 from typing import Any
 
+from httptiming import pct, timed
+
 DB = "crm_bench_list"
 PASSWORD = "Correct-Horse-42!"
 TARGET_MS = 100.0
@@ -147,21 +149,6 @@ async def load_people(url: str, people: int, reps: list[int], team_of: dict[int,
     return time.perf_counter() - started
 
 
-async def timed(client: Any, path: str, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        response = await client.get(path)
-        out.append(time.perf_counter() - t)
-        assert response.status_code == 200, response.text[:300]
-    return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-
 async def explain(client: Any, url: str, path: str) -> str:
     """EXPLAIN ANALYZE of the very query the list view sends for ``path`` (caught on its way to the engine)."""
     import asyncpg
@@ -271,9 +258,10 @@ async def main() -> None:
                     f"{args.n} requests each")
             report(f"{head}\n[without a pool: a new database connection for every query]",
                    await measure(client, scenarios, args.n))
-            # The pool a production web process starts. Custom plans: a pooled connection reuses prepared statements, and after five runs PostgreSQL
-            # may switch to a generic plan chosen without the search term; a plan right for a rare name
-            # (bitmap on the grams index) is ten times too slow for a common one, and vice versa.
+            # The pool a production web process starts. Custom plans: a pooled connection reuses prepared
+            # statements, and after five runs PostgreSQL may switch to a generic plan chosen without the search
+            # term; a plan right for a rare name (bitmap on the grams index) is ten times too slow for a common
+            # one, and vice versa.
             await db.current().start_connection_pool(min_size=2, max_size=4)
             try:
                 report("[with the web process's connection pool (plan_cache_mode=force_custom_plan from core.db)]",
