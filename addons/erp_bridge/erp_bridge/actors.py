@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from core.jobs import actor
+
+log = logging.getLogger("erp_bridge.jobs")
 
 # ERP outages last minutes: back off up to 5 minutes, 10 tries (~25 min) before the job lands in the failed list.
 # time_limit also sets the outbox lease (limit + 30 s): a killed worker's push is picked up again ~90 s later.
@@ -26,14 +30,21 @@ async def cancel_order(order_id: int) -> None:
 @actor("erp_bridge.pull_invoices", max_retries=2)
 async def pull_invoices() -> None:
     """Scheduled: invoices and payments back from the ERP, then cancellations the CRM still owes the ERP."""
-    from erp_bridge import sync
+    from erp_bridge import connection, sync
 
+    if not await connection.is_configured():  # installed, not yet pointed at an ERP: nothing to pull, no error
+        log.info("erp_bridge.pull_invoices: no ERP backend configured yet, skipped")
+        return
     await sync.pull_invoices()
     await sync.queue_pending_cancellations()
 
 
 @actor("erp_bridge.reconcile", max_retries=2, time_limit_ms=3_600_000)
 async def reconcile(trigger: str = "schedule") -> None:
+    from erp_bridge import connection
     from erp_bridge import reconcile as rec
 
+    if trigger == "schedule" and not await connection.is_configured():
+        log.info("erp_bridge.reconcile: no ERP backend configured yet, skipped")
+        return
     await rec.run(trigger=trigger)

@@ -50,6 +50,13 @@ def use_backend(name: str, backend: ErpBackend | None) -> None:
             _overrides[name] = backend
 
 
+async def is_configured() -> bool:
+    """Whether an active backend exists (scheduled jobs wait quietly until one does)."""
+    from erp_bridge.models import BackendConfig
+
+    return bool(await BackendConfig.exists().where(BackendConfig.is_active == True))  # noqa: E712
+
+
 async def active() -> Backend:
     """The active backend configuration (the first by id); ConfigError when there is none."""
     from erp_bridge.models import BackendConfig

@@ -164,3 +164,22 @@ async def test_transient_error_while_cancelling_keeps_the_job(fake: FakeBackend)
     runs = await drain()
     assert [r[1][:5] for r in runs] == ["retry", "done"]
     assert (await binding(order_id))["remote_state"] == "cancelled"
+
+
+async def test_scheduled_jobs_wait_quietly_until_an_erp_is_configured(crm_boot: Any) -> None:
+    """A fresh install (the demo) has no ERP yet: the periodic pull and reconciliation succeed as no-ops
+    instead of filling the failed list every tick; a reconciliation asked for by a user still says why not."""
+    from core import jobs
+    from core.models import Outbox
+
+    await crm_boot("erp_bridge")
+    await jobs.enqueue("erp_bridge.pull_invoices")
+    await jobs.enqueue("erp_bridge.reconcile", trigger="schedule")
+    await drain()
+    states = [r["state"] for r in await Outbox.select(Outbox.state).where(Outbox.actor.like("erp_bridge.%"))]
+    assert states == ["done", "done"], states
+    await jobs.enqueue("erp_bridge.reconcile", trigger="manual")
+    await drain()
+    manual = await Outbox.select().where(Outbox.actor == "erp_bridge.reconcile").order_by(Outbox.id,
+                                                                                         ascending=False).first()
+    assert manual["state"] == "failed" and "no active ERP backend" in manual["last_error"], manual
