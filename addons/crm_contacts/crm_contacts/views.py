@@ -219,16 +219,23 @@ async def form_page(request: Request) -> Response:
     values: dict[str, Any] = dict(before or {})
     errors: dict[str, str] = {}
     candidates: list[Any] = []
+    typed_org = ""
     if request.method == "POST":
         form = await request.form()
         values = {f: str(form.get(f, "")).strip() for f in FORM_FIELDS[model]}
         if model == PERSON_MODEL:
-            values["organization"] = values["organization"] or None  # type: ignore[assignment]
+            typed_org = values["organization"]
+            try:
+                values["organization"] = await _organization_id(acc, typed_org)
+            except ValidationError as exc:
+                errors = exc.fields
         if not values.get("birth_date"):
             values.pop("birth_date", None)
         try:
+            if errors:
+                raise ValidationError(errors)
             await acc.check_write(model, [k for k, v in values.items() if k != "region" and (
-                before is None or v != str(before.get(k) or ""))])
+                before is None or str(v or "") != str(before.get(k) or ""))])
             clean = await (clean_person if model == PERSON_MODEL else clean_organization)(values, before)
             find = person_candidates if model == PERSON_MODEL else organization_candidates
             candidates = await find(clean, exclude_id=int(record_id) if record_id else None)
@@ -253,9 +260,41 @@ async def form_page(request: Request) -> Response:
             return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)
         except ValidationError as exc:
             errors = exc.fields
+    org_names: list[str] = []
+    if model == PERSON_MODEL:  # the organization is picked by name (suggestions: those this user can see)
+        org_table = table_of(ORGANIZATION_MODEL)
+        if typed_org or values.get("organization"):
+            values["organization"] = typed_org or await _organization_name(values["organization"])
+        if acc.can(ORGANIZATION_MODEL):
+            org_names = [r["name"] for r in await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.name)
+                                                  ).order_by(org_table.name).limit(500)]
     return render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
                   candidates=candidates, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
-                  record_id=record_id, stages=await Stage.select().order_by(Stage.sequence))
+                  record_id=record_id, stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
+
+
+async def _organization_id(acc: Any, typed: str) -> int | None:
+    """The organization a person form names: by name as the user sees it (an id is accepted too)."""
+    from crm_contacts.cleaning import clean_organization
+
+    if not typed:
+        return None
+    org_table = table_of(ORGANIZATION_MODEL)
+    if typed.isdigit():
+        where = org_table.id == int(typed)
+    else:
+        where = org_table.name == (await clean_organization({"name": typed}))["name"]
+    found = await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.id, where=where)).order_by(
+        org_table.id).first()
+    if found is None:
+        raise ValidationError({"organization": f"no organization named {typed[:100]!r}: create it first"})
+    return int(found["id"])
+
+
+async def _organization_name(org_id: Any) -> str:
+    org_table = table_of(ORGANIZATION_MODEL)
+    row = await org_table.select(org_table.name).where(org_table.id == int(org_id)).first()
+    return str(row["name"]) if row else ""
 
 
 def _routes() -> list[BaseRoute]:

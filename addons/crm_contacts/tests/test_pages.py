@@ -159,7 +159,15 @@ async def test_organization_pages_list_detail_and_members(crm_client: Any, found
         "phone": "021-6888 0000", "stage": "lead"})
     assert r.status_code == 303, r.text[:2000]
     oid = int(r.headers["location"].rsplit("/", 1)[1])
-    await _create(client, name="Wang Fang", organization=str(oid), job_title="Buyer")
+    new_person = await client.get("/contacts/people/new")
+    assert '<option value="上海 Acme Trading">' in new_person.text  # suggestions: organizations this user sees
+    unknown = await client.post("/contacts/people/new", data={
+        "csrf_token": csrf_of(new_person.text), "name": "Wang Fang", "organization": "No Such Co", "stage": "lead"})
+    assert unknown.status_code == 422 and "no organization named &#39;No Such Co&#39;" in unknown.text
+    assert 'value="No Such Co"' in unknown.text  # what was typed comes back
+    pid = await _create(client, name="Wang Fang", organization="上海 Acme Trading", job_title="Buyer")
+    edit = await client.get(f"/contacts/people/{pid}/edit")
+    assert 'name="organization" list="org-names" autocomplete="off" value="上海 Acme Trading"' in edit.text
     listing = await client.get("/contacts/organizations")
     assert listing.status_code == 200 and f'href="/contacts/organizations/{oid}"' in listing.text
     detail = await client.get(f"/contacts/organizations/{oid}")
