@@ -63,15 +63,6 @@ def _array(values: list[str]) -> str:
     return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-async def admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 async def seed_users() -> tuple[list[int], dict[int, int]]:
     """100 reps in 10 teams; the manager leads the first team. Returns (rep ids, rep → team)."""
@@ -221,7 +212,7 @@ async def main() -> None:
     from core.discovery import discover
     from core.runtime import boot
     from core.settings import Settings
-    from core.testing import login_client
+    from core.testing import login_client, pg_admin
 
     url = args.pg.rsplit("/", 1)[0] + "/" + DB
     try:
@@ -232,8 +223,8 @@ async def main() -> None:
         count = -1
     reuse = count == args.people
     if not reuse:
-        await admin(args.pg, f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await admin(args.pg, f'CREATE DATABASE "{DB}"')
+        await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{DB}"')
     try:
         settings = Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url, redis_url=None, secret_key="bench")
         db.configure(url)
@@ -273,7 +264,7 @@ async def main() -> None:
                 await db.current().close_connection_pool()
     finally:
         if not args.keep:
-            await admin(args.pg, f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

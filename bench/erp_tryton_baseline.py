@@ -41,15 +41,6 @@ def _ms(values: list[float]) -> str:
     return f"median={statistics.median(ms):7.1f} ms  p95={p95:7.1f} ms"
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 async def crm_setup(url: str, data_dir: Path, conn: Any) -> None:
     from erp_bridge import connection
@@ -179,13 +170,15 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
     from erp_bridge.models import Binding
     from erp_bridge.testing.tryton_server import build_database, running_server
 
+    from core.testing import pg_admin
+
     started = time.monotonic()
     tryton_db = build_database()
     print(f"{'tryton db build (or cache hit)':<34} {time.monotonic() - started:7.2f} s")
     pg_name = f"crm_bench_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
         if crm_db == "postgres":
-            await _pg(f'CREATE DATABASE "{pg_name}"')
+            await pg_admin(f'CREATE DATABASE "{pg_name}"', PG_ADMIN)
             url = PG_ADMIN.rsplit("/", 1)[0] + "/" + pg_name
         else:
             url = f"sqlite:///{Path(tmp) / 'crm.sqlite3'}"
@@ -216,7 +209,7 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
                 backend.close()
         finally:
             if crm_db == "postgres":
-                await _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                await pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)', PG_ADMIN)
     bridge_rate, direct_rate = n / sum(bridge_t), n / sum(direct_t)
     print(f"{'erp_bridge push (job runner)':<34} n={n:<3} {_ms(bridge_t)}  {bridge_rate:6.2f} orders/s "
           f"(CRM on {crm_db}, {synced}/{n} bindings synced)")

@@ -21,16 +21,6 @@ from decimal import Decimal
 from httptiming import pct, timed
 
 
-async def admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def seed(deals: int) -> None:
     from crm_sales.models import Opportunity, PipelineStage
 
@@ -66,10 +56,10 @@ async def main() -> None:
     from core.discovery import discover
     from core.runtime import boot
     from core.settings import Settings
-    from core.testing import login_client
+    from core.testing import login_client, pg_admin
 
     name = f"crm_bench_{uuid.uuid4().hex[:8]}"
-    await admin(args.pg, f'CREATE DATABASE "{name}"')
+    await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{name}"')
     url = args.pg.rsplit("/", 1)[0] + "/" + name
     try:
         settings = Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url, redis_url=None,
@@ -97,7 +87,7 @@ async def main() -> None:
         print(f"  home  p50 {pct(home, .5):7.1f} ms  p95 {pct(home, .95):7.1f} ms"
               "  (baseline: same middleware and session, no sales query)")
     finally:
-        await admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

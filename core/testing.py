@@ -27,10 +27,11 @@ def _pg_url(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-async def _pg_admin(sql: str) -> None:
+async def pg_admin(sql: str, url: str = PG_ADMIN_URL) -> None:
+    """One statement on the PostgreSQL server outside any engine (CREATE / DROP DATABASE): tests and benches."""
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_URL)
+    conn = await asyncpg.connect(url)
     try:
         await conn.execute(sql)
     finally:
@@ -66,12 +67,12 @@ def crm_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         made["sqlite"] = str(path)
     if "postgres" in BACKENDS:
         name = f"crm_tpl_{run_id}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
         asyncio.run(_kernel_schema(_pg_url(name)))
         made["postgres"] = name
     yield made
     if "postgres" in made:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{made["postgres"]}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{made["postgres"]}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -87,11 +88,11 @@ def crm_db_url(request: pytest.FixtureRequest, crm_templates: dict[str, str], tm
         yield url
         return
     name = f"crm_t_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{crm_templates["postgres"]}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{crm_templates["postgres"]}"'))
     url = _pg_url(name)
     db.configure(url)
     yield url
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -123,8 +124,8 @@ class _InstallCache:
             shutil.copy(self.made[key], url.split(":///", 1)[1])
         else:
             name = url.rsplit("/", 1)[1]
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.made[key]}"')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.made[key]}"')
         return True
 
     async def store(self, key: tuple[Any, ...], url: str) -> None:
@@ -135,7 +136,7 @@ class _InstallCache:
             return
         name = f"crm_tpl_{self.run_id}_{len(self.made)}"
         try:
-            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+            await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
         except Exception:  # noqa: BLE001 - a connection still open on the source: simply no cache for this set
             return
         self.made[key] = name
@@ -143,7 +144,7 @@ class _InstallCache:
     def drop(self) -> None:
         for key, made in self.made.items():
             if key[0] == "postgres":
-                asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)'))
+                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)'))
 
 
 async def _pristine() -> bool:
@@ -299,10 +300,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_crm(data_dir: Path, commands: list[list[str]], password: str = "Correct-Horse-42!",
-               timeout: float = 60) -> Iterator[str]:
-    """A real ``crm serve`` on SQLite in ``data_dir``, after running ``crm <command>`` for each of
-    ``commands`` (init, addons install, users create …) as an operator would; yields its URL."""
+def crm_process(data_dir: Path, command: str, env: dict[str, str] | None = None, timeout: float = 60
+                ) -> Iterator[str]:
+    """``crm <command> --port P`` (``serve`` or ``demo``) in a process of its own, with ``data_dir`` as its data
+    dir and none of this process's ``CRM_*`` settings; yields its URL once ``/healthz`` answers."""
     import subprocess
     import sys
     import time
@@ -312,22 +313,18 @@ def served_crm(data_dir: Path, commands: list[list[str]], password: str = "Corre
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
-        "CRM_DATA_DIR": str(data_dir), "CRM_DATABASE_URL": f"sqlite:///{data_dir / 'crm.sqlite3'}",
-        "CRM_BASE_URL": url, "CRM_NEW_PASSWORD": password}
-    crm = str(Path(sys.executable).parent / "crm")
-    for cmd in commands:
-        done = subprocess.run([crm, *cmd], env=env, capture_output=True, timeout=120, text=True)
-        assert done.returncode == 0, f"crm {' '.join(cmd)}: {done.stderr[-2000:]}"
+        "CRM_DATA_DIR": str(data_dir), "CRM_BASE_URL": url} | (env or {})
     log_path = data_dir / "server.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([crm, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "crm"), command, "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + timeout
             while True:
-                assert proc.poll() is None, log_path.read_text()[-2000:]
-                assert time.monotonic() < deadline, f"crm serve not up in {timeout}s"
+                assert proc.poll() is None, f"crm {command} exited: {log_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"crm {command} not up in {timeout}s"
                 try:
-                    if httpx.get(url + "/login", timeout=1).status_code == 200:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.3)
@@ -339,3 +336,22 @@ def served_crm(data_dir: Path, commands: list[list[str]], password: str = "Corre
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def served_crm(data_dir: Path, commands: list[list[str]], password: str = "Correct-Horse-42!",
+               timeout: float = 60) -> Iterator[str]:
+    """A real ``crm serve`` on SQLite in ``data_dir``, after running ``crm <command>`` for each of
+    ``commands`` (init, addons install, users create …) as an operator would; yields its URL."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | {
+        "CRM_DATA_DIR": str(data_dir), "CRM_DATABASE_URL": f"sqlite:///{data_dir / 'crm.sqlite3'}",
+        "CRM_NEW_PASSWORD": password}
+    for cmd in commands:
+        done = subprocess.run([str(Path(sys.executable).parent / "crm"), *cmd], env=env, capture_output=True,
+                              timeout=120, text=True)
+        assert done.returncode == 0, f"crm {' '.join(cmd)}: {done.stderr[-2000:]}"
+    with crm_process(data_dir, "serve", env, timeout) as url:
+        yield url

@@ -76,15 +76,6 @@ def redis_server(workdir: Path) -> Iterator[tuple[str, Any]]:
                 proc.wait(10)
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 def _crm(env: dict[str, str], *args: str, stdin: str = "") -> str:
     out = subprocess.run([CRM, *args], env=env, capture_output=True, text=True, input=stdin, timeout=300)
@@ -168,9 +159,11 @@ def run(n: int, *, workers: int = 3, threads: int = 4, kill_every: float = 4.0, 
 
 async def _run(n: int, workers: int, threads: int, kill_every: float, min_kills: int, max_kills: int,
                deadline: float, workdir: Path) -> Figures:
+    from core.testing import pg_admin
+
     figures = Figures(orders=n)
     db_name = f"crm_fault_{uuid.uuid4().hex[:8]}"
-    await _pg(f'CREATE DATABASE "{db_name}"')
+    await pg_admin(f'CREATE DATABASE "{db_name}"', PG_ADMIN)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with running_server(build_database(), workdir / "tryton") as conn, redis_server(workdir) as (redis_url,
@@ -231,5 +224,5 @@ async def _run(n: int, workers: int, threads: int, kill_every: float, min_kills:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-        await _pg(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)', PG_ADMIN)
     return figures
