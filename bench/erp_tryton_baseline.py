@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,19 +93,22 @@ async def crm_orders(n: int) -> list[int]:
     return ids
 
 
-async def bridge_push(order_ids: list[int]) -> list[float]:
-    """Run each order's outbox row through the kernel's job runner, one at a time; seconds per order."""
+async def bridge_push(order_ids: list[int], batch: int) -> float:
+    """Run the orders' outbox rows through the kernel's job runner, in order, with batches of ``batch``;
+    seconds for all of them (the first job of a batch pushes it, the others find their order synced)."""
+    from erp_bridge import sync
+
     from core import jobs, outbox
     from core.models import Outbox
 
+    sync.BATCH = batch
     job = jobs.spec("erp_bridge.push_order")
-    times = []
-    for oid in order_ids:
-        row = await Outbox.select(Outbox.id).where(Outbox.dedup_key == f"push-order:{oid}").first()
-        t = time.perf_counter()
+    rows = [await Outbox.select(Outbox.id).where(Outbox.dedup_key == f"push-order:{oid}").first()
+            for oid in order_ids]
+    t = time.perf_counter()
+    for row in rows:
         await outbox.run_job(job, int(row["id"]))
-        times.append(time.perf_counter() - t)
-    return times
+    return time.perf_counter() - t
 
 
 class Proteus:
@@ -187,17 +191,22 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
             with running_server(tryton_db, Path(tmp) / "tryton") as conn:
                 print(f"{'trytond start':<34} {time.monotonic() - started:7.2f} s")
                 await crm_setup(url, Path(tmp), conn)
-                ids = await crm_orders(n + 1)
-                payloads = [await sales.build_payload(await sales.load_order(i)) for i in ids]
                 direct = Proteus(conn)
-                await bridge_push(ids[:1])  # warm-up: login, first party
-                direct.timed(payloads[:1])
-                ids, payloads = ids[1:], payloads[1:]
-                bridge_t: list[float] = []
-                direct_t: list[float] = []
-                for start in range(0, n, chunk):
-                    bridge_t += await bridge_push(ids[start:start + chunk])
-                    direct_t += direct.timed(payloads[start:start + chunk])
+                warm = await crm_orders(1)
+                await bridge_push(warm, 1)  # warm-up: login, first party, model definitions
+                direct.timed([await sales.build_payload(await sales.load_order(warm[0]))])
+                ids: list[int] = []
+                payloads: list[Any] = []
+                took = {"batched": 0.0, "one by one": 0.0, "proteus": 0.0}
+                for _ in range(0, n, chunk):  # rounds, so load on the machine hits every side alike
+                    for side in ("batched", "one by one"):
+                        round_ids = await crm_orders(chunk)
+                        took[side] += await bridge_push(round_ids, chunk if side == "batched" else 1)
+                        ids += round_ids
+                    round_payloads = [await sales.build_payload(await sales.load_order(i)) for i in round_ids]
+                    took["proteus"] += sum(direct.timed(round_payloads))
+                    payloads += round_payloads
+                n = len(payloads)
                 synced = await Binding.count().where(Binding.local_id.is_in(ids) & (Binding.state == "synced"))
                 backend = TrytonBackend(conn.url, conn.database, conn.username, conn.password)
                 again = []
@@ -210,15 +219,25 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
         finally:
             if crm_db == "postgres":
                 await pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)', PG_ADMIN)
-    bridge_rate, direct_rate = n / sum(bridge_t), n / sum(direct_t)
-    print(f"{'erp_bridge push (job runner)':<34} n={n:<3} {_ms(bridge_t)}  {bridge_rate:6.2f} orders/s "
-          f"(CRM on {crm_db}, {synced}/{n} bindings synced)")
-    print(f"{'proteus direct (baseline)':<34} n={n:<3} {_ms(direct_t)}  {direct_rate:6.2f} orders/s")
-    print(f"{'push_order, sale already there':<34} n={len(again):<3} {_ms(again)}")
+    rate = {side: n / seconds for side, seconds in took.items()}
+    floor = subprocess.run([sys.executable, str(Path(__file__).with_name("erp_tryton_floor.py")), "-n", str(n),
+                            "--chunk", str(chunk)], capture_output=True, text=True, check=True).stdout.strip()
+    rate["tryton"] = float(floor.split("orders/s")[0].split()[-1])
+    print(f"{'erp_bridge, batches of ' + str(chunk):<34} n={n:<4} {rate['batched']:6.2f} orders/s  "
+          f"({took['batched'] / n * 1000:.0f} ms/order)")
+    print(f"{'erp_bridge, one order a job':<34} n={n:<4} {rate['one by one']:6.2f} orders/s  "
+          f"({took['one by one'] / n * 1000:.0f} ms/order)")
+    print(f"{'proteus direct (baseline)':<34} n={n:<4} {rate['proteus']:6.2f} orders/s  "
+          f"({took['proteus'] / n * 1000:.0f} ms/order)")
+    print(floor)
+    print(f"{'push_order, sale already there':<34} n={len(again):<4} {_ms(again)}")
+    print(f"bindings synced: {synced}/{2 * n} (CRM on {crm_db})")
     print(calls)
-    print(f"ratio erp_bridge / proteus: {bridge_rate / direct_rate:.2f}x the baseline's orders/s "
-          f"({sum(bridge_t) / n * 1000:.0f} vs {sum(direct_t) / n * 1000:.0f} ms/order)")
-    return 0 if synced == n else 1
+    print(f"ratio erp_bridge batched / proteus: {rate['batched'] / rate['proteus']:.2f}x the baseline's orders/s; "
+          f"one order a job: {rate['one by one'] / rate['proteus']:.2f}x")
+    print(f"ratio erp_bridge batched / Tryton in-process: {rate['batched'] / rate['tryton']:.2f} "
+          f"(the bridge's overhead over Tryton's own work: {took['batched'] / n * rate['tryton'] - 1:.0%})")
+    return 0 if synced == 2 * n else 1
 
 
 def _count_calls(backend: Any, payload: Any) -> str:
@@ -244,8 +263,8 @@ def _count_calls(backend: Any, payload: Any) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("-n", type=int, default=20, help="orders per side (default 20)")
-    parser.add_argument("--chunk", type=int, default=5, help="orders per side before switching sides")
+    parser.add_argument("-n", type=int, default=40, help="orders per side (default 40)")
+    parser.add_argument("--chunk", type=int, default=20, help="orders per round and side, the batch size")
     parser.add_argument("--crm-db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.n, args.chunk, args.crm_db)))

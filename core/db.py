@@ -121,10 +121,11 @@ def _transaction(engine: Engine[Any]) -> Any:
     return engine.transaction()
 
 
-def for_update(query: Any) -> Any:
+def for_update(query: Any, *, skip_locked: bool = False) -> Any:
     """Lock the selected rows until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's IMMEDIATE
-    transactions already serialise writers)."""
-    return query.lock_rows("UPDATE") if is_postgres() else query
+    transactions already serialise writers). ``skip_locked``: leave out rows another transaction holds, so
+    concurrent workers each take different rows of a queue instead of waiting for each other."""
+    return query.lock_rows("UPDATE", skip_locked=skip_locked) if is_postgres() else query
 
 
 @asynccontextmanager

@@ -86,3 +86,14 @@ class PermanentJobError(CrmError):
     """Raised by an actor when retrying cannot help: the job goes straight to the failed list."""
 
     code = "job_failed"
+
+
+class RetryLater(CrmError):
+    """Raised by an actor that cannot run *yet* — the record it needs is held by another job — and is not
+    failing: the job runs again after ``delay`` seconds, logged quietly, without using one of its attempts."""
+
+    code = "job_retry_later"
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from core import db
-from core.errors import PermanentJobError
+from core.errors import PermanentJobError, RetryLater
 from core.jobs import JobSpec, broker
 from core.models import Outbox
 
@@ -46,8 +46,9 @@ async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = N
     return outbox_id
 
 
-async def dispatch(ids: list[int]) -> int:
-    """Send the rows' messages to the broker and stamp them; returns how many were sent."""
+async def dispatch(ids: list[int], delay: float = 0.0) -> int:
+    """Send the rows' messages to the broker (to run ``delay`` seconds from now) and stamp them; returns how
+    many were sent."""
     if not ids:
         return 0
     rows = await Outbox.select(Outbox.id, Outbox.actor).where(Outbox.id.is_in(ids))
@@ -55,7 +56,7 @@ async def dispatch(ids: list[int]) -> int:
     sent = 0
     for row in rows:
         try:
-            current.get_actor(row["actor"]).send(row["id"])
+            current.get_actor(row["actor"]).send_with_options(args=(row["id"],), delay=int(delay * 1000) or None)
         except Exception as exc:  # not declared here, or broker down: the sweep retries
             log.warning("outbox %s not dispatched: %s", row["id"], exc)
             continue
@@ -98,6 +99,12 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
         return
     try:
         await job.fn(**claimed["payload"])
+    except RetryLater as exc:
+        # pending again with its attempts, and a fresh message: waiting never uses up the job's retries
+        await _finish(outbox_id, "pending", claimed["attempts"], str(exc))
+        await dispatch([outbox_id], delay=exc.delay)
+        log.debug("job %s #%s waits %.1fs: %s", job.name, outbox_id, exc.delay, exc)
+        return
     except PermanentJobError as exc:
         await _finish(outbox_id, "failed", claimed["attempts"] + 1, str(exc))
         log.error("job %s #%s failed for good: %s", job.name, outbox_id, exc)

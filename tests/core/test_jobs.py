@@ -98,6 +98,16 @@ async def test_permanent_error_is_not_retried(worker) -> None:
     assert (await outbox.failed())[0]["last_error"] == "the ERP says no"
 
 
+async def test_a_job_told_to_wait_runs_later_without_using_its_attempts(worker) -> None:
+    from crm_testbase import actors
+
+    job = await jobs.enqueue("crm_testbase.patient", waits=3, key="p")  # max_retries=1: 3 failures would end it
+    await _wait(lambda: _is(job, "done"))
+    row = await Outbox.select(Outbox.attempts, Outbox.last_error).where(Outbox.id == job).first()
+    assert actors.CALLS.count(("patient", "p")) == 4 and (row["attempts"], row["last_error"]) == (1, "")
+    assert await outbox.failed() == []
+
+
 async def test_event_listener_enqueues_in_the_publishers_transaction(worker) -> None:
     from crm_testext import actors as ext
 

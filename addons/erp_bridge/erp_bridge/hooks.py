@@ -12,7 +12,9 @@ from core.hookspecs import hookimpl
 async def crm_sales_order_confirmed(order_id: int) -> None:
     """Inside the confirming transaction: the outbox row commits (or rolls back) with the order."""
     from core import jobs
+    from erp_bridge import sync
 
+    await sync.expect_push(order_id)
     await jobs.enqueue("erp_bridge.push_order", dedup_key=f"push-order:{order_id}", order_id=order_id)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import db, events, jobs
-from core.errors import PermanentJobError
+from core.errors import ConfigError, PermanentJobError, RetryLater
 from erp_bridge import connection, sales
 from erp_bridge.backends.base import (
     ErpBackend,
@@ -29,6 +29,8 @@ from erp_bridge.backends.base import (
     ErpError,
     ErpPermanentError,
     ErpTransientError,
+    OrderPayload,
+    Pushed,
     RemoteInvoice,
     RemoteOrder,
 )
@@ -40,6 +42,8 @@ log = logging.getLogger("erp_bridge.sync")
 # live runner never loses its lock; a killed runner's lock frees itself when it runs out.
 LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "120")))
 PAGE = 100
+# Orders pushed together by one job (Tryton: one create, one call per workflow button for all of them).
+BATCH = max(1, int(os.environ.get("CRM_X_ERP_BATCH", "20")))
 MAX_TRANSIENT = 10  # the actors' max_retries: the last transient failure marks the binding failed too
 
 
@@ -47,8 +51,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Busy(Exception):
-    """Another runner holds this record's lock: retry later (a transient error for the kernel)."""
+class Busy(RetryLater):
+    """Another runner holds this record's lock — often a batch that took it along: run again when that is
+    likely over (at most when the lease runs out), without using up an attempt."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) 
                                          reference=order.reference, state="in_flight", operation=operation))
             row = await Binding.select().where(where).first()
         if row["locked_until"] is not None and row["locked_until"] > now():
-            raise Busy(f"{order.reference} is being synced by another worker")
+            left = (row["locked_until"] - now()).total_seconds()
+            raise Busy(f"{order.reference} is being synced by another job", delay=min(max(left, 1.0), 10.0))
         await Binding.update({Binding.locked_until: now() + LEASE, Binding.operation: operation,
                               Binding.attempts: Binding.attempts + 1, Binding.updated_at: now()}).where(
             Binding.id == row["id"])
@@ -115,53 +121,132 @@ def _remote_values(remote: RemoteOrder) -> dict[str, Any]:
             "remote_state": remote.state, "remote_marker": remote.write_marker, "sync_date": now(), "attempts": 0}
 
 
+async def expect_push(order_id: int) -> None:
+    """Inside the order's confirming transaction: its binding, in flight, so that any push job running before
+    this order's own can take it into its batch. Without a configured ERP the push job creates it later."""
+    try:
+        cfg = await connection.active()
+    except ConfigError:
+        return
+    order = await sales.load_order(order_id)
+    where = (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order_id)
+    if order is not None and not await Binding.exists().where(where):
+        await Binding.insert(Binding(backend=cfg.id, model=sales.ORDER_MODEL, local_id=order_id,
+                                     reference=order.reference, state="in_flight", operation="push"))
+
+
+@dataclass(frozen=True)
+class _Item:
+    held: Claim
+    order: sales.OrderRef
+    payload: OrderPayload
+    digest: str
+
+
 async def push_order(order_id: int) -> str:
-    """Create (or finish) the ERP sale of one CRM order; returns what happened, for logs and tests."""
+    """Create (or finish) the ERP sale of one CRM order — and of up to `BATCH` - 1 other orders waiting for
+    theirs, in one batched push; returns what happened to this one, for logs and tests."""
     order = await sales.load_order(order_id)
     if order is None:
         return "gone"  # deleted in the CRM before we ran: nothing to send
     cfg = await connection.active()
     backend = connection.open_backend(cfg)
-    try:
-        held = await claim(cfg, order, "push")
-    except Busy as exc:
-        raise ErpTransientError(str(exc)) from None
+    held = await claim(cfg, order, "push")
     try:
         payload = await sales.build_payload(order)
     except sales.PayloadError as exc:
         await _fail(held.binding_id, str(exc))
     digest = sales.payload_hash(payload)
     if held.state == "synced" and held.external_id and held.payload_hash == digest:
-        await _release(held.binding_id, reruns=Binding.reruns + 1)
-        return "already synced"  # a duplicate message: the work is done
-    try:
-        if order.state == "cancelled" and not held.external_id:
+        await _release(held.binding_id)
+        return "already synced"  # a duplicate message, or another job's batch did it: the work is done
+    if held.state == "failed":
+        await _release(held.binding_id)
+        return "failed earlier"  # another job's batch failed it, with the cause: a re-drive sends it again
+    if order.state == "cancelled" and not held.external_id:
+        try:
             found = await _call(backend.find_orders, order.reference)
-            if not found:  # cancelled before it ever reached the ERP: nothing to create
-                await _release(held.binding_id, state="synced", remote_state="", last_error="",
-                               payload_hash=digest, sync_date=now())
-                return "cancelled before sync"
-        # a previous run started and never finished: the ERP may already hold the document
-        resumed = held.attempts > 0 and not held.external_id and bool(
-            await _call(backend.find_orders, order.reference))
-        remote = await _call(backend.push_order, payload)
+        except ErpTransientError as exc:
+            await _transient(held, exc)
+        if not found:  # cancelled before it ever reached the ERP: nothing to create
+            await _release(held.binding_id, state="synced", remote_state="", last_error="",
+                           payload_hash=digest, sync_date=now())
+            return "cancelled before sync"
+    items = [_Item(held, order, payload, digest)]
+    if order.state != "cancelled":
+        items += await _more(cfg, held.binding_id)
+    try:
+        pushed: list[Pushed] = await _call(backend.push_orders, [i.payload for i in items])
     except ErpTransientError as exc:
+        for item in items[1:]:  # their own jobs retry them
+            await _release(item.held.binding_id, last_error=_message(exc)[:4000])
         await _transient(held, exc)
-    except (ErpPermanentError, ErpConflictError) as exc:
-        await _fail(held.binding_id, _message(exc))
+    for item, result in zip(items[1:], pushed[1:], strict=True):
+        await _settle(item, result, own=False)
+    return await _settle(items[0], pushed[0], own=True)
+
+
+async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
+    """Other orders waiting for their push (binding in flight, lease free or run out), leased with this one.
+    Their own jobs later find them synced; if this runner dies, the lease runs out and they are taken again."""
+    if BATCH <= 1:
+        return []
+    free = Binding.locked_until.is_null() | (Binding.locked_until < now())
     async with db.atomic():
-        current = await sales.load_order(order_id)
-        values = {**_remote_values(remote), "state": "synced", "payload_hash": digest, "last_error": ""}
-        if resumed:
+        rows = await db.for_update(Binding.select().where(
+            (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.state == "in_flight")
+            & (Binding.operation == "push") & (Binding.id != own) & free).order_by(Binding.id).limit(BATCH - 1),
+            skip_locked=True)
+        if rows:
+            await Binding.update({Binding.locked_until: now() + LEASE, Binding.attempts: Binding.attempts + 1,
+                                  Binding.updated_at: now()}).where(Binding.id.is_in([r["id"] for r in rows]))
+    items = []
+    for row in rows:
+        held = Claim(cfg, row["id"], row["state"], row["external_id"], row["remote_marker"], row["payload_hash"],
+                     row["remote_state"], row["attempts"])
+        order = await sales.load_order(row["local_id"])
+        if order is None or order.state == "cancelled":
+            await _release(held.binding_id)  # its own job knows what to do
+            continue
+        try:
+            payload = await sales.build_payload(order)
+        except sales.PayloadError as exc:
+            await _release(held.binding_id, state="failed", last_error=str(exc)[:4000])
+            continue
+        items.append(_Item(held, order, payload, sales.payload_hash(payload)))
+    return items
+
+
+async def _settle(item: _Item, result: Pushed, *, own: bool) -> str:
+    """Record what the ERP made of one order of a batch. Errors of this job's own order raise (the kernel
+    retries or lists it), another order's are written to its binding for its own job to find."""
+    held = item.held
+    if result.error is not None or result.order is None:
+        exc = result.error or ErpPermanentError(f"the ERP returned nothing for {item.order.reference}")
+        if isinstance(exc, ErpTransientError):
+            if own:
+                await _transient(held, exc)
+            await _release(held.binding_id, last_error=_message(exc)[:4000])
+            return "retry"
+        if own:
+            await _fail(held.binding_id, _message(exc))
+        await _release(held.binding_id, state="failed", last_error=_message(exc)[:4000], payload_hash=item.digest)
+        return "failed"
+    remote = result.order
+    async with db.atomic():
+        current = await sales.load_order(item.order.id)
+        values = {**_remote_values(remote), "state": "synced", "payload_hash": item.digest, "last_error": ""}
+        if result.existed:
             values["reruns"] = Binding.reruns + 1
         if current is not None and current.state == "cancelled" and remote.state != "cancelled":
-            await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{order_id}", order_id=order_id)
-        elif current is not None and await _edited(current, digest):
+            await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{current.id}",
+                               order_id=current.id)
+        elif current is not None and await _edited(current, item.digest):
             values["state"] = "failed"
-            values["last_error"] = (f"order {order.reference} was edited in the CRM while it was being sent: the ERP "
-                                    "holds the earlier version; review both, then re-drive")
+            values["last_error"] = (f"order {item.order.reference} was edited in the CRM while it was being sent: "
+                                    "the ERP holds the earlier version; review both, then re-drive")
         await _release(held.binding_id, **values)
-    return "resumed" if resumed else "created"
+    return "resumed" if result.existed else "created"
 
 
 async def _edited(order: sales.OrderRef, digest: str) -> bool:
@@ -178,10 +263,7 @@ async def cancel_order(order_id: int) -> str:
         return "not cancelled"
     cfg = await connection.active()
     backend = connection.open_backend(cfg)
-    try:
-        held = await claim(cfg, order, "cancel")
-    except Busy as exc:
-        raise ErpTransientError(str(exc)) from None
+    held = await claim(cfg, order, "cancel")
     if held.remote_state == "cancelled":
         await _release(held.binding_id, state="synced", last_error="")
         return "already cancelled"

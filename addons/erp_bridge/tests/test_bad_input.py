@@ -124,7 +124,7 @@ async def test_order_edited_during_sync_is_flagged_not_lost(fake: FakeBackend) -
     real_call = sync._call
 
     async def edit_while_sending(fn: Any, *args: Any) -> Any:
-        if getattr(fn, "__name__", "") == "push_order":
+        if getattr(fn, "__name__", "") in ("push_order", "push_orders"):
             await OrderLine.update({OrderLine.quantity: Decimal(5)}).where(
                 (OrderLine.order == order_id) & (OrderLine.code == "P-001"))
         return await real_call(fn, *args)

@@ -9,6 +9,7 @@ finds the ERP document it created before instead of creating a second one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -24,9 +25,11 @@ __all__ = [
     "ErpTransientError",
     "OrderLinePayload",
     "OrderPayload",
+    "Pushed",
     "RemoteInvoice",
     "RemoteOrder",
     "RemoteProduct",
+    "push_each",
 ]
 
 
@@ -115,6 +118,18 @@ class RemoteOrder:
 
 
 @dataclass(frozen=True)
+class Pushed:
+    """What `ErpBackend.push_orders` made of one order: the ERP document, or why not."""
+
+    ref: str
+    order: RemoteOrder | None = None
+    error: ErpError | None = None
+    #: the ERP held a document with our reference before this push: an earlier run created it (a duplicate
+    #: prevented), and this push only finished its workflow
+    existed: bool = False
+
+
+@dataclass(frozen=True)
 class RemoteInvoice:
     external_id: str
     number: str | None
@@ -164,6 +179,12 @@ class ErpBackend(Protocol):
         """Create and confirm the order, or finish the workflow of the one already there."""
         ...
 
+    def push_orders(self, orders: Sequence[OrderPayload]) -> list[Pushed]:
+        """`push_order` for several orders, one `Pushed` each in the same order. An error of one order is in
+        its `Pushed`; an `ErpTransientError` (ERP down) may instead be raised for them all. Backends without a
+        batched path use `push_each`."""
+        ...
+
     def get_order(self, external_id: str) -> RemoteOrder: ...
 
     def cancel_order(self, external_id: str, expected_write_marker: str) -> RemoteOrder:
@@ -177,3 +198,18 @@ class ErpBackend(Protocol):
     def pull_products(self, cursor: str | None = None, limit: int = 100) -> list[RemoteProduct]:
         """Salable products with id greater than *cursor* (an external id), by id."""
         ...
+
+
+def push_each(backend: ErpBackend, orders: Sequence[OrderPayload]) -> list[Pushed]:
+    """`ErpBackend.push_orders` one order at a time. An unreachable ERP ends the run: the rest get the same
+    transient error instead of each waiting for its own time-out."""
+    out: list[Pushed] = []
+    for i, order in enumerate(orders):
+        try:
+            existed = bool(backend.find_orders(order.ref))
+            out.append(Pushed(order.ref, order=backend.push_order(order), existed=existed))
+        except ErpTransientError as exc:
+            return out + [Pushed(o.ref, error=exc) for o in orders[i:]]
+        except ErpError as exc:
+            out.append(Pushed(order.ref, error=exc))
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,9 +22,11 @@ from .base import (
     ErpPermanentError,
     ErpTransientError,
     OrderPayload,
+    Pushed,
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    push_each,
 )
 
 _CENT = Decimal("0.01")
@@ -164,6 +167,9 @@ class FakeBackend:
                 self.invoices[inv.id] = inv
                 sale.invoice_ids.append(inv.id)
             return self._remote(sale)
+
+    def push_orders(self, orders: Sequence[OrderPayload]) -> list[Pushed]:
+        return push_each(self, orders)
 
     def _create_sale(self, order: OrderPayload) -> _Sale:
         if order.currency not in self.currencies:

@@ -32,7 +32,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -45,9 +45,11 @@ from .base import (
     ErpPermanentError,
     ErpTransientError,
     OrderPayload,
+    Pushed,
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    push_each,
 )
 
 _ORDER_FIELDS = [
@@ -267,6 +269,29 @@ class TrytonBackend:
         found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS, limit=1)
         if found:
             return found[0]
+        try:
+            (party_id,) = self.call("model.party.party.create", [self._party_values(customer)])
+        except ErpPermanentError:
+            # Lost a race with a concurrent push (unique code): the other one's party is ours.
+            found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS)
+            if not found:
+                raise
+            return found[0]
+        (party,) = self.call("model.party.party.read", [party_id], _PARTY_FIELDS)
+        return dict(party)
+
+    def _parties(self, customers: list[CustomerPayload]) -> dict[str, dict[str, Any]]:
+        """`_party` for many customers: one search, one create for those missing, one read (by our ref)."""
+        refs = sorted({c.ref for c in customers})
+        found = {r["code"]: r for r in self._search_read("party.party", [("code", "in", refs)],
+                                                           ["code", *_PARTY_FIELDS])}
+        missing = list({c.ref: c for c in customers if c.ref not in found}.values())
+        if missing:
+            ids = self.call("model.party.party.create", [self._party_values(c) for c in missing])
+            found.update({r["code"]: r for r in self.call("model.party.party.read", ids, ["code", *_PARTY_FIELDS])})
+        return found
+
+    def _party_values(self, customer: CustomerPayload) -> dict[str, Any]:
         values: dict[str, Any] = {"name": customer.name, "code": customer.ref}
         if customer.lang:
             lang = self._cached(
@@ -297,16 +322,7 @@ class TrytonBackend:
             mechanisms.append({"type": "phone", "value": customer.phone})
         if mechanisms:
             values["contact_mechanisms"] = [("create", mechanisms)]
-        try:
-            (party_id,) = self.call("model.party.party.create", [values])
-        except ErpPermanentError:
-            # Lost a race with a concurrent push (unique code): the other one's party is ours.
-            found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS)
-            if not found:
-                raise
-            return found[0]
-        (party,) = self.call("model.party.party.read", [party_id], _PARTY_FIELDS)
-        return dict(party)
+        return values
 
     def find_orders(self, ref: str) -> list[RemoteOrder]:
         rows = self._search_read("sale.sale", [("reference", "=", ref)], _ORDER_FIELDS, order=[("id", "ASC")])
@@ -335,37 +351,54 @@ class TrytonBackend:
         return self._advance(str(sale_id), None)
 
     def _create_sale(self, order: OrderPayload) -> int:
-        if not order.lines:
-            raise ErpPermanentError(f"order {order.ref} has no lines")
-        currencies = self._cached(
-            ("currency", order.currency),
-            lambda: self._search_read("currency.currency", [("code", "=", order.currency)], ["id"], limit=1),
-        )
-        if not currencies:
-            raise ErpPermanentError(f"Tryton has no currency {order.currency!r} (order {order.ref})")
-        products = self._products(sorted({line.product_code for line in order.lines}), order.ref)
-        party = self._party(order.customer)
-        party_id = int(party["id"])
-        if not party["addresses"]:
-            party["addresses"] = self.call("model.party.address.create", [{"party": party_id}])
-        address_id = party["addresses"][0]
-        header = {"party": party_id, "currency": currencies[0]["id"], "company": self._context.get("company")}
-        lines = [
-            self._line_values(line, products[line.product_code], header, party["customer_tax_rule"])
-            for line in order.lines
-        ]
-        values = {
-            "reference": order.ref,
-            "party": party_id,
-            "currency": currencies[0]["id"],
-            "invoice_address": address_id,
-            "shipment_address": address_id,
-            "sale_date": order.order_date,
-            "payment_term": party["customer_payment_term"],
-            "lines": [("create", lines)],
-        }
-        (sale_id,) = self.call("model.sale.sale.create", [values])
-        return int(sale_id)
+        (sale_id,) = self._create_sales([order])
+        return sale_id
+
+    def _create_sales(self, orders: list[OrderPayload]) -> list[int]:
+        """Draft sales for *orders* in one ``create`` (Tryton's transaction: all of them or none)."""
+        for order in orders:
+            if not order.lines:
+                raise ErpPermanentError(f"order {order.ref} has no lines")
+        currency_ids: dict[str, int] = {}
+        for code in sorted({o.currency for o in orders}):
+            currencies = self._cached(
+                ("currency", code),
+                lambda code=code: self._search_read("currency.currency", [("code", "=", code)], ["id"], limit=1),
+            )
+            if not currencies:
+                refs = ", ".join(o.ref for o in orders if o.currency == code)
+                raise ErpPermanentError(f"Tryton has no currency {code!r} (order {refs})")
+            currency_ids[code] = currencies[0]["id"]
+        products = self._products(sorted({ln.product_code for o in orders for ln in o.lines}),
+                                  ", ".join(o.ref for o in orders))
+        parties = self._parties([o.customer for o in orders]) if len(orders) > 1 else {
+            orders[0].customer.ref: self._party(orders[0].customer)}
+        bare = [p for p in parties.values() if not p["addresses"]]
+        if bare:
+            new = self.call("model.party.address.create", [{"party": int(p["id"])} for p in bare])
+            for party, address_id in zip(bare, new, strict=True):
+                party["addresses"] = [address_id]
+        values = []
+        for order in orders:
+            party = parties[order.customer.ref]
+            party_id, currency_id = int(party["id"]), currency_ids[order.currency]
+            header = {"party": party_id, "currency": currency_id, "company": self._context.get("company")}
+            lines = [
+                self._line_values(line, products[line.product_code], header, party["customer_tax_rule"])
+                for line in order.lines
+            ]
+            address_id = party["addresses"][0]
+            values.append({
+                "reference": order.ref,
+                "party": party_id,
+                "currency": currency_id,
+                "invoice_address": address_id,
+                "shipment_address": address_id,
+                "sale_date": order.order_date,
+                "payment_term": party["customer_payment_term"],
+                "lines": [("create", lines)],
+            })
+        return [int(i) for i in self.call("model.sale.sale.create", values)]
 
     def _products(self, codes: list[str], ref: str) -> dict[str, int]:
         """Code → id of salable products, one search for the codes not cached; unknown codes are an error."""
@@ -420,6 +453,77 @@ class TrytonBackend:
             order = self.get_order(external_id)
             state = order.state
         raise ErpPermanentError(f"Tryton sale {external_id} stuck in state {state}")
+
+    def push_orders(self, orders: Sequence[OrderPayload]) -> list[Pushed]:
+        """Several orders in a handful of calls: one search for our references, one create for the new sales
+        (with their parties), then each workflow button once for every sale at that step, and one read.
+
+        Tryton runs each call in one transaction, so a batch call that fails changed nothing: the orders of
+        that step are then done one by one, so one bad order (unknown product, Tryton validation error) fails
+        alone. A transient error (Tryton down, database locked) is raised for the whole batch."""
+        if len(orders) <= 1:
+            return push_each(self, orders)
+        refs = [o.ref for o in orders]
+        found: dict[str, list[RemoteOrder]] = {}
+        for row in self._search_read("sale.sale", [("reference", "in", refs)], _ORDER_FIELDS, order=[("id", "ASC")]):
+            found.setdefault(row["reference"], []).append(_to_order(row))
+        results: dict[str, Pushed] = {}
+        todo: dict[str, RemoteOrder | None] = {}  # ref → sale to drive (None: just created, in draft)
+        ids: dict[str, str] = {}
+        for ref, remote in found.items():
+            if len(remote) > 1:
+                results[ref] = Pushed(ref, error=ErpConflictError(
+                    f"{len(remote)} Tryton sales carry reference {ref}: " + ", ".join(o.external_id for o in remote)))
+            else:
+                todo[ref], ids[ref] = remote[0], remote[0].external_id
+        new = [o for o in orders if o.ref not in found]
+        if new:
+            try:
+                created = self._create_sales(new)
+            except ErpPermanentError:
+                self.forget()  # a cached product or currency may be stale; then find the bad order alone
+                created = []
+                for order in new:
+                    try:
+                        created.append(self._create_sale(order))
+                    except ErpPermanentError as exc:
+                        results[order.ref] = Pushed(order.ref, error=exc)
+                        created.append(0)
+            for order, sale_id in zip(new, created, strict=True):
+                if sale_id:
+                    todo[order.ref], ids[order.ref] = None, str(sale_id)
+        results.update(self._advance_many(todo, ids, existed=set(found)))
+        return [results[ref] for ref in refs]
+
+    def _advance_many(self, todo: dict[str, RemoteOrder | None], ids: dict[str, str],
+                      existed: set[str]) -> dict[str, Pushed]:
+        """`_advance` for many sales: each button pressed once for all the sales at its step."""
+        state = {ref: "draft" if remote is None else remote.state for ref, remote in todo.items()}
+        try:
+            for button, before in (("quote", ("draft",)), ("confirm", ("draft", "quotation")),
+                                   ("process", ("confirmed",))):
+                batch = [int(ids[ref]) for ref in todo if state[ref] in before]
+                if batch:
+                    self.call(f"model.sale.sale.{button}", batch)
+                    for ref in todo:
+                        if state[ref] in before:
+                            state[ref] = {"quote": "quotation", "confirm": "confirmed"}.get(button, state[ref])
+            rows = self.call("model.sale.sale.read", [int(ids[ref]) for ref in todo], _ORDER_FIELDS) if todo else []
+            done = {r["reference"]: _to_order(r) for r in rows}
+        except ErpPermanentError:
+            done = {}  # one sale refused a step: redo them one by one, so only that one fails
+        out: dict[str, Pushed] = {}
+        for ref in todo:
+            got = done.get(ref)
+            try:
+                if got is None:
+                    got = self._advance(ids[ref], self.get_order(ids[ref]))
+                elif got.state in _STEPS:
+                    got = self._advance(ids[ref], got)
+                out[ref] = Pushed(ref, order=got, existed=ref in existed)
+            except ErpPermanentError as exc:
+                out[ref] = Pushed(ref, error=exc, existed=ref in existed)
+        return out
 
     def cancel_order(self, external_id: str, expected_write_marker: str) -> RemoteOrder:
         current = self.get_order(external_id)
