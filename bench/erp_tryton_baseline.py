@@ -198,10 +198,13 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
                 ids: list[int] = []
                 payloads: list[Any] = []
                 took = {"batched": 0.0, "one by one": 0.0, "proteus": 0.0}
+                in_erp = _time_erp_calls()
                 for _ in range(0, n, chunk):  # rounds, so load on the machine hits every side alike
                     for side in ("batched", "one by one"):
                         round_ids = await crm_orders(chunk)
+                        in_erp[side] = in_erp.get(side, 0.0) - in_erp["total"]
                         took[side] += await bridge_push(round_ids, chunk if side == "batched" else 1)
+                        in_erp[side] += in_erp["total"]
                         ids += round_ids
                     round_payloads = [await sales.build_payload(await sales.load_order(i)) for i in round_ids]
                     took["proteus"] += sum(direct.timed(round_payloads))
@@ -225,6 +228,8 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
     rate["tryton"] = float(floor.split("orders/s")[0].split()[-1])
     print(f"{'erp_bridge, batches of ' + str(chunk):<34} n={n:<4} {rate['batched']:6.2f} orders/s  "
           f"({took['batched'] / n * 1000:.0f} ms/order)")
+    print(f"{'  of which waiting for Tryton':<34} n={n:<4} {in_erp['batched'] / n * 1000:6.0f} ms/order "
+          f"(the rest: the CRM side, {(took['batched'] - in_erp['batched']) / n * 1000:.0f} ms/order)")
     print(f"{'erp_bridge, one order a job':<34} n={n:<4} {rate['one by one']:6.2f} orders/s  "
           f"({took['one by one'] / n * 1000:.0f} ms/order)")
     print(f"{'proteus direct (baseline)':<34} n={n:<4} {rate['proteus']:6.2f} orders/s  "
@@ -238,6 +243,24 @@ async def main(n: int, chunk: int, crm_db: str) -> int:
     print(f"ratio erp_bridge batched / Tryton in-process: {rate['batched'] / rate['tryton']:.2f} "
           f"(the bridge's overhead over Tryton's own work: {took['batched'] / n * rate['tryton'] - 1:.0%})")
     return 0 if synced == 2 * n else 1
+
+
+def _time_erp_calls() -> dict[str, float]:
+    """Seconds the bridge spends waiting for trytond's answers, summed in ``["total"]``."""
+    from erp_bridge.backends.tryton import TrytonBackend
+
+    spent = {"total": 0.0}
+    post = TrytonBackend._post
+
+    def timed(self: Any, *args: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return post(self, *args, **kw)
+        finally:
+            spent["total"] += time.perf_counter() - t
+
+    TrytonBackend._post = timed  # type: ignore[method-assign]
+    return spent
 
 
 def _count_calls(backend: Any, payload: Any) -> str:

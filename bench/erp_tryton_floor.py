@@ -31,8 +31,12 @@ def main(n: int, chunk: int) -> float:
         shutil.copyfile(build_database(), work / f"{DB_NAME}.sqlite")
         conf = _write_conf(work)
         os.environ["TRYTOND_CONFIG"] = str(conf)
+        import trytond.tools.email_ as email_
         from trytond import config
 
+        # as the tests' trytond launcher: no DNS here, so no deliverability lookup for e-mails
+        validate = email_.validate_email
+        email_.validate_email = lambda email, check_deliverability=True: validate(email, False)
         config.update_etc(str(conf))
         from trytond.pool import Pool
         from trytond.transaction import Transaction

@@ -146,10 +146,13 @@ class _Item:
 async def push_order(order_id: int) -> str:
     """Create (or finish) the ERP sale of one CRM order — and of up to `BATCH` - 1 other orders waiting for
     theirs, in one batched push; returns what happened to this one, for logs and tests."""
+    cfg = await connection.active()
+    done = await _settled(cfg, order_id)
+    if done:
+        return done
     order = await sales.load_order(order_id)
     if order is None:
         return "gone"  # deleted in the CRM before we ran: nothing to send
-    cfg = await connection.active()
     backend = connection.open_backend(cfg)
     held = await claim(cfg, order, "push")
     try:
@@ -181,9 +184,23 @@ async def push_order(order_id: int) -> str:
         for item in items[1:]:  # their own jobs retry them
             await _release(item.held.binding_id, last_error=_message(exc)[:4000])
         await _transient(held, exc)
-    for item, result in zip(items[1:], pushed[1:], strict=True):
-        await _settle(item, result, own=False)
-    return await _settle(items[0], pushed[0], own=True)
+    now_orders = await sales.get_orders([i.order.id for i in items])  # as they are after the push
+    async with db.atomic():  # one commit for the others' bindings
+        for item, result in zip(items[1:], pushed[1:], strict=True):
+            await _settle(item, result, now_orders.get(item.order.id), own=False)
+    return await _settle(items[0], pushed[0], now_orders.get(order_id), own=True)
+
+
+async def _settled(cfg: connection.Backend, order_id: int) -> str | None:
+    """A look without a lock: most push jobs find their order already pushed by another job's batch (or failed
+    there, with the cause). Both are final until a re-drive, which puts the binding back in flight."""
+    row = await Binding.select(Binding.state, Binding.external_id).where(
+        (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order_id)).first()
+    if row is None or row["state"] == "in_flight":
+        return None
+    if row["state"] == "failed":
+        return "failed earlier"
+    return "already synced" if row["external_id"] else None
 
 
 async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
@@ -201,10 +218,11 @@ async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
             await Binding.update({Binding.locked_until: now() + LEASE, Binding.attempts: Binding.attempts + 1,
                                   Binding.updated_at: now()}).where(Binding.id.is_in([r["id"] for r in rows]))
     items = []
+    orders = await sales.get_orders([int(r["local_id"]) for r in rows])
     for row in rows:
         held = Claim(cfg, row["id"], row["state"], row["external_id"], row["remote_marker"], row["payload_hash"],
                      row["remote_state"], row["attempts"])
-        order = await sales.load_order(row["local_id"])
+        order = orders.get(int(row["local_id"]))
         if order is None or order.state == "cancelled":
             await _release(held.binding_id)  # its own job knows what to do
             continue
@@ -217,7 +235,7 @@ async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
     return items
 
 
-async def _settle(item: _Item, result: Pushed, *, own: bool) -> str:
+async def _settle(item: _Item, result: Pushed, current: sales.OrderRef | None, *, own: bool) -> str:
     """Record what the ERP made of one order of a batch. Errors of this job's own order raise (the kernel
     retries or lists it), another order's are written to its binding for its own job to find."""
     held = item.held
@@ -234,14 +252,13 @@ async def _settle(item: _Item, result: Pushed, *, own: bool) -> str:
         return "failed"
     remote = result.order
     async with db.atomic():
-        current = await sales.load_order(item.order.id)
         values = {**_remote_values(remote), "state": "synced", "payload_hash": item.digest, "last_error": ""}
         if result.existed:
             values["reruns"] = Binding.reruns + 1
         if current is not None and current.state == "cancelled" and remote.state != "cancelled":
             await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{current.id}",
                                order_id=current.id)
-        elif current is not None and await _edited(current, item.digest):
+        elif current is not None and current != item.order and await _edited(current, item.digest):
             values["state"] = "failed"
             values["last_error"] = (f"order {item.order.reference} was edited in the CRM while it was being sent: "
                                     "the ERP holds the earlier version; review both, then re-drive")
