@@ -1,19 +1,24 @@
-"""Orders/s pushed to a real trytond through erp_bridge, against the same sales made with proteus directly.
+"""Orders/s pushed to a real trytond through erp_bridge, against the same sales made with proteus directly and
+against Tryton's own in-process cost (bench/erp_tryton_floor.py), all in the same run.
 
-    .venv/bin/python bench/erp_tryton_baseline.py [-n 20] [--chunk 5] [--crm-db sqlite|postgres]
+    .venv/bin/python bench/erp_tryton_baseline.py [-n 60] [--chunk 20] [--crm-db sqlite|postgres]
 
-One trytond (the cached test database, SQLite) serves both sides, one order at a time:
-- **erp_bridge**: N orders confirmed in a throw-away CRM database (order, lines and the
-  ``crm_sales_order_confirmed`` event in one transaction: one outbox row each), then each outbox row run by
-  the kernel's job runner (``core.outbox.run_job`` → ``erp_bridge.push_order``: claim and lease the binding,
-  read the order through ``crm_sales.api`` and the customer through ``crm_contacts.api``, push through
-  ``TrytonBackend`` over JSON-RPC, write the binding). Only the sync is timed, not the CRM confirmation.
-- **proteus (baseline)**: the same sales — the payloads erp_bridge built, under ``DIRECT-`` references and
-  party codes — made with proteus over XML-RPC the way a Tryton script would: party found by code or created
-  with its address and e-mail, sale with product, quantity, price and description per line (Tryton's
-  on_changes run), quote, confirm, process. Products and the currency are looked up once and cached.
-Both end with a sale in state ``processing`` and its draft invoice. The two sides alternate in chunks so
-load on the machine hits both alike; one warm-up order each (logins, model definitions) is not timed.
+One trytond (the cached test database, SQLite) serves every side. In rounds of ``--chunk`` orders per side:
+- **erp_bridge, batched**: ``chunk`` orders confirmed in a throw-away CRM database (order, lines and the
+  ``crm_sales_order_confirmed`` event in one transaction: one outbox row and an in-flight binding each), then
+  their outbox rows run in order by the kernel's job runner (``core.outbox.run_job`` → ``erp_bridge.push_order``):
+  the first job leases every waiting binding (up to ``chunk``), reads the orders through ``crm_sales.api`` and
+  customers through ``crm_contacts.api``, pushes them with ``TrytonBackend.push_orders`` (one create, each
+  workflow button once) and writes the bindings; the other jobs find their order synced. Only the sync is
+  timed; the time spent waiting for trytond's answers is printed apart from the CRM side's.
+- **erp_bridge, one order a job**: the same with batches of 1 (the path before batching).
+- **proteus (baseline)**: the same sales — under ``DIRECT-`` references and party codes — made with proteus
+  over XML-RPC the way a Tryton script would: party found by code or created with its address and e-mail,
+  sale with product, quantity, price and description per line (Tryton's on_changes run), quote, confirm,
+  process. Products and the currency are looked up once and cached.
+- **Tryton in-process**: the same sales made by trytond's models in one process, no RPC and no CRM, a chunk
+  per transaction: the ceiling for any client of this Tryton on this machine.
+Every side ends with sales in state ``processing`` and their draft invoices; one warm-up order each is not timed.
 Also printed: ``push_order`` again on a sale that is already there (the retry path), through the backend.
 """
 
