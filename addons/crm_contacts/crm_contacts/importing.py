@@ -10,6 +10,7 @@ refer to them, so they are not deleted) and restores the fields it changed on up
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import db
+from core.bulk import any_of, insert_rows
 from core.errors import CrmError, ValidationError
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
-from core.bulk import any_of, insert_rows
 from crm_contacts.tabular import read_table, write_csv
 
 FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "region", "province",
@@ -49,6 +50,7 @@ SYNONYMS = {
     "id": ("id", "crm id", "record id", "编号"),
 }
 PROGRESS_EVERY = 200
+YIELD_EVERY = 25  # rows standardized between two chances for the write in flight to move on
 
 
 def auto_mapping(header: list[str]) -> dict[str, str]:
@@ -267,9 +269,10 @@ class Importer:
         team = next(iter(p0.team_ids)) if p0 and len(p0.team_ids) == 1 else None
         out: list[RowResult] = []
         async with db.atomic():
-            for p in todo:
-                if p.company and self.orgs.get(p.company) is None:
-                    self.orgs[p.company] = await _org_id(p.company, self.acc, dry_run=False)
+            for p in todo:  # the plan may predate the organization: an earlier chunk's write made it since
+                if p.company:
+                    if self.orgs.get(p.company) is None:
+                        self.orgs[p.company] = await _org_id(p.company, self.acc, dry_run=False)
                     p.clean["organization"] = self.orgs[p.company]
             new = [p for p in todo if p.existing is None]
             ids = await insert_rows(Person, [{"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
@@ -301,18 +304,25 @@ class Importer:
         return (await self._chunk([(row_no, raw_row)], dry_run, single=True))[0]
 
     async def _chunk(self, items: list[tuple[int, list[str]]], dry_run: bool, single: bool = False) -> list[RowResult]:
+        return await self._write(items, *await self._plan(items, dry_run), single=single)
+
+    async def _plan(self, items: list[tuple[int, list[str]]], dry_run: bool
+                    ) -> tuple[dict[int, RowResult], list[_Pending]]:
+        """Standardize, match and decide a chunk: the final results so far, and the rows left to write."""
         from crm_contacts.models import Stage
 
         if not self.stages:
             self.stages = {r["key"] for r in await Stage.select(Stage.key)}
         results: dict[int, RowResult] = {}
         pending: list[_Pending] = []
-        for row_no, raw_row in items:
+        for n, (row_no, raw_row) in enumerate(items, start=1):
             prepared = await self._prepare(row_no, raw_row)
             if isinstance(prepared, RowResult):
                 results[row_no] = prepared
             else:
                 pending.append(prepared)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the previous chunk's write talk to the database meanwhile
         await self._match(pending)
         todo: list[_Pending] = []
         for p in pending:
@@ -324,39 +334,64 @@ class Importer:
                                               p.existing["id"] if p.existing else None, values=p.clean)
             else:
                 todo.append(p)
+        return results, todo
+
+    async def _write(self, items: list[tuple[int, list[str]]], results: dict[int, RowResult], todo: list[_Pending],
+                     single: bool = False) -> list[RowResult]:
         if todo:
+            known = dict(self.orgs)
             try:
                 for r in await self._write_chunk(todo):
                     results[r.row_no] = r
             except Exception as exc:
+                for name, org_id in list(self.orgs.items()):  # made in the rolled-back transaction: gone
+                    if known.get(name) != org_id:
+                        self.orgs[name] = None
                 if single:
                     results[todo[0].row_no] = RowResult(todo[0].row_no, "failed",
                                                         message=f"{type(exc).__name__}: {exc}"[:500])
                 else:  # pin the failure on its row: redo this chunk one row at a time
+                    raw = dict(items)
                     for p in todo:
-                        results[p.row_no] = (await self._chunk(
-                            [(p.row_no, items[[i for i, _ in items].index(p.row_no)][1])], dry_run, single=True))[0]
+                        results[p.row_no] = (await self._chunk([(p.row_no, raw[p.row_no])], False, single=True))[0]
         return [results[row_no] for row_no, _ in items]
 
     async def run(self, dry_run: bool = False, start: int = 0,
                   progress: Callable[[int, int], Any] | None = None) -> list[RowResult]:
-        from crm_contacts.models import ImportRow
-
+        """Chunk after chunk, the next one standardized while the database writes the previous one (one write
+        in flight at a time, so chunks still commit in file order and a resumed run knows where to go on)."""
         await self.acc.require(PERSON_MODEL, "update" if self.mode == "update" else "create")
         out: list[RowResult] = []
         numbered = list(enumerate(self.rows, start=2))[start:]  # row 1 is the header
-        for at in range(0, len(numbered), self.CHUNK):
-            chunk = numbered[at: at + self.CHUNK]
-            results = await self._chunk(chunk, dry_run)
-            out.extend(results)
-            finals = [r for r in results if r.action in ("skipped", "failed")]
-            if not dry_run and self.batch_id is not None:
-                await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
-                                               "record_id": r.record_id, "message": r.message[:2000]}
-                                              for r in finals])
-            if progress:
-                await _maybe(progress(start + at + len(chunk), len(self.rows)))
+        writing: asyncio.Task[list[RowResult]] | None = None
+        try:
+            for at in range(0, len(numbered), self.CHUNK):
+                chunk = numbered[at: at + self.CHUNK]
+                planned = await self._plan(chunk, dry_run)
+                if writing is not None:
+                    out.extend(await writing)
+                writing = asyncio.create_task(self._settle(chunk, planned, dry_run, start + at, progress))
+            if writing is not None:
+                out.extend(await writing)
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
         return out
+
+    async def _settle(self, chunk: list[tuple[int, list[str]]], planned: tuple[dict[int, RowResult], list[_Pending]],
+                      dry_run: bool, at: int, progress: Callable[[int, int], Any] | None) -> list[RowResult]:
+        """Write one planned chunk, record its skipped and failed rows, report progress."""
+        from crm_contacts.models import ImportRow
+
+        results = await self._write(chunk, *planned)
+        finals = [r for r in results if r.action in ("skipped", "failed")]
+        if not dry_run and self.batch_id is not None:
+            await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
+                                           "record_id": r.record_id, "message": r.message[:2000]}
+                                          for r in finals])
+        if progress:
+            await _maybe(progress(at + len(chunk), len(self.rows)))
+        return results
 
 
 async def _maybe(value: Any) -> None:

@@ -19,6 +19,8 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -79,6 +81,16 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 _SPACES = re.compile(r"\s+")
 _SEPARATORS = str.maketrans("", "", " -.")
 _PLAIN_CN_MOBILE = re.compile(r"(?:\+86|0086)?(1[3-9]\d{9})")
+
+
+# An import checks the same few domains again and again, and email-validator's domain check (IDNA, UTS-46
+# character by character) is two thirds of its cost. Its result depends on its arguments only and is read, never
+# changed, by validate_email: remember the last domains seen. Invalid domains raise, so are never remembered.
+# (the package's attribute validate_email is the function, which hides its module of the same name)
+_email_validator_impl = importlib.import_module("email_validator.validate_email")
+if not hasattr(_email_validator_impl.validate_email_domain_name, "cache_info"):
+    _email_validator_impl.validate_email_domain_name = functools.lru_cache(maxsize=4096)(
+        _email_validator_impl.validate_email_domain_name)
 
 
 class StandardizationError(ValueError):

@@ -154,6 +154,35 @@ async def test_a_row_failing_inside_a_chunk_write_is_pinned_and_the_rest_go_in(b
     assert [p["name"] for p in await _people()] == ["Good One", "Good Two"]  # nothing half-written
 
 
+async def test_chunks_written_while_the_next_is_standardized_keep_file_order(booted: Any,
+                                                                             monkeypatch: Any) -> None:
+    from crm_contacts.models import ImportBatch, ImportRow
+
+    monkeypatch.setattr(Importer, "CHUNK", 7)
+    acc = await booted("rep", "sales_rep")
+    lines = ["name,email,company,tags"]
+    for i in range(40):
+        email = "p3@example.com" if i == 20 else f"p{i}@example.com"  # repeats a row of an earlier chunk
+        # fails inside its chunk's write (the first: its organizations are rolled back too), redone row by row
+        tag = "x" * 70 if i == 2 else "vip"
+        lines.append(f"Person {i},{email},Org {i % 3},{tag}")
+    batch = ImportBatch(filename="p.csv", content="\n".join(lines).encode(), mode="create", keys=[],
+                        mapping={"name": "name", "email": "email", "company": "company", "tags": "tags"},
+                        owner=acc.principal.user_id)
+    await batch.save()
+    seen: list[int] = []
+    assert await run_batch(acc, int(batch.id), progress=lambda done, total: seen.append(done)) == {
+        "created": 38, "updated": 0, "skipped": 1, "failed": 1}
+    assert seen == sorted(seen) and seen[-1] == 40  # progress only moves forward
+    rows = await ImportRow.select(ImportRow.row_no, ImportRow.action).where(ImportRow.batch == batch.id).order_by(
+        ImportRow.row_no)
+    assert [r["row_no"] for r in rows] == list(range(2, 42))
+    assert {r["row_no"]: r["action"] for r in rows if r["action"] != "created"} == {4: "failed", 22: "skipped"}
+    people = await _people()
+    assert [p["name"] for p in people] == [f"Person {i}" for i in range(40) if i not in (2, 20)]
+    assert len({p["organization"] for p in people}) == 3  # each company created once across chunks
+
+
 async def test_cli_import_and_dedup_scan(crm_boot: Any, crm_db_url: str, tmp_path: Any, monkeypatch: Any) -> None:
     from click.testing import CliRunner
     from crm_contacts.cli import contacts
