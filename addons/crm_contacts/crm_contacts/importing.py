@@ -50,7 +50,7 @@ SYNONYMS = {
     "id": ("id", "crm id", "record id", "编号"),
 }
 PROGRESS_EVERY = 200
-YIELD_EVERY = 25  # rows standardized between two chances for the write in flight to move on
+YIELD_EVERY = 5  # rows standardized between two chances for the write in flight to move on
 
 
 def auto_mapping(header: list[str]) -> dict[str, str]:
