@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh --test
-.venv/bin/ruff check core
+.venv/bin/ruff check core addons bench tests
 .venv/bin/mypy
 exec .venv/bin/pytest -q "$@"

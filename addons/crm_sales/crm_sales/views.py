@@ -97,7 +97,8 @@ async def opportunity_detail(request: Request) -> Response:
 
         contact = await get_contact(opp["person"])
         # The deal's owner always sees who the customer is; the link only where contact rules let them in.
-        contact_link = acc.can(PERSON_MODEL) and await acc.count(Person, PERSON_MODEL, where=Person.id == contact.id) > 0
+        contact_link = acc.can(PERSON_MODEL) and await acc.count(
+            Person, PERSON_MODEL, where=Person.id == contact.id) > 0
     return render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
                   contact_link=contact_link,

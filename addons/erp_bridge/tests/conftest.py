@@ -6,14 +6,25 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from erp_bridge.backends.fake import FakeBackend
 from erp_bridge.backends.tryton import TrytonBackend
 from erp_bridge.testing.tryton_server import TrytonConnection, build_database, running_server
 
 # The helper modules beside this file, for tests collected with --import-mode=importlib.
 sys.path.insert(0, str(Path(__file__).parent))
+from erp_helpers import boot_bridge  # noqa: E402
 from erp_payloads import TIMINGS, record_timing  # noqa: E402
+
+
+@pytest.fixture
+async def fake(crm_boot: Any) -> FakeBackend:
+    """erp_bridge installed and configured with the in-memory backend."""
+    backend = FakeBackend()
+    await boot_bridge(crm_boot, backend)
+    return backend
 
 
 @pytest.fixture(scope="session")

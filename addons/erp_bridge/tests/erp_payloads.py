@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from erp_bridge.backends.base import Address, CustomerPayload, OrderLinePayload, OrderPayload
 
@@ -51,3 +52,16 @@ def make_order(
         tax=tax,
         total=untaxed + tax,
     )
+
+
+def count_calls(backend: Any) -> list[str]:
+    """Record the RPC method of every call ``backend`` (a TrytonBackend) makes from now on."""
+    calls: list[str] = []
+    post = backend._post
+
+    def counting(method: str, *args: object, **kw: object) -> object:
+        calls.append(method)
+        return post(method, *args, **kw)
+
+    backend._post = counting
+    return calls

@@ -6,17 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from erp_bridge.backends.base import ErpPermanentError, ErpTransientError, OrderPayload, RemoteOrder
 from erp_bridge.backends.fake import FakeBackend
-from erp_helpers import binding, boot_bridge, customer, drain, order
-
-
-@pytest.fixture
-async def fake(crm_boot: Any) -> FakeBackend:
-    backend = FakeBackend()
-    await boot_bridge(crm_boot, backend)
-    return backend
+from erp_helpers import binding, customer, drain, order
 
 
 async def _fails_then_redrive(order_id: int, cause: str, fix: Any, fake: FakeBackend) -> None:

@@ -5,18 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from erp_bridge.backends.fake import FakeBackend
-from erp_helpers import binding, boot_bridge, cancel, customer, drain, order
+from erp_helpers import binding, cancel, customer, drain, order
 
 from core.hookspecs import hookimpl
-
-
-@pytest.fixture
-async def fake(crm_boot: Any) -> FakeBackend:
-    backend = FakeBackend()
-    await boot_bridge(crm_boot, backend)
-    return backend
 
 
 class PaidListener:

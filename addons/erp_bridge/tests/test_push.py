@@ -8,16 +8,9 @@ from typing import Any
 import pytest
 from erp_bridge.backends.base import ErpPermanentError, ErpTransientError
 from erp_bridge.backends.fake import FakeBackend
-from erp_helpers import binding, boot_bridge, customer, drain, order, outbox_row
+from erp_helpers import binding, customer, drain, order, outbox_row
 
 from core.errors import RetryLater
-
-
-@pytest.fixture
-async def fake(crm_boot: Any) -> FakeBackend:
-    backend = FakeBackend()
-    await boot_bridge(crm_boot, backend)
-    return backend
 
 
 async def test_confirmed_order_reaches_the_erp_once_with_a_binding(fake: FakeBackend) -> None:

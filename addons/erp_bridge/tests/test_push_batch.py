@@ -4,19 +4,11 @@ with its own binding, its own failure and its own lease."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 from erp_bridge.backends.base import ErpTransientError
 from erp_bridge.backends.fake import FakeBackend
-from erp_helpers import binding, boot_bridge, customer, drain, order
-
-
-@pytest.fixture
-async def fake(crm_boot: Any) -> FakeBackend:
-    backend = FakeBackend()
-    await boot_bridge(crm_boot, backend)
-    return backend
+from erp_helpers import binding, customer, drain, order
 
 
 async def test_the_first_job_pushes_the_waiting_orders_in_one_batch(fake: FakeBackend) -> None:

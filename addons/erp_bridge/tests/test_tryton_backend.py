@@ -22,7 +22,7 @@ from erp_bridge.testing.tryton_server import (
     proteus_config,
     touch_sale,
 )
-from erp_payloads import make_customer, make_order, record_timing
+from erp_payloads import count_calls, make_customer, make_order, record_timing
 from proteus import Model
 
 pytestmark = pytest.mark.tryton
@@ -88,21 +88,9 @@ def test_push_finishes_a_sale_left_in_draft(backend: TrytonBackend, tryton) -> N
     assert len(_sales_with_reference(tryton, "CRM-SO-44")) == 1
 
 
-def _counting(backend: TrytonBackend) -> list[str]:
-    calls: list[str] = []
-    post = backend._post
-
-    def counting(method: str, *args: object, **kw: object) -> object:
-        calls.append(method)
-        return post(method, *args, **kw)
-
-    backend._post = counting  # type: ignore[method-assign]
-    return calls
-
-
 def test_a_second_sale_reuses_lookups_and_reads_once(backend: TrytonBackend, tryton) -> None:
     backend.push_order(make_order("CRM-SO-50"))
-    calls = _counting(backend)
+    calls = count_calls(backend)
     remote = backend.push_order(make_order("CRM-SO-51"))
     # find by reference, the party with its fields, create, quote, confirm (process runs with it), one read
     assert calls == ["model.sale.sale.search_read", "model.party.party.search_read", "model.sale.sale.create",

@@ -9,24 +9,12 @@ import pytest
 from erp_bridge.backends.base import ErpConflictError, ErpPermanentError, OrderLinePayload
 from erp_bridge.backends.tryton import TrytonBackend
 from erp_bridge.testing.tryton_server import TrytonConnection, create_sale_directly_with_proteus, proteus_config
-from erp_payloads import make_customer, make_order
+from erp_payloads import count_calls, make_customer, make_order
 from proteus import Model
 
 pytestmark = pytest.mark.tryton
 
 TOTAL = Decimal("293.77")  # 2 × 100.00 + 3 × 19.99 = 259.97 + 13 % tax
-
-
-def _calls(backend: TrytonBackend) -> list[str]:
-    calls: list[str] = []
-    post = backend._post
-
-    def counting(method: str, *args: object, **kw: object) -> object:
-        calls.append(method)
-        return post(method, *args, **kw)
-
-    backend._post = counting  # type: ignore[method-assign]
-    return calls
 
 
 def _by_reference(conn: TrytonConnection, prefix: str) -> dict[str, int]:
@@ -40,7 +28,7 @@ def _by_reference(conn: TrytonConnection, prefix: str) -> dict[str, int]:
 def test_a_batch_is_a_handful_of_calls_whatever_its_size(backend: TrytonBackend, tryton: TrytonConnection) -> None:
     backend.push_order(make_order("CRM-SO-900"))  # warm the look-up cache, as a running worker has it
     orders = [make_order(f"CRM-SO-{i}", customer=make_customer(f"CRM-C-{i % 4}")) for i in range(901, 913)]
-    calls = _calls(backend)
+    calls = count_calls(backend)
     pushed = backend.push_orders(orders)
     assert [p.ref for p in pushed] == [o.ref for o in orders]
     assert all(p.error is None and p.order is not None and p.order.state == "processing" for p in pushed), pushed
