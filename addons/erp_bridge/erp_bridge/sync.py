@@ -83,15 +83,22 @@ async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) 
         await Binding.update({Binding.locked_until: now() + LEASE, Binding.operation: operation,
                               Binding.attempts: Binding.attempts + 1, Binding.updated_at: now()}).where(
             Binding.id == row["id"])
+    return _claim_of(cfg, row)
+
+
+def _claim_of(cfg: connection.Backend, row: dict[str, Any]) -> Claim:
     return Claim(cfg, row["id"], row["state"], row["external_id"], row["remote_marker"], row["payload_hash"],
                  row["remote_state"], row["attempts"])
 
 
-async def _release(binding_id: int, **values: Any) -> None:
+async def _release(binding_id: int | list[int], **values: Any) -> None:
+    """Free the lock of one binding (or several) and write ``values`` with it."""
     changes = {Binding._meta.get_column_by_name(k): v for k, v in values.items()}
     changes[Binding.locked_until] = None
     changes[Binding.updated_at] = now()
-    await Binding.update(changes).where(Binding.id == binding_id)
+    ids = binding_id if isinstance(binding_id, list) else [binding_id]
+    if ids:
+        await Binding.update(changes).where(Binding.id.is_in(ids))
 
 
 def _message(exc: ErpError) -> str:
@@ -160,12 +167,10 @@ async def push_order(order_id: int) -> str:
     except sales.PayloadError as exc:
         await _fail(held.binding_id, str(exc))
     digest = sales.payload_hash(payload)
-    if held.state == "synced" and held.external_id and held.payload_hash == digest:
+    done = _final(held.state, held.external_id)
+    if done:  # settled between the look above and the lock
         await _release(held.binding_id)
-        return "already synced"  # a duplicate message, or another job's batch did it: the work is done
-    if held.state == "failed":
-        await _release(held.binding_id)
-        return "failed earlier"  # another job's batch failed it, with the cause: a re-drive sends it again
+        return done
     if order.state == "cancelled" and not held.external_id:
         try:
             found = await _call(backend.find_orders, order.reference)
@@ -181,9 +186,10 @@ async def push_order(order_id: int) -> str:
     try:
         pushed: list[Pushed] = await _call(backend.push_orders, [i.payload for i in items])
     except ErpTransientError as exc:
-        for item in items[1:]:  # their own jobs retry them
-            await _release(item.held.binding_id, last_error=_message(exc)[:4000])
+        await _release([i.held.binding_id for i in items[1:]], last_error=_message(exc)[:4000])  # their jobs retry
         await _transient(held, exc)
+    except ErpError as exc:  # refused for the whole batch (e.g. wrong credentials): each order fails with it
+        pushed = [Pushed(i.payload.ref, error=exc) for i in items]
     now_orders = await sales.get_orders([i.order.id for i in items])  # as they are after the push
     async with db.atomic():  # one commit for the others' bindings
         for item, result in zip(items[1:], pushed[1:], strict=True):
@@ -193,14 +199,18 @@ async def push_order(order_id: int) -> str:
 
 async def _settled(cfg: connection.Backend, order_id: int) -> str | None:
     """A look without a lock: most push jobs find their order already pushed by another job's batch (or failed
-    there, with the cause). Both are final until a re-drive, which puts the binding back in flight."""
+    there, with the cause)."""
     row = await Binding.select(Binding.state, Binding.external_id).where(
         (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.local_id == order_id)).first()
-    if row is None or row["state"] == "in_flight":
-        return None
-    if row["state"] == "failed":
+    return None if row is None else _final(row["state"], row["external_id"])
+
+
+def _final(state: str, external_id: str) -> str | None:
+    """What a push job has left to do with a binding in this state: nothing (why), or the push (None). Synced and
+    failed are final until a re-drive, which puts the binding back in flight."""
+    if state == "failed":
         return "failed earlier"
-    return "already synced" if row["external_id"] else None
+    return "already synced" if state == "synced" and external_id else None
 
 
 async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
@@ -220,8 +230,7 @@ async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
     items = []
     orders = await sales.get_orders([int(r["local_id"]) for r in rows])
     for row in rows:
-        held = Claim(cfg, row["id"], row["state"], row["external_id"], row["remote_marker"], row["payload_hash"],
-                     row["remote_state"], row["attempts"])
+        held = _claim_of(cfg, row)
         order = orders.get(int(row["local_id"]))
         if order is None or order.state == "cancelled":
             await _release(held.binding_id)  # its own job knows what to do

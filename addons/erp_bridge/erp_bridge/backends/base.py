@@ -181,8 +181,8 @@ class ErpBackend(Protocol):
 
     def push_orders(self, orders: Sequence[OrderPayload]) -> list[Pushed]:
         """`push_order` for several orders, one `Pushed` each in the same order. An error of one order is in
-        its `Pushed`; an `ErpTransientError` (ERP down) may instead be raised for them all. Backends without a
-        batched path use `push_each`."""
+        its `Pushed`; an error of a call the whole batch needs (ERP down, login refused) may instead be raised,
+        and then holds for every order. Backends without a batched path use `push_each`."""
         ...
 
     def get_order(self, external_id: str) -> RemoteOrder: ...

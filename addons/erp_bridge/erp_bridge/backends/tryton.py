@@ -49,7 +49,6 @@ from .base import (
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
-    push_each,
 )
 
 _ORDER_FIELDS = [
@@ -266,29 +265,25 @@ class TrytonBackend:
 
     def _party(self, customer: CustomerPayload) -> dict[str, Any]:
         """The party carrying our reference, created if missing, with the fields a sale needs."""
-        found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS, limit=1)
-        if found:
-            return found[0]
-        try:
-            (party_id,) = self.call("model.party.party.create", [self._party_values(customer)])
-        except ErpPermanentError:
-            # Lost a race with a concurrent push (unique code): the other one's party is ours.
-            found = self._search_read("party.party", [("code", "=", customer.ref)], _PARTY_FIELDS)
-            if not found:
-                raise
-            return found[0]
-        (party,) = self.call("model.party.party.read", [party_id], _PARTY_FIELDS)
-        return dict(party)
+        return self._parties([customer])[customer.ref]
 
     def _parties(self, customers: list[CustomerPayload]) -> dict[str, dict[str, Any]]:
-        """`_party` for many customers: one search, one create for those missing, one read (by our ref)."""
+        """Our ref → party for *customers*: one search, one create for those missing, one read."""
         refs = sorted({c.ref for c in customers})
-        found = {r["code"]: r for r in self._search_read("party.party", [("code", "in", refs)],
-                                                           ["code", *_PARTY_FIELDS])}
+        fields = ["code", *_PARTY_FIELDS]
+        found = {r["code"]: r for r in self._search_read("party.party", [("code", "in", refs)], fields)}
         missing = list({c.ref: c for c in customers if c.ref not in found}.values())
-        if missing:
+        if not missing:
+            return found
+        try:
             ids = self.call("model.party.party.create", [self._party_values(c) for c in missing])
-            found.update({r["code"]: r for r in self.call("model.party.party.read", ids, ["code", *_PARTY_FIELDS])})
+        except ErpPermanentError:
+            # Lost a race with a concurrent push (unique code): the other one's parties are ours.
+            found = {r["code"]: r for r in self._search_read("party.party", [("code", "in", refs)], fields)}
+            if len(found) < len(refs):
+                raise
+            return found
+        found.update({r["code"]: r for r in self.call("model.party.party.read", ids, fields)})
         return found
 
     def _party_values(self, customer: CustomerPayload) -> dict[str, Any]:
@@ -371,8 +366,7 @@ class TrytonBackend:
             currency_ids[code] = currencies[0]["id"]
         products = self._products(sorted({ln.product_code for o in orders for ln in o.lines}),
                                   ", ".join(o.ref for o in orders))
-        parties = self._parties([o.customer for o in orders]) if len(orders) > 1 else {
-            orders[0].customer.ref: self._party(orders[0].customer)}
+        parties = self._parties([o.customer for o in orders])
         bare = [p for p in parties.values() if not p["addresses"]]
         if bare:
             new = self.call("model.party.address.create", [{"party": int(p["id"])} for p in bare])
@@ -461,9 +455,9 @@ class TrytonBackend:
         Tryton runs each call in one transaction, so a batch call that fails changed nothing: the orders of
         that step are then done one by one, so one bad order (unknown product, Tryton validation error) fails
         alone. A transient error (Tryton down, database locked) is raised for the whole batch."""
-        if len(orders) <= 1:
-            return push_each(self, orders)
         refs = [o.ref for o in orders]
+        if not refs:
+            return []
         found: dict[str, list[RemoteOrder]] = {}
         for row in self._search_read("sale.sale", [("reference", "in", refs)], _ORDER_FIELDS, order=[("id", "ASC")]):
             found.setdefault(row["reference"], []).append(_to_order(row))
@@ -498,16 +492,12 @@ class TrytonBackend:
     def _advance_many(self, todo: dict[str, RemoteOrder | None], ids: dict[str, str],
                       existed: set[str]) -> dict[str, Pushed]:
         """`_advance` for many sales: each button pressed once for all the sales at its step."""
-        state = {ref: "draft" if remote is None else remote.state for ref, remote in todo.items()}
+        steps = {ref: _STEPS.get("draft" if remote is None else remote.state, ()) for ref, remote in todo.items()}
         try:
-            for button, before in (("quote", ("draft",)), ("confirm", ("draft", "quotation")),
-                                   ("process", ("confirmed",))):
-                batch = [int(ids[ref]) for ref in todo if state[ref] in before]
+            for button in ("quote", "confirm", "process"):  # the workflow's order; _STEPS says who needs which
+                batch = [int(ids[ref]) for ref in todo if button in steps[ref]]
                 if batch:
                     self.call(f"model.sale.sale.{button}", batch)
-                    for ref in todo:
-                        if state[ref] in before:
-                            state[ref] = {"quote": "quotation", "confirm": "confirmed"}.get(button, state[ref])
             rows = self.call("model.sale.sale.read", [int(ids[ref]) for ref in todo], _ORDER_FIELDS) if todo else []
             done = {r["reference"]: _to_order(r) for r in rows}
         except ErpPermanentError:
