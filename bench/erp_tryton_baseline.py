@@ -70,7 +70,7 @@ async def crm_orders(n: int) -> list[int]:
     from crm_contacts.models import Address
     from crm_sales.models import Order, OrderLine
 
-    from core import db, events
+    from core import db, hooks
 
     people = []
     for i in range(max(1, n // 4)):
@@ -93,7 +93,7 @@ async def crm_orders(n: int) -> list[int]:
             for seq, ((code, desc, q, p), u, t) in enumerate(zip(LINES, untaxed, taxes, strict=True), start=1):
                 await OrderLine.insert(OrderLine(order=oid, sequence=seq * 10, code=code, description=desc, quantity=q,
                                                  unit_price=p, tax_rate=rate, untaxed=u, tax=t, total=u + t))
-            await events.publish("crm_sales_order_confirmed", order_id=oid)
+            await hooks.publish("crm_sales_order_confirmed", order_id=oid)
         ids.append(oid)
     return ids
 

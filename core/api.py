@@ -8,7 +8,10 @@ filters, optimistic concurrency (``version`` in the body or ``If-Match`` → 409
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
+import decimal
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -20,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import db, plugins
+from core import db
+from core import values as values_
 from core.errors import Conflict, NotFound, ValidationError
 from core.models import IdempotencyKey
 from core.security import audit
@@ -30,6 +34,8 @@ from core.web import require_user
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], Awaitable[dict[str, Any]]]
 ActionFn = Callable[[Request, Access, int], Awaitable[Any]]
 CreateFn = Callable[[Access, dict[str, Any]], Awaitable[int]]
+#: the largest page a list call returns (the OpenAPI document says so; more is a 422)
+MAX_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -51,35 +57,28 @@ class Resource:
     settings: str = ""
 
 
+def _plain(value: Any) -> Any:
+    """JSON for what the database returns: RFC 3339 times (``T``, with an offset), decimals as plain digits."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f") if value.is_finite() else None
+    return str(value)
+
+
 def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=_plain))
 
 
 def coerce(column: Any, raw: Any, field_name: str) -> Any:
     """A query-string (or cursor) value as the column's Python type; 422 naming the field if it is not one."""
-    import datetime as dt
-    import decimal
+    return values_.parse(column, raw, field_name)
 
-    from piccolo.columns import BigInt, Boolean, Date, ForeignKey, Integer, Numeric, Serial, Timestamp, Timestamptz
 
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if isinstance(column, Boolean):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        if isinstance(column, (Integer, BigInt, Serial, ForeignKey)):
-            return int(raw)
-        if isinstance(column, Numeric):
-            return decimal.Decimal(raw)
-        if isinstance(column, (Timestamp, Timestamptz)):
-            return dt.datetime.fromisoformat(raw)
-        if isinstance(column, Date):
-            return dt.date.fromisoformat(raw)
-    except (ValueError, decimal.InvalidOperation):
-        raise ValidationError({field_name: f"{raw[:50]!r} is not a valid {type(column).__name__.lower()}"}) from None
-    return raw
+def _path_id(request: Request) -> int:
+    return values_.record_id(request.path_params["id"])
 
 
 def _cursor(values: list[Any]) -> str:
@@ -95,14 +94,23 @@ def _uncursor(raw: str) -> list[Any]:
         raise ValidationError({"after": "is not a cursor this API gave out"}) from None
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object (``{}`` for an empty body when ``optional``); 422 for anything else, and for
+    strings no database can store (NUL, lone surrogates), naming the key. Addons' actions use this too."""
+    raw = await request.body()
+    if optional and not raw.strip():
+        return {}
     try:
-        body = await request.json()
-    except Exception:
+        body = json.loads(raw)
+    except ValueError:
         raise ValidationError({"body": "must be a JSON object"}) from None
     if not isinstance(body, dict):
         raise ValidationError({"body": "must be a JSON object"})
+    values_.check_json(body)
     return body
+
+
+_body = json_body
 
 
 def _columns(res: Resource) -> list[Any]:
@@ -113,10 +121,12 @@ def _columns(res: Resource) -> list[Any]:
 async def list_records(request: Request, res: Resource) -> Response:
     acc = Access(require_user(request))
     params = request.query_params
-    try:
-        limit = min(max(int(params.get("limit", "50")), 1), 200)
-    except ValueError:
-        raise ValidationError({"limit": "must be a whole number"}) from None
+    raw_limit = params.get("limit", "50")
+    if not raw_limit.isascii() or not raw_limit.isdigit():
+        raise ValidationError({"limit": "must be a whole number"})
+    limit = int(raw_limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError({"limit": f"must be between 1 and {MAX_LIMIT}"})
     sort = params.get("sort", "id")
     desc = sort.startswith("-")
     sort_name = sort.lstrip("-")
@@ -132,6 +142,7 @@ async def list_records(request: Request, res: Resource) -> Response:
     if "after" in params:
         value, last_id = _uncursor(params["after"])
         value = coerce(col, value, "after") if value is not None else None
+        last_id = values_.record_id(last_id, "after")
         if sort_name == "id":
             query = query.where(pk < last_id if desc else pk > last_id)
         elif desc:
@@ -151,7 +162,7 @@ async def list_records(request: Request, res: Resource) -> Response:
 
 async def read_record(request: Request, res: Resource) -> Response:
     acc = Access(require_user(request))
-    row = await acc.get(res.table, res.model, int(request.path_params["id"]))
+    row = await acc.get(res.table, res.model, _path_id(request))
     shown = acc.present(res.model, {k: row[k] for k in ("id", *res.fields) if k in row})
     headers = {"ETag": f'W/"{row.get("version", 0)}"'}
     return JSONResponse(_json(shown), headers=headers)
@@ -160,7 +171,32 @@ async def read_record(request: Request, res: Resource) -> Response:
 async def _check_fields(acc: Access, res: Resource, body: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in body.items() if k != "version"}
     await acc.check_write(res.model, values, allowed=res.writable)
-    return values
+    return await _check_values(res, values)
+
+
+def _column(table: type[Table], name: str) -> Any:
+    try:
+        return table._meta.get_column_by_name(name)
+    except ValueError:
+        return None
+
+
+async def _check_values(res: Resource, values: dict[str, Any]) -> dict[str, Any]:
+    """Each value bound for a column checked against it (type, range, length, null, finite, NUL-free), and a
+    foreign key against the row it names: a 422 naming the field instead of a database error."""
+    from piccolo.columns import ForeignKey
+
+    out = dict(values)
+    for name, value in values.items():
+        column = _column(res.table, name) if "." not in name else None
+        if column is None:
+            continue  # not a column (e.g. quote ``lines``): the resource's own validation reads it
+        out[name] = values_.check(column, value, name)
+        if isinstance(column, ForeignKey) and out[name] is not None:
+            target = column._foreign_key_meta.resolved_references
+            if not await target.exists().where(target._meta.primary_key == out[name]):
+                raise ValidationError({name: f"there is no record {out[name]}"})
+    return out
 
 
 async def create_values(acc: Access, res: Resource, values: dict[str, Any]) -> int:
@@ -196,23 +232,30 @@ async def create_record(request: Request, res: Resource) -> Response:
 
 async def update_values(acc: Access, res: Resource, record_id: int, body: dict[str, Any],
                         expected: int | None) -> None:
-    """Update one record if it is still at version ``expected`` (409 otherwise); rights, validation, audit."""
-    if expected is None:
-        raise ValidationError({"version": "is required (or send If-Match) so concurrent edits are not lost"})
+    """Update one record if it is still at version ``expected`` (409 otherwise); rights, validation, audit.
+
+    A table without a ``version`` column (configuration rows) takes the last write."""
+    version_col = _column(res.table, "version")
+    if version_col is not None:
+        if expected is None:
+            raise ValidationError({"version": "is required (or send If-Match) so concurrent edits are not lost"})
+        expected = values_.check(version_col, expected, "version")
     values = await _check_fields(acc, res, body)
     async with db.atomic():
         before = await acc.get(res.table, res.model, record_id, action="update")
         if res.validate:
             values = await res.validate(values, before)
-        version_col = res.table._meta.get_column_by_name("version")
+        pk = res.table._meta.primary_key
         changes: dict[Any, Any] = {res.table._meta.get_column_by_name(k): v for k, v in values.items()}
-        # Piccolo builds "version + 1" in SQL from the operator
-        changes[version_col] = version_col + 1  # type: ignore[operator]
-        updated = await res.table.update(changes).where(
-            (res.table._meta.primary_key == record_id) & (version_col == expected)).returning(
-            res.table._meta.primary_key)
+        where = pk == record_id
+        if version_col is not None:
+            # Piccolo builds "version + 1" in SQL from the operator
+            changes[version_col] = version_col + 1
+            where = where & (version_col == expected)
+        updated = await res.table.update(changes).where(where).returning(pk) if changes else [before]
         if not updated:
-            raise Conflict(f"{res.model} {record_id} was changed by someone else (version {before['version']})")
+            raise Conflict(f"{res.model} {record_id} was changed by someone else (version {before['version']})",
+                           field="version")
         await audit.record("update", model=res.model, record_id=record_id,
                            changes=audit.diff({k: before.get(k) for k in values}, values))
 
@@ -221,10 +264,12 @@ async def update_record(request: Request, res: Resource) -> Response:
     acc = Access(require_user(request))
     body = await _body(request)
     expected = body.get("version")
-    if_match = request.headers.get("if-match", "").strip('W/"')
+    if_match = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
     if expected is None and if_match:
-        expected = int(if_match) if if_match.isdigit() else None
-    await update_values(acc, res, int(request.path_params["id"]), body, expected)
+        if not (if_match.isascii() and if_match.isdigit()):
+            raise ValidationError({"If-Match": "must be an ETag this API gave out, like W/\"3\""})
+        expected = int(if_match)
+    await update_values(acc, res, _path_id(request), body, expected)
     return await read_record(request, res)
 
 
@@ -237,13 +282,38 @@ async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
             await res.table.update({res.table._meta.get_column_by_name("is_archived"): True}).where(pk == record_id)
             await audit.record("archive", model=res.model, record_id=record_id)
         else:
+            used = await _still_used_by(res.table, record_id)
+            if used:
+                raise Conflict(f"{res.model} {record_id} is still used by {', '.join(used)}: it cannot be deleted "
+                               "(deactivate or archive it instead)", field="id")
             await res.table.delete().where(pk == record_id)
             await audit.record("delete", model=res.model, record_id=record_id,
                                changes=audit.diff({k: before.get(k) for k in res.fields}, None))
 
 
+async def _still_used_by(table: type[Table], record_id: int) -> list[str]:
+    """Rows of installed tables whose foreign key names this record and that a delete would break (RESTRICT)
+    or silently unlink (SET NULL); rows that cascade belong to the record and go with it."""
+    from piccolo.columns import OnDelete
+
+    from core.migrations_registry import tables_of
+    from core.runtime import current
+
+    tables = [t for a in current().addons for t in tables_of(a.models, a.name)]
+    out: list[str] = []
+    for other in tables:
+        for fk in other._meta.foreign_key_columns:
+            meta = fk._foreign_key_meta
+            if meta.resolved_references is not table or meta.on_delete == OnDelete.cascade:
+                continue
+            count = await other.count().where(fk == record_id)
+            if count:
+                out.append(f"{count} {other._meta.tablename} row(s) ({fk._meta.name})")
+    return out
+
+
 async def delete_record(request: Request, res: Resource) -> Response:
-    await delete_values(Access(require_user(request)), res, int(request.path_params["id"]))
+    await delete_values(Access(require_user(request)), res, _path_id(request))
     return Response(status_code=204)
 
 
@@ -253,7 +323,7 @@ async def run_action(request: Request, res: Resource) -> Response:
     fn = res.actions.get(name)
     if fn is None:
         raise NotFound(f"no action {name!r} on {res.model}")
-    result = await fn(request, acc, int(request.path_params["id"]))
+    result = await fn(request, acc, _path_id(request))
     if isinstance(result, Response):
         return result
     return JSONResponse(_json(result))
@@ -265,12 +335,16 @@ async def reveal_field(request: Request, res: Resource) -> Response:
     name = request.path_params["field"]
     if name not in res.fields:
         raise NotFound(f"no field {name!r} on {res.model}")
-    value = await acc.reveal(res.table, res.model, int(request.path_params["id"]), name)
+    value = await acc.reveal(res.table, res.model, _path_id(request), name)
     return JSONResponse(_json({"field": name, "value": value}))
 
 
 def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """Replay the stored response for a repeated ``Idempotency-Key``; 409 if the body differs."""
+    """Replay the stored response for a repeated ``Idempotency-Key``; 409 if the body differs.
+
+    The key is reserved (a unique row, status 0) *before* the request runs, so of N concurrent requests with
+    one key exactly one runs: the others wait for its answer and replay it, or get a 409 if it takes longer
+    than ``IDEMPOTENCY_WAIT`` seconds. A request that fails with a 5xx or an exception releases the key."""
 
     async def wrapped(request: Request) -> Response:
         key = request.headers.get("idempotency-key")
@@ -280,20 +354,48 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         body = await request.body()
         digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + body).hexdigest()
         scope = f"{who.user_id}:{key[:200]}"
-        seen = await IdempotencyKey.select().where(IdempotencyKey.scope == scope).first()
-        if seen is not None:
+        deadline = asyncio.get_running_loop().time() + IDEMPOTENCY_WAIT
+        while not await _reserve(scope, digest):
+            seen = await IdempotencyKey.select().where(IdempotencyKey.scope == scope).first()
+            if seen is None:
+                continue  # released by a failed first request: try to take it
             if seen["request_hash"] != digest:
-                raise Conflict("this Idempotency-Key was used with a different request")
-            return Response(seen["body"], status_code=seen["status"], media_type="application/json",
-                            headers={"Idempotent-Replayed": "true"})
-        response = await handler(request)
+                raise Conflict("this Idempotency-Key was used with a different request", field="Idempotency-Key")
+            if seen["status"] != _PENDING:
+                return Response(seen["body"] or None, status_code=seen["status"],
+                                media_type="application/json" if seen["body"] else None,
+                                headers={"Idempotent-Replayed": "true"})
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict("a request with this Idempotency-Key is still running: retry later",
+                               field="Idempotency-Key")
+            await asyncio.sleep(0.05)
+        try:
+            response = await handler(request)
+        except BaseException:
+            await IdempotencyKey.delete().where(IdempotencyKey.scope == scope)
+            raise
         if response.status_code < 500:
-            await IdempotencyKey.insert(IdempotencyKey(scope=scope, request_hash=digest,
-                                                       status=response.status_code,
-                                                       body=bytes(response.body).decode()))
+            await IdempotencyKey.update({IdempotencyKey.status: response.status_code,
+                                         IdempotencyKey.body: bytes(getattr(response, "body", b"")).decode()}).where(
+                IdempotencyKey.scope == scope)
+        else:
+            await IdempotencyKey.delete().where(IdempotencyKey.scope == scope)
         return response
 
     return wrapped
+
+
+_PENDING = 0
+#: how long a request waits for another one with the same Idempotency-Key to finish before a 409
+IDEMPOTENCY_WAIT = 10.0
+
+
+async def _reserve(scope: str, digest: str) -> bool:
+    """Take the key (insert its row, status pending); False if another request holds it already."""
+    rows = await IdempotencyKey.insert(IdempotencyKey(scope=scope, request_hash=digest, status=_PENDING, body="")
+                                       ).on_conflict(target=IdempotencyKey.scope, action="DO NOTHING").returning(
+        IdempotencyKey.id)
+    return bool(rows)
 
 
 def resource_routes(res: Resource) -> list[BaseRoute]:
@@ -316,14 +418,9 @@ def resource_routes(res: Resource) -> list[BaseRoute]:
     ]
 
 
-async def collect_resources(runtime: Any) -> list[Resource]:
-    return await plugins.collect(runtime.plugins, "crm_api_resources")
-
-
 def routes(runtime: Any) -> list[BaseRoute]:
-    """API routes of the installed addons plus ``/api/openapi.json`` (hooks here are synchronous)."""
-    resources = [r for r in _sync_collect(runtime) if isinstance(r, Resource)]
-    runtime.state["api_resources"] = resources
+    """API routes of the installed addons (resources collected at boot) plus ``/api/openapi.json``."""
+    resources = [r for r in runtime.state.get("api_resources", []) if isinstance(r, Resource)]
     out: list[BaseRoute] = []
     for res in resources:
         out.extend(resource_routes(res))
@@ -334,11 +431,4 @@ def routes(runtime: Any) -> list[BaseRoute]:
         return JSONResponse(document(resources))
 
     out.append(Route("/api/openapi.json", openapi_doc, methods=["GET"]))
-    return out
-
-
-def _sync_collect(runtime: Any) -> list[Any]:
-    out: list[Any] = []
-    for result in reversed(runtime.plugins.hook.crm_api_resources()):
-        out.extend(result if isinstance(result, (list, tuple)) else [result])
     return out

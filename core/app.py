@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from core import api, jobs, scheduler, templating
-from core.errors import AddonError, CrmError, NotAuthenticated, ValidationError
+from core import api, jobs, loader, scheduler, templating
+from core.errors import Conflict, CrmError, NotAuthenticated, ValidationError
 from core.forms import ROUTES as SETTINGS_ROUTES
 from core.runtime import Runtime, boot
 from core.security.admin import ROUTES as ADMIN_ROUTES
@@ -36,10 +37,38 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
+def _refused_by_database(exc: Exception) -> CrmError | None:
+    """A constraint the database enforced (unique, foreign key, not null) as a 409 naming the column when the
+    driver says which: the API checks values before writing, this is the net for races and what is left."""
+    import sqlite3
+
+    from asyncpg import IntegrityConstraintViolationError
+
+    if not isinstance(exc, (sqlite3.IntegrityError, IntegrityConstraintViolationError)):
+        return None
+    text = f"{exc} {getattr(exc, 'detail', '') or ''}"
+    found = re.search(r"Key \((\w+)\)|failed: \w+\.(\w+)", text)
+    field = (found.group(1) or found.group(2)) if found else None
+    reason = "already exists" if "unique" in text.lower() else "conflicts with other records"
+    return Conflict(f"{field or 'the record'} {reason}", field=field)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Routing answers (404 no such path, 405 method) as the JSON error body on the API, plain text elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if not _wants_json(request):
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+    return JSONResponse({"error": {"code": code, "message": exc.detail, "fields": {}}},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
 async def on_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, CrmError):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        exc = CrmError("Something went wrong on our side; it has been logged.")
+        refused = _refused_by_database(exc)
+        if refused is None:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        exc = refused or CrmError("Something went wrong on our side; it has been logged.")
     fields = exc.fields if isinstance(exc, ValidationError) else {}
     field = getattr(exc, "field", None)
     if field:
@@ -51,19 +80,14 @@ async def on_error(request: Request, exc: Exception) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     from core.web import render
 
-    return render(request, "core/error.html", status=exc.status, message=exc.message, fields=fields)
+    return await render(request, "core/error.html", status=exc.status, message=exc.message, fields=fields)
 
 
 def addon_routes(runtime: Runtime) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for addon in runtime.addons:
         if addon.routes and addon.mount:
-            module_path, _, attr = addon.routes.partition(":")
-            try:
-                module = importlib.import_module(module_path)
-                addon_routes_list = getattr(module, attr or "ROUTES")
-            except (ImportError, AttributeError) as exc:
-                raise AddonError(addon.name, f"cannot load routes {addon.routes!r}: {exc}") from exc
+            addon_routes_list = loader.load(addon.routes, addon.name, "routes", default_attr="ROUTES")
             routes.append(Mount(addon.mount, routes=addon_routes_list, name=addon.name))
     for name, folder in templating.static_dirs(runtime.addons).items():
         if folder.is_dir() and name != "core":
@@ -140,8 +164,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,
                                default_language=settings.default_language,
-                               secure_cookies=settings.secure_cookies)],
-        exception_handlers={Exception: on_error, CrmError: on_error},
+                               secure_cookies=settings.secure_cookies,
+                               max_body_bytes=settings.max_request_mb * 1024 * 1024)],
+        exception_handlers={Exception: on_error, CrmError: on_error, HTTPException: on_http_error},
         lifespan=lifespan,
     )
     app.router.routes.append(Mount("/static/core", app=StaticFiles(directory=templating.folder("core:static") / "core"),

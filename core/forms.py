@@ -117,7 +117,7 @@ async def index(request: Request) -> Response:
     for res in _resources(request):
         if acc.can(res.model, "read"):
             sections.setdefault(res.settings, []).append(res)
-    return render(request, "core/settings_index.html", sections=sections)
+    return await render(request, "core/settings_index.html", sections=sections)
 
 
 async def listing(request: Request) -> Response:
@@ -127,7 +127,7 @@ async def listing(request: Request) -> Response:
     columns = [res.table._meta.get_column_by_name(n) for n in shown]
     order = res.table._meta.get_column_by_name(res.sortable[-1] if len(res.sortable) > 1 else "id")
     rows = await (await acc.select(res.table, res.model, *columns)).order_by(order).limit(MAX_ROWS)
-    return render(request, "core/settings_list.html", res=res, shown=shown,
+    return await render(request, "core/settings_list.html", res=res, shown=shown,
                   rows=[acc.present(res.model, dict(r)) for r in rows],
                   can_create=acc.can(res.model, "create") and bool(res.writable))
 
@@ -163,7 +163,7 @@ async def edit(request: Request) -> Response:
             errors = dict(getattr(exc, "fields", None) or {"": exc.message})
             status = exc.status
             row = {**row, **{k: v for k, v in form.items() if k not in ("csrf_token",)}}
-    return render(request, "core/settings_form.html", status=status, res=res, fields=fields, row=row,
+    return await render(request, "core/settings_form.html", status=status, res=res, fields=fields, row=row,
                   record_id=record_id, errors=errors,
                   can_delete=record_id is not None and acc.can(res.model, "delete"))
 

@@ -7,7 +7,6 @@ database is never left half-installed; the message names the addon and the step.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 from packaging.version import Version
 from piccolo.table import Table
 
-from core import data, db, migrate
+from core import data, db, loader, migrate
 from core.addon import Addon
 from core.discovery import Discovered
 from core.errors import AddonError
@@ -33,18 +32,11 @@ class Plan:
     purge: bool = False
 
 
-def resolve_callable(path: str, addon: str) -> Callable[..., Any]:
-    module_path, _, attr = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_path), attr)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as exc:
-        raise AddonError(addon, f"cannot import {path!r}: {exc}") from exc
-
-
-async def _call(path: str | None, addon: str) -> None:
+async def _call(path: str | None, addon: str, field: str) -> None:
     if path is None:
         return
-    result = resolve_callable(path, addon)()
+    fn: Callable[[], Any] = loader.load(path, addon, field)
+    result = fn()
     if inspect.isawaitable(result):
         await result
 
@@ -65,7 +57,7 @@ async def installed() -> dict[str, str]:
 def _tables_by_name(addons: list[Addon]) -> dict[str, type[Table]]:
     out: dict[str, type[Table]] = {}
     for addon in addons:
-        for table in tables_of(addon.models):
+        for table in tables_of(addon.models, addon.name):
             out[table._meta.tablename] = table
     return out
 
@@ -100,7 +92,7 @@ async def install(names: list[str], found: Discovered, *, demo: bool = False) ->
                 await _load_files(addon, addon.data, found)
                 if demo:
                     await _load_files(addon, addon.demo, found)
-                await _call(addon.on_install, name)
+                await _call(addon.on_install, name, "on_install")
                 await _mark(addon, "installed")
         except AddonError:
             raise
@@ -152,7 +144,7 @@ async def upgrade(names: list[str] | None, found: Discovered) -> list[str]:
                 ran = await migrate.forwards(app_config(addon))
                 await _load_files(addon, addon.data, found)
                 if ran or addon.version != current[name]:
-                    await _call(addon.on_upgrade, name)
+                    await _call(addon.on_upgrade, name, "on_upgrade")
                     changed.append(name)
                 await _mark(addon, "installed")
         except AddonError:
@@ -180,7 +172,7 @@ async def uninstall(name: str, found: Discovered, *, purge: bool = False,
     if dry_run:
         return plan
     async with db.atomic():
-        await _call(addon.on_uninstall, name)
+        await _call(addon.on_uninstall, name, "on_uninstall")
         if purge:
             await migrate.drop(config)
             await data.forget(name)

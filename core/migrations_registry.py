@@ -6,7 +6,6 @@ small synthetic modules ``core.piccolo_apps.<name>`` so addons need no ``piccolo
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -17,24 +16,25 @@ from piccolo.table import Table
 
 from core.addon import Addon
 from core.errors import AddonError
+from core.loader import load_module
 
 KERNEL = "core"
 PREFIX = "core.piccolo_apps"
 
 
-def tables_of(module_path: str | None) -> list[type[Table]]:
+def tables_of(module_path: str | None, addon: str = "core") -> list[type[Table]]:
     """Every Table class defined (not merely imported) in ``module_path``, in source order."""
     if not module_path:
         return []
-    module = importlib.import_module(module_path)
+    module = load_module(module_path, addon, "models")
     found = [obj for obj in vars(module).values()
              if inspect.isclass(obj) and issubclass(obj, Table) and obj is not Table
              and obj.__module__ == module.__name__]
     return found
 
 
-def _folder(package: str) -> Path:
-    module = importlib.import_module(package)
+def _folder(package: str, addon: str = "core") -> Path:
+    module = load_module(package, addon, "migrations")
     paths = list(getattr(module, "__path__", []))
     if not paths:
         raise AddonError(package.split(".")[0], f"migrations {package!r} is not a package")
@@ -52,9 +52,9 @@ def app_config(addon: Addon | None) -> AppConfig:
                            table_classes=kernel_tables())
     else:
         deps = [f"{PREFIX}.{KERNEL}"] + [f"{PREFIX}.{d}" for d in addon.depends]
-        folder = str(_folder(addon.migrations)) if addon.migrations else ""
+        folder = str(_folder(addon.migrations, addon.name)) if addon.migrations else ""
         config = AppConfig(app_name=addon.name, migrations_folder_path=folder,
-                           table_classes=tables_of(addon.models), migration_dependencies=deps)
+                           table_classes=tables_of(addon.models, addon.name), migration_dependencies=deps)
     _register(config)
     return config
 

@@ -6,14 +6,13 @@ heavy parts (tables, actors, hooks) are imported in dependency order.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
 import pluggy
 
-from core import db, i18n, jobs, lifecycle, plugins
+from core import db, hooks, i18n, jobs, lifecycle, loader
 from core.addon import Addon, Every
 from core.discovery import Discovered, discover
 from core.errors import AddonError, ConfigError
@@ -59,15 +58,6 @@ def current() -> Runtime:
     return _current
 
 
-def _import(path: str | None, addon: str, what: str) -> None:
-    if not path:
-        return
-    try:
-        importlib.import_module(path.partition(":")[0])
-    except ImportError as exc:
-        raise AddonError(addon, f"cannot import {what} {path!r}: {exc}") from exc
-
-
 async def installed_addons(found: Discovered) -> list[Addon]:
     try:
         names = list(await lifecycle.installed())
@@ -89,23 +79,26 @@ async def boot(settings: Settings, *, found: Discovered | None = None) -> Runtim
     addons = await installed_addons(found)
     names = {a.name for a in addons}
     for module in KERNEL_MODULES:
-        importlib.import_module(module)
-    pm = plugins.manager()
+        loader.load_module(module, "core", "kernel")
+    pm = hooks.manager()
     for addon in addons:
-        tables_of(addon.models)
-        _import(addon.actors, addon.name, "actors")
+        tables_of(addon.models, addon.name)
+        if addon.actors:
+            loader.load_module(addon.actors, addon.name, "actors")
         if addon.hookspecs:
-            plugins.add_specs(pm, addon.hookspecs, addon.name)
+            hooks.add_specs(pm, addon.hookspecs, addon.name)
     for addon in addons:
-        for hooks in addon.hooks:
-            plugins.add_impls(pm, hooks, addon.name)
+        for module_path in addon.hooks:
+            hooks.add_impls(pm, module_path, addon.name)
         for other, glue in addon.extras.items():
             if other in names:
-                plugins.add_impls(pm, glue, addon.name)
-    plugins.check(pm)
+                hooks.add_impls(pm, glue, addon.name, f"extras[{other!r}]")
+    hooks.check(pm)
     db.bind(engine)  # tables imported above join the engine in use
     broker = jobs.configure(settings.redis_url, names | {"core"})
     i18n.load(["core", *names])
     access.set_policy(compile_policy(addons))
     _current = Runtime(settings=settings, found=found, addons=addons, plugins=pm, broker=broker)
+    # collected once here (boot is async), so async implementations work like everywhere else
+    _current.state["api_resources"] = await hooks.collect(pm, "crm_api_resources")
     return _current

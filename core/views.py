@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core import plugins
+from core import hooks
 from core.runtime import current
-from core.security import audit, sessions
+from core.security import audit, passwords, sessions
+from core.security.access import Access
 from core.security.middleware import SESSION_COOKIE
 from core.security.models import User
-from core.security.passwords import verify
 from core.web import principal, render, require_user
 
 
@@ -23,12 +24,12 @@ async def home(request: Request) -> Response:
     who = principal(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    widgets = await plugins.collect(current().plugins, "crm_dashboard_widgets", user=who)
-    return render(request, "core/home.html", widgets=sorted(widgets, key=lambda w: w.order))
+    widgets = await hooks.call("crm_dashboard_widgets", access=Access(who))
+    return await render(request, "core/home.html", widgets=sorted(widgets, key=lambda w: w.order))
 
 
 async def login_form(request: Request) -> Response:
-    return render(request, "core/login.html", error="", login="",
+    return await render(request, "core/login.html", error="", login="",
                   next=_safe_next(request.query_params.get("next", "/")))
 
 
@@ -40,19 +41,23 @@ async def login(request: Request) -> Response:
     settings = current().settings
     ip = request.client.host if request.client else ""
     keys = (f"login:{login_name.lower()}", f"ip:{ip}")
-    for key in keys:
-        if await sessions.too_many_failures(key, limit=settings.login_max_failures,
-                                            window_seconds=settings.login_window_seconds):
-            await audit.record("login_throttled", login=login_name, detail=key)
-            return render(request, "core/login.html", status=429, login=login_name, next=target,
-                          error="Too many failed attempts. Try again later.")
+    # the attempt is counted before the password is checked, so parallel guesses cannot share one count
+    attempt, over = await sessions.reserve_attempt(keys, limit=settings.login_max_failures,
+                                                   window_seconds=settings.login_window_seconds)
+    if over is not None:
+        await audit.record("login_throttled", login=login_name, detail=over)
+        return await render(request, "core/login.html", status=429, login=login_name, next=target,
+                            error="Too many failed attempts. Try again later.")
     user = await User.select(User.id, User.password_hash, User.is_active).where(
         User.login == login_name).first()
-    if user is None or not user["is_active"] or not verify(user["password_hash"] if user else "", password):
-        await sessions.note_failure(*keys)
+    # always one argon2 check (a dummy hash for an unknown login): the time taken does not tell; in a
+    # thread, so a ~0.25 s hash does not hold up every other request of this process
+    matches = await run_in_threadpool(passwords.verify, user["password_hash"] if user else "", password)
+    if user is None or not user["is_active"] or not matches:
         await audit.record("login_failed", login=login_name)
-        return render(request, "core/login.html", status=401, login=login_name, next=target,
-                      error="Wrong login or password.")
+        return await render(request, "core/login.html", status=401, login=login_name, next=target,
+                            error="Wrong login or password.")
+    await sessions.release_attempt(attempt)
     await sessions.clear_failures(keys[0])
     token, _ = await sessions.open_session(user["id"], ip=ip, user_agent=request.headers.get("user-agent", ""))
     await audit.record("login", login=login_name, record_id=user["id"], model="core.user")

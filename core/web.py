@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from core import i18n
+from core import hooks, i18n
 from core.errors import NotAuthenticated, ValidationError
 from core.runtime import current
 from core.security.access import Access, policy
@@ -30,7 +30,8 @@ def access(request: Request) -> Access:
     return Access(require_user(request))
 
 
-def menus(request: Request) -> list[dict[str, Any]]:
+async def menus(request: Request) -> list[dict[str, Any]]:
+    """The manifests' menus the user may open, plus what ``crm_menu_items`` adds for this user."""
     who = principal(request)
     if who is None:
         return []
@@ -40,6 +41,8 @@ def menus(request: Request) -> list[dict[str, Any]]:
         for menu in addon.menus:
             if menu.model is None or acc.can(menu.model, "read"):
                 items.append({"label": i18n.gettext(menu.label), "path": menu.path, "order": menu.order})
+    for menu in await hooks.call("crm_menu_items", access=acc):
+        items.append({"label": menu.label, "path": menu.path, "order": menu.order})
     resources = request.app.state.runtime.state.get("api_resources", []) if hasattr(request.app.state, "runtime") \
         else []
     if any(res.settings and acc.can(res.model, "read") for res in resources):
@@ -51,11 +54,12 @@ def menus(request: Request) -> list[dict[str, Any]]:
     return sorted(items, key=lambda m: (m["order"], m["label"]))
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+async def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` inside the shared layout (menus, user, CSRF token) as an HTML response."""
     env = request.app.state.templates
     state = request.scope.get("state", {})
     html = env.get_template(template).render(
-        request=request, user=principal(request), menus=menus(request),
+        request=request, user=principal(request), menus=await menus(request),
         csrf_token=state.get("csrf_token", ""), url_for=request.url_for, path=request.url.path,
         **context)
     return HTMLResponse(html, status_code=status)

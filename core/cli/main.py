@@ -20,12 +20,12 @@ class CrmGroup(click.Group):
     """Adds addon commands (hook ``crm_cli_commands``) when a name is not a kernel command."""
 
     def _addon_commands(self) -> dict[str, click.Command]:
-        from core import plugins
+        from core import hooks
         from core.runtime import boot
 
         async def go() -> list[Any]:
             rt = await boot(settings())
-            return await plugins.collect(rt.plugins, "crm_cli_commands")
+            return await hooks.collect(rt.plugins, "crm_cli_commands")
 
         try:
             commands = run(go())

@@ -22,7 +22,7 @@ async def token_list(request: Request, secret: str = "", status: int = 200) -> R
         ApiToken.user == who.user_id).order_by(ApiToken.id)
     for row in rows:
         row["roles"] = json.loads(row["roles"]) if isinstance(row["roles"], str) else row["roles"]
-    return render(request, "core/tokens.html", status=status, tokens=rows, secret=secret, roles=sorted(who.roles),
+    return await render(request, "core/tokens.html", status=status, tokens=rows, secret=secret, roles=sorted(who.roles),
                   now=dt.datetime.now(dt.UTC))
 
 

@@ -53,7 +53,7 @@ async def user_list(request: Request, error: str = "", status: int = 200) -> Res
     roles: dict[int, list[str]] = {}
     for r in await UserRole.select(UserRole.user, UserRole.role).order_by(UserRole.role):
         roles.setdefault(r["user"], []).append(r["role"])
-    return render(request, "core/admin_users.html", status=status, users=rows, roles=roles,
+    return await render(request, "core/admin_users.html", status=status, users=rows, roles=roles,
                   all_roles=await _role_choices(), error=error)
 
 
@@ -83,7 +83,7 @@ async def user_detail(request: Request, error: str = "", status: int = 200) -> R
     live = await Session.count().where((Session.user == user_id) & Session.revoked_at.is_null())
     teams = await Team.select(Team.name).where(Team.id.is_in(
         [r["team"] for r in await TeamMember.select(TeamMember.team).where(TeamMember.user == user_id)] or [0]))
-    return render(request, "core/admin_user.html", status=status, u=user, held=held, sessions=live,
+    return await render(request, "core/admin_user.html", status=status, u=user, held=held, sessions=live,
                   teams=[t["name"] for t in teams], all_roles=await _role_choices(), languages=LANGUAGES,
                   error=error)
 
@@ -136,7 +136,7 @@ async def role_list(request: Request, error: str = "", status: int = 200) -> Res
     pol = policy()
     declared = [{"name": r.name, "label": r.label, "implies": sorted(pol.implied.get(r.name, ()))}
                 for r in sorted(pol.roles.values(), key=lambda r: r.name)]
-    return render(request, "core/admin_roles.html", status=status, declared=declared,
+    return await render(request, "core/admin_roles.html", status=status, declared=declared,
                   custom=await users.custom_roles(), all_roles=await _role_choices(), error=error)
 
 
@@ -176,7 +176,7 @@ async def team_list(request: Request, error: str = "", status: int = 200) -> Res
         members.setdefault(r["team"], set()).add(r["user"])
     people = await User.select(User.id, User.login, User.name).where(User.is_active == True).order_by(  # noqa: E712
         User.login)
-    return render(request, "core/admin_teams.html", status=status, teams=teams, members=members, people=people,
+    return await render(request, "core/admin_teams.html", status=status, teams=teams, members=members, people=people,
                   logins={p["id"]: p["login"] for p in people}, error=error)
 
 
@@ -233,7 +233,7 @@ async def audit_list(request: Request) -> Response:
     if q.get("before", "").isdigit():
         query = query.where(AuditLog.id < int(q["before"]))
     rows = await query
-    return render(request, "core/admin_audit.html", rows=rows, filters=dict(q))
+    return await render(request, "core/admin_audit.html", rows=rows, filters=dict(q))
 
 
 ROUTES = [

@@ -12,9 +12,12 @@ These functions act as the system, not as a user: call them after your own acces
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from core.security.access import Access
 
 PERSON_MODEL = "crm_contacts.person"
 ORGANIZATION_MODEL = "crm_contacts.organization"
@@ -23,7 +26,9 @@ PERSON_TABLE = "crm_contacts_person"
 ORGANIZATION_TABLE = "crm_contacts_organization"
 
 __all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
-           "find_or_create_person", "get_contact", "get_organization", "survivor_of"]
+           "add_address", "contact_url", "find_or_create_person", "get_contact", "get_organization", "survivor_of"]
+
+_PAGES = {PERSON_MODEL: "people", ORGANIZATION_MODEL: "organizations"}  # the folder of each model's pages
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ async def find_or_create_person(*, name: str, email: str = "", phone: str = "", 
     Matching uses the duplicate check: an exact email/phone key, or a fuzzy match scoring ``min_score`` or
     more. Raises ``core.errors.ValidationError`` naming the field when a value does not standardize.
     """
-    from core import db, events
+    from core import db, hooks
     from core.security import audit
     from crm_contacts.cleaning import clean_person
     from crm_contacts.duplicates import person_candidates
@@ -131,5 +136,39 @@ async def find_or_create_person(*, name: str, email: str = "", phone: str = "", 
         row = Person(_data={Person._meta.get_column_by_name(k): v for k, v in clean.items()})
         await row.save()
         await audit.record("create", model=PERSON_MODEL, record_id=row.id, changes=audit.diff(None, clean))
-        await events.publish("crm_contacts_person_created", person_id=int(row.id))
+        await hooks.publish("crm_contacts_person_created", person_id=int(row.id))
     return await get_contact(int(row.id)), True
+
+
+async def add_address(person_id: int, *, line1: str, city: str, country: str, line2: str = "", postcode: str = "",
+                      province: str = "", kind: str = "office", primary: bool = False) -> None:
+    """Give the person ``person_id`` a postal address (``country``: ISO 3166 alpha-2, ``"CN"``); audited.
+
+    ``primary=True`` makes it the address documents and ERPs use (``get_contact().address_lines``).
+    """
+    from core.errors import ValidationError
+    from core.security import audit
+    from crm_contacts.models import Address
+
+    country = country.strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise ValidationError({"country": "must be a two-letter ISO 3166 code"})
+    await Address.insert(Address(person=person_id, kind=kind, line1=line1, line2=line2, city=city, province=province,
+                                 postcode=postcode, country=country, is_primary=primary))
+    await audit.record("update", model=PERSON_MODEL, record_id=person_id, detail="address added",
+                       changes={"address": [None, ", ".join(v for v in (line1, line2, postcode, city, country) if v)]})
+
+
+async def contact_url(acc: Access, model: str, record_id: int) -> str | None:
+    """The page of a person or an organization (``PERSON_MODEL`` / ``ORGANIZATION_MODEL``), or None when
+    ``acc``'s read rights do not reach that record (link to it only then)."""
+    from crm_contacts.manifest import ADDON
+    from crm_contacts.models import Organization, Person
+
+    folder = _PAGES.get(model)
+    if folder is None or not acc.can(model):
+        return None
+    table: Any = Person if model == PERSON_MODEL else Organization
+    if await acc.count(table, model, where=table.id == record_id) == 0:
+        return None
+    return f"{ADDON.mount}/{folder}/{record_id}"

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from core import db, events
+from core import db, hooks
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
@@ -85,4 +85,4 @@ async def erase_person(acc: Access, person_id: int) -> None:
         # the audit entry names the fields erased, never their old values
         await audit.record("erase", model=PERSON_MODEL, record_id=person_id,
                            detail="GDPR erasure: " + ", ".join(k for k in blank if before.get(k)))
-        await events.publish("crm_contacts_person_erased", person_id=person_id)
+        await hooks.publish("crm_contacts_person_erased", person_id=person_id)

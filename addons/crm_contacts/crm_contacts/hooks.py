@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from core.hookspecs import hookimpl
+from core.hooks import Panel, TimelineEntry, hookimpl
+
+if TYPE_CHECKING:
+    from core.security.access import Access
 
 
 @hookimpl
@@ -37,43 +42,50 @@ def _kind(model: str) -> str | None:
 
 
 @hookimpl
-async def crm_record_panels(model: str, record_id: int, user: Any) -> Any:
+async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
     """Notes (with an add form) and past merges on the 360° page of people and organizations."""
-    from core.extensions import Panel
-    from core.security.access import Access
-    from crm_contacts.models import Merge, Note
+    from core.i18n import gettext as _
+    from crm_contacts.manifest import MERGE, NOTE
+    from crm_contacts.models import Merge
 
     kind = _kind(model)
     if kind is None:
-        return None
-    fk = Note.person if kind == "people" else Note.organization
-    notes = await Note.select(Note.body, Note.created_at).where(fk == record_id).order_by(
-        Note.id, ascending=False).limit(50)
-    merges = await Merge.select(Merge.loser_ids, Merge.created_at).where(
-        (Merge.model == model) & (Merge.survivor_id == record_id)).output(load_json=True)
-    acc = Access(user)
-    from core.i18n import gettext as _
-
-    out = [Panel(key="crm_contacts_notes", title=_("Notes"), template="crm_contacts/panel_notes.html", order=10,
-                 count=len(notes), context={"notes": notes, "can_add": acc.can("crm_contacts.note", "create"),
-                                            "action": f"/contacts/{kind}/{record_id}/notes"})]
-    if merges:
-        out.append(Panel(key="crm_contacts_merges", title=_("Merges"), template="crm_contacts/panel_merges.html",
-                         order=90, count=len(merges), context={"merges": merges}))
+        return []
+    out: list[Panel] = []
+    if access.can(NOTE):
+        notes = await _notes(access, kind, record_id)
+        out.append(Panel(key="crm_contacts_notes", title=_("Notes"), template="crm_contacts/panel_notes.html",
+                         order=10, count=len(notes),
+                         context={"notes": notes, "can_add": access.can(NOTE, "create"),
+                                  "action": f"/contacts/{kind}/{record_id}/notes"}))
+    if access.can(MERGE):
+        merges = await (await access.select(Merge, MERGE, Merge.loser_ids, Merge.created_at, where=(
+            Merge.model == model) & (Merge.survivor_id == record_id))).output(load_json=True)
+        if merges:
+            out.append(Panel(key="crm_contacts_merges", title=_("Merges"), template="crm_contacts/panel_merges.html",
+                             order=90, count=len(merges), context={"merges": merges}))
     return out
 
 
-@hookimpl
-async def crm_timeline_entries(model: str, record_id: int, user: Any) -> Any:
-    """Changes from the audit log (who changed which fields, never the values), notes and merges."""
-    from core.extensions import TimelineEntry
-    from core.security.models import AuditLog
+async def _notes(access: Access, kind: str, record_id: int) -> list[dict[str, Any]]:
+    from crm_contacts.manifest import NOTE
     from crm_contacts.models import Note
+
+    fk = Note.person if kind == "people" else Note.organization
+    return list(await (await access.select(Note, NOTE, Note.body, Note.created_at, where=fk == record_id)).order_by(
+        Note.id, ascending=False).limit(50))
+
+
+@hookimpl
+async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Sequence[TimelineEntry]:
+    """Changes from the audit log (who changed which fields, never the values), notes and merges."""
+    from core.security.models import AuditLog
+    from crm_contacts.manifest import NOTE
 
     kind = _kind(model)
     if kind is None:
-        return None
-    out: list[Any] = []
+        return []
+    out: list[TimelineEntry] = []
     rows = await AuditLog.select(AuditLog.at, AuditLog.action, AuditLog.user_login, AuditLog.changes,
                                  AuditLog.detail).where((AuditLog.model == model) & (
         AuditLog.record_id == str(record_id)) & AuditLog.action.is_in(
@@ -81,15 +93,15 @@ async def crm_timeline_entries(model: str, record_id: int, user: Any) -> Any:
     for row in rows:
         changes = row["changes"]
         if isinstance(changes, str):
-            import json
-
             changes = json.loads(changes or "{}")
-        fields = ", ".join(k for k in (changes or {}) if k not in ("search_text", "updated_at", "email_key"))
+        # only the names of fields the user may see at all, never the values
+        names = [k for k in (changes or {}) if k not in ("search_text", "updated_at", "email_key")]
+        fields = ", ".join(access.visible_fields(model, names))
         out.append(TimelineEntry(at=row["at"], kind=row["action"], source="crm_contacts",
                                  title=f"{row['action']} by {row['user_login'] or 'system'}",
                                  body=fields or row["detail"]))
-    fk = Note.person if kind == "people" else Note.organization
-    for note in await Note.select(Note.body, Note.created_at).where(fk == record_id).limit(50):
-        out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],
-                                 source="crm_contacts"))
+    if access.can(NOTE):
+        for note in await _notes(access, kind, record_id):
+            out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],
+                                     source="crm_contacts"))
     return out

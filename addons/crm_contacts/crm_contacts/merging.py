@@ -14,9 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from core import db, events, plugins
+from core import db, hooks
 from core.errors import PermissionDenied, ValidationError
-from core.runtime import current
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
@@ -125,7 +124,7 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
         await table.update({table._meta.get_column_by_name(k): v for k, v in changes.items()} | {
             table.version: table.version + 1}).where(table.id == survivor_id)
         await _keep_channels(model, after, [rows[survivor_id], *(rows[i] for i in losers)])
-        await plugins.collect(current().plugins, "crm_merge_records", model=model, survivor_id=survivor_id,
+        await hooks.call("crm_merge_records", model=model, survivor_id=survivor_id,
                               loser_ids=losers)
         await table.update({table.is_archived: True, table.merged_into: survivor_id,
                             table.version: table.version + 1}).where(table.id.is_in(losers))
@@ -141,7 +140,7 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
         for loser in losers:
             await audit.record("archive", model=model, record_id=loser, principal=acc.principal,
                                detail=f"merged into {survivor_id}")
-        await events.publish("crm_contacts_records_merged", model=model, survivor_id=survivor_id, loser_ids=losers)
+        await hooks.publish("crm_contacts_records_merged", model=model, survivor_id=survivor_id, loser_ids=losers)
     return {"survivor_id": survivor_id, "loser_ids": losers, "merge_id": int(merge_row.id),
             "changed": sorted(k for k in changes if k not in ("search_text", "updated_at"))}
 

@@ -86,7 +86,7 @@ async def validate_tag(values: dict[str, Any], before: dict[str, Any] | None) ->
 
 def _creator(model: str) -> Any:
     async def create(acc: Access, values: dict[str, Any]) -> int:
-        from core import events
+        from core import hooks
         from crm_contacts.models import Organization, Person
 
         table: Any = Person if model == PERSON_MODEL else Organization
@@ -98,7 +98,7 @@ def _creator(model: str) -> Any:
         row = table(_data={table._meta.get_column_by_name(k): v for k, v in values.items()})
         await row.save()
         if model == PERSON_MODEL:
-            await events.publish("crm_contacts_person_created", person_id=int(row.id))
+            await hooks.publish("crm_contacts_person_created", person_id=int(row.id))
         return int(row.id)
 
     return create

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import db, plugins
+from core import db, hooks
 from core.errors import NotFound, ValidationError
 from core.runtime import current
 from core.security import audit
@@ -60,7 +60,7 @@ async def list_page(request: Request) -> Response:
     rows, nxt = await listing.fetch(acc, model, lq, _columns(model))
     saved = await (await acc.select(SavedFilter, "crm_contacts.saved_filter", SavedFilter.id, SavedFilter.name,
                                     SavedFilter.query, where=SavedFilter.model == model)).order_by(SavedFilter.name)
-    return render(request, "crm_contacts/list.html", rows=rows, lq=lq, next=nxt, model=model,
+    return await render(request, "crm_contacts/list.html", rows=rows, lq=lq, next=nxt, model=model,
                   kind=request.path_params.get("kind", "people"), saved=saved,
                   stages=await Stage.select().order_by(Stage.sequence), tags=await Tag.select().order_by(Tag.name),
                   can_create=acc.can(model, "create"), can_export=acc.can(model, "export"),
@@ -163,10 +163,10 @@ async def detail(request: Request) -> Response:
                                 status_code=303)
     row = acc.present(model, raw)
     runtime = current()
-    panels = await plugins.collect(runtime.plugins, "crm_record_panels", model=model, record_id=record_id,
-                                   user=acc.principal)
-    entries = await plugins.collect(runtime.plugins, "crm_timeline_entries", model=model, record_id=record_id,
-                                    user=acc.principal)
+    panels = await hooks.collect(runtime.plugins, "crm_record_panels", model=model, record_id=record_id,
+                                   access=acc)
+    entries = await hooks.collect(runtime.plugins, "crm_timeline_entries", model=model, record_id=record_id,
+                                    access=acc)
     utc = dt.UTC
     entries.sort(key=lambda e: e.at if e.at.tzinfo else e.at.replace(tzinfo=utc), reverse=True)
     org = members = None
@@ -177,7 +177,7 @@ async def detail(request: Request) -> Response:
         members = await (await acc.select(Person, PERSON_MODEL, Person.id, Person.name, Person.job_title,
                                           where=Person.organization == record_id)).limit(200)
     masked = [f for f in ("phone", "email") if acc.is_masked(model, f)]
-    return render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
+    return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
                   panels=sorted(panels, key=lambda p: p.order), timeline=entries[:200], org=org, members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
                   merged_from=request.query_params.get("from"))
@@ -190,7 +190,7 @@ async def reveal(request: Request) -> Response:
     if field not in ("phone", "email"):
         raise ValidationError({"field": "must be phone or email"})
     value = await acc.reveal(table_of(model), model, int(request.path_params["id"]), field)
-    return render(request, "crm_contacts/revealed.html", field=field, value=value,
+    return await render(request, "crm_contacts/revealed.html", field=field, value=value,
                   back=f"/contacts/{request.path_params['kind']}/{request.path_params['id']}")
 
 
@@ -268,7 +268,7 @@ async def form_page(request: Request) -> Response:
         if acc.can(ORGANIZATION_MODEL):
             org_names = [r["name"] for r in await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.name)
                                                   ).order_by(org_table.name).limit(500)]
-    return render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
+    return await render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
                   candidates=candidates, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
                   record_id=record_id, stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
 

@@ -36,7 +36,7 @@ async def group_list(request: Request) -> Response:
         Person, PERSON_MODEL, *cols, where=Person.id.is_in(ids or [-1])))}
     shown = [{"id": g["id"], "score": g["score"] / 1000, "people": [visible[i] for i in _ids(g["record_ids"])
                                                                      if i in visible]} for g in groups]
-    return render(request, "crm_contacts/duplicates.html", groups=[g for g in shown if len(g["people"]) > 1],
+    return await render(request, "crm_contacts/duplicates.html", groups=[g for g in shown if len(g["people"]) > 1],
                   can_update=acc.can(DUPLICATE, "update"))
 
 
@@ -76,7 +76,7 @@ async def merge_page(request: Request) -> Response:
     if len(ids) < 2:
         raise ValidationError({"ids": "choose at least two records to merge"})
     rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
-    return render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model),
+    return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model),
                   model="person" if model == PERSON_MODEL else "organization")
 
 

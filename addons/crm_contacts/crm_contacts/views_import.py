@@ -26,7 +26,7 @@ async def import_list(request: Request) -> Response:
     cols = [ImportBatch.id, ImportBatch.filename, ImportBatch.status, ImportBatch.total, ImportBatch.created,
             ImportBatch.updated, ImportBatch.skipped, ImportBatch.failed, ImportBatch.created_at]
     batches = await (await acc.select(ImportBatch, IMPORT, *cols)).order_by(ImportBatch.id, ascending=False).limit(100)
-    return render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"))
+    return await render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"))
 
 
 async def import_upload(request: Request) -> Response:
@@ -86,7 +86,7 @@ async def import_detail(request: Request) -> Response:
             problems = exc.fields
     failures = await ImportRow.select().where((ImportRow.batch == batch["id"]) & ImportRow.action.is_in(
         ["failed", "skipped"])).order_by(ImportRow.row_no).limit(200)
-    return render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
+    return await render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
                   fields=FIELDS, keys=KEYS, modes=MODES, preview=preview, results=results, problems=problems,
                   failures=failures, running=batch["status"] in ("queued", "running"))
 

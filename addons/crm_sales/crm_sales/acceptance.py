@@ -19,7 +19,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from core import db, events, jobs
+from core import db, hooks, jobs
 from core.errors import Conflict, NotFound, ValidationError
 from core.runtime import current
 from core.security import audit
@@ -127,7 +127,7 @@ async def accept(quote_id: int, *, by: str, via: str) -> int:
         await audit.record("create", model=ORDER, record_id=order_id, detail=f"from quote {quote['number']}")
         await notify(quote["owner"], "accepted", f"Quote {quote['number']} accepted by {by}",
                      url=f"/sales/orders/{order_id}", dedup_key=f"accepted:{quote_id}")
-        await events.publish("crm_sales_order_confirmed", order_id=order_id)
+        await hooks.publish("crm_sales_order_confirmed", order_id=order_id)
     return order_id
 
 
@@ -159,4 +159,4 @@ async def cancel_order(acc: Access, order_id: int) -> None:
         if not done:
             raise Conflict("the order is not confirmed")
         await audit.record("cancel", model=ORDER, record_id=order_id)
-        await events.publish("crm_sales_order_cancelled", order_id=order_id)
+        await hooks.publish("crm_sales_order_cancelled", order_id=order_id)

@@ -8,6 +8,7 @@ published inside the transaction that made the change. These functions act as th
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,8 +18,8 @@ QUOTE_MODEL = "crm_sales.quote"
 OPPORTUNITY_MODEL = "crm_sales.opportunity"
 PRODUCT_MODEL = "crm_sales.product"
 
-__all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRODUCT_MODEL", "QUOTE_MODEL", "OrderLineRef", "OrderRef",
-           "get_order", "get_orders", "order_ids", "orders_by_reference"]
+__all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRODUCT_MODEL", "QUOTE_MODEL", "NewOrderLine", "OrderLineRef",
+           "OrderRef", "create_order", "get_order", "get_orders", "order_ids", "order_url", "orders_by_reference"]
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -113,3 +114,57 @@ async def orders_by_reference(references: list[str]) -> dict[str, OrderRef]:
         return {}
     rows = await Order.select(Order.id).where(Order.reference.is_in(list(references)))
     return {o.reference: o for o in (await get_orders([int(r["id"]) for r in rows])).values()}
+
+
+def order_url(order_id: int) -> str:
+    """The page of order ``order_id`` (it checks the viewer's access itself)."""
+    from crm_sales.manifest import ADDON
+
+    return f"{ADDON.mount}/orders/{order_id}"
+
+
+@dataclass(frozen=True)
+class NewOrderLine:
+    """One line of an order recorded with :func:`create_order`; amounts are ``Decimal``, ``int`` or a decimal
+    ``str`` (never ``float``), ``tax_rate`` a fraction (``"0.13"`` for 13 %)."""
+
+    code: str
+    description: str
+    quantity: Decimal | int | str
+    unit_price: Decimal | int | str
+    tax_rate: Decimal | int | str = 0
+    discount_percent: Decimal | int | str = 0
+    unit: str = ""
+
+
+async def create_order(*, person_id: int | None, currency: str, lines: Sequence[NewOrderLine],
+                       owner_id: int | None = None) -> int:
+    """Record an order confirmed outside the quote flow (a web shop, an import; test and bench data); its id.
+
+    Written the way an accepted quote's order is: the order with reference ``CRM-SO-<id>``, its lines with
+    figures rounded like a quote's (``crm_sales.pricing``), and ``crm_sales_order_confirmed`` in one
+    transaction. Raises ``core.errors.ValidationError`` naming a field the pricing refuses.
+    """
+    from core import db, hooks
+    from core.errors import ValidationError
+    from core.security import audit
+    from crm_sales.models import Order, OrderLine
+    from crm_sales.pricing import QuoteLineInput, quote_totals
+
+    if not lines:
+        raise ValidationError({"lines": "an order needs at least one line"})
+    inputs = [QuoteLineInput(ln.quantity, ln.unit_price, ln.discount_percent, ln.tax_rate) for ln in lines]
+    totals = quote_totals(inputs, currency)
+    async with db.atomic():
+        rows = await Order.insert(Order(person=person_id, currency=currency, untaxed=totals.untaxed, tax=totals.tax,
+                                        total=totals.total, owner=owner_id)).returning(Order.id)
+        order_id = int(rows[0]["id"])
+        await Order.update({Order.reference: f"CRM-SO-{order_id}"}).where(Order.id == order_id)
+        await OrderLine.insert(*(
+            OrderLine(order=order_id, sequence=seq * 10, code=ln.code, description=ln.description, unit=ln.unit,
+                      quantity=given.quantity, unit_price=given.unit_price, discount_percent=given.discount_percent,
+                      tax_rate=given.tax_rate, untaxed=fig.untaxed, tax=fig.tax, total=fig.total)
+            for seq, (ln, given, fig) in enumerate(zip(lines, inputs, totals.lines, strict=True), start=1)))
+        await audit.record("create", model=ORDER_MODEL, record_id=order_id, detail="recorded through crm_sales.api")
+        await hooks.publish("crm_sales_order_confirmed", order_id=order_id)
+    return order_id

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from core.extensions import Panel, TimelineEntry, Widget
-from core.hookspecs import hookimpl
+from core.hooks import Panel, TimelineEntry, Widget, hookimpl
 from core.i18n import gettext
 from core.security.access import Access
 
@@ -26,12 +26,11 @@ def _aware(at: dt.datetime | dt.date | None) -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def _person_records(person_id: int, user: Any) -> dict[str, list[dict[str, Any]]]:
+async def _person_records(person_id: int, acc: Access) -> dict[str, list[dict[str, Any]]]:
     """What this user may see of a person's deals, quotes, orders and activities (record rules apply)."""
     from crm_sales.manifest import ACTIVITY, OPPORTUNITY, ORDER, QUOTE
     from crm_sales.models import Activity, Opportunity, Order, Quote
 
-    acc = Access(user)
     out: dict[str, list[dict[str, Any]]] = {"deals": [], "quotes": [], "orders": [], "activities": []}
     if acc.can(OPPORTUNITY):
         out["deals"] = list(await (await acc.select(
@@ -59,23 +58,23 @@ async def _person_records(person_id: int, user: Any) -> dict[str, list[dict[str,
 
 
 @hookimpl
-async def crm_record_panels(model: str, record_id: int, user: Any) -> Any:
+async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
     from crm_contacts.api import PERSON_MODEL
 
-    if model != PERSON_MODEL or user is None:
-        return None
-    records = await _person_records(record_id, user)
-    return Panel(key="crm_sales", title=gettext("Sales"), template="crm_sales/panel_person.html", context=records,
-                 order=20, count=len(records["deals"]))
+    if model != PERSON_MODEL or access.principal is None:
+        return []
+    records = await _person_records(record_id, access)
+    return [Panel(key="crm_sales", title=gettext("Sales"), template="crm_sales/panel_person.html", context=records,
+                  order=20, count=len(records["deals"]))]
 
 
 @hookimpl
-async def crm_timeline_entries(model: str, record_id: int, user: Any) -> Any:
+async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Sequence[TimelineEntry]:
     from crm_contacts.api import PERSON_MODEL
 
-    if model != PERSON_MODEL or user is None:
-        return None
-    records = await _person_records(record_id, user)
+    if model != PERSON_MODEL or access.principal is None:
+        return []
+    records = await _person_records(record_id, access)
     out: list[TimelineEntry] = []
     for d in records["deals"]:
         out.append(TimelineEntry(at=_aware(d["created_at"]), kind="deal", title=f"Deal: {d['name']}",
@@ -118,14 +117,15 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
 
 
 @hookimpl
-async def crm_dashboard_widgets(user: Any) -> Any:
+async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
     from crm_sales.manifest import ACTIVITY
     from crm_sales.models import Activity
     from crm_sales.notify import unread
 
-    if user is None or not Access(user).can(ACTIVITY):
-        return None
-    due = await Activity.count().where((Activity.owner == user.user_id) & Activity.done_at.is_null()
-                                       & (Activity.due_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
-    return Widget(key="crm_sales", title=gettext("Sales"), template="crm_sales/widget.html",
-                  context={"due": int(due), "notifications": await unread(user.user_id, 5)})
+    user = access.principal
+    if user is None or not access.can(ACTIVITY):
+        return []
+    due = await access.count(Activity, ACTIVITY, where=(Activity.owner == user.user_id) & Activity.done_at.is_null()
+                             & (Activity.due_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
+    return [Widget(key="crm_sales", title=gettext("Sales"), template="crm_sales/widget.html",
+                   context={"due": due, "notifications": await unread(user.user_id, 5)})]

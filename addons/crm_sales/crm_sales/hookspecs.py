@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.hookspecs import hookspec
+from core.hooks import hookspec
 
 
 @hookspec

@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from core import db, events
+from core import db, hooks
 from core.errors import Conflict, NotFound, ValidationError
 from core.security import audit
 from core.security.access import Access
@@ -95,7 +95,7 @@ async def _apply_move(opp: dict[str, Any], stage: dict[str, Any], user_id: int |
                        changes={"stage": [opp["stage"], stage["id"]], "state": [opp["state"], state]},
                        detail=lost_reason)
     if state == "won":
-        await events.publish("crm_sales_opportunity_won", opportunity_id=int(opp["id"]))
+        await hooks.publish("crm_sales_opportunity_won", opportunity_id=int(opp["id"]))
 
 
 async def move(acc: Access, opp_id: int, stage_id: int, *, expected_version: int | None = None,

@@ -46,7 +46,7 @@ async def board(request: Request) -> Response:
             Opportunity.expected_close, where=where)).order_by(Opportunity.id, ascending=False).limit(BOARD_CARDS)
         columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0)})
     closing = {s["key"]: s for s in await pipeline.stages_for(team) if s["is_won"] or s["is_lost"]}
-    return render(request, "crm_sales/board.html", columns=columns, closing=closing,
+    return await render(request, "crm_sales/board.html", columns=columns, closing=closing,
                   can_move=acc.can(OPPORTUNITY, "update"), limit=BOARD_CARDS)
 
 
@@ -78,7 +78,7 @@ async def opportunity_list(request: Request) -> Response:
         Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
         Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name,
         where=where)).order_by(Opportunity.id, ascending=False).limit(200)
-    return render(request, "crm_sales/opportunity_list.html", rows=rows, state=state)
+    return await render(request, "crm_sales/opportunity_list.html", rows=rows, state=state)
 
 
 async def opportunity_detail(request: Request) -> Response:
@@ -90,18 +90,16 @@ async def opportunity_detail(request: Request) -> Response:
                                      Quote.total, Quote.currency, where=Quote.opportunity == opp_id)).order_by(Quote.id)
     acts = await (await acc.select(Activity, ACTIVITY, Activity.id, Activity.kind, Activity.subject, Activity.due_at,
                                    Activity.done_at, where=Activity.opportunity == opp_id)).order_by(Activity.due_at)
-    contact, contact_link = None, False
+    contact, contact_url = None, None
     if opp["person"]:
-        from crm_contacts.api import PERSON_MODEL, get_contact
-        from crm_contacts.models import Person
+        from crm_contacts import api as contacts
 
-        contact = await get_contact(opp["person"])
+        contact = await contacts.get_contact(opp["person"])
         # The deal's owner always sees who the customer is; the link only where contact rules let them in.
-        contact_link = acc.can(PERSON_MODEL) and await acc.count(
-            Person, PERSON_MODEL, where=Person.id == contact.id) > 0
-    return render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
+        contact_url = await contacts.contact_url(acc, contacts.PERSON_MODEL, contact.id)
+    return await render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
-                  contact_link=contact_link,
+                  contact_url=contact_url,
                   explanation=pipeline.as_dict(opp["score_explanation"]),
                   can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS)
 
@@ -134,7 +132,7 @@ async def lead_list(request: Request) -> Response:
     rows = await (await acc.select(Lead, LEAD, Lead.id, Lead.name, Lead.company_name, Lead.source, Lead.state,
                                    Lead.expected_revenue, Lead.currency, Lead.owner.name, Lead.created_at)).order_by(
         Lead.id, ascending=False).limit(200)
-    return render(request, "crm_sales/lead_list.html", rows=rows, fields=leads.FIELDS,
+    return await render(request, "crm_sales/lead_list.html", rows=rows, fields=leads.FIELDS,
                   can_create=acc.can(LEAD, "create"))
 
 
@@ -154,13 +152,13 @@ async def lead_import(request: Request) -> Response:
         raise ValidationError({"file": "choose a CSV file"})
     text = (await upload.read()).decode("utf-8-sig", errors="replace")
     created, errors = await leads.import_csv(acc, text)
-    return render(request, "crm_sales/lead_import.html", created=created, errors=errors)
+    return await render(request, "crm_sales/lead_import.html", created=created, errors=errors)
 
 
 async def lead_detail(request: Request) -> Response:
     acc = access(request)
     lead = acc.present(LEAD, await acc.get(Lead, LEAD, int(request.path_params["id"])))
-    return render(request, "crm_sales/lead_detail.html", lead=lead, can_update=acc.can(LEAD, "update"))
+    return await render(request, "crm_sales/lead_detail.html", lead=lead, can_update=acc.can(LEAD, "update"))
 
 
 async def lead_qualify(request: Request) -> Response:
@@ -183,7 +181,7 @@ async def activity_list(request: Request) -> Response:
         if r["opportunity"] not in visible:
             r["opportunity"] = r["opportunity.name"] = None
     now = dt.datetime.now(dt.UTC)
-    return render(request, "crm_sales/activity_list.html", rows=rows, now=now, kinds=activities.KINDS)
+    return await render(request, "crm_sales/activity_list.html", rows=rows, now=now, kinds=activities.KINDS)
 
 
 async def activity_create(request: Request) -> Response:
@@ -209,7 +207,7 @@ async def forecast_page(request: Request) -> Response:
         t = totals.setdefault(f"{month} {currency}", {"weighted": Decimal(0), "won": Decimal(0)})
         t["weighted"] += cell.weighted
         t["won"] += cell.won
-    return render(request, "crm_sales/forecast.html", forecast=result, totals=totals)
+    return await render(request, "crm_sales/forecast.html", forecast=result, totals=totals)
 
 
 async def forecast_json(request: Request) -> Response:

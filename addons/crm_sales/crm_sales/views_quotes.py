@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import plugins
+from core import hooks
 from core.errors import ValidationError
-from core.runtime import current
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
 from crm_sales.manifest import ORDER, PRODUCT, QUOTE
@@ -42,7 +41,7 @@ async def quote_list(request: Request) -> Response:
     rows = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
                                    Quote.is_superseded, Quote.total, Quote.currency, Quote.opportunity.name,
                                    Quote.created_at)).order_by(Quote.id, ascending=False).limit(200)
-    return render(request, "crm_sales/quote_list.html", amount=amount, rows=rows)
+    return await render(request, "crm_sales/quote_list.html", amount=amount, rows=rows)
 
 
 async def quote_create(request: Request) -> Response:
@@ -64,7 +63,7 @@ async def quote_detail(request: Request) -> Response:
         Opportunity.id == quote["opportunity"]).first()
     revisions = await (await acc.select(Quote, QUOTE, Quote.id, Quote.revision, Quote.state,
                                         where=Quote.number == quote["number"])).order_by(Quote.revision)
-    return render(request, "crm_sales/quote_detail.html", amount=amount, quote=quote, lines=lines,
+    return await render(request, "crm_sales/quote_detail.html", amount=amount, quote=quote, lines=lines,
                   products=products, opp=opp,
                   revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
                   editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
@@ -120,7 +119,7 @@ async def order_list(request: Request) -> Response:
     rows = await (await acc.select(Order, ORDER, Order.id, Order.reference, Order.state, Order.total, Order.currency,
                                    Order.confirmed_at, Order.opportunity.name)).order_by(
         Order.id, ascending=False).limit(200)
-    return render(request, "crm_sales/order_list.html", amount=amount, rows=rows)
+    return await render(request, "crm_sales/order_list.html", amount=amount, rows=rows)
 
 
 async def order_detail(request: Request) -> Response:
@@ -128,9 +127,9 @@ async def order_detail(request: Request) -> Response:
     order = acc.present(ORDER, await acc.get(Order, ORDER, int(request.path_params["id"])))
     lines = await OrderLine.select().where(OrderLine.order == order["id"]).order_by(OrderLine.sequence)
     # blocks from installed addons (e.g. the ERP sync state), each checking the user's rights itself
-    panels = await plugins.collect(current().plugins, "crm_record_panels", model=ORDER, record_id=order["id"],
-                                   user=acc.principal)
-    return render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
+    panels = await hooks.call("crm_record_panels", model=ORDER, record_id=order["id"],
+                                   access=acc)
+    return await render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
                   panels=sorted(panels, key=lambda p: p.order),
                   can_cancel=order["state"] == "confirmed" and acc.can(ORDER, "update"))
 
@@ -145,7 +144,7 @@ async def product_list(request: Request) -> Response:
     rows = await (await acc.select(Product, PRODUCT, Product.id, Product.code, Product.name, Product.name_zh,
                                    Product.unit, Product.list_price, Product.currency, Product.tax_rate,
                                    Product.is_active)).order_by(Product.code).limit(500)
-    return render(request, "crm_sales/product_list.html", rows=rows, can_create=acc.can(PRODUCT, "create"))
+    return await render(request, "crm_sales/product_list.html", rows=rows, can_create=acc.can(PRODUCT, "create"))
 
 
 async def public_quote(request: Request) -> Response:
@@ -153,7 +152,7 @@ async def public_quote(request: Request) -> Response:
     quote = await acceptance.quote_for_token(token)
     ctx = await documents.context(quote["id"])
     with documents.language(ctx["locale"]):
-        return render(request, "crm_sales/public_quote.html", token=token, q=quote, doc=ctx)
+        return await render(request, "crm_sales/public_quote.html", token=token, q=quote, doc=ctx)
 
 
 async def public_quote_pdf(request: Request) -> Response:
@@ -174,7 +173,7 @@ async def public_decide(request: Request) -> Response:
     else:
         raise ValidationError({"decision": "choose accept or decline"})
     with documents.language(quote["language"]):
-        return render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"])
+        return await render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"])
 
 
 ROUTES: list[BaseRoute] = [

@@ -12,7 +12,7 @@ from crm_sales.models import Opportunity, Order, OrderLine, Product, Quote, Quot
 from sales_helpers import new_deal
 
 from core.errors import Conflict, NotFound, ValidationError
-from core.hookspecs import hookimpl
+from core.hooks import hookimpl
 
 LINES = [{"description": "机架式服务器 Rack server", "quantity": "2", "unit_price": "48500.00",
           "discount_percent": "5", "tax_rate": "0.13"},
@@ -147,7 +147,7 @@ async def test_decline_and_expiry(org: Any) -> None:
 async def test_public_api_order_ref_and_cancel_event(org: Any) -> None:
     from crm_sales import api
 
-    from core.hookspecs import hookimpl as impl
+    from core.hooks import hookimpl as impl
 
     cancelled: list[int] = []
 

@@ -110,16 +110,15 @@ async def test_customer_accepts_through_the_public_link(crm_client: Any) -> None
 
 
 async def test_order_page_shows_panels_other_addons_contribute(crm_client: Any) -> None:
-    from core.extensions import Panel
-    from core.hookspecs import hookimpl
+    from core.hooks import Panel, hookimpl
 
     client, org = await _app(crm_client)
     asked: list[tuple[str, int, int]] = []
 
     class Probe:  # what an addon's hooks.py does (erp_bridge adds its ERP sync panel this way)
         @hookimpl
-        async def crm_record_panels(self, model: str, record_id: int, user: Any) -> Any:
-            asked.append((model, record_id, user.user_id))
+        async def crm_record_panels(self, access: Any, model: str, record_id: int) -> Any:
+            asked.append((model, record_id, access.principal.user_id))
             return Panel(key="probe", title="Probe panel", order=5) if model == "crm_sales.order" else None
 
     org.runtime.plugins.register(Probe())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from core.extensions import Panel
-from core.hookspecs import hookimpl
+from core.hooks import Panel, hookimpl
+
+if TYPE_CHECKING:
+    from core.security.access import Access
 
 
 @hookimpl(optionalhook=True)
@@ -27,30 +30,29 @@ async def crm_sales_order_cancelled(order_id: int) -> None:
 
 
 @hookimpl
-async def crm_record_panels(model: str, record_id: int, user: Any) -> Any:
+async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
     from crm_contacts.api import PERSON_MODEL
     from crm_sales.api import ORDER_MODEL
 
     from core.i18n import gettext
-    from core.security.access import Access
     from erp_bridge import status
     from erp_bridge.manifest import BINDING, INVOICE
 
-    if user is None:
-        return None
-    acc = Access(user)
+    if access.principal is None:
+        return []
+    acc = access
     if model == ORDER_MODEL and acc.can(BINDING):
         info = await status.order_status(record_id)
         # the invoice list needs the invoice right; the binding's own summary (number, paid) does not
         invoices = (await status.invoices_of_order(info["reference"])
                     if info.get("reference") and acc.can(INVOICE) else None)
-        return Panel(key="erp_bridge", title=gettext("ERP"), template="erp_bridge/panel_order.html",
-                     context={"s": info, "invoices": invoices, "can_redrive": acc.can(BINDING, "update")}, order=30)
+        return [Panel(key="erp_bridge", title=gettext("ERP"), template="erp_bridge/panel_order.html",
+                      context={"s": info, "invoices": invoices, "can_redrive": acc.can(BINDING, "update")}, order=30)]
     if model == PERSON_MODEL and acc.can(INVOICE):
         rows = await status.invoices_of_person(record_id)
-        return Panel(key="erp_bridge", title=gettext("Invoices and payments"), template="erp_bridge/panel_person.html",
-                     context={"invoices": rows}, order=40, count=len(rows))
-    return None
+        return [Panel(key="erp_bridge", title=gettext("Invoices and payments"),
+                      template="erp_bridge/panel_person.html", context={"invoices": rows}, order=40, count=len(rows))]
+    return []
 
 
 @hookimpl

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from core import db, events, jobs
+from core import db, hooks, jobs
 from core.errors import ConfigError, PermanentJobError, RetryLater
 from erp_bridge import connection, sales
 from erp_bridge.backends.base import (
@@ -363,7 +363,7 @@ async def _mirror(cfg: connection.Backend, inv: RemoteInvoice) -> None:
     }).where(Binding.id == binding["id"])
     if inv.is_paid and (seen is None or seen["paid_notified_at"] is None):
         await InvoiceRow.update({InvoiceRow.paid_notified_at: now()}).where(key)
-        await events.publish("erp_bridge_invoice_paid", order_id=int(binding["local_id"]),
+        await hooks.publish("erp_bridge_invoice_paid", order_id=int(binding["local_id"]),
                              invoice_external_id=inv.external_id)
 
 

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from core.errors import ValidationError
 from core.security import audit
 from core.web import access, pdf_response, render
+from crm_sales.api import order_url
 from erp_bridge.manifest import BINDING, RECONCILIATION
 
 COLUMNS = ("status", "reference", "customer", "order_date", "crm_currency", "crm_untaxed", "crm_tax", "crm_total",
@@ -33,8 +34,8 @@ async def failed_list(request: Request) -> Response:
 
     acc = access(request)
     await acc.require(BINDING)
-    return render(request, "erp_bridge/failed.html", rows=await status.failed(),
-                  can_redrive=acc.can(BINDING, "update"))
+    return await render(request, "erp_bridge/failed.html", rows=await status.failed(),
+                  can_redrive=acc.can(BINDING, "update"), order_url=order_url)
 
 
 async def binding_redrive(request: Request) -> Response:
@@ -115,7 +116,7 @@ async def reconciliation(request: Request) -> Response:
 
     run, rows, f = await _lines(request)
     acc = access(request)
-    return render(request, "erp_bridge/reconciliation.html", run=run, rows=rows[:1000], total_rows=len(rows),
+    return await render(request, "erp_bridge/reconciliation.html", run=run, rows=rows[:1000], total_rows=len(rows),
                   totals=_totals(rows), f=f, statuses=STATUSES, can_export=acc.can(RECONCILIATION, "export"),
                   query=request.url.query)
 
@@ -172,7 +173,8 @@ async def reconciliation_line(request: Request) -> Response:
     line = await acc.get(ReconciliationLine, RECONCILIATION, int(request.path_params["id"]))
     invoices = await RemoteInvoice.select().where(RemoteInvoice.order_reference == line["reference"])
     sync = await status.order_status(line["order_id"]) if line["order_id"] else None
-    return render(request, "erp_bridge/reconciliation_line.html", line=line, invoices=invoices, sync=sync)
+    return await render(request, "erp_bridge/reconciliation_line.html", line=line, invoices=invoices, sync=sync,
+                        order_url=order_url)
 
 
 ROUTES = [

@@ -8,7 +8,7 @@ from typing import Any
 from erp_bridge.backends.fake import FakeBackend
 from erp_helpers import binding, cancel, customer, drain, order
 
-from core.hookspecs import hookimpl
+from core.hooks import hookimpl
 
 
 class PaidListener:
@@ -71,9 +71,11 @@ async def test_pull_is_incremental_updates_the_order_and_publishes_paid_once(fak
 
 
 async def _person_of(order_id: int) -> int:
-    from crm_sales.models import Order
+    from crm_sales.api import get_order
 
-    return int((await Order.select(Order.person).where(Order.id == order_id).first())["person"])
+    found = await get_order(order_id)
+    assert found is not None and found.person_id is not None
+    return found.person_id
 
 
 async def test_reconciliation_classifies_every_case(fake: FakeBackend) -> None:

@@ -28,10 +28,10 @@ async def test_confirmed_order_reaches_the_erp_once_with_a_binding(fake: FakeBac
 
 
 async def test_duplicate_messages_and_events_create_one_sale(fake: FakeBackend) -> None:
-    from core import events, outbox
+    from core import hooks, outbox
 
     order_id = await order(await customer())
-    await events.publish("crm_sales_order_confirmed", order_id=order_id)  # a replayed event: same outbox row
+    await hooks.publish("crm_sales_order_confirmed", order_id=order_id)  # a replayed event: same outbox row
     job = await outbox_row(f"push-order:{order_id}")
     await outbox.dispatch([job["id"], job["id"]])
     await drain()

@@ -9,6 +9,8 @@ from typing import Any
 from erp_bridge.backends.fake import FakeBackend
 from erp_helpers import binding, customer, drain, order
 
+from core.security.access import Access
+
 
 async def _setup(crm_client: Any) -> tuple[Any, int, FakeBackend]:
     from erp_bridge import connection, reconcile, sync
@@ -63,8 +65,7 @@ async def test_reconciliation_page_exports_and_pdf(crm_client: Any, tmp_path: An
 
 
 async def test_failed_list_redrive_api_and_order_panel(crm_client: Any) -> None:
-    from core import plugins
-    from core.runtime import current
+    from core import hooks
     from core.security import access, principal
     from core.testing import csrf_of
 
@@ -79,8 +80,8 @@ async def test_failed_list_redrive_api_and_order_panel(crm_client: Any) -> None:
     await drain()
     assert (await binding(good + 1))["state"] == "synced"
     who = await principal.load((await _user_id("fin")), implied=access.policy().implied)
-    panels = await plugins.collect(current().plugins, "crm_record_panels", model="crm_sales.order",
-                                   record_id=good, user=who)
+    panels = await hooks.call("crm_record_panels", model="crm_sales.order",
+                                   record_id=good, access=Access(who))
     (panel,) = [p for p in panels if p.key == "erp_bridge"]
     assert panel.context["s"]["state"] == "synced" and panel.context["s"]["external_number"]
     refused = await client.post("/api/erp/bindings", json={"reference": "x"})

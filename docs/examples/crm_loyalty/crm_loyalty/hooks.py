@@ -1,6 +1,5 @@
 from core.api import Resource
-from core.extensions import Widget
-from core.hookspecs import hookimpl
+from core.hooks import Widget, hookimpl
 
 
 @hookimpl
@@ -13,5 +12,5 @@ def crm_api_resources():
 
 
 @hookimpl
-def crm_dashboard_widgets(user):
+def crm_dashboard_widgets(access):
     return Widget(key="loyalty", title="Loyalty", template="crm_loyalty/widget.html")

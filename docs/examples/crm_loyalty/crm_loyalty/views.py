@@ -13,7 +13,7 @@ async def account_list(request: Request):
     acc = access(request)
     query = await acc.select(Account, MODEL, Account.id, Account.customer, Account.points,
                              Account.tier.name.as_alias("tier"))
-    return render(request, "crm_loyalty/account_list.html", accounts=await query.order_by(Account.id))
+    return await render(request, "crm_loyalty/account_list.html", accounts=await query.order_by(Account.id))
 
 
 async def account_create(request: Request):

@@ -1,0 +1,346 @@
+# mypy: disable-error-code="empty-body"
+# (a spec is a signature and a docstring: pluggy never runs its body)
+"""The contract of extension points: every hook the kernel calls, the frozen values they return, and events.
+
+This module is the whole of it; ``docs/hooks.md`` documents each hook (a test keeps the two in step).
+
+- **Specs** are called with keyword arguments only, so a spec can grow an argument without breaking anyone.
+- A hook that shows records to a person receives that person's :class:`~core.security.access.Access` and must
+  read through it (``access.select``/``access.get``/``access.present``): an extension point never shows what the
+  source model's own pages would refuse.
+- An implementation may be ``def`` or ``async def``; :func:`collect` awaits either, flattens the sequences they
+  return, drops ``None`` and keeps dependency order (the kernel's, then each addon's after its dependencies).
+- Values crossing addon boundaries are frozen dataclasses or ids, never ORM rows.
+- **Events** are hooks an addon declares in its own ``hookspecs`` module (``<addon>_<noun>_<past tense>``) and
+  publishes with :func:`publish`; listeners implement them with ``@hookimpl(optionalhook=True)`` so they load
+  whether or not the emitter is installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import pluggy
+
+from core import loader
+from core.errors import AddonError
+
+if TYPE_CHECKING:
+    import click
+    from piccolo.table import Table
+
+    from core.addon import Menu
+    from core.api import Resource
+    from core.security.access import Access
+
+PROJECT = "crm"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Values returned by extension points
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A block on a record page: ``template`` (if any) is included with ``panel`` (this value) and ``ctx`` (its
+    ``context``) in scope; ``count`` is shown next to the title when set."""
+
+    key: str
+    title: str
+    template: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    order: int = 100
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordAction:
+    """A button on a record page (``crm_record_actions``): a POST form to ``url`` (with the CSRF token), or a
+    link for ``method="GET"``; ``confirm`` asks the user first."""
+
+    key: str
+    label: str
+    url: str
+    method: Literal["GET", "POST"] = "POST"
+    confirm: str | None = None
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One dated line of a record's timeline; ``source`` is the addon that contributed it."""
+
+    at: dt.datetime
+    kind: str
+    title: str
+    body: str = ""
+    url: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Widget:
+    """A card on the home dashboard, rendered from ``template`` with ``widget`` and ``ctx`` in scope."""
+
+    key: str
+    title: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One global-search result: what to show and where it leads."""
+
+    title: str
+    url: str
+    kind: str
+    subtitle: str = ""
+
+
+@dataclass(frozen=True)
+class SearchProvider:
+    """Searches one kind of record for the global search. ``search(access, query, limit)`` reads through
+    ``access`` and must not match on a field the user sees masked or hidden."""
+
+    kind: str
+    label: str
+    search: Callable[[Access, str, int], Awaitable[Sequence[SearchHit]]]
+    order: int = 100
+
+
+Aggregate = Literal["count", "sum", "avg", "min", "max"]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A column a dataset may be grouped or filtered by (``column`` is a column name of the dataset's table)."""
+
+    name: str
+    label: str
+    column: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A figure a dataset computes: ``aggregate`` over ``column`` (``count`` needs no column)."""
+
+    name: str
+    label: str
+    aggregate: Aggregate
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What reporting may compute over ``model`` (stored in ``table``): read through the access layer, so a
+    figure only counts rows the user may read, and a dimension on a hidden field is refused."""
+
+    key: str
+    label: str
+    model: str
+    table: type[Table]
+    dimensions: tuple[Dimension, ...]
+    measures: tuple[Measure, ...]
+
+
+@dataclass(frozen=True)
+class PortalCustomer:
+    """The customer signed in to the portal: a person of the CRM, never a staff user."""
+
+    person_id: int
+    email: str
+
+
+@dataclass(frozen=True)
+class PortalSection:
+    """What a customer sees of one addon's records on the portal (their tickets, quotes, invoices…)."""
+
+    key: str
+    title: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Something a user should know: the in-app list always gets it, channels (e-mail, chat…) may too."""
+
+    user_id: int
+    title: str
+    body: str = ""
+    url: str | None = None
+    kind: str = "info"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class NotificationChannel:
+    """A way to deliver notifications outside the app; ``deliver`` raises to report a failed delivery."""
+
+    key: str
+    label: str
+    deliver: Callable[[Notification], Awaitable[None]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Specs: what the kernel calls (each documented in docs/hooks.md)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def crm_menu_items(access: Access) -> Sequence[Menu]:
+    """Navigation entries that depend on the user or the data, beyond the manifest's static ``menus``.
+
+    Called on every page render: stay cheap. Entries are shown as returned (check rights yourself)."""
+
+
+@hookspec
+def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
+    """Blocks to show on the page of record ``record_id`` of ``model`` (e.g. deals on a person's 360° page).
+
+    Called after the page's owner checked that the user may read the record. Read your rows through
+    ``access``; return nothing when the user may not read your model."""
+
+
+@hookspec
+def crm_record_actions(access: Access, model: str, record_id: int) -> Sequence[RecordAction]:
+    """Buttons to offer on the page of record ``record_id`` of ``model`` (e.g. "Create ticket" on a person).
+
+    Return an action only when the user may perform it; the target endpoint checks again."""
+
+
+@hookspec
+def crm_timeline_entries(access: Access, model: str, record_id: int) -> Sequence[TimelineEntry]:
+    """Dated entries for the timeline of a record, read through ``access``."""
+
+
+@hookspec
+def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
+    """Cards for the user's home dashboard; return nothing the user's roles have no use for."""
+
+
+@hookspec
+def crm_search_providers() -> Sequence[SearchProvider]:
+    """Global-search providers; :func:`core.search.search` calls each with the user's ``Access``."""
+
+
+@hookspec
+def crm_datasets() -> Sequence[Dataset]:
+    """Datasets reporting may build figures from (:func:`core.datasets.aggregate` reads them)."""
+
+
+@hookspec
+def crm_portal_sections(customer: PortalCustomer) -> Sequence[PortalSection]:
+    """What ``customer`` may see of this addon's records on the customer portal: only rows linked to
+    ``customer.person_id``, and only fields meant for customers."""
+
+
+@hookspec
+def crm_notification_channels() -> Sequence[NotificationChannel]:
+    """Delivery channels besides the in-app list (:func:`core.notifications.notify` calls each)."""
+
+
+@hookspec
+def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) -> None:
+    """Re-point this addon's references from ``loser_ids`` to ``survivor_id`` after a merge of ``model``.
+
+    Runs inside the merge's transaction: raise to abort the whole merge."""
+
+
+@hookspec
+def crm_cli_commands() -> Sequence[click.Command]:
+    """``click`` commands or groups to add to the ``crm`` command line."""
+
+
+@hookspec
+def crm_api_resources() -> Sequence[Resource]:
+    """REST resources (:class:`core.api.Resource`) this addon serves under ``/api``; collected once at boot."""
+
+
+#: The kernel's specs, in the order docs/hooks.md lists them.
+SPECS: tuple[str, ...] = tuple(name for name, fn in list(globals().items())
+                               if name.startswith("crm_") and callable(fn))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The registry and the one collector
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def manager() -> pluggy.PluginManager:
+    """A plugin manager holding the kernel's specs (addons add their event specs and implementations)."""
+    import sys
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(sys.modules[__name__])
+    return pm
+
+
+def add_specs(pm: pluggy.PluginManager, module_path: str, addon: str) -> None:
+    """Declare the events of ``addon`` (its manifest's ``hookspecs`` module)."""
+    pm.add_hookspecs(loader.load_module(module_path, addon, "hookspecs"))
+
+
+def add_impls(pm: pluggy.PluginManager, module_path: str, addon: str, field_name: str = "hooks") -> None:
+    """Register the implementations in ``module_path`` (a manifest's ``hooks`` or ``extras`` entry)."""
+    module = loader.load_module(module_path, addon, field_name)
+    if not pm.is_registered(module):
+        pm.register(module, name=module_path)
+
+
+def check(pm: pluggy.PluginManager) -> None:
+    """Reject implementations of hooks nobody declared (a typo would otherwise never run)."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise AddonError(getattr(exc, "plugin_name", "?").split(".")[0], str(exc)) from exc
+
+
+def _caller(pm: pluggy.PluginManager, hook: str) -> Any:
+    caller = getattr(pm.hook, hook, None)
+    if caller is None:
+        raise AddonError("core", f"unknown hook {hook!r}")
+    return caller
+
+
+async def collect(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[Any]:
+    """Call ``hook`` on every implementation, await async ones, flatten sequences, drop ``None``.
+
+    pluggy calls the most recently registered implementation first; reversed, that is dependency order."""
+    out: list[Any] = []
+    for result in reversed(_caller(pm, hook)(**kwargs)):
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            continue
+        if isinstance(result, (list, tuple)):
+            out.extend(result)
+        else:
+            out.append(result)
+    return out
+
+
+async def call(hook: str, **kwargs: Any) -> list[Any]:
+    """:func:`collect` on the running CRM's plugin manager."""
+    from core.runtime import current
+
+    return await collect(current().plugins, hook, **kwargs)
+
+
+async def publish(event: str, **payload: Any) -> list[Any]:
+    """Deliver ``event`` to every installed listener, inside the caller's transaction.
+
+    Listeners stay cheap and hand slow or must-not-be-lost work to their own actor with
+    :func:`core.jobs.enqueue` (an outbox row in that same transaction). Only ids and frozen values belong in
+    ``payload``. Returns what the listeners returned (tests use it)."""
+    return await call(event, **payload)
