@@ -25,6 +25,7 @@ from core import api, jobs, loader, scheduler, templating
 from core.errors import Conflict, CrmError, NotAuthenticated, ValidationError
 from core.forms import ROUTES as SETTINGS_ROUTES
 from core.runtime import Runtime, boot
+from core.search import ROUTES as SEARCH_ROUTES
 from core.security.admin import ROUTES as ADMIN_ROUTES
 from core.security.middleware import SecurityMiddleware
 from core.settings import Settings
@@ -39,11 +40,14 @@ def _wants_json(request: Request) -> bool:
 
 def _refused_by_database(exc: Exception) -> CrmError | None:
     """A constraint the database enforced (unique, foreign key, not null) as a 409 naming the column when the
-    driver says which: the API checks values before writing, this is the net for races and what is left."""
+    driver says which, a value it could not store as a 422: the API checks values before writing (core.values),
+    this is the net for races and what is left."""
     import sqlite3
 
-    from asyncpg import IntegrityConstraintViolationError
+    from asyncpg import DataError, IntegrityConstraintViolationError
 
+    if isinstance(exc, DataError):  # e.g. a computed total past its numeric column
+        return ValidationError({"body": f"a value does not fit its column: {exc}"})
     if not isinstance(exc, (sqlite3.IntegrityError, IntegrityConstraintViolationError)):
         return None
     text = f"{exc} {getattr(exc, 'detail', '') or ''}"
@@ -75,7 +79,7 @@ async def on_error(request: Request, exc: Exception) -> Response:
         fields = {field: exc.message}
     if _wants_json(request):
         return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": fields}},
-                            status_code=exc.status)
+                            status_code=exc.status, headers=getattr(exc, "headers", None))
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     from core.web import render
@@ -160,7 +164,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                 yield {}
 
     app = Starlette(
-        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *SETTINGS_ROUTES],
+        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *SETTINGS_ROUTES, *SEARCH_ROUTES],
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,
                                default_language=settings.default_language,

@@ -25,8 +25,8 @@ async def test_later_addon_extends_template_and_adds_panels(crm_client, found: D
     page = await client.get(f"/notes/{note[0]['id']}")
     assert page.status_code == 200, page.text
     assert 'class="base-extra"' in page.text and "extended by crm_testext" in page.text
-    panels = re.findall(r'<section class="panel">([^<]+)</section>', page.text)
-    assert panels == ["Base panel", "Extension panel"]
+    panels = re.findall(r'<section class="card panel" data-panel="([^"]+)">\s*<h2>([^<]+)</h2>', page.text)
+    assert panels == [("base", "Base panel"), ("ext", "Extension panel")]
 
 
 async def test_navigation_lists_menus_the_user_may_read(crm_client, found: Discovered) -> None:

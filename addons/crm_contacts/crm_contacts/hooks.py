@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import Panel, TimelineEntry, hookimpl
+from core.hooks import Panel, SearchProvider, TimelineEntry, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -105,3 +105,10 @@ async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Se
             out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],
                                      source="crm_contacts"))
     return out
+
+
+@hookimpl
+def crm_search_providers() -> Sequence[SearchProvider]:
+    from crm_contacts.search import providers
+
+    return providers()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from core import db, hooks
+from core import db, hooks, records
 from core.errors import PermissionDenied, ValidationError
 from core.security import audit
 from core.security.access import Access
@@ -124,8 +124,7 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
         await table.update({table._meta.get_column_by_name(k): v for k, v in changes.items()} | {
             table.version: table.version + 1}).where(table.id == survivor_id)
         await _keep_channels(model, after, [rows[survivor_id], *(rows[i] for i in losers)])
-        await hooks.call("crm_merge_records", model=model, survivor_id=survivor_id,
-                              loser_ids=losers)
+        await records.repoint(model, survivor_id, losers)
         await table.update({table.is_archived: True, table.merged_into: survivor_id,
                             table.version: table.version + 1}).where(table.id.is_in(losers))
         snapshot = {str(i): {k: rows[i].get(k) for k in (*fields_of(model), "email_key", "phone_original")}
@@ -157,6 +156,7 @@ async def relink_own(model: str, survivor_id: int, loser_ids: list[int]) -> None
         PersonTag,
     )
 
+    tag_table: type[PersonTag | OrganizationTag]
     if model == PERSON_MODEL:
         fk, tag_table = "person", PersonTag
     else:

@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import db, hooks
+from core import db, records
 from core.errors import NotFound, ValidationError
-from core.runtime import current
 from core.security import audit
 from core.web import access, render
 from crm_contacts import listing
@@ -125,7 +124,7 @@ async def bulk(request: Request) -> Response:
     acc = access(request)
     model = _model(request)
     form = await request.form()
-    ids = [int(v) for v in form.getlist("ids") if str(v).isdigit()]
+    ids = [int(str(v)) for v in form.getlist("ids") if str(v).isdigit()]
     action = str(form.get("action", ""))
     value = str(form.get("value", "")).strip()
     if not ids:
@@ -162,13 +161,7 @@ async def detail(request: Request) -> Response:
         return RedirectResponse(f"/contacts/{request.path_params['kind']}/{raw['merged_into']}?from={record_id}",
                                 status_code=303)
     row = acc.present(model, raw)
-    runtime = current()
-    panels = await hooks.collect(runtime.plugins, "crm_record_panels", model=model, record_id=record_id,
-                                   access=acc)
-    entries = await hooks.collect(runtime.plugins, "crm_timeline_entries", model=model, record_id=record_id,
-                                    access=acc)
-    utc = dt.UTC
-    entries.sort(key=lambda e: e.at if e.at.tzinfo else e.at.replace(tzinfo=utc), reverse=True)
+    found = await records.extras(acc, model, record_id, timeline=True)
     org = members = None
     if model == PERSON_MODEL and raw.get("organization"):
         org = await table_of(ORGANIZATION_MODEL).select().where(
@@ -178,7 +171,7 @@ async def detail(request: Request) -> Response:
                                           where=Person.organization == record_id)).limit(200)
     masked = [f for f in ("phone", "email") if acc.is_masked(model, f)]
     return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
-                  panels=sorted(panels, key=lambda p: p.order), timeline=entries[:200], org=org, members=members,
+                  panels=found.panels, actions=found.actions, timeline=found.timeline[:200], org=org, members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
                   merged_from=request.query_params.get("from"))
 

@@ -6,7 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from core.hooks import Panel, TimelineEntry, Widget, hookimpl
+from piccolo.custom_types import Combinable
+
+from core.hooks import Dataset, Panel, SearchProvider, TimelineEntry, Widget, hookimpl
 from core.i18n import gettext
 from core.security.access import Access
 
@@ -48,7 +50,7 @@ async def _person_records(person_id: int, acc: Access) -> dict[str, list[dict[st
             Order, ORDER, Order.id, Order.reference, Order.state, Order.total, Order.currency, Order.confirmed_at,
             where=Order.person == person_id)).order_by(Order.id, ascending=False).limit(50))
     if acc.can(ACTIVITY):
-        where = Activity.person == person_id
+        where: Combinable = Activity.person == person_id
         if deal_ids:
             where = where | Activity.opportunity.is_in(deal_ids)
         out["activities"] = list(await (await acc.select(
@@ -129,3 +131,17 @@ async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
                              & (Activity.due_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
     return [Widget(key="crm_sales", title=gettext("Sales"), template="crm_sales/widget.html",
                    context={"due": due, "notifications": await unread(user.user_id, 5)})]
+
+
+@hookimpl
+def crm_search_providers() -> Sequence[SearchProvider]:
+    from crm_sales.search import providers
+
+    return providers()
+
+
+@hookimpl
+def crm_datasets() -> Sequence[Dataset]:
+    from crm_sales.search import datasets
+
+    return datasets()

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import hooks
+from core import records
 from core.errors import ValidationError
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
@@ -127,10 +127,9 @@ async def order_detail(request: Request) -> Response:
     order = acc.present(ORDER, await acc.get(Order, ORDER, int(request.path_params["id"])))
     lines = await OrderLine.select().where(OrderLine.order == order["id"]).order_by(OrderLine.sequence)
     # blocks from installed addons (e.g. the ERP sync state), each checking the user's rights itself
-    panels = await hooks.call("crm_record_panels", model=ORDER, record_id=order["id"],
-                                   access=acc)
+    found = await records.extras(acc, ORDER, order["id"])
     return await render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
-                  panels=sorted(panels, key=lambda p: p.order),
+                  panels=found.panels, actions=found.actions,
                   can_cancel=order["state"] == "confirmed" and acc.can(ORDER, "update"))
 
 
