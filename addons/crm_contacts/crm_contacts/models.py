@@ -1,7 +1,8 @@
 """Tables of the customer data hub: organizations, people and what hangs on them.
 
-Main tables (``Organization``, ``Person``) carry ``owner``/``team`` for record rules, ``is_archived`` (merged
-losers and archived records), ``version`` for optimistic concurrency and created/updated timestamps.
+Main tables (``Organization``, ``Person``) are the kernel's ``BusinessRecord`` (``owner``/``team`` for record
+rules, ``is_archived`` for merged losers and archived records, ``version`` for optimistic concurrency) and
+``Timestamped``; their ``created_at`` is indexed with ``stage`` as ``(created_at, stage)`` by a migration.
 Standardized values are stored next to what the user typed (``phone`` is E.164, ``phone_original`` the
 input); ``*_key`` columns are the exact duplicate keys; ``search_text`` is a lowercased blob of name,
 company, phones and emails, indexed with pg_trgm on PostgreSQL, where a generated ``search_grams`` column
@@ -18,22 +19,14 @@ from piccolo.columns import (
     Date,
     ForeignKey,
     Integer,
-    LazyTableReference,
     OnDelete,
     Text,
     Timestamptz,
     Varchar,
 )
-from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-
-def _user() -> LazyTableReference:
-    return LazyTableReference("User", module_path="core.security.models")
-
-
-def _team() -> LazyTableReference:
-    return LazyTableReference("Team", module_path="core.security.models")
+from core.mixins import BusinessRecord, Created, Owned, Timestamped, Versioned, user_ref
 
 
 class Stage(Table, tablename="crm_contacts_stage"):
@@ -44,7 +37,7 @@ class Stage(Table, tablename="crm_contacts_stage"):
     sequence = Integer(default=10)
 
 
-class Organization(Table, tablename="crm_contacts_organization"):
+class Organization(BusinessRecord, Timestamped, Table, tablename="crm_contacts_organization"):
     name = Varchar(length=200)
     tax_id = Varchar(length=60, default="")
     tax_id_key = Varchar(length=60, default="", index=True)
@@ -60,17 +53,11 @@ class Organization(Table, tablename="crm_contacts_organization"):
     source = Varchar(length=100, default="")
     custom = JSON(default="{}")
     search_text = Text(default="")
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
     merged_into = BigInt(null=True, default=None)
     import_batch = BigInt(null=True, default=None, index=True)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow())  # indexed with stage: (created_at, stage), by migration
-    updated_at = Timestamptz(default=TimestamptzNow())
 
 
-class Person(Table, tablename="crm_contacts_person"):
+class Person(BusinessRecord, Timestamped, Table, tablename="crm_contacts_person"):
     name = Varchar(length=200)
     given_name = Varchar(length=100, default="")
     family_name = Varchar(length=100, default="")
@@ -89,15 +76,9 @@ class Person(Table, tablename="crm_contacts_person"):
     birth_date = Date(null=True, default=None)
     custom = JSON(default="{}")
     search_text = Text(default="")
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
     merged_into = BigInt(null=True, default=None)
     import_batch = BigInt(null=True, default=None, index=True)
     is_anonymized = Boolean(default=False)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow())  # indexed with stage: (created_at, stage), by migration
-    updated_at = Timestamptz(default=TimestamptzNow())
 
 
 class Address(Table, tablename="crm_contacts_address"):
@@ -127,10 +108,9 @@ class Channel(Table, tablename="crm_contacts_channel"):
     label = Varchar(length=60, default="")
 
 
-class Tag(Table, tablename="crm_contacts_tag"):
+class Tag(Versioned, Table, tablename="crm_contacts_tag"):
     name = Varchar(length=60, unique=True)
     color = Varchar(length=20, default="")
-    version = Integer(default=1)
 
 
 class PersonTag(Table, tablename="crm_contacts_person_tag"):
@@ -143,15 +123,13 @@ class OrganizationTag(Table, tablename="crm_contacts_organization_tag"):
     tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
 
 
-class Note(Table, tablename="crm_contacts_note"):
+class Note(Owned, Created, Table, tablename="crm_contacts_note"):
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade, index=True)
     organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade, index=True)
     body = Text()
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
-class Merge(Table, tablename="crm_contacts_merge"):
+class Merge(Owned, Created, Table, tablename="crm_contacts_merge"):
     """One merge: losers folded into the survivor, with the field-by-field choices made."""
 
     model = Varchar(length=60)
@@ -159,11 +137,9 @@ class Merge(Table, tablename="crm_contacts_merge"):
     loser_ids = JSON(default="[]")
     choices = JSON(default="{}")
     snapshot = JSON(default="{}")  # the losers as they were, for the 360° page and for audits
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
-class DuplicateGroup(Table, tablename="crm_contacts_duplicate_group"):
+class DuplicateGroup(Created, Table, tablename="crm_contacts_duplicate_group"):
     """A group of probable duplicates found by the background scan, ranked by ``score``."""
 
     model = Varchar(length=60, default="crm_contacts.person")
@@ -172,10 +148,9 @@ class DuplicateGroup(Table, tablename="crm_contacts_duplicate_group"):
     reasons = JSON(default="[]")
     status = Varchar(length=20, default="open", index=True)  # open | merged | dismissed
     scan_id = Varchar(length=40, default="")
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
-class ImportBatch(Table, tablename="crm_contacts_import_batch"):
+class ImportBatch(Owned, Created, Table, tablename="crm_contacts_import_batch"):
     """An uploaded file and what importing it did; the file stays in the database for the job workers."""
 
     filename = Varchar(length=300)
@@ -192,8 +167,6 @@ class ImportBatch(Table, tablename="crm_contacts_import_batch"):
     skipped = Integer(default=0)
     failed = Integer(default=0)
     error = Text(default="")
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    created_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
 
 
@@ -208,12 +181,11 @@ class ImportRow(Table, tablename="crm_contacts_import_row"):
     message = Text(default="")
 
 
-class SavedFilter(Table, tablename="crm_contacts_saved_filter"):
+class SavedFilter(Created, Table, tablename="crm_contacts_saved_filter"):
     name = Varchar(length=100)
     model = Varchar(length=60, default="crm_contacts.person")
     query = Text(default="")
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.cascade)
-    created_at = Timestamptz(default=TimestamptzNow())
+    owner = ForeignKey(user_ref(), null=True, on_delete=OnDelete.cascade)  # a private filter goes with its user
 
 
 __all__ = ["Address", "Channel", "DuplicateGroup", "ImportBatch", "ImportRow", "Merge", "Note", "Organization",

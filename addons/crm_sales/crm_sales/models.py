@@ -1,7 +1,8 @@
 """Tables of the sales engine.
 
-Records a user works on (leads, opportunities, activities, quotes, orders) carry ``owner``/``team`` for the
-kernel's record rules, ``is_archived`` and ``version`` (optimistic concurrency). Money is ``Numeric`` read
+Records a user works on (leads, opportunities, activities, quotes, orders) are the kernel's
+``BusinessRecord``: ``owner``/``team`` for the record rules, ``is_archived`` and ``version`` (optimistic
+concurrency). Money is ``Numeric`` read
 back as ``Decimal``; amounts are stored rounded to the currency's minor unit (see ``pricing.py``).
 A quote's place in its revision chain is ``revision``/``revision_of``: ``version`` is the kernel's
 concurrency counter and means something else.
@@ -29,16 +30,10 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from core.mixins import BusinessRecord, Created, Versioned, team_ref, user_ref
+
 MONEY = (16, 2)
 QTY = (16, 4)
-
-
-def _user() -> LazyTableReference:
-    return LazyTableReference("User", module_path="core.security.models")
-
-
-def _team() -> LazyTableReference:
-    return LazyTableReference("Team", module_path="core.security.models")
 
 
 def _person() -> LazyTableReference:
@@ -52,7 +47,7 @@ class PipelineStage(Table, tablename="crm_sales_pipeline_stage"):
     key = Varchar(length=40, index=True)
     name = Varchar(length=100)
     name_zh = Varchar(length=100, default="")
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.cascade)
+    team = ForeignKey(team_ref(), null=True, on_delete=OnDelete.cascade)
     sequence = Integer(default=10)
     probability = Integer(default=10)  # default win probability (%) of a deal in this stage
     stall_hours = Integer(default=48)
@@ -60,7 +55,7 @@ class PipelineStage(Table, tablename="crm_sales_pipeline_stage"):
     is_lost = Boolean(default=False)
 
 
-class Lead(Table, tablename="crm_sales_lead"):
+class Lead(BusinessRecord, Table, tablename="crm_sales_lead"):
     id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=200)
     contact_name = Varchar(length=200, default="")
@@ -81,14 +76,10 @@ class Lead(Table, tablename="crm_sales_lead"):
     opportunity_id = BigInt(null=True, default=None)
     assignment_rule_id = BigInt(null=True, default=None)
     assigned_at = Timestamptz(null=True, default=None)
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
-class Opportunity(Table, tablename="crm_sales_opportunity"):
+class Opportunity(BusinessRecord, Table, tablename="crm_sales_opportunity"):
     id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=200)
     person = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
@@ -110,10 +101,6 @@ class Opportunity(Table, tablename="crm_sales_opportunity"):
     lost_reason = Varchar(length=300, default="")
     closed_at = Timestamptz(null=True, default=None)
     stall_alerted_at = Timestamptz(null=True, default=None)
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
@@ -123,7 +110,7 @@ class StageHistory(Table, tablename="crm_sales_stage_history"):
     stage = ForeignKey(PipelineStage, on_delete=OnDelete.cascade)
     entered_at = Timestamptz(default=TimestamptzNow())
     left_at = Timestamptz(null=True, default=None)
-    by_user = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
+    by_user = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
 
 
 class AssignmentRule(Table, tablename="crm_sales_assignment_rule"):
@@ -140,18 +127,18 @@ class AssignmentRule(Table, tablename="crm_sales_assignment_rule"):
     min_value = Numeric(digits=MONEY, null=True, default=None)
     max_value = Numeric(digits=MONEY, null=True, default=None)
     strategy = Varchar(length=20, default="round_robin")  # round_robin | least_loaded
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
+    team = ForeignKey(team_ref(), null=True, on_delete=OnDelete.set_null)
 
 
 class AssignmentMember(Table, tablename="crm_sales_assignment_member"):
     id: Serial  # added by Piccolo; declared for type checkers
     rule = ForeignKey(AssignmentRule, on_delete=OnDelete.cascade, index=True)
-    user = ForeignKey(_user(), on_delete=OnDelete.cascade)
+    user = ForeignKey(user_ref(), on_delete=OnDelete.cascade)
     capacity = Integer(default=0)  # open leads + opportunities this member may hold; 0 = no limit
     last_assigned_at = Timestamptz(null=True, default=None)
 
 
-class Activity(Table, tablename="crm_sales_activity"):
+class Activity(BusinessRecord, Created, Table, tablename="crm_sales_activity"):
     id: Serial  # added by Piccolo; declared for type checkers
     kind = Varchar(length=20, default="todo")  # call | meeting | email | todo
     subject = Varchar(length=200)
@@ -163,27 +150,21 @@ class Activity(Table, tablename="crm_sales_activity"):
     lead = ForeignKey(Lead, null=True, on_delete=OnDelete.cascade, index=True)
     opportunity = ForeignKey(Opportunity, null=True, on_delete=OnDelete.cascade, index=True)
     person = ForeignKey(_person(), null=True, on_delete=OnDelete.cascade, index=True)
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
-class Notification(Table, tablename="crm_sales_notification"):
+class Notification(Created, Table, tablename="crm_sales_notification"):
     """An in-app message; ``dedup_key`` is unique so a retried job cannot notify twice."""
     id: Serial  # added by Piccolo; declared for type checkers
 
-    owner = ForeignKey(_user(), on_delete=OnDelete.cascade, index=True)
+    owner = ForeignKey(user_ref(), on_delete=OnDelete.cascade, index=True)  # not null: a message has a reader
     kind = Varchar(length=30)
     title = Varchar(length=300)
     url = Varchar(length=300, default="")
     dedup_key = Varchar(length=200, unique=True)
     read_at = Timestamptz(null=True, default=None)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
-class Product(Table, tablename="crm_sales_product"):
+class Product(Versioned, Table, tablename="crm_sales_product"):
     id: Serial  # added by Piccolo; declared for type checkers
     code = Varchar(length=60, unique=True)
     name = Varchar(length=200)
@@ -194,10 +175,9 @@ class Product(Table, tablename="crm_sales_product"):
     tax_rate = Numeric(digits=(6, 4), default=Decimal(0))  # a fraction: 0.13 for 13 % VAT
     is_active = Boolean(default=True)
     external_ref = Varchar(length=100, default="", index=True)  # the ERP's id when synced from it
-    version = Integer(default=1)
 
 
-class PriceList(Table, tablename="crm_sales_price_list"):
+class PriceList(Versioned, Table, tablename="crm_sales_price_list"):
     id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=100)
     customer_group = Varchar(length=60, default="", index=True)
@@ -205,7 +185,6 @@ class PriceList(Table, tablename="crm_sales_price_list"):
     valid_from = Date(null=True, default=None)
     valid_to = Date(null=True, default=None)
     is_active = Boolean(default=True)
-    version = Integer(default=1)
 
 
 class PriceListItem(Table, tablename="crm_sales_price_list_item"):
@@ -216,7 +195,7 @@ class PriceListItem(Table, tablename="crm_sales_price_list_item"):
     min_quantity = Numeric(digits=QTY, default=Decimal(1))
 
 
-class Quote(Table, tablename="crm_sales_quote"):
+class Quote(BusinessRecord, Created, Table, tablename="crm_sales_quote"):
     id: Serial  # added by Piccolo; declared for type checkers
     number = Varchar(length=40, default="", index=True)  # same for every revision: Q<root id>
     revision = Integer(default=1)
@@ -238,11 +217,6 @@ class Quote(Table, tablename="crm_sales_quote"):
     sent_at = Timestamptz(null=True, default=None)
     decided_at = Timestamptz(null=True, default=None)
     decided_by = Varchar(length=200, default="")
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class QuoteLine(Table, tablename="crm_sales_quote_line"):
@@ -262,7 +236,7 @@ class QuoteLine(Table, tablename="crm_sales_quote_line"):
     total = Numeric(digits=MONEY, default=Decimal(0))
 
 
-class Order(Table, tablename="crm_sales_order"):
+class Order(BusinessRecord, Table, tablename="crm_sales_order"):
     id: Serial  # added by Piccolo; declared for type checkers
     reference = Varchar(length=40, default="", index=True)  # CRM-SO-<id>: the ERP finds a retried order by it
     quote = ForeignKey(Quote, null=True, on_delete=OnDelete.set_null)
@@ -275,10 +249,6 @@ class Order(Table, tablename="crm_sales_order"):
     total = Numeric(digits=MONEY, default=Decimal(0))
     confirmed_at = Timestamptz(default=TimestamptzNow())
     cancelled_at = Timestamptz(null=True, default=None)
-    owner = ForeignKey(_user(), null=True, on_delete=OnDelete.set_null)
-    team = ForeignKey(_team(), null=True, on_delete=OnDelete.set_null)
-    is_archived = Boolean(default=False)
-    version = Integer(default=1)
 
 
 class OrderLine(Table, tablename="crm_sales_order_line"):

@@ -9,6 +9,8 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from core.mixins import Timestamped
+
 MONEY = (18, 4)  # wide enough for every minor unit (JPY 0 … KWD 3 decimals)
 
 
@@ -28,7 +30,7 @@ class BackendConfig(Table, tablename="erp_bridge_backend"):
         return f"BackendConfig(name={self.name!r}, kind={self.kind!r}, url={self.url!r}, password='***')"
 
 
-class Binding(Table, tablename="erp_bridge_binding"):
+class Binding(Timestamped, Table, tablename="erp_bridge_binding"):
     """``(backend, model, local_id) ↔ external_id``: what the ERP holds for one CRM record, unique per key."""
 
     backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
@@ -49,8 +51,6 @@ class Binding(Table, tablename="erp_bridge_binding"):
     attempts = Integer(default=0)
     reruns = Integer(default=0)  # runs that found the work already done in the ERP: duplicates prevented
     locked_until = Timestamptz(null=True, default=None)  # per-record lock (a lease: a killed worker's expires)
-    created_at = Timestamptz(default=TimestamptzNow())
-    updated_at = Timestamptz(default=TimestamptzNow())
 
 
 class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
