@@ -24,25 +24,33 @@ async def boot_bridge(crm_boot: Callable[..., Awaitable[Any]], backend: Any, *, 
 
 async def customer(name: str = "上海 Acme Trading", *, address: bool = True, country: str = "CN") -> int:
     """A person (through crm_contacts' public API) with a postal address unless told otherwise."""
-    from crm_contacts.api import find_or_create_person
-    from crm_contacts.models import Address
+    from crm_contacts.api import add_address, find_or_create_person
 
     ref, _ = await find_or_create_person(name=name, email=f"buyer{time.time_ns() % 10**9}@example.org",
                                          language="zh_CN")
     if address:
-        await Address.insert(Address(person=ref.id, line1="1 Century Ave", city="Shanghai", postcode="200120",
-                                     country=country, is_primary=True))
+        await add_address(ref.id, line1="1 Century Ave", city="Shanghai", postcode="200120", country=country,
+                          primary=True)
     return ref.id
 
 
 async def order(person_id: int | None, *, currency: str = "EUR", lines: tuple[tuple[str, str, str, str], ...] = LINES,
                 tax_rate: Decimal = Decimal("0.13"), publish: bool = True) -> int:
-    """A confirmed order written the way crm_sales' acceptance writes it: order, lines and the
-    ``crm_sales_order_confirmed`` event in one transaction (amounts rounded per line, half up)."""
+    """A confirmed order recorded through crm_sales' public API: order, lines and the
+    ``crm_sales_order_confirmed`` event in one transaction (amounts rounded per line, half up).
+
+    ``publish=False``: the same rows without the event (a confirmation the bridge never heard of), written into
+    crm_sales' tables directly — tests may reach a dependency's internals to set up such states
+    (``core/boundaries.py``); the addon's own code may not."""
+    from crm_sales.api import NewOrderLine, create_order
     from crm_sales.models import Order, OrderLine
 
-    from core import db, events
+    from core import db
 
+    if publish:
+        return await create_order(person_id=person_id, currency=currency, lines=[
+            NewOrderLine(code=code, description=desc, quantity=q, unit_price=p, tax_rate=tax_rate)
+            for code, desc, q, p in lines])
     cent = Decimal("0.01")
     rows = [(code, desc, Decimal(q), Decimal(p)) for code, desc, q, p in lines]
     untaxed = [(q * p).quantize(cent) for _, _, q, p in rows]
@@ -56,12 +64,11 @@ async def order(person_id: int | None, *, currency: str = "EUR", lines: tuple[tu
         for seq, ((code, desc, q, p), u, t) in enumerate(zip(rows, untaxed, taxes, strict=True), start=1):
             await OrderLine.insert(OrderLine(order=order_id, sequence=seq * 10, code=code, description=desc, quantity=q,
                                              unit_price=p, tax_rate=tax_rate, untaxed=u, tax=t, total=u + t))
-        if publish:
-            await events.publish("crm_sales_order_confirmed", order_id=order_id)
     return order_id
 
 
 async def cancel(order_id: int) -> None:
+    """The order cancelled without ``crm_sales_order_cancelled`` (the pull schedule must find it)."""
     from crm_sales.models import Order
 
     await Order.update({Order.state: "cancelled"}).where(Order.id == order_id)

@@ -64,14 +64,14 @@ async def test_unknown_product(fake: FakeBackend) -> None:
 
 
 async def test_customer_without_address(fake: FakeBackend) -> None:
-    from crm_contacts.models import Address
+    from crm_contacts.api import add_address
 
     person = await customer(address=False)
     order_id = await order(person)
 
     async def fix() -> None:
         assert fake.calls == []  # refused before any ERP call
-        await Address.insert(Address(person=person, line1="8 Nanjing Rd", city="Shanghai", country="CN"))
+        await add_address(person, line1="8 Nanjing Rd", city="Shanghai", country="CN")
 
     await _fails_then_redrive(order_id, "has no postal address", fix, fake)
 

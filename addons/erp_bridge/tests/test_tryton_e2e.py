@@ -19,7 +19,7 @@ async def _bridge(crm_boot: Any, tryton: TrytonConnection, password: str | None 
 
 async def _accepted_order(currency: str = "EUR") -> int:
     """The real crm_sales path: lead → deal → quote → sent → accepted (publishes crm_sales_order_confirmed)."""
-    from crm_contacts.models import Address
+    from crm_contacts.api import add_address
     from crm_sales import acceptance, leads, pipeline, quotes
     from crm_sales.models import Opportunity
 
@@ -32,7 +32,7 @@ async def _accepted_order(currency: str = "EUR") -> int:
                                          "language": "zh_CN"})
     opp = await pipeline.qualify(rep, lead)
     person = (await Opportunity.select(Opportunity.person).where(Opportunity.id == opp).first())["person"]
-    await Address.insert(Address(person=person, line1="1 Century Ave", city="Shanghai", country="CN"))
+    await add_address(person, line1="1 Century Ave", city="Shanghai", country="CN")
     quote = await quotes.create_quote(rep, opp, [
         {"code": "P-001", "description": "Widget", "quantity": "2", "unit_price": "100.00", "tax_rate": "0.13"},
         {"code": "P-003", "description": "Gadget 小工具", "quantity": "3", "unit_price": "19.99",

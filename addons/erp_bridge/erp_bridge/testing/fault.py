@@ -85,12 +85,10 @@ def _crm(env: dict[str, str], *args: str, stdin: str = "") -> str:
 
 
 async def _make_orders(n: int, redis_url: str, env: dict[str, str]) -> list[int]:
-    """N confirmed orders written like crm_sales' acceptance (order + event in one transaction)."""
-    from crm_contacts.api import find_or_create_person
-    from crm_contacts.models import Address
-    from crm_sales.models import Order, OrderLine
+    """N confirmed orders, recorded through crm_sales' public API (order + event in one transaction)."""
+    from crm_contacts.api import add_address, find_or_create_person
+    from crm_sales.api import NewOrderLine, create_order
 
-    from core import db, events
     from core.runtime import boot
     from core.settings import Settings
 
@@ -99,20 +97,10 @@ async def _make_orders(n: int, redis_url: str, env: dict[str, str]) -> list[int]
     people: list[int] = []
     for i in range(max(1, n // 20)):
         ref, _ = await find_or_create_person(name=f"Fault Customer {i}", email=f"fault{i}@example.org")
-        await Address.insert(Address(person=ref.id, line1=f"{i} Century Ave", city="Shanghai", country="CN"))
+        await add_address(ref.id, line1=f"{i} Century Ave", city="Shanghai", country="CN")
         people.append(ref.id)
-    ids: list[int] = []
-    for i in range(n):
-        async with db.atomic():
-            rows = await Order.insert(Order(person=people[i % len(people)], currency="EUR", untaxed=100, tax=13,
-                                            total=113)).returning(Order.id)
-            oid = int(rows[0]["id"])
-            await Order.update({Order.reference: f"CRM-SO-{oid}"}).where(Order.id == oid)
-            await OrderLine.insert(OrderLine(order=oid, code="P-001", description="Widget", quantity=1,
-                                             unit_price=100, untaxed=100, tax=13, total=113, tax_rate="0.13"))
-            await events.publish("crm_sales_order_confirmed", order_id=oid)
-        ids.append(oid)
-    return ids
+    line = NewOrderLine(code="P-001", description="Widget", quantity=1, unit_price=100, tax_rate="0.13")
+    return [await create_order(person_id=people[i % len(people)], currency="EUR", lines=[line]) for i in range(n)]
 
 
 async def _state(ids: list[int]) -> Counter[str]:
