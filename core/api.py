@@ -9,7 +9,6 @@ filters, optimistic concurrency (``version`` in the body or ``If-Match`` → 409
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import decimal
 import hashlib
@@ -26,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from core import db
 from core import values as values_
 from core.errors import Conflict, NotFound, ValidationError
+from core.keyset import Keyset
 from core.models import IdempotencyKey
 from core.security import audit
 from core.security.access import Access
@@ -81,19 +81,6 @@ def _path_id(request: Request) -> int:
     return values_.record_id(request.path_params["id"])
 
 
-def _cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _uncursor(raw: str) -> list[Any]:
-    try:
-        out = json.loads(base64.urlsafe_b64decode(raw.encode()))
-        assert isinstance(out, list) and len(out) == 2
-        return out
-    except Exception:
-        raise ValidationError({"after": "is not a cursor this API gave out"}) from None
-
-
 async def json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
     """The request's JSON object (``{}`` for an empty body when ``optional``); 422 for anything else, and for
     strings no database can store (NUL, lone surrogates), naming the key. Addons' actions use this too."""
@@ -132,31 +119,16 @@ async def list_records(request: Request, res: Resource) -> Response:
     sort_name = sort.lstrip("-")
     if sort_name not in res.sortable:
         raise ValidationError({"sort": f"must be one of {', '.join(res.sortable)}"})
-    col = res.table._meta.get_column_by_name(sort_name)
-    pk = res.table._meta.primary_key
+    keyset = Keyset(res.table._meta.get_column_by_name(sort_name), res.table._meta.primary_key, descending=desc)
     query = await acc.select(res.table, res.model, *_columns(res))
     for name in res.filters:
         if name in params:
             column = res.table._meta.get_column_by_name(name)
             query = query.where(column == coerce(column, params[name], name))
     if "after" in params:
-        value, last_id = _uncursor(params["after"])
-        value = coerce(col, value, "after") if value is not None else None
-        last_id = values_.record_id(last_id, "after")
-        if sort_name == "id":
-            query = query.where(pk < last_id if desc else pk > last_id)
-        elif desc:
-            query = query.where((col < value) | ((col == value) & (pk < last_id)))
-        else:
-            query = query.where((col > value) | ((col == value) & (pk > last_id)))
-    query = query.order_by(col, ascending=not desc)
-    if sort_name != "id":
-        query = query.order_by(pk, ascending=not desc)
-    rows = await query.limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+        query = query.where(keyset.after(params["after"]))
+    rows, nxt = keyset.page(await keyset.order(query).limit(limit + 1), limit)
     items = [acc.present(res.model, dict(r)) for r in rows]
-    nxt = _cursor([rows[-1][sort_name], rows[-1]["id"]]) if more and rows else None
     return JSONResponse(_json({"items": items, "next": nxt}))
 
 

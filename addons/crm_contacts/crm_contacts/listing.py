@@ -9,9 +9,7 @@ it is a scan of one column, fast enough for single-machine sizes (see docs/conta
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from piccolo.columns.combination import WhereRaw
 
 from core.db import is_postgres
 from core.errors import ValidationError
+from core.keyset import Keyset
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.standardize import fold_width
@@ -68,19 +67,6 @@ def parse(params: Mapping[str, str]) -> ListQuery:
         raise ValidationError({"limit": "must be a whole number"}) from None
     return ListQuery(**{k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS if k != "sort"},
                      sort=sort, after=params.get("after", ""), limit=limit)
-
-
-def _cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _uncursor(raw: str) -> list[Any]:
-    try:
-        out = json.loads(base64.urlsafe_b64decode(raw.encode()))
-        assert isinstance(out, list) and len(out) == 2
-        return out
-    except Exception:
-        raise ValidationError({"after": "is not a page cursor of this list"}) from None
 
 
 async def where(table: Any, model: str, lq: ListQuery) -> Any:
@@ -131,21 +117,11 @@ async def fetch(acc: Access, model: str, lq: ListQuery, columns: list[Any],
     from crm_contacts.services import table_of
 
     table = table_of(model)
-    desc = lq.sort.startswith("-")
-    sort_name = lq.sort.lstrip("-")
-    col = table._meta.get_column_by_name(sort_name)
-    query = await acc.select(table, model, *columns, table.id, table._meta.get_column_by_name(sort_name),
-                             where=await where(table, model, lq), action=action)
+    col = table._meta.get_column_by_name(lq.sort.lstrip("-"))
+    keyset = Keyset(col, table.id, descending=lq.sort.startswith("-"))
+    query = await acc.select(table, model, *columns, table.id, col, where=await where(table, model, lq),
+                             action=action)
     if lq.after:
-        value, last_id = _uncursor(lq.after)
-        if sort_name != "name" and value is not None:
-            value = dt.datetime.fromisoformat(value)
-        if desc:
-            query = query.where((col < value) | ((col == value) & (table.id < last_id)))
-        else:
-            query = query.where((col > value) | ((col == value) & (table.id > last_id)))
-    rows = await query.order_by(col, ascending=not desc).order_by(table.id, ascending=not desc).limit(lq.limit + 1)
-    more = len(rows) > lq.limit
-    rows = rows[: lq.limit]
-    nxt = _cursor([rows[-1][sort_name], rows[-1]["id"]]) if more and rows else None
+        query = query.where(keyset.after(lq.after))
+    rows, nxt = keyset.page(await keyset.order(query).limit(lq.limit + 1), lq.limit)
     return [acc.present(model, dict(r)) for r in rows], nxt
