@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,14 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "crm_loyal
 
 
 @pytest.fixture(scope="module")
-def installed_example():
-    """A real (non-editable) pip install of the example, removed again afterwards."""
+def installed_example(tmp_path_factory):
+    """A real (non-editable) pip install of the example, removed again afterwards. Built from a clean copy:
+    an in-tree build would leave build/ and egg-info in docs/examples, and a stale build/lib can ship files
+    the example no longer has."""
+    source = tmp_path_factory.mktemp("example") / "crm_loyalty"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build", "dist"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    str(EXAMPLE)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     importlib.invalidate_caches()
     yield
     subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "crm-loyalty"], check=True,
@@ -53,6 +58,7 @@ async def test_pip_installed_addon_is_discovered_installed_served_and_prints(
     assert response.status_code == 303
     page = await client.get("/loyalty/")
     assert "王小明" in page.text and "1200" in page.text and "Silver" in page.text
+    assert "Accounts: 1" in (await client.get("/")).text  # the widget's context, read through Access
 
     bad = await client.post(f"/loyalty/{account_id}/award", data={"points": "lots", "csrf_token": token})
     assert bad.status_code == 422 and "must be a whole number" in bad.text

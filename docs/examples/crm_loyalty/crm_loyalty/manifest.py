@@ -1,4 +1,6 @@
-"""The table of contents of the loyalty addon: what it adds to the CRM, as data."""
+"""The table of contents of the loyalty addon: what it adds to the CRM, as data (cheap to import)."""
+
+from __future__ import annotations
 
 from core.addon import Addon, Every, Grant, Menu, Role
 
@@ -14,12 +16,12 @@ ADDON = Addon(
     static="crm_loyalty:static",
     actors="crm_loyalty.actors",
     hooks=("crm_loyalty.hooks",),
+    hookspecs="crm_loyalty.hookspecs",
     schedules=(Every(hours=24, actor="crm_loyalty.expire_points"),),
     roles=(Role("loyalty_clerk", "Loyalty clerk"),),
-    permissions=(
-        Grant("loyalty_clerk", "crm_loyalty.account", ("read", "create", "update")),
-        Grant("readonly", "crm_loyalty.account", ("read",)),
-    ),
+    # The kernel's ``admin`` may do everything and its ``readonly`` reads every addon model that has a grant:
+    # neither needs one here.
+    permissions=(Grant("loyalty_clerk", "crm_loyalty.account", ("read", "create", "update")),),
     menus=(Menu("Loyalty", "/loyalty/", model="crm_loyalty.account", order=60),),
     data=("data/crm_loyalty_tier.csv",),
 )

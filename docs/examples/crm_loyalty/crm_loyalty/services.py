@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core import db
 from core.errors import NotFound, ValidationError
+from core.hooks import publish
 from core.security import audit
 from crm_loyalty.models import Account, Tier
 
@@ -24,4 +25,5 @@ async def award(account_id: int, points: int) -> int:
                               Account.version: Account.version + 1}).where(Account.id == account_id)
         await audit.record("update", model="crm_loyalty.account", record_id=account_id,
                            changes={"points": [row["points"], balance]})
+        await publish("crm_loyalty_points_awarded", account_id=account_id, points=points, balance=balance)
     return balance
