@@ -8,13 +8,15 @@ write are refused naming the field. HTML views, the JSON API, exports and PDFs a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from piccolo.columns.base import Column
 from piccolo.custom_types import Combinable
+from piccolo.querystring import Selectable
 from piccolo.table import Table
 
+from core import limits
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.security import audit
 from core.security.masking import mask
@@ -106,7 +108,7 @@ class Access:
             return owner.is_in(sorted(p.subordinate_ids))
         raise PermissionDenied(f"unknown record scope {scope!r}")
 
-    async def select(self, table: type[Table], model: str, *columns: Column, where: Combinable | None = None,
+    async def select(self, table: type[Table], model: str, *columns: Selectable, where: Combinable | None = None,
                      include_archived: bool = False, action: str = "read") -> Any:
         """A Piccolo select limited to the rows this user may see (add order_by/limit, then await)."""
         scopes = await self.require(model, action)
@@ -163,6 +165,23 @@ class Access:
             out[key] = mask(value, masker) if rule == "masked" else value
         return out
 
+    def present_diff(self, model: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """An audit diff (``{field: [old, new]}``) as this user may see it: the field's name stays (that it
+        changed is the audit's point), a masked field's values are masked and a hidden one's replaced, by the
+        user's rules on ``model`` — a role with no right on ``model`` sees no value of a field carrying rules."""
+        pol = policy()
+        out: dict[str, Any] = {}
+        for key, values in changes.items():
+            rule, masker, _ = pol.field_rule(self.roles, model, key)
+            pair = values if isinstance(values, list) else [values]
+            if rule == "hidden":
+                out[key] = ["…" if v not in (None, "") else v for v in pair]
+            elif rule == "masked":
+                out[key] = [mask(v, masker) for v in pair]
+            else:
+                out[key] = values
+        return out
+
     def visible_fields(self, model: str, fields: Iterable[str]) -> list[str]:
         pol = policy()
         return [f for f in fields if pol.field_rule(self.roles, model, f)[0] != "hidden"]
@@ -170,9 +189,12 @@ class Access:
     def is_masked(self, model: str, field: str) -> bool:
         return policy().field_rule(self.roles, model, field)[0] == "masked"
 
-    async def check_write(self, model: str, values: Iterable[str], allowed: Iterable[str] | None = None) -> None:
+    async def check_write(self, model: str, values: Iterable[str] | Mapping[str, Any],
+                          allowed: Iterable[str] | None = None, table: type[Table] | None = None) -> None:
         """Refuse a write the user may not make, naming the field: 422 for a field that is not on the form or
-        resource (``allowed``: mass assignment), 403 for a hidden, masked or read-only one. Both audited."""
+        resource (``allowed``: mass assignment), 403 for a hidden, masked or read-only one (both audited); and,
+        given the values (a mapping), 422 for a value past its size limit (:mod:`core.limits`: the column's
+        length in ``table``, by default the model's table by the naming rule)."""
         names = list(values)
         if allowed is not None:
             permitted = set(allowed)
@@ -188,6 +210,37 @@ class Access:
                 await audit.record("denied", model=model, detail=f"write to {rule} field {name}",
                                    principal=self.principal)
                 raise PermissionDenied(f"field {name!r} is {rule} for you", field=name)
+        if isinstance(values, Mapping):
+            limits.check(values, table or limits.table_for(model))
+
+    async def check_references(self, table: type[Table], values: Mapping[str, Any]) -> None:
+        """Refuse a reference the user may not make: every foreign key among ``values`` (columns of ``table``)
+        must name a record this user may *read* (grant, record rule, not archived) - a write of a reference is
+        checked like a read of the referenced record. Out of reach or nonexistent is one and the same 422
+        naming the field, so ids leak nothing. A referenced table no grant governs (users, teams) only has to
+        hold the row."""
+        from piccolo.columns import ForeignKey
+
+        for name, value in values.items():
+            column = _column(table, name) if isinstance(name, str) else None
+            if not isinstance(column, ForeignKey) or value in (None, ""):
+                continue
+            target = column._foreign_key_meta.resolved_references
+            try:
+                ref = int(value)
+            except (TypeError, ValueError):
+                raise ValidationError({name: "must be a record id"}) from None
+            model = model_of(target)
+            if model is None:
+                found = await target.exists().where(target._meta.primary_key == ref)
+            else:
+                try:
+                    await self.get(target, model, ref)
+                    found = True
+                except (NotFound, PermissionDenied):
+                    found = False
+            if not found:
+                raise ValidationError({name: REFERENCE_REFUSED})
 
     async def reveal(self, table: type[Table], model: str, record_id: int, field: str) -> Any:
         """The unmasked value of one field of one record, for a role with the reveal right; audited."""
@@ -199,6 +252,28 @@ class Access:
         row = await self.get(table, model, record_id)
         await audit.record("reveal", model=model, record_id=record_id, detail=field, principal=self.principal)
         return row.get(field)
+
+
+#: the one answer to a reference out of reach or to nothing (the same words, so ids leak nothing)
+REFERENCE_REFUSED = "does not exist or is not yours to use"
+
+
+def model_of(table: type[Table]) -> str | None:
+    """The model name the records of ``table`` are granted under, or None when no grant governs them: the API
+    resource serving that table (collected at boot), else a granted model named by the naming rule
+    (``crm_x.noun`` is table ``crm_x_noun``)."""
+    from core.runtime import _current
+
+    name = table._meta.tablename
+    resources = _current.state.get("api_resources", []) if _current is not None else []
+    for res in resources:
+        res_table = getattr(res, "table", None)
+        if res_table is not None and res_table._meta.tablename == name:
+            return str(res.model)
+    for model in sorted(policy().models):
+        if model.replace(".", "_") == name:
+            return model
+    return None
 
 
 def _column(table: type[Table], name: str) -> Column | None:

@@ -5,6 +5,7 @@ teams (leader, members), and the audit log search (admin and auditor). Every cha
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -13,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from core.errors import Conflict, PermissionDenied, ValidationError
+from core.search import contains
 from core.security import audit, users
 from core.security.access import Access, policy
 from core.security.account import ROUTES as ACCOUNT_ROUTES
@@ -214,6 +216,11 @@ def _day(value: str) -> dt.datetime | None:
         return None
 
 
+def _loaded(changes: Any) -> dict[str, Any]:
+    loaded = json.loads(changes or "{}") if isinstance(changes, str) else changes
+    return loaded if isinstance(loaded, dict) else {}
+
+
 async def audit_list(request: Request) -> Response:
     """Search the audit log (admin, auditor): by action, model, record, user, day range; newest first."""
     await Access(require_user(request)).require("core.audit_log", "read")
@@ -229,10 +236,11 @@ async def audit_list(request: Request) -> Response:
     if until:
         query = query.where(AuditLog.at < until + dt.timedelta(days=1))
     if q.get("q"):
-        query = query.where(AuditLog.detail.ilike(f"%{q['q'][:100]}%"))
-    if q.get("before", "").isdigit():
+        query = query.where(contains(AuditLog.detail, q["q"][:100]))
+    if q.get("before", "").isdigit() and len(q["before"]) < 19:
         query = query.where(AuditLog.id < int(q["before"]))
-    rows = await query
+    acc = Access(require_user(request))
+    rows = [{**r, "changes": acc.present_diff(r["model"], _loaded(r["changes"]))} for r in await query]
     return await render(request, "core/admin_audit.html", rows=rows, filters=dict(q))
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from rapidfuzz.fuzz import token_set_ratio
 
 from crm_contacts.matching import MatchIndex, MatchRecord, scan
 from crm_contacts.standardize import fold_width
+
+if TYPE_CHECKING:
+    from core.security.access import Access
 
 POOL = 300  # fuzzy pool size per check: enough for common surnames, bounded for speed
 
@@ -29,6 +32,31 @@ class DuplicateCandidate:
     name: str
     score: float
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScopedCandidates:
+    """Duplicate candidates as one user may be told of them: those they may read, named; the others only
+    counted, so a duplicate warning never names another team's customer."""
+
+    visible: list[DuplicateCandidate]
+    outside_scope: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"candidates": [asdict(c) for c in self.visible], "outside_scope": self.outside_scope}
+
+
+async def scoped(acc: Access, model: str, found: list[DuplicateCandidate]) -> ScopedCandidates:
+    """Split ``found`` by what ``acc`` may read of ``model`` (the record rules of the list pages)."""
+    from crm_contacts.services import table_of
+
+    if not found:
+        return ScopedCandidates([], 0)
+    table: Any = table_of(model)
+    ids = [c.id for c in found]
+    readable = {int(r["id"]) for r in await (await acc.select(table, model, table.id, where=table.id.is_in(ids)))
+                } if acc.can(model) else set()
+    return ScopedCandidates([c for c in found if c.id in readable], len([c for c in found if c.id not in readable]))
 
 
 def _record(row: Mapping[str, Any], org_name: str = "") -> MatchRecord:
@@ -79,7 +107,7 @@ async def person_candidates(values: Mapping[str, Any], exclude_id: int | None = 
             for row in await Channel.select(Channel.person).where(
                     (Channel.value_key == str(value).lower()) & Channel.person.is_not_null()):
                 exact.setdefault(row["person"], []).append(key)
-    exact.pop(exclude_id or -1, None)  # type: ignore[arg-type]
+    exact.pop(exclude_id or -1, None)
     pool: dict[int, dict[str, Any]] = {}
     tokens = _name_tokens(str(values.get("name") or ""))
     if tokens:
@@ -87,18 +115,18 @@ async def person_candidates(values: Mapping[str, Any], exclude_id: int | None = 
         pool.update({r["id"]: r for r in rows})
     if exact:
         pool.update({r["id"]: r for r in await Person.select(*cols).where(Person.id.is_in(list(exact)))})
-    pool.pop(exclude_id or -1, None)  # type: ignore[arg-type]
+    pool.pop(exclude_id or -1, None)
     org_ids = {r["organization"] for r in pool.values() if r["organization"]} | (
         {values["organization"]} if values.get("organization") else set())
     orgs = {r["id"]: r["name"] for r in await Organization.select(Organization.id, Organization.name).where(
         Organization.id.is_in(list(org_ids)))} if org_ids else {}
     index = MatchIndex(_record(r, orgs.get(r["organization"], "")) for r in pool.values())
     me = _record({**values, "id": -1}, orgs.get(values.get("organization") or 0, ""))
-    scored = {c.other_id: c for c in index.candidates(me)}
+    scored = {cast(int, c.other_id): c for c in index.candidates(me)}  # ids of _record: the database's ints
     out = [DuplicateCandidate(int(i), str(pool[i]["name"]) if i in pool else "", 1.0, tuple(sorted(set(r))))
            for i, r in exact.items()]
-    out += [DuplicateCandidate(int(c.other_id), str(pool[c.other_id]["name"]), round(c.score, 3), c.reasons)  # type: ignore[index]
-            for c in scored.values() if c.other_id not in exact]
+    out += [DuplicateCandidate(int(i), str(pool[i]["name"]), round(c.score, 3), c.reasons)
+            for i, c in scored.items() if i not in exact]
     return sorted(out, key=lambda c: -c.score)[:limit]
 
 
@@ -125,7 +153,7 @@ async def organization_candidates(values: Mapping[str, Any], exclude_id: int | N
             score = token_set_ratio(name, fold_width(row["name"]).lower()) / 100
             if score >= 0.9 and row["id"] not in found:
                 found[row["id"]] = DuplicateCandidate(row["id"], row["name"], round(score, 3), ("name",))
-    found.pop(exclude_id or -1, None)  # type: ignore[arg-type]
+    found.pop(exclude_id or -1, None)
     return sorted(found.values(), key=lambda c: -c.score)[:limit]
 
 
@@ -145,6 +173,6 @@ async def scan_people(progress: Callable[[int, int], None] | None = None) -> tup
         await DuplicateGroup.delete().where(DuplicateGroup.status == "open")
         if groups:
             await DuplicateGroup.insert(*[DuplicateGroup(
-                model="crm_contacts.person", record_ids=sorted(int(i) for i in g.ids),  # type: ignore[call-overload]
+                model="crm_contacts.person", record_ids=sorted(int(cast(int, i)) for i in g.ids),
                 score=int(round(g.score * 1000)), reasons=[], status="open", scan_id=scan_id) for g in groups])
     return scan_id, len(groups)

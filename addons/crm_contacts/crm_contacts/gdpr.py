@@ -15,12 +15,13 @@ from typing import Any
 from core import db, hooks
 from core.security import audit
 from core.security.access import Access
-from crm_contacts.api import PERSON_MODEL
+from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
 from crm_contacts.services import tags_of
 
 
-def _plain(rows: Any) -> Any:
-    return json.loads(json.dumps(rows, default=str))
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    plain: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    return plain
 
 
 async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
@@ -33,9 +34,11 @@ async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
     person.pop("search_text", None)
     org = None
     if row["organization"]:
-        org = await Organization.select(Organization.id, Organization.name).where(
-            Organization.id == row["organization"]).first()
-    merges = await Merge.select().where(Merge.survivor_id == person_id)
+        # the organization as this user may see it: another team's name stays out of the file
+        org = await (await acc.select(Organization, ORGANIZATION_MODEL, Organization.id, Organization.name,
+                                      where=Organization.id == row["organization"])).first()
+    merges = await Merge.select().where((Merge.model == PERSON_MODEL) & (Merge.survivor_id == person_id)).output(
+        load_json=True)
     history = await AuditLog.select(AuditLog.at, AuditLog.user_login, AuditLog.action, AuditLog.detail).where(
         (AuditLog.model == PERSON_MODEL) & (AuditLog.record_id == str(person_id))).order_by(AuditLog.id)
     out = {
@@ -50,12 +53,15 @@ async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
                      for c in await Channel.select().where(Channel.person == person_id)],
         "tags": await tags_of(PERSON_MODEL, person_id),
         "notes": await Note.select(Note.id, Note.body, Note.created_at).where(Note.person == person_id),
-        "merged_records": [{"loser_ids": m["loser_ids"], "at": m["created_at"], "snapshot": m["snapshot"]}
+        # merged-away records under the same field rules as the person: masked stays masked
+        "merged_records": [{"loser_ids": m["loser_ids"], "at": m["created_at"],
+                            "snapshot": {loser: acc.present(PERSON_MODEL, dict(values))
+                                         for loser, values in (m["snapshot"] or {}).items()}}
                            for m in merges],
         "history": history,
     }
     await audit.record("gdpr_export", model=PERSON_MODEL, record_id=person_id, detail="GDPR export")
-    return _plain(out)  # type: ignore[no-any-return]
+    return _plain(out)
 
 
 async def erase_person(acc: Access, person_id: int) -> None:
@@ -64,12 +70,13 @@ async def erase_person(acc: Access, person_id: int) -> None:
 
     async with db.atomic():
         before = await acc.get(Person, PERSON_MODEL, person_id, action="delete")
-        blank = {"name": f"Erased person #{person_id}", "given_name": "", "family_name": "", "email": "",
-                 "email_key": "", "phone": "", "phone_original": "", "job_title": "", "birth_date": None,
-                 "custom": {}, "province": "", "city": "", "language": "", "search_text": "",
-                 "is_anonymized": True, "updated_at": dt.datetime.now(dt.UTC)}
-        await Person.update({Person._meta.get_column_by_name(k): v for k, v in blank.items()} | {
-            Person.version: Person.version + 1}).where(Person.id == person_id)
+        blank: dict[str, Any] = {
+            "name": f"Erased person #{person_id}", "given_name": "", "family_name": "", "email": "",
+            "email_key": "", "phone": "", "phone_original": "", "job_title": "", "birth_date": None,
+            "custom": {}, "province": "", "city": "", "language": "", "search_text": "",
+            "is_anonymized": True, "updated_at": dt.datetime.now(dt.UTC)}
+        await Person.update({**{Person._meta.get_column_by_name(k): v for k, v in blank.items()},
+                             Person.version: Person.version + 1}).where(Person.id == person_id)
         await Address.delete().where(Address.person == person_id)
         await Channel.delete().where(Channel.person == person_id)
         await Note.delete().where(Note.person == person_id)

@@ -109,13 +109,17 @@ def _mapped(header: list[str], row: list[str], mapping: Mapping[str, str]) -> di
 
 
 async def _org_id(name: str, acc: Access, dry_run: bool) -> int | None:
-    """The organization of that exact (standardized) name, created if missing (with the org create right)."""
+    """The organization of that exact (standardized) name among those the importing user may read (a
+    reference is checked like a read), created if missing (with the org create right)."""
     from crm_contacts.cleaning import clean_organization
     from crm_contacts.models import Organization
 
     clean = await clean_organization({"name": name})
-    row = await Organization.select(Organization.id).where(
-        (Organization.name == clean["name"]) & (Organization.is_archived == False)).first()  # noqa: E712
+    row = None
+    if acc.can("crm_contacts.organization"):
+        mine = await acc.select(Organization, "crm_contacts.organization", Organization.id,
+                                where=Organization.name == clean["name"])
+        row = await mine.order_by(Organization.id).first()
     if row is not None:
         return int(row["id"])
     if dry_run or not acc.can("crm_contacts.organization", "create"):
@@ -241,8 +245,13 @@ class Importer:
     async def _decide(self, p: _Pending) -> RowResult | None:
         """The final outcome of a matched row, or None when it is to be written."""
         from crm_contacts.cleaning import clean_person
+        from crm_contacts.duplicates import DuplicateCandidate, scoped
 
         if self.mode == "create" and p.existing is not None:
+            # the report names the existing record only to a user who may open it
+            visible = await scoped(self.acc, PERSON_MODEL, [DuplicateCandidate(int(p.existing["id"]), "", 1.0, ())])
+            if not visible.visible:
+                return RowResult(p.row_no, "skipped", message="this person exists already outside your records")
             return RowResult(p.row_no, "skipped", record_id=p.existing["id"],
                              message="a person with this email or phone exists")
         if self.mode == "update" and p.existing is None:
@@ -280,23 +289,34 @@ class Importer:
             for p, person_id in zip(new, ids, strict=True):
                 out.append(RowResult(p.row_no, "created", person_id))
             befores: dict[int, dict[str, Any]] = {}
+            afters: dict[int, dict[str, Any]] = {}
+            audited: dict[object, dict[str, Any]] = {}
             for p in todo:
                 if p.existing is not None:
                     record_id = int(p.existing["id"])
-                    befores[p.row_no] = json.loads(json.dumps({k: p.existing.get(k) for k in p.clean}, default=str))
-                    await Person.update({Person._meta.get_column_by_name(k): v for k, v in p.clean.items()} | {
-                        Person.version: Person.version + 1}).where(Person.id == record_id)
+                    befores[p.row_no] = _plain({k: p.existing.get(k) for k in p.clean})
+                    afters[p.row_no] = _plain(p.clean)
+                    await Person.update({**{Person._meta.get_column_by_name(k): v for k, v in p.clean.items()},
+                                         Person.version: Person.version + 1}).where(Person.id == record_id)
                     out.append(RowResult(p.row_no, "updated", record_id))
-            record_of = {r.row_no: r.record_id for r in out}
+                    audited[record_id] = audit.diff(befores[p.row_no], afters[p.row_no])
+            # each record audited as a single write would be (one INSERT for the chunk), in its transaction
+            detail = f"import {self.batch_id}" if self.batch_id is not None else "import"
+            await audit.record_many("create", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
+                                    changes={person_id: audit.diff(None, _plain(p.clean))
+                                             for p, person_id in zip(new, ids, strict=True)})
+            await audit.record_many("update", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
+                                    changes=audited)
+            record_of = {r.row_no: r.record_id for r in out if r.record_id is not None}  # all: written just now
             for p in todo:
                 if p.tags:
-                    await set_tags(self.acc, PERSON_MODEL, [record_of[p.row_no]], add=p.tags)  # type: ignore[list-item]
+                    await set_tags(self.acc, PERSON_MODEL, [record_of[p.row_no]], add=p.tags)
                 if p.note:
                     await Note.insert(Note(person=record_of[p.row_no], body=p.note[:20000], owner=uid))
             if self.batch_id is not None:
                 await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
-                                               "record_id": r.record_id, "before": befores.get(r.row_no, {})}
-                                              for r in out])
+                                               "record_id": r.record_id, "before": befores.get(r.row_no, {}),
+                                               "after": afters.get(r.row_no, {})} for r in out])
         return out
 
     async def row(self, row_no: int, raw_row: list[str], dry_run: bool) -> RowResult:
@@ -394,6 +414,12 @@ class Importer:
         return results
 
 
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as JSON keeps them (dates as ISO text…): what ImportRow stores and a revert compares with."""
+    out: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
+    return out
+
+
 async def _maybe(value: Any) -> None:
     import inspect
 
@@ -414,7 +440,7 @@ async def run_batch(acc: Access, batch_id: int, progress: Callable[[int, int], A
     batch = await ImportBatch.select().where(ImportBatch.id == batch_id).first()
     if batch is None or batch["status"] in ("done", "reverted"):
         return {}
-    header, rows = read_table(batch["content"], batch["filename"])
+    header, rows = read_table(batch["content"], batch["filename"], batch["encoding"] or None)
     last = await ImportRow.select(ImportRow.row_no).where(ImportRow.batch == batch_id).order_by(
         ImportRow.row_no, ascending=False).first()
     start = max(0, int(last["row_no"]) - 1) if last else 0
@@ -460,30 +486,79 @@ async def report_csv(batch_id: int) -> bytes:
 
 
 async def revert(acc: Access, batch_id: int) -> dict[str, int]:
-    """Undo a finished import: archive what it created, restore what it updated; audited."""
+    """Undo a finished import: archive what it created, restore what it updated; each record audited.
+
+    A field is restored only while it still holds the value the import wrote: one changed since (by hand, by
+    a later import) is kept and reported as a conflict on its row, so a revert never overwrites later work.
+    """
     from crm_contacts.models import ImportBatch, ImportRow, Person
 
     batch = await acc.get(ImportBatch, "crm_contacts.import", batch_id, action="update")
     if batch["status"] != "done":
         raise ValidationError({"status": f"only a finished import can be reverted (this one is {batch['status']})"})
-    archived = restored = 0
+    archived = restored = conflicts = 0
+    detail = f"revert of import {batch_id}"
     async with db.atomic():
         for row in await ImportRow.select().where((ImportRow.batch == batch_id) & ImportRow.action.is_in(
                 ["created", "updated"])).order_by(ImportRow.row_no, ascending=False):
             if row["action"] == "created":
                 await Person.update({Person.is_archived: True, Person.version: Person.version + 1}).where(
                     Person.id == row["record_id"])
+                await audit.record("archive", model=PERSON_MODEL, record_id=row["record_id"], detail=detail,
+                                   principal=acc.principal)
                 archived += 1
-            else:
-                before = row["before"] if isinstance(row["before"], dict) else json.loads(row["before"] or "{}")
-                values = {k: v for k, v in before.items() if k not in ("updated_at",)}
-                if "birth_date" in values and values["birth_date"]:
-                    values["birth_date"] = dt.date.fromisoformat(str(values["birth_date"])[:10])
-                if values:
-                    await Person.update({Person._meta.get_column_by_name(k): v for k, v in values.items()} | {
-                        Person.version: Person.version + 1}).where(Person.id == row["record_id"])
+                continue
+            now, values, kept = await _revertible(row)
+            if values:
+                restore = dict(values)
+                if restore.get("birth_date"):
+                    restore["birth_date"] = dt.date.fromisoformat(str(restore["birth_date"])[:10])
+                restore |= await _derived(int(row["record_id"]), restore)
+                await Person.update({**{Person._meta.get_column_by_name(k): v for k, v in restore.items()},
+                                     Person.version: Person.version + 1}).where(Person.id == row["record_id"])
+                await audit.record("update", model=PERSON_MODEL, record_id=row["record_id"], detail=detail,
+                                   changes=audit.diff({k: now.get(k) for k in values}, values), principal=acc.principal)
                 restored += 1
+            if kept:
+                conflicts += 1
+                await ImportRow.update({ImportRow.message: "not reverted, changed since the import: "
+                                                           + ", ".join(kept)}).where(ImportRow.id == row["id"])
         await ImportBatch.update({ImportBatch.status: "reverted"}).where(ImportBatch.id == batch_id)
-        await audit.record("revert", model="crm_contacts.import", record_id=batch_id,
-                           detail=f"archived {archived} created, restored {restored} updated")
-    return {"archived": archived, "restored": restored}
+        await audit.record("revert", model="crm_contacts.import", record_id=batch_id, principal=acc.principal,
+                           detail=f"archived {archived} created, restored {restored} updated, "
+                                  f"{conflicts} with fields changed since (kept)")
+    return {"archived": archived, "restored": restored, "conflicts": conflicts}
+
+
+_DERIVED = ("updated_at", "search_text")  # recomputed from the restored fields, not restored themselves
+
+
+async def _revertible(row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(current values, field → value to restore, fields kept) of a record an import updated: the fields it
+    changed that still hold what it wrote are restored, those changed since are kept. (Rows recorded before
+    ``after`` existed restore every field, as before.)"""
+    from crm_contacts.models import Person
+
+    before, after = (v if isinstance(v, dict) else json.loads(v or "{}") for v in (row["before"], row["after"]))
+    changed = [k for k in before if k not in _DERIVED and (not after or before[k] != after.get(k))]
+    if not changed:
+        return {}, {}, []
+    current = await Person.select(*[Person._meta.get_column_by_name(k) for k in changed]).where(
+        Person.id == row["record_id"]).first()
+    if current is None:
+        return {}, {}, changed
+    now = _plain(current)
+    restore = {k: before[k] for k in changed if not after or now.get(k) == after.get(k)}
+    return now, restore, [k for k in changed if k not in restore]
+
+
+async def _derived(person_id: int, restore: Mapping[str, Any]) -> dict[str, Any]:
+    """``search_text`` and ``updated_at`` of the person once ``restore`` is written (derived, never restored)."""
+    from crm_contacts.cleaning import clean_person
+    from crm_contacts.models import Person
+
+    row = await Person.select().where(Person.id == person_id).first()
+    try:
+        return await clean_person({}, before={**(row or {}), **restore})
+    except ValidationError:  # e.g. its stage was deleted since: the record keeps its search text
+        return {"updated_at": dt.datetime.now(dt.UTC)}

@@ -9,6 +9,7 @@ it is a scan of one column, fast enough for single-machine sizes (see docs/conta
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -21,12 +22,14 @@ from piccolo.columns.combination import WhereRaw
 from core.db import is_postgres
 from core.errors import ValidationError
 from core.keyset import Keyset
+from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.standardize import fold_width
 
 SORTS = ("name", "-name", "created_at", "-created_at", "updated_at", "-updated_at")
 FILTER_KEYS = ("q", "stage", "owner", "tag", "province", "city", "created_from", "created_to", "sort")
+CONTACT_VALUES = ("phone", "email")
 SHORT_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{1,2}")  # the migration's CJK ranges
 
 
@@ -69,12 +72,35 @@ def parse(params: Mapping[str, str]) -> ListQuery:
                      sort=sort, after=params.get("after", ""), limit=limit)
 
 
-async def where(table: Any, model: str, lq: ListQuery) -> Any:
-    """The filter part of the query (the access layer adds the record rules)."""
+def sees_contact_values(acc: Access | None, model: str) -> bool:
+    """Whether ``acc`` reads phones and e-mails of ``model`` in clear (``None``: a system caller)."""
+    return acc is None or all(not acc.is_masked(model, f) and acc.visible_fields(model, [f]) for f in CONTACT_VALUES)
+
+
+def _whole_values(table: Any, term: str) -> Any:
+    """Names containing ``term``, or a phone / e-mail equal to it once standardized: a role that sees those
+    masked may find a customer by a number it already has, never rebuild one from fragments."""
+    from core.search import contains
+    from crm_contacts.standardize import StandardizationError, email_key, normalize_phone
+
+    clause = contains(table.name, term)
+    with contextlib.suppress(StandardizationError):
+        clause = clause | (table.phone == normalize_phone(term).e164)
+    if "@" in term:
+        with contextlib.suppress(StandardizationError):
+            clause = clause | (table.email_key == email_key(term))
+    return clause
+
+
+async def where(table: Any, model: str, lq: ListQuery, acc: Access | None = None) -> Any:
+    """The filter part of the query (the access layer adds the record rules). With ``acc``, a user who sees
+    phones or e-mails masked searches names and whole values only (see :func:`_whole_values`)."""
     from crm_contacts.models import OrganizationTag, PersonTag, Tag
 
     clauses: list[Any] = []
-    if lq.q:
+    if lq.q and not sees_contact_values(acc, model):
+        clauses.append(_whole_values(table, fold_width(lq.q).strip()))
+    elif lq.q:
         term = fold_width(lq.q).lower().replace("%", "").replace("_", " ").strip()
         digits = "".join(c for c in term if c.isdigit())
         if term and SHORT_CJK.fullmatch(term) and is_postgres():
@@ -119,7 +145,9 @@ async def fetch(acc: Access, model: str, lq: ListQuery, columns: list[Any],
     table = table_of(model)
     col = table._meta.get_column_by_name(lq.sort.lstrip("-"))
     keyset = Keyset(col, table.id, descending=lq.sort.startswith("-"))
-    query = await acc.select(table, model, *columns, table.id, col, where=await where(table, model, lq),
+    if lq.q:
+        await audit.record("search", model=model, detail=lq.q[:200], principal=acc.principal)
+    query = await acc.select(table, model, *columns, table.id, col, where=await where(table, model, lq, acc),
                              action=action)
     if lq.after:
         query = query.where(keyset.after(lq.after))

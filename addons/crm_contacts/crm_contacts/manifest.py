@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.addon import Addon, Every, FieldRule, Grant, Menu, Role
+from core.addon import Action, Addon, Every, FieldRule, Grant, Menu, Role
 
 PERSON = "crm_contacts.person"
 ORGANIZATION = "crm_contacts.organization"
@@ -13,7 +13,7 @@ DUPLICATE = "crm_contacts.duplicate"
 MERGE = "crm_contacts.merge"
 SAVED_FILTER = "crm_contacts.saved_filter"
 
-_CRUD = ("create", "read", "update", "delete", "export")
+_CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
 _CONTACTS = (PERSON, ORGANIZATION)
 
 
@@ -56,6 +56,8 @@ def _field_rules() -> tuple[FieldRule, ...]:
         for role, reveal in who.items():
             out += [
                 FieldRule(role, model, "phone", "masked", masker="phone", reveal=reveal),
+                # the number as typed is the same secret in another spelling
+                FieldRule(role, model, "phone_original", "masked", masker="phone", reveal=reveal),
                 FieldRule(role, model, "phone_original", "masked", masker="phone", reveal=reveal),
                 FieldRule(role, model, "email", "masked", masker="email", reveal=reveal),
                 FieldRule(role, model, "email_key", "hidden"),

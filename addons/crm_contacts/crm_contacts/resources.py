@@ -13,10 +13,11 @@ from typing import Any
 
 from starlette.requests import Request
 
-from core.api import Resource
+from core.api import Resource, json_body
 from core.errors import ValidationError
 from core.security import audit
 from core.security.access import Access
+from core.values import record_id as record_id_of
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
 
 PERSON_FIELDS = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone",
@@ -33,13 +34,7 @@ FILTERS = ("stage", "owner", "team", "province", "city", "source", "industry")
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except Exception:
-        body = None
-    if not isinstance(body, dict):
-        raise ValidationError({"body": "must be a JSON object"})
-    return body
+    return await json_body(request)
 
 
 async def _check_owner(values: dict[str, Any]) -> None:
@@ -116,11 +111,13 @@ def _merge_action(model: str) -> Any:
 
         body = await _body(request)
         losers = body.get("loser_ids")
-        if not isinstance(losers, list) or not all(isinstance(i, int) for i in losers):
+        if not isinstance(losers, list):
             raise ValidationError({"loser_ids": "must be a list of record ids"})
+        losers = [record_id_of(i, "loser_ids") for i in losers]
         choices = body.get("choices") or {}
         if not isinstance(choices, dict):
             raise ValidationError({"choices": "must map field names to record ids"})
+        choices = {str(k): record_id_of(v, f"choices.{k}") for k, v in choices.items()}
         return await merge(acc, model, record_id, losers, choices)
 
     return action
@@ -128,13 +125,11 @@ def _merge_action(model: str) -> Any:
 
 def _duplicates_action(model: str) -> Any:
     async def action(request: Request, acc: Access, record_id: int) -> Any:
-        from dataclasses import asdict
-
-        from crm_contacts.duplicates import organization_candidates, person_candidates
+        from crm_contacts.duplicates import organization_candidates, person_candidates, scoped
 
         row = await acc.get(_table(model), model, record_id)
         find = person_candidates if model == PERSON_MODEL else organization_candidates
-        return {"candidates": [asdict(c) for c in await find(row, exclude_id=record_id)]}
+        return (await scoped(acc, model, await find(row, exclude_id=record_id))).as_dict()
 
     return action
 

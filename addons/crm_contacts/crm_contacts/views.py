@@ -101,7 +101,7 @@ async def export(request: Request) -> Response:
     extra = None
     if params.get("ids"):
         extra = table.id.is_in([int(i) for i in params["ids"].split(",") if i.strip().isdigit()] or [-1])
-    filters = await listing.where(table, model, lq)
+    filters = await listing.where(table, model, lq, acc)
     clause = extra if filters is None else filters if extra is None else filters & extra
     query = await acc.select(table, model, *cols, where=clause, action="export")
     rows = [acc.present(model, dict(r)) for r in await query.order_by(table.id).limit(100_000)]
@@ -199,7 +199,7 @@ async def note_create(request: Request) -> Response:
 async def form_page(request: Request) -> Response:
     """Create or edit; warns with duplicate candidates before creating one (confirm to go on)."""
     from crm_contacts.cleaning import clean_organization, clean_person
-    from crm_contacts.duplicates import organization_candidates, person_candidates
+    from crm_contacts.duplicates import organization_candidates, person_candidates, scoped
     from crm_contacts.models import Stage
 
     acc = access(request)
@@ -212,6 +212,7 @@ async def form_page(request: Request) -> Response:
     values: dict[str, Any] = dict(before or {})
     errors: dict[str, str] = {}
     candidates: list[Any] = []
+    outside_scope = 0
     typed_org = ""
     if request.method == "POST":
         form = await request.form()
@@ -231,8 +232,9 @@ async def form_page(request: Request) -> Response:
                 before is None or str(v or "") != str(before.get(k) or ""))])
             clean = await (clean_person if model == PERSON_MODEL else clean_organization)(values, before)
             find = person_candidates if model == PERSON_MODEL else organization_candidates
-            candidates = await find(clean, exclude_id=int(record_id) if record_id else None)
-            if before is None and candidates and not form.get("confirm"):
+            found = await scoped(acc, model, await find(clean, exclude_id=int(record_id) if record_id else None))
+            candidates, outside_scope = found.visible, found.outside_scope
+            if before is None and (candidates or outside_scope) and not form.get("confirm"):
                 raise ValidationError({"duplicates": "possible duplicates found: open them, or confirm to create"})
             async with db.atomic():
                 if before is None:
@@ -262,7 +264,7 @@ async def form_page(request: Request) -> Response:
             org_names = [r["name"] for r in await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.name)
                                                   ).order_by(org_table.name).limit(500)]
     return await render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
-                  candidates=candidates, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
+                  candidates=candidates, outside_scope=outside_scope, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
                   record_id=record_id, stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
 
 

@@ -46,3 +46,25 @@ async def test_erase_needs_delete_right(api: Any) -> None:
     pid = (await client.post(PEOPLE, headers=rep, json={"name": "Keep Me"})).json()["id"]
     assert (await client.post(f"{PEOPLE}/{pid}/erase", headers=rep)).status_code == 403
     assert (await client.get(f"{PEOPLE}/{pid}", headers=rep)).json()["name"] == "Keep Me"
+
+
+async def test_export_by_a_masked_role_masks_merged_records_too(api: Any) -> None:
+    """Finance sees phones and e-mails masked: the merged-away record's snapshot and the number as typed
+    used to come out in clear in the GDPR file."""
+    client, token_for = api
+    mgr = await token_for("mgr", "sales_manager")
+    keep = (await client.post(PEOPLE, headers=mgr, json={"name": "Keep Me", "phone": "13800138000"})).json()["id"]
+    lose = (await client.post(PEOPLE, headers=mgr, json={"name": "Keep Me", "phone": "139 0013 9000",
+                                                         "email": "lost@example.com"})).json()["id"]
+    merged = await client.post(f"{PEOPLE}/{keep}/merge", headers=mgr, json={"loser_ids": [lose]})
+    assert merged.status_code == 200, merged.text
+    clear = (await client.post(f"{PEOPLE}/{keep}/gdpr_export", headers=mgr)).text
+    assert "13900139000" in clear and "lost@example.com" in clear  # the manager may read them
+    fin = await token_for("fin", "finance")
+    doc = await client.post(f"{PEOPLE}/{keep}/gdpr_export", headers=fin)
+    assert doc.status_code == 200, doc.text
+    for secret in ("13900139000", "139 0013 9000", "lost@example.com", "13800138000", "138 0013 8000"):
+        assert secret not in doc.text, secret
+    snapshot = doc.json()["merged_records"][0]["snapshot"][str(lose)]
+    assert snapshot["phone"] == "+86139****9000" and snapshot["email"] == "l***@example.com"
+    assert "email_key" not in snapshot

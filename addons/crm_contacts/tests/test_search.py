@@ -40,3 +40,28 @@ async def test_short_chinese_terms_find_what_a_substring_search_finds(booted: An
     await Person.update({Person.name: renamed["name"], Person.search_text: renamed["search_text"]}).where(
         Person.name == "李娜")
     assert await _found(acc, "李娜") == [] and await _found(acc, "赵敏") == ["赵敏"]
+
+
+async def test_a_role_that_sees_phones_masked_cannot_search_fragments_of_them(booted: Any) -> None:
+    """The probe rebuilt a masked phone in 14 searches of digit patterns: fragments now find nothing, the
+    whole number (which the searcher already has) still finds the customer, and every search is audited."""
+    from crm_contacts.api import PERSON_MODEL
+    from crm_contacts.cleaning import clean_person
+    from crm_contacts.models import Person
+
+    from core.security.models import AuditLog
+
+    admin = await booted("boss", "admin")
+    clean = await clean_person({"name": "Zhou Min", "phone": "138 0013 8000", "email": "Min.Zhou@Example.com"})
+    await Person.insert(Person(_data={Person._meta.get_column_by_name(k): v for k, v in clean.items()}))
+    marketing = await booted("mia", "marketing")
+    assert marketing.is_masked(PERSON_MODEL, "phone")
+    for fragment in ("138", "0013", "13800", "8000", "min.zhou", "example.com"):
+        assert await _found(marketing, fragment) == [], fragment
+        assert await _found(admin, fragment) == ["Zhou Min"], fragment
+    assert await _found(marketing, "+86 138-0013-8000") == ["Zhou Min"]
+    assert await _found(marketing, "min.zhou@example.com") == ["Zhou Min"]
+    assert await _found(marketing, "zhou") == ["Zhou Min"]
+    searches = await AuditLog.select(AuditLog.detail).where(
+        (AuditLog.action == "search") & (AuditLog.user_login == "mia")).order_by(AuditLog.id)
+    assert [r["detail"] for r in searches][:2] == ["138", "0013"]
