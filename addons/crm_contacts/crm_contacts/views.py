@@ -263,9 +263,10 @@ async def form_page(request: Request) -> Response:
         if acc.can(ORGANIZATION_MODEL):
             org_names = [r["name"] for r in await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.name)
                                                   ).order_by(org_table.name).limit(500)]
-    return await render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values, errors=errors,
-                  candidates=candidates, outside_scope=outside_scope, model=model, kind=request.path_params["kind"], fields=FORM_FIELDS[model],
-                  record_id=record_id, stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
+    return await render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values,
+                        errors=errors, candidates=candidates, outside_scope=outside_scope, model=model,
+                        kind=request.path_params["kind"], fields=FORM_FIELDS[model], record_id=record_id,
+                        stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
 
 
 async def _organization_id(acc: Any, typed: str) -> int | None:
