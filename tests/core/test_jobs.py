@@ -109,8 +109,9 @@ async def test_a_job_told_to_wait_runs_later_without_using_its_attempts(worker) 
 
 
 async def test_event_listener_enqueues_in_the_publishers_transaction(worker) -> None:
-    from core.hooks import publish
     from crm_testext import actors as ext
+
+    from core.hooks import publish
 
     ext.SEEN.clear()
     async with db.atomic():

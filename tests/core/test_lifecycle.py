@@ -68,7 +68,8 @@ async def test_failed_on_install_leaves_the_database_as_it_was(crm_db_url: str, 
     from crm_testbase.models import Note
 
     bad = _broken(found, on_install="crm_testbase.nowhere:install")
-    with pytest.raises(AddonError, match="crm_testbase.*on_install = 'crm_testbase.nowhere:install' cannot be imported"):
+    with pytest.raises(AddonError,
+                       match="crm_testbase.*on_install = 'crm_testbase.nowhere:install' cannot be imported"):
         await lifecycle.install(["crm_testbase"], bad)
     assert await lifecycle.installed() == {}
     assert not await ExternalId.exists()
