@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.errors import PermanentJobError
 from core.jobs import actor
 
+if TYPE_CHECKING:
+    from core.security.access import Access
 
-async def _access(user_id: int | None):  # type: ignore[no-untyped-def]
+
+async def _access(user_id: int | None) -> Access:
     """The Access of the user who asked for the job, and the audit context set to them."""
     from core.security import context
     from core.security.access import Access, policy

@@ -185,7 +185,7 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
         pass  # the caller resolved the organization
     elif org_id not in (None, ""):
         try:
-            org_id = int(org_id)  # type: ignore[arg-type]
+            org_id = int(org_id)
         except (TypeError, ValueError):
             raise ValidationError({"organization": "must be an organization id"}) from None
         org = await Organization.select(Organization.name).where(Organization.id == org_id).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from core import db
@@ -22,8 +23,8 @@ def table_of(model: str) -> Any:
     raise ValidationError({"model": f"unknown model {model!r}"})
 
 
-async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: list[str] = (),  # type: ignore[assignment]
-                   remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: Sequence[str] = (),
+                   remove: Sequence[str] = ()) -> list[str]:
     """Add/remove tags (by name) on records the caller already checked; new names need the tag create right.
 
     Returns the tag names of the last record afterwards.

@@ -87,7 +87,7 @@ _PLAIN_CN_MOBILE = re.compile(r"(?:\+86|0086)?(1[3-9]\d{9})")
 # character by character) is two thirds of its cost. Its result depends on its arguments only and is read, never
 # changed, by validate_email: remember the last domains seen. Invalid domains raise, so are never remembered.
 # (the package's attribute validate_email is the function, which hides its module of the same name)
-_email_validator_impl = importlib.import_module("email_validator.validate_email")
+_email_validator_impl: Any = importlib.import_module("email_validator.validate_email")  # patched: no stub
 if not hasattr(_email_validator_impl.validate_email_domain_name, "cache_info"):
     _email_validator_impl.validate_email_domain_name = functools.lru_cache(maxsize=4096)(
         _email_validator_impl.validate_email_domain_name)

@@ -65,7 +65,7 @@ async def merge_page(request: Request) -> Response:
     table = table_of(model)
     if request.method == "POST":
         form = await request.form()
-        ids = [int(i) for i in form.getlist("ids") if str(i).isdigit()]
+        ids = [int(str(i)) for i in form.getlist("ids") if str(i).isdigit()]
         survivor = int(str(form.get("survivor", "0")) or 0)
         choices = {f: int(str(form.get(f"field_{f}"))) for f in fields_of(model)
                    if str(form.get(f"field_{f}", "")).isdigit()}

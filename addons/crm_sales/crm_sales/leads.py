@@ -20,7 +20,7 @@ FIELDS = ("name", "contact_name", "company_name", "email", "phone", "language", 
 
 
 def clean(values: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items() if k in FIELDS}
+    out: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items() if k in FIELDS}
     if not out.get("name"):
         raise ValidationError({"name": "is required"})
     raw = out.get("expected_revenue")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.addon import Addon, Every, Grant, Menu
+from core.addon import Action, Addon, Every, Grant, Menu
 
 LEAD = "crm_sales.lead"
 OPPORTUNITY = "crm_sales.opportunity"
@@ -15,7 +15,7 @@ QUOTE = "crm_sales.quote"
 ORDER = "crm_sales.order"
 NOTIFICATION = "crm_sales.notification"
 
-_CRUD = ("create", "read", "update", "delete", "export")
+_CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
 _WORK = (LEAD, OPPORTUNITY, ACTIVITY, QUOTE)  # the records a rep owns and works on
 
 

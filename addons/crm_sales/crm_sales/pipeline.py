@@ -12,6 +12,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from piccolo.columns import Column
+
 from core import db, hooks
 from core.errors import Conflict, NotFound, ValidationError
 from core.security import audit
@@ -179,7 +181,7 @@ async def qualify(acc: Access, lead_id: int) -> int:
         owner = lead["owner"] or (acc.principal.user_id if acc.principal else None)
         contact, _ = await find_or_create_person(
             name=lead["contact_name"] or lead["name"], email=lead["email"], phone=lead["phone"],
-            language=lead["language"], source=lead["source"], owner_id=owner)
+            language=lead["language"], source=lead["source"], owner_id=owner, access=acc)
         title = lead["name"] if not lead["company_name"] else f"{lead['company_name']} – {lead['name']}"
         opp_id = await create_opportunity({
             "name": title[:200], "person": contact.id, "lead_id": lead_id, "owner": owner, "team": lead["team"],
@@ -203,6 +205,7 @@ async def set_probability(acc: Access, opp_id: int, value: int | None) -> dict[s
     """Override the probability by hand (``None``: follow the model / the stage again). Audited."""
     async with db.atomic():
         opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
+        changes: dict[Column | str, Any]
         if value is None:
             model = as_dict(opp.get("score_explanation")).get("model_probability")
             if model is None:

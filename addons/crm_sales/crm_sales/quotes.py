@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from piccolo.columns import Column
+
 from core import db
 from core.errors import NotFound, ValidationError
 from core.security import audit
 from core.security.access import Access
+from core.values import check as check_value
 from crm_sales import pricing
 from crm_sales.manifest import OPPORTUNITY, QUOTE
 from crm_sales.models import Opportunity, Product, Quote, QuoteLine
@@ -31,8 +34,10 @@ def _dec(value: Any) -> Any:
 async def _complete(line: dict[str, Any], quote: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fill a line's blanks from its product (code, name, unit, price-list price, tax rate)."""
     out = {k: line.get(k) for k in LINE_FIELDS if line.get(k) not in (None, "")}
+    for name, value in out.items():  # each value as its column can hold it: a 422, never a driver error
+        out[name] = check_value(QuoteLine._meta.get_column_by_name(name), value, name)
     if out.get("product"):
-        product = await Product.select().where(Product.id == int(out["product"])).first()
+        product = await Product.select().where(Product.id == out["product"]).first()
         if product is None:
             raise ValidationError({"product": f"no product {out['product']}"})
         out["product"] = product["id"]
@@ -85,6 +90,8 @@ async def language_of(person_id: int | None) -> str:
 async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]] = (), **values: Any) -> int:
     """A draft quote for a deal the user may update; language follows the customer's."""
     await acc.require(QUOTE, "create")
+    await acc.check_references(Quote, {"opportunity": opp_id})  # 422 naming the field, like the API
+    await _check_products(acc, lines)
     async with db.atomic():
         opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
         currency = values.get("currency") or opp["currency"]
@@ -103,14 +110,22 @@ async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]]
     return quote_id
 
 
+async def _check_products(acc: Access, lines: Sequence[dict[str, Any]]) -> None:
+    """Each line's product must be one the user may read (a reference is checked like a read)."""
+    for line in lines:
+        if isinstance(line, dict):
+            await acc.check_references(QuoteLine, {"product": line.get("product")})
+
+
 async def update_draft(acc: Access, quote_id: int, lines: Sequence[dict[str, Any]] | None = None,
                        **values: Any) -> None:
+    await _check_products(acc, lines or ())
     async with db.atomic():
         quote = await acc.get(Quote, QUOTE, quote_id, action="update")
         if quote["state"] != "draft":
             raise ValidationError({"state": "only a draft can be edited: revise the quote instead"})
-        changes = {Quote._meta.get_column_by_name(k): v for k, v in values.items()
-                   if k in ("valid_until", "terms", "notes", "language")}
+        changes: dict[Column | str, Any] = {Quote._meta.get_column_by_name(k): v for k, v in values.items()
+                                            if k in ("valid_until", "terms", "notes", "language")}
         changes[Quote.version] = Quote.version + 1
         await Quote.update(changes).where(Quote.id == quote_id)
         if lines is not None:

@@ -11,7 +11,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from piccolo.query.methods.select import Count
+from piccolo.custom_types import Combinable
+from piccolo.query.functions.aggregate import Count
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -68,7 +69,7 @@ async def opportunity_move(request: Request) -> Response:
 async def opportunity_list(request: Request) -> Response:
     acc = access(request)
     state = request.query_params.get("state", "open")
-    where = Opportunity.state == state if state in ("open", "won", "lost") else None
+    where: Combinable | None = Opportunity.state == state if state in ("open", "won", "lost") else None
     stage = request.query_params.get("stage", "")
     if stage.isdigit():
         clause = Opportunity.stage == int(stage)
@@ -94,7 +95,7 @@ async def opportunity_detail(request: Request) -> Response:
     if opp["person"]:
         from crm_contacts import api as contacts
 
-        contact = await contacts.get_contact(opp["person"])
+        contact = contacts.seen_by(acc, await contacts.get_contact(opp["person"]))
         # The deal's owner always sees who the customer is; the link only where contact rules let them in.
         contact_url = await contacts.contact_url(acc, contacts.PERSON_MODEL, contact.id)
     return await render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,

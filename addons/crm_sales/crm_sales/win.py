@@ -12,6 +12,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from piccolo.custom_types import Combinable
+
 from crm_sales import scoring
 from crm_sales.models import Activity, Opportunity, PipelineStage, StageHistory, WinModel
 
@@ -82,7 +84,7 @@ def explain(prediction: scoring.Prediction, n: int) -> dict[str, Any]:
 
 async def rescore(model: scoring.Model, opp_ids: list[int] | None = None) -> int:
     """Score open deals (all, or ``opp_ids``); manual probabilities keep their value, the model's is noted."""
-    where = Opportunity.state == "open"
+    where: Combinable = Opportunity.state == "open"
     if opp_ids is not None:
         where = where & Opportunity.id.is_in(opp_ids or [0])
     rows = list(await Opportunity.select(*_COLS).where(where))

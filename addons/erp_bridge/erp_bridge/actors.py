@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 from core.jobs import actor
 
 log = logging.getLogger("erp_bridge.jobs")
 
+
+
+class _Retry(TypedDict):
+    """The retry options of ``core.jobs.actor`` shared by the push and cancel jobs."""
+
+    max_retries: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+    time_limit_ms: int
+
+
 # ERP outages last minutes: back off up to 5 minutes, 10 tries (~25 min) before the job lands in the failed list.
 # time_limit also sets the outbox lease (limit + 30 s): a killed worker's push is picked up again ~90 s later.
-_RETRY = {"max_retries": 10, "min_backoff_ms": 1_000, "max_backoff_ms": 300_000, "time_limit_ms": 60_000}
+_RETRY: _Retry = {"max_retries": 10, "min_backoff_ms": 1_000, "max_backoff_ms": 300_000, "time_limit_ms": 60_000}
 
 
 @actor("erp_bridge.push_order", **_RETRY)

@@ -76,15 +76,13 @@ async def configure(name: str, kind: str, url: str = "", database: str = "", use
 
     if kind not in kinds():
         raise ConfigError(f"unknown ERP backend kind {kind!r} (installed: {', '.join(kinds())})")
-    values = {BackendConfig.kind: kind, BackendConfig.url: url, BackendConfig.database: database,
-              BackendConfig.username: username, BackendConfig.password: password,
-              BackendConfig.is_active: is_active}
+    values: dict[str, Any] = {"kind": kind, "url": url, "database": database, "username": username,
+                              "password": password, "is_active": is_active}  # column name → value
     found = await BackendConfig.select(BackendConfig.id).where(BackendConfig.name == name).first()
     if found:
-        await BackendConfig.update(values).where(BackendConfig.id == found["id"])
+        await BackendConfig.update(**values).where(BackendConfig.id == found["id"])
         return int(found["id"])
-    rows = await BackendConfig.insert(BackendConfig(name=name, **{c._meta.name: v for c, v in values.items()})
-                                      ).returning(BackendConfig.id)
+    rows = await BackendConfig.insert(BackendConfig(name=name, **values)).returning(BackendConfig.id)
     return int(rows[0]["id"])
 
 

@@ -69,7 +69,7 @@ async def redrive(binding_id: int) -> str:
     if row is None:
         raise NotFound(f"binding {binding_id} not found")
     if row["state"] != "failed":
-        return row["state"]
+        return str(row["state"])
     values: dict[Any, Any] = {Binding.state: "in_flight", Binding.locked_until: None, Binding.attempts: 0}
     if row["operation"] == "cancel" and row["external_id"]:
         backend = connection.open_backend(await connection.active())

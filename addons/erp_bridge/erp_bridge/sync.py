@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from piccolo.columns import Column
+
 from core import db, hooks, jobs
 from core.errors import ConfigError, PermanentJobError, RetryLater
 from erp_bridge import connection, sales
@@ -93,7 +95,7 @@ def _claim_of(cfg: connection.Backend, row: dict[str, Any]) -> Claim:
 
 async def _release(binding_id: int | list[int], **values: Any) -> None:
     """Free the lock of one binding (or several) and write ``values`` with it."""
-    changes = {Binding._meta.get_column_by_name(k): v for k, v in values.items()}
+    changes: dict[Column | str, Any] = {Binding._meta.get_column_by_name(k): v for k, v in values.items()}
     changes[Binding.locked_until] = None
     changes[Binding.updated_at] = now()
     ids = binding_id if isinstance(binding_id, list) else [binding_id]
@@ -336,18 +338,17 @@ async def pull_invoices(limit: int = PAGE) -> int:
 
 
 async def _mirror(cfg: connection.Backend, inv: RemoteInvoice) -> None:
-    values = {InvoiceRow.number: inv.number or "", InvoiceRow.order_reference: inv.order_reference or "",
-              InvoiceRow.state: inv.state, InvoiceRow.currency: inv.currency, InvoiceRow.untaxed: inv.untaxed,
-              InvoiceRow.tax: inv.tax, InvoiceRow.total: inv.total, InvoiceRow.amount_to_pay: inv.amount_to_pay,
-              InvoiceRow.is_paid: inv.is_paid, InvoiceRow.invoice_date: inv.invoice_date,
-              InvoiceRow.cursor: inv.cursor, InvoiceRow.pulled_at: now()}
+    values: dict[str, Any] = {  # column name → value
+        "number": inv.number or "", "order_reference": inv.order_reference or "", "state": inv.state,
+        "currency": inv.currency, "untaxed": inv.untaxed, "tax": inv.tax, "total": inv.total,
+        "amount_to_pay": inv.amount_to_pay, "is_paid": inv.is_paid, "invoice_date": inv.invoice_date,
+        "cursor": inv.cursor, "pulled_at": now()}
     key = (InvoiceRow.backend == cfg.id) & (InvoiceRow.external_id == inv.external_id)
     seen = await InvoiceRow.select(InvoiceRow.id, InvoiceRow.paid_notified_at).where(key).first()
     if seen is None:
-        await InvoiceRow.insert(InvoiceRow(backend=cfg.id, external_id=inv.external_id,
-                                           **{c._meta.name: v for c, v in values.items()}))
+        await InvoiceRow.insert(InvoiceRow(backend=cfg.id, external_id=inv.external_id, **values))
     else:
-        await InvoiceRow.update(values).where(key)
+        await InvoiceRow.update(**values).where(key)
     if not inv.order_reference:
         return
     binding = await Binding.select(Binding.id, Binding.local_id).where(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import threading
 import time
@@ -358,7 +359,7 @@ class TrytonBackend:
         for code in sorted({o.currency for o in orders}):
             currencies = self._cached(
                 ("currency", code),
-                lambda code=code: self._search_read("currency.currency", [("code", "=", code)], ["id"], limit=1),
+                functools.partial(self._search_read, "currency.currency", [("code", "=", code)], ["id"], limit=1),
             )
             if not currencies:
                 refs = ", ".join(o.ref for o in orders if o.currency == code)

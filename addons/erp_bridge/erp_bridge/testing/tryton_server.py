@@ -262,7 +262,7 @@ def proteus_config(conn: TrytonConnection) -> Any:
     key = (conn.xmlrpc_url, conn.pid)
     if key not in _PROTEUS_CONFIGS:
         url = f"{conn.url}{conn.database}/rpc/"
-        login = xmlrpc.client.ServerProxy(url, allow_none=True, use_builtin_types=True)
+        login: Any = xmlrpc.client.ServerProxy(url, allow_none=True, use_builtin_types=True)  # any XML-RPC value
         user_id, session = login.common.db.login(conn.username, {"password": conn.password})[:2]
         token = base64.b64encode(f"{conn.username}:{user_id}:{session}".encode()).decode()
         _PROTEUS_CONFIGS[key] = pconfig.XmlrpcConfig(url, headers=[("Authorization", f"Session {token}")])
