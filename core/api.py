@@ -143,7 +143,9 @@ async def read_record(request: Request, res: Resource) -> Response:
 async def _check_fields(acc: Access, res: Resource, body: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in body.items() if k != "version"}
     await acc.check_write(res.model, values, allowed=res.writable)
-    return await _check_values(res, values)
+    values = await _check_values(res, values)
+    await acc.check_references(res.table, values)  # a reference is checked like a read of what it names
+    return values
 
 
 def _column(table: type[Table], name: str) -> Any:
@@ -154,20 +156,14 @@ def _column(table: type[Table], name: str) -> Any:
 
 
 async def _check_values(res: Resource, values: dict[str, Any]) -> dict[str, Any]:
-    """Each value bound for a column checked against it (type, range, length, null, finite, NUL-free), and a
-    foreign key against the row it names: a 422 naming the field instead of a database error."""
-    from piccolo.columns import ForeignKey
-
+    """Each value bound for a column checked against it (type, range, length, null, finite, NUL-free): a 422
+    naming the field instead of a database error. (Foreign keys: ``Access.check_references``.)"""
     out = dict(values)
     for name, value in values.items():
         column = _column(res.table, name) if "." not in name else None
         if column is None:
             continue  # not a column (e.g. quote ``lines``): the resource's own validation reads it
         out[name] = values_.check(column, value, name)
-        if isinstance(column, ForeignKey) and out[name] is not None:
-            target = column._foreign_key_meta.resolved_references
-            if not await target.exists().where(target._meta.primary_key == out[name]):
-                raise ValidationError({name: f"there is no record {out[name]}"})
     return out
 
 

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.api import Resource, create_values, delete_values, update_values
 from core.errors import Conflict, NotFound, UserError, ValidationError
-from core.security.access import Access, policy
+from core.security.access import Access, model_of, policy
 from core.web import access, render
 
 MAX_ROWS = 500
@@ -56,12 +56,17 @@ def _input(column: Any) -> str:
     return "text"
 
 
-async def _options(column: ForeignKey[Any]) -> list[tuple[int, str]]:
-    """Choices for a reference: ``id — name`` of the referenced rows (their names only, nothing else)."""
+async def _options(column: ForeignKey[Any], acc: Access) -> list[tuple[int, str]]:
+    """Choices for a reference: ``id — name`` of the referenced rows (their names only, nothing else), those
+    the user may read when a grant governs them (the write accepts no others: ``Access.check_references``)."""
     target = column._foreign_key_meta.resolved_references
     pk = target._meta.primary_key
     label = next((c for c in target._meta.columns if c._meta.name in ("name", "login", "key")), pk)
-    rows = await target.select(pk, label).order_by(label).limit(MAX_OPTIONS)
+    model = model_of(target)
+    if model is not None and not acc.can(model):
+        return []
+    query = await acc.select(target, model, pk, label) if model is not None else target.select(pk, label)
+    rows = await query.order_by(label).limit(MAX_OPTIONS)
     return [(r[pk._meta.name], str(r[label._meta.name])) for r in rows]
 
 
@@ -76,7 +81,7 @@ async def _fields(res: Resource, acc: Access) -> list[dict[str, Any]]:
         column = res.table._meta.get_column_by_name(name)
         kind = _input(column)
         out.append({"name": name, "kind": kind, "required": name in res.required,
-                    "options": await _options(column) if isinstance(column, ForeignKey) else []})
+                    "options": await _options(column, acc) if isinstance(column, ForeignKey) else []})
     return out
 
 

@@ -11,7 +11,7 @@ These functions act as the system, not as a user: call them after your own acces
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import NotFound
@@ -26,7 +26,8 @@ PERSON_TABLE = "crm_contacts_person"
 ORGANIZATION_TABLE = "crm_contacts_organization"
 
 __all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
-           "add_address", "contact_url", "find_or_create_person", "get_contact", "get_organization", "survivor_of"]
+           "add_address", "contact_url", "find_or_create_person", "get_contact", "get_organization", "seen_by",
+           "survivor_of"]
 
 _PAGES = {PERSON_MODEL: "people", ORGANIZATION_MODEL: "organizations"}  # the folder of each model's pages
 
@@ -47,6 +48,19 @@ class ContactRef:
     tax_id: str = ""
     owner_id: int | None = None
     is_archived: bool = False
+
+
+def seen_by(access: Access, ref: ContactRef) -> ContactRef:
+    """``ref`` as ``access``'s user may see it, for what they are shown (documents, pages, exports): the field
+    rules of the contact pages applied - a masked value masked, a hidden one blank. (A document that goes to
+    the customer themselves shows ``ref`` as it is.)"""
+    own = PERSON_MODEL if ref.kind == "person" else ORGANIZATION_MODEL
+    mine = access.present(own, {"name": ref.display_name, "email": ref.email, "phone": ref.phone,
+                                "language": ref.language})
+    org = access.present(ORGANIZATION_MODEL, {"name": ref.organization_name, "tax_id": ref.tax_id})
+    return replace(ref, display_name=str(mine.get("name") or ""), email=str(mine.get("email") or ""),
+                   phone=str(mine.get("phone") or ""), language=str(mine.get("language") or ""),
+                   organization_name=str(org.get("name") or ""), tax_id=str(org.get("tax_id") or ""))
 
 
 async def _address(person_id: int | None, org_id: int | None) -> tuple[str, ...]:
@@ -113,11 +127,13 @@ async def get_organization(organization_id: int, *, follow_merges: bool = True) 
 
 async def find_or_create_person(*, name: str, email: str = "", phone: str = "", organization_id: int | None = None,
                                 language: str = "", source: str = "", owner_id: int | None = None,
-                                min_score: float = 0.9) -> tuple[ContactRef, bool]:
+                                min_score: float = 0.9, access: Access | None = None) -> tuple[ContactRef, bool]:
     """The existing person matching these details, or a new standardized one: ``(ref, created)``.
 
     Matching uses the duplicate check: an exact email/phone key, or a fuzzy match scoring ``min_score`` or
     more. Raises ``core.errors.ValidationError`` naming the field when a value does not standardize.
+    Acting for a user (``access``), only people that user may read are matched (otherwise a new person is
+    created: the duplicate scan flags it later) and ``organization_id`` must be one they may read (422).
     """
     from core import db, hooks
     from core.security import audit
@@ -125,10 +141,17 @@ async def find_or_create_person(*, name: str, email: str = "", phone: str = "", 
     from crm_contacts.duplicates import person_candidates
     from crm_contacts.models import Person
 
+    if access is not None:
+        await access.check_references(Person, {"organization": organization_id})
     values: dict[str, Any] = {"name": name, "email": email, "phone": phone, "language": language,
                               "source": source, "organization": organization_id}
     clean = await clean_person({k: v for k, v in values.items() if v not in (None, "")})
     found = [c for c in await person_candidates(clean) if c.score >= min_score]
+    if found and access is not None:
+        ids = [c.id for c in found]
+        readable = {int(r["id"]) for r in await (await access.select(
+            Person, PERSON_MODEL, Person.id, where=Person.id.is_in(ids)))} if access.can(PERSON_MODEL) else set()
+        found = [c for c in found if c.id in readable]
     if found:
         return await get_contact(found[0].id), False
     async with db.atomic():

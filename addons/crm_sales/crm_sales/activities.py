@@ -44,6 +44,8 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
     remind = int(values.get("remind_minutes") or 30)
     if not 0 <= remind <= MAX_NOTICE.total_seconds() // 60:
         raise ValidationError({"remind_minutes": "must be between 0 and 10080"})
+    # each linked record must be one the user may read
+    await acc.check_references(Activity, {n: values.get(n) for n in ("opportunity", "lead", "person")})
     opp_id = values.get("opportunity")
     team = None
     if opp_id:

@@ -20,6 +20,7 @@ from babel.numbers import format_decimal, format_percent
 from core import i18n, templating
 from core.reports import CJK_FONT_STACK, render_pdf_async
 from core.runtime import current
+from core.security.access import Access
 from core.security.models import User
 from crm_sales.models import Opportunity, Quote, QuoteLine
 from crm_sales.pricing import QuoteLineInput, format_money, quote_totals
@@ -53,9 +54,12 @@ async def _quote(quote_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-async def context(quote_id: int) -> dict[str, Any]:
-    """Everything ``crm_sales/quote_pdf.html`` needs (see its header comment)."""
-    from crm_contacts.api import get_contact
+async def context(quote_id: int, viewer: Access | None = None) -> dict[str, Any]:
+    """Everything ``crm_sales/quote_pdf.html`` needs (see its header comment).
+
+    ``viewer``: the user the document is shown to, whose field rules apply to the customer's details as on
+    every page (a masked phone stays masked); None for the customer's own copy (the link, the e-mail)."""
+    from crm_contacts.api import get_contact, seen_by
 
     quote = await _quote(quote_id)
     opp = await Opportunity.select(Opportunity.person, Opportunity.owner).where(
@@ -64,6 +68,8 @@ async def context(quote_id: int) -> dict[str, Any]:
     customer: dict[str, Any] = {"name": "", "contact": "", "address": [], "phone": "", "email": "", "tax_id": ""}
     if opp and opp["person"]:
         ref = await get_contact(opp["person"])
+        if viewer is not None:
+            ref = seen_by(viewer, ref)
         customer = {"name": ref.organization_name or ref.display_name,
                     "contact": ref.display_name if ref.organization_name else "",
                     "address": list(ref.address_lines), "phone": ref.phone, "email": ref.email,
@@ -103,8 +109,9 @@ def _environment() -> Any:
     return _ENV[key]
 
 
-async def render_pdf(quote_id: int) -> bytes:
-    ctx = await context(quote_id)
+async def render_pdf(quote_id: int, viewer: Access | None = None) -> bytes:
+    """The quote's PDF as ``viewer`` may see it (None: the customer's own copy, see :func:`context`)."""
+    ctx = await context(quote_id, viewer)
     with language(ctx["locale"]):
         html = _environment().get_template("crm_sales/quote_pdf.html").render(
             CJK_FONT_STACK=CJK_FONT_STACK, _=i18n.gettext, **ctx)

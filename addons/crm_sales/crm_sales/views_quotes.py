@@ -111,7 +111,7 @@ def _pdf(pdf: bytes, quote: dict[str, Any]) -> Response:
 async def quote_pdf(request: Request) -> Response:
     acc = access(request)
     quote = await acc.get(Quote, QUOTE, int(request.path_params["id"]))
-    return _pdf(await documents.render_pdf(quote["id"]), quote)
+    return _pdf(await documents.render_pdf(quote["id"], viewer=acc), quote)
 
 
 async def order_list(request: Request) -> Response:
