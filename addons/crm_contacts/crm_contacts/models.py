@@ -11,6 +11,8 @@ company, phones and emails, indexed with pg_trgm on PostgreSQL, where a generate
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from piccolo.columns import (
     JSON,
     BigInt,
@@ -20,6 +22,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -28,16 +31,21 @@ from piccolo.table import Table
 
 from core.mixins import BusinessRecord, Created, Owned, Timestamped, Versioned, user_ref
 
+if TYPE_CHECKING:
+    from core.security.models import User
+
 
 class Stage(Table, tablename="crm_contacts_stage"):
     """A lifecycle stage (lead → prospect → customer → loyal → dormant → lost), seeded from data, editable."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     key = Varchar(length=40, unique=True)
     label = Varchar(length=100)
     sequence = Integer(default=10)
 
 
 class Organization(BusinessRecord, Timestamped, Table, tablename="crm_contacts_organization"):
+    id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=200)
     tax_id = Varchar(length=60, default="")
     tax_id_key = Varchar(length=60, default="", index=True)
@@ -58,6 +66,7 @@ class Organization(BusinessRecord, Timestamped, Table, tablename="crm_contacts_o
 
 
 class Person(BusinessRecord, Timestamped, Table, tablename="crm_contacts_person"):
+    id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=200)
     given_name = Varchar(length=100, default="")
     family_name = Varchar(length=100, default="")
@@ -84,6 +93,7 @@ class Person(BusinessRecord, Timestamped, Table, tablename="crm_contacts_person"
 class Address(Table, tablename="crm_contacts_address"):
     """A postal address of a person or an organization (exactly one of the two is set)."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)
     organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade)
     kind = Varchar(length=20, default="office")  # office | home | billing | shipping
@@ -99,6 +109,7 @@ class Address(Table, tablename="crm_contacts_address"):
 class Channel(Table, tablename="crm_contacts_channel"):
     """An extra contact channel: phone, email, wechat, im or website; ``value_key`` is the dedup key."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)
     organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade)
     kind = Varchar(length=20)
@@ -109,21 +120,25 @@ class Channel(Table, tablename="crm_contacts_channel"):
 
 
 class Tag(Versioned, Table, tablename="crm_contacts_tag"):
+    id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=60, unique=True)
     color = Varchar(length=20, default="")
 
 
 class PersonTag(Table, tablename="crm_contacts_person_tag"):
+    id: Serial  # added by Piccolo; declared for type checkers
     person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
     tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
 
 
 class OrganizationTag(Table, tablename="crm_contacts_organization_tag"):
+    id: Serial  # added by Piccolo; declared for type checkers
     organization = ForeignKey(Organization, on_delete=OnDelete.cascade, index=True)
     tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
 
 
 class Note(Owned, Created, Table, tablename="crm_contacts_note"):
+    id: Serial  # added by Piccolo; declared for type checkers
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade, index=True)
     organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade, index=True)
     body = Text()
@@ -132,6 +147,7 @@ class Note(Owned, Created, Table, tablename="crm_contacts_note"):
 class Merge(Owned, Created, Table, tablename="crm_contacts_merge"):
     """One merge: losers folded into the survivor, with the field-by-field choices made."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     model = Varchar(length=60)
     survivor_id = BigInt(index=True)
     loser_ids = JSON(default="[]")
@@ -142,6 +158,7 @@ class Merge(Owned, Created, Table, tablename="crm_contacts_merge"):
 class DuplicateGroup(Created, Table, tablename="crm_contacts_duplicate_group"):
     """A group of probable duplicates found by the background scan, ranked by ``score``."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     model = Varchar(length=60, default="crm_contacts.person")
     record_ids = JSON(default="[]")
     score = Integer(default=0)  # 0..1000 (per-mille keeps ordering portable across backends)
@@ -153,8 +170,10 @@ class DuplicateGroup(Created, Table, tablename="crm_contacts_duplicate_group"):
 class ImportBatch(Owned, Created, Table, tablename="crm_contacts_import_batch"):
     """An uploaded file and what importing it did; the file stays in the database for the job workers."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     filename = Varchar(length=300)
     content = Bytea(default=b"")
+    encoding = Varchar(length=40, default="")  # of a CSV file: detected at upload or chosen; "" for XLSX
     model = Varchar(length=60, default="crm_contacts.person")
     mode = Varchar(length=10, default="create")  # create | update | upsert
     keys = JSON(default="[]")
@@ -171,21 +190,26 @@ class ImportBatch(Owned, Created, Table, tablename="crm_contacts_import_batch"):
 
 
 class ImportRow(Table, tablename="crm_contacts_import_row"):
-    """The outcome of one row: enough to report it and to revert it (``before`` of updated records)."""
+    """The outcome of one row: enough to report it and to revert it (``before`` and ``after`` of the fields
+    an update changed: a revert restores a field only while it still holds the imported value)."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     batch = ForeignKey(ImportBatch, on_delete=OnDelete.cascade, index=True)
     row_no = Integer()
     action = Varchar(length=10)  # created | updated | skipped | failed
     record_id = BigInt(null=True, default=None)
     before = JSON(default="{}")
+    after = JSON(default="{}")
     message = Text(default="")
 
 
 class SavedFilter(Created, Table, tablename="crm_contacts_saved_filter"):
+    id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=100)
     model = Varchar(length=60, default="crm_contacts.person")
     query = Text(default="")
-    owner = ForeignKey(user_ref(), null=True, on_delete=OnDelete.cascade)  # a private filter goes with its user
+    # a private filter goes with its user
+    owner: ForeignKey[User] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.cascade)
 
 
 __all__ = ["Address", "Channel", "DuplicateGroup", "ImportBatch", "ImportRow", "Merge", "Note", "Organization",

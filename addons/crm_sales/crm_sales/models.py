@@ -11,6 +11,7 @@ concurrency counter and means something else.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from piccolo.columns import (
     JSON,
@@ -32,11 +33,16 @@ from piccolo.table import Table
 
 from core.mixins import BusinessRecord, Created, Versioned, team_ref, user_ref
 
+if TYPE_CHECKING:
+    from core.security.models import Team, User
+
 MONEY = (16, 2)
 QTY = (16, 4)
 
 
 def _person() -> LazyTableReference:
+    """crm_contacts' people, by name: the boundaries let this addon import only ``crm_contacts.api``, so
+    foreign keys to them are typed ``ForeignKey[Table]``."""
     return LazyTableReference("Person", module_path="crm_contacts.models")
 
 
@@ -47,7 +53,7 @@ class PipelineStage(Table, tablename="crm_sales_pipeline_stage"):
     key = Varchar(length=40, index=True)
     name = Varchar(length=100)
     name_zh = Varchar(length=100, default="")
-    team = ForeignKey(team_ref(), null=True, on_delete=OnDelete.cascade)
+    team: ForeignKey[Team] = ForeignKey(team_ref(), null=True, on_delete=OnDelete.cascade)
     sequence = Integer(default=10)
     probability = Integer(default=10)  # default win probability (%) of a deal in this stage
     stall_hours = Integer(default=48)
@@ -82,7 +88,7 @@ class Lead(BusinessRecord, Table, tablename="crm_sales_lead"):
 class Opportunity(BusinessRecord, Table, tablename="crm_sales_opportunity"):
     id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=200)
-    person = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
     lead_id = BigInt(null=True, default=None)
     stage = ForeignKey(PipelineStage, on_delete=OnDelete.restrict)
     stage_entered_at = Timestamptz(default=TimestamptzNow())
@@ -110,7 +116,7 @@ class StageHistory(Table, tablename="crm_sales_stage_history"):
     stage = ForeignKey(PipelineStage, on_delete=OnDelete.cascade)
     entered_at = Timestamptz(default=TimestamptzNow())
     left_at = Timestamptz(null=True, default=None)
-    by_user = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
+    by_user: ForeignKey[User] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
 
 
 class AssignmentRule(Table, tablename="crm_sales_assignment_rule"):
@@ -127,13 +133,13 @@ class AssignmentRule(Table, tablename="crm_sales_assignment_rule"):
     min_value = Numeric(digits=MONEY, null=True, default=None)
     max_value = Numeric(digits=MONEY, null=True, default=None)
     strategy = Varchar(length=20, default="round_robin")  # round_robin | least_loaded
-    team = ForeignKey(team_ref(), null=True, on_delete=OnDelete.set_null)
+    team: ForeignKey[Team] = ForeignKey(team_ref(), null=True, on_delete=OnDelete.set_null)
 
 
 class AssignmentMember(Table, tablename="crm_sales_assignment_member"):
     id: Serial  # added by Piccolo; declared for type checkers
     rule = ForeignKey(AssignmentRule, on_delete=OnDelete.cascade, index=True)
-    user = ForeignKey(user_ref(), on_delete=OnDelete.cascade)
+    user: ForeignKey[User] = ForeignKey(user_ref(), on_delete=OnDelete.cascade)
     capacity = Integer(default=0)  # open leads + opportunities this member may hold; 0 = no limit
     last_assigned_at = Timestamptz(null=True, default=None)
 
@@ -149,14 +155,15 @@ class Activity(BusinessRecord, Created, Table, tablename="crm_sales_activity"):
     done_at = Timestamptz(null=True, default=None)
     lead = ForeignKey(Lead, null=True, on_delete=OnDelete.cascade, index=True)
     opportunity = ForeignKey(Opportunity, null=True, on_delete=OnDelete.cascade, index=True)
-    person = ForeignKey(_person(), null=True, on_delete=OnDelete.cascade, index=True)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.cascade, index=True)
 
 
 class Notification(Created, Table, tablename="crm_sales_notification"):
     """An in-app message; ``dedup_key`` is unique so a retried job cannot notify twice."""
     id: Serial  # added by Piccolo; declared for type checkers
 
-    owner = ForeignKey(user_ref(), on_delete=OnDelete.cascade, index=True)  # not null: a message has a reader
+    # not null: a message has a reader
+    owner: ForeignKey[User] = ForeignKey(user_ref(), on_delete=OnDelete.cascade, index=True)
     kind = Varchar(length=30)
     title = Varchar(length=300)
     url = Varchar(length=300, default="")
@@ -241,7 +248,7 @@ class Order(BusinessRecord, Table, tablename="crm_sales_order"):
     reference = Varchar(length=40, default="", index=True)  # CRM-SO-<id>: the ERP finds a retried order by it
     quote = ForeignKey(Quote, null=True, on_delete=OnDelete.set_null)
     opportunity = ForeignKey(Opportunity, null=True, on_delete=OnDelete.set_null, index=True)
-    person = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
     state = Varchar(length=10, default="confirmed")  # confirmed | cancelled
     currency = Varchar(length=3, default="CNY")
     untaxed = Numeric(digits=MONEY, default=Decimal(0))

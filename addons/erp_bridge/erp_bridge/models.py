@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from piccolo.columns import JSON, Boolean, Date, ForeignKey, Integer, Numeric, Secret, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    Secret,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -18,12 +30,13 @@ class BackendConfig(Table, tablename="erp_bridge_backend"):
     """One configured ERP: ``kind`` names a ``crm.erp_backends`` entry point. The password never leaves
     this row except to log in (``Secret``: excluded from ``select(exclude_secrets=True)``, masked in views)."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     name = Varchar(length=60, unique=True)
     kind = Varchar(length=30, default="tryton")
     url = Varchar(length=300, default="")
     database = Varchar(length=100, default="")
     username = Varchar(length=100, default="")
-    password = Secret(length=300, default="")
+    password = Secret(length=300, default="")  # type: ignore[no-untyped-call]  # Piccolo's Secret.__init__ is untyped
     is_active = Boolean(default=True)
 
     def __repr__(self) -> str:  # Piccolo's repr would print the password
@@ -33,6 +46,7 @@ class BackendConfig(Table, tablename="erp_bridge_backend"):
 class Binding(Timestamped, Table, tablename="erp_bridge_binding"):
     """``(backend, model, local_id) ↔ external_id``: what the ERP holds for one CRM record, unique per key."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
     model = Varchar(length=60, default="crm_sales.order")
     local_id = Integer(index=True)
@@ -56,6 +70,7 @@ class Binding(Timestamped, Table, tablename="erp_bridge_binding"):
 class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
     """The ERP's customer invoices as last pulled; ``(backend, external_id)`` is unique."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
     external_id = Varchar(length=60)
     number = Varchar(length=60, default="")
@@ -76,6 +91,7 @@ class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
 class PullCursor(Table, tablename="erp_bridge_pull_cursor"):
     """Where the last incremental pull of ``kind`` stopped (an opaque keyset cursor, never an offset)."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
     kind = Varchar(length=20, default="invoice")
     cursor = Varchar(length=100, default="")
@@ -83,6 +99,7 @@ class PullCursor(Table, tablename="erp_bridge_pull_cursor"):
 
 
 class ReconciliationRun(Table, tablename="erp_bridge_reconciliation_run"):
+    id: Serial  # added by Piccolo; declared for type checkers
     backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
     trigger = Varchar(length=20, default="schedule")  # schedule | cli | web
     started_at = Timestamptz(default=TimestamptzNow())
@@ -94,6 +111,7 @@ class ReconciliationRun(Table, tablename="erp_bridge_reconciliation_run"):
 class ReconciliationLine(Table, tablename="erp_bridge_reconciliation_line"):
     """One order/invoice pair as finance sees it; ``status`` is one of ``reconcile.STATUSES``."""
 
+    id: Serial  # added by Piccolo; declared for type checkers
     run = ForeignKey(ReconciliationRun, on_delete=OnDelete.cascade, index=True)
     status = Varchar(length=20, index=True)
     reference = Varchar(length=60, default="", index=True)
