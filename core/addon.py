@@ -85,6 +85,8 @@ class Addon:
     name: str
     version: str
     summary: str = ""
+    #: the addon's name as people read it: the heading of its section in the navigation ("Sales")
+    label: str = ""
     depends: tuple[str, ...] = ()
     models: str | None = None
     migrations: str | None = None
@@ -141,6 +143,11 @@ class Addon:
             if bad:
                 out.append(f"grant on {grant.model!r} has unknown actions {bad}")
         return out
+
+    @property
+    def title(self) -> str:
+        """``label``, or the name without its ``crm_`` prefix, capitalized."""
+        return self.label or self.name.removeprefix("crm_").replace("_", " ").capitalize()
 
     @property
     def package(self) -> str:

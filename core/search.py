@@ -89,4 +89,22 @@ async def search_api(request: Request) -> Response:
         for g in groups]})
 
 
-ROUTES = [Route("/api/search", search_api, methods=["GET"], name="search_api")]
+async def search_page(request: Request) -> Response:
+    """``GET /search?q=…``: the header search without JavaScript, and its "all results" page."""
+    from core.web import render, require_user
+
+    access = Access(require_user(request))
+    query = request.query_params.get("q", "")
+    groups: list[SearchGroup] = []
+    error = ""
+    if query.strip():
+        try:
+            groups = await search(access, query, MAX_LIMIT)
+        except ValidationError as exc:
+            error = next(iter(exc.fields.values()), exc.message)
+    return await render(request, "core/search.html", query=query, groups=groups, error=error,
+                        status=422 if error else 200)
+
+
+ROUTES = [Route("/api/search", search_api, methods=["GET"], name="search_api"),
+          Route("/search", search_page, methods=["GET"], name="search_page")]

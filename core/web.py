@@ -38,28 +38,42 @@ async def menus(request: Request) -> list[dict[str, Any]]:
     acc = Access(who)
     items = []
     for addon in current().addons:
+        section = i18n.gettext(addon.title)
         for menu in addon.menus:
             if menu.model is None or acc.can(menu.model, "read"):
-                items.append({"label": i18n.gettext(menu.label), "path": menu.path, "order": menu.order})
+                items.append({"label": i18n.gettext(menu.label), "path": menu.path, "order": menu.order,
+                              "section": section})
     for menu in await hooks.call("crm_menu_items", access=acc):
-        items.append({"label": menu.label, "path": menu.path, "order": menu.order})
+        items.append({"label": menu.label, "path": menu.path, "order": menu.order, "section": ""})
     resources = request.app.state.runtime.state.get("api_resources", []) if hasattr(request.app.state, "runtime") \
         else []
+    system = i18n.gettext("System")
     if any(res.settings and acc.can(res.model, "read") for res in resources):
-        items.append({"label": i18n.gettext("Settings"), "path": "/settings", "order": 800})
+        items.append({"label": i18n.gettext("Settings"), "path": "/settings", "order": 800, "section": system})
     if who.is_admin:
-        items.append({"label": i18n.gettext("Admin"), "path": "/admin/users", "order": 900})
+        items.append({"label": i18n.gettext("Admin"), "path": "/admin/users", "order": 900, "section": system})
     elif policy().scope(who.roles, "core.audit_log", "read"):
-        items.append({"label": i18n.gettext("Audit log"), "path": "/admin/audit", "order": 900})
+        items.append({"label": i18n.gettext("Audit log"), "path": "/admin/audit", "order": 900, "section": system})
     return sorted(items, key=lambda m: (m["order"], m["label"]))
+
+
+def menu_sections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Menu entries grouped by section (the addon that declared them), sections in the order of their first
+    entry; entries a hook added without a section join the first one."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        key = item["section"] or (next(iter(sections)) if sections else "")
+        sections.setdefault(key, []).append(item)
+    return [{"label": label, "items": entries} for label, entries in sections.items()]
 
 
 async def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """``template`` inside the shared layout (menus, user, CSRF token) as an HTML response."""
     env = request.app.state.templates
     state = request.scope.get("state", {})
+    items = await menus(request)
     html = env.get_template(template).render(
-        request=request, user=principal(request), menus=await menus(request),
+        request=request, user=principal(request), menus=items, menu_sections=menu_sections(items),
         csrf_token=state.get("csrf_token", ""), url_for=request.url_for, path=request.url.path,
         **context)
     return HTMLResponse(html, status_code=status)

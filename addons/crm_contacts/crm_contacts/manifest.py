@@ -68,6 +68,7 @@ def _field_rules() -> tuple[FieldRule, ...]:
 
 ADDON = Addon(
     name="crm_contacts", version="1.0.0",
+    label="Contacts",
     summary="Customer data hub: organizations and people, standardization, duplicates and merge, import, 360°",
     models="crm_contacts.models", migrations="crm_contacts.migrations",
     routes="crm_contacts.views:ROUTES", mount="/contacts",

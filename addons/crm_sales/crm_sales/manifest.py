@@ -50,6 +50,7 @@ def _grants() -> tuple[Grant, ...]:
 
 ADDON = Addon(
     name="crm_sales", version="1.0.0", depends=("crm_contacts",),
+    label="Sales",
     summary="Leads, pipeline, assignment, activities, quotes as PDF, orders, scoring and forecast",
     models="crm_sales.models", migrations="crm_sales.migrations",
     routes="crm_sales.views:ROUTES", mount="/sales",

@@ -14,6 +14,7 @@ BACKEND = "erp_bridge.backend"  # connection settings (credentials)
 
 ADDON = Addon(
     name="erp_bridge", version="1.0.0", depends=("crm_contacts", "crm_sales"),
+    label="ERP",
     summary="Orders and invoices synced with an ERP (Tryton), exactly once in effect; reconciliation for finance",
     models="erp_bridge.models", migrations="erp_bridge.migrations",
     routes="erp_bridge.views:ROUTES", mount="/erp",
