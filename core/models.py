@@ -63,4 +63,20 @@ class IdempotencyKey(Table, tablename="core_idempotency_key"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-TABLES: tuple[type[Table], ...] = (InstalledAddon, ExternalId, Outbox, ScheduleTick, IdempotencyKey)
+class Notification(Table, tablename="core_notification"):
+    """The in-app notification list of one user (the bell); ``dedup_key`` makes a notification idempotent, so a
+    job that runs twice tells nobody twice."""
+
+    id: Serial
+    user_id = BigInt(index=True)
+    title = Varchar(length=300)
+    body = Text(default="")
+    url = Varchar(length=500, default="")
+    kind = Varchar(length=40, default="info")
+    source = Varchar(length=100, default="")
+    dedup_key = Varchar(length=200, null=True, default=None, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    read_at = Timestamptz(null=True, default=None, index=True)
+
+
+TABLES: tuple[type[Table], ...] = (InstalledAddon, ExternalId, Outbox, ScheduleTick, IdempotencyKey, Notification)
