@@ -42,6 +42,8 @@ class Outbox(Table, tablename="core_outbox"):
     created_at = Timestamptz(default=TimestamptzNow())
     dispatched_at = Timestamptz(null=True, default=None)
     done_at = Timestamptz(null=True, default=None)
+    #: the user whose action asked for this work: told (with the admins) if it fails for good
+    requested_by = BigInt(null=True, default=None)
 
 
 class ScheduleTick(Table, tablename="core_schedule_tick"):
