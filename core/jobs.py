@@ -59,6 +59,11 @@ def actor(name: str, *, max_retries: int = 5, min_backoff_ms: int = 500, max_bac
     return register
 
 
+def registered() -> list[JobSpec]:
+    """Every actor registered so far (by the actors modules imported in this process)."""
+    return list(_SPECS.values())
+
+
 def spec(name: str) -> JobSpec:
     try:
         return _SPECS[name]

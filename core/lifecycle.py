@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from core.addon import Addon
 from core.discovery import Discovered
 from core.errors import AddonError
 from core.migrations_registry import app_config, tables_of
-from core.models import InstalledAddon
+from core.models import InstalledAddon, Outbox, ScheduleTick
 
 
 @dataclass
@@ -174,9 +175,50 @@ async def uninstall(name: str, found: Discovered, *, purge: bool = False,
     async with db.atomic():
         await _call(addon.on_uninstall, name, "on_uninstall")
         if purge:
-            await migrate.drop(config)
+            await migrate.drop(config, [n for n in found.addons if n != name])
             await data.forget(name)
+            await _forget_jobs(name)
+            others = [found.addons[n] for n in current if n != name and n in found.addons]
+            await _forget_roles(own_roles(addon, others))
             await InstalledAddon.delete().where(InstalledAddon.name == name)
         else:
             await _mark(addon, "uninstalled")
     return plan
+
+
+def own_roles(addon: Addon, others: list[Addon]) -> set[str]:
+    """The roles only ``addon`` declares: neither the kernel nor one of ``others`` declares them too."""
+    from core.security.policy import KERNEL_ROLES
+
+    shared = {r.name for r in KERNEL_ROLES} | {r.name for other in others for r in other.roles}
+    return {r.name for r in addon.roles} - shared
+
+
+async def _forget_jobs(name: str) -> None:
+    """The outbox rows and schedule ticks of the addon's actors (``<addon>.<verb>``): no worker could run
+    them any more, and a reinstall must not replay them."""
+    prefix = f"{name}."
+    jobs = await Outbox.select(Outbox.id, Outbox.actor).where(Outbox.actor.like(f"{name}.%"))
+    ids = [r["id"] for r in jobs if r["actor"].startswith(prefix)]  # LIKE's "_" matches any character
+    if ids:
+        await Outbox.delete().where(Outbox.id.is_in(ids))
+    ticks = await ScheduleTick.select(ScheduleTick.id, ScheduleTick.key).where(ScheduleTick.key.like(f"{name}.%"))
+    ids = [r["id"] for r in ticks if r["key"].startswith(prefix)]
+    if ids:
+        await ScheduleTick.delete().where(ScheduleTick.id.is_in(ids))
+
+
+async def _forget_roles(roles: set[str]) -> None:
+    """Users' assignments of roles no installed addon declares any more, and custom roles' mentions of them.
+
+    API tokens keep theirs: a token's roles narrow its user's, and dropping the last one would widen it."""
+    from core.security.models import CustomRole, UserRole
+
+    if not roles:
+        return
+    await UserRole.delete().where(UserRole.role.is_in(sorted(roles)))
+    for row in await CustomRole.select(CustomRole.id, CustomRole.implies):
+        implies = json.loads(row["implies"]) if isinstance(row["implies"], str) else row["implies"]
+        kept = [r for r in implies if r not in roles]
+        if kept != implies:
+            await CustomRole.update({CustomRole.implies: kept}).where(CustomRole.id == row["id"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterable
 
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
 from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
+from core.db import current, is_postgres
 from core.errors import AddonError
 
 
@@ -49,10 +51,28 @@ async def forwards(config: AppConfig) -> list[str]:
     return todo
 
 
-async def drop(config: AppConfig) -> list[str]:
-    """Drop the app's tables (dependents first) and forget its migrations."""
+async def drop(config: AppConfig, others: Iterable[str] = ()) -> list[str]:
+    """Drop the app's tables (dependents first) and database functions, and forget its migrations.
+
+    A migration may create functions (PostgreSQL) that no model lists; they carry the app's name like its
+    tables, and go with them. ``others`` are the other addons' names: ``crm_sales_x_…`` is ``crm_sales_x``'s.
+    """
     tables: list[type[Table]] = list(reversed(config.table_classes))
     for table in tables:
         await table.alter().drop_table(if_exists=True)
+    if is_postgres():
+        for row in await Migration.raw(_FUNCTIONS):
+            if owner(row["name"], [config.app_name, *others]) == config.app_name:
+                await current().run_ddl(f"DROP FUNCTION {row['signature']}")
     await Migration.delete().where(Migration.app_name == config.app_name)
     return [t._meta.tablename for t in tables]
+
+
+_FUNCTIONS = """SELECT p.proname AS name, p.oid::regprocedure::text AS signature FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = current_schema()"""
+
+
+def owner(name: str, addons: Iterable[str]) -> str | None:
+    """The addon a database object belongs to by its name (``<addon>_…``): the longest name that prefixes it."""
+    matching = [a for a in addons if name.startswith(f"{a}_")]
+    return max(matching, key=len) if matching else None
