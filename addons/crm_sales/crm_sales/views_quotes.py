@@ -45,11 +45,12 @@ async def quote_list(request: Request) -> Response:
 
 
 async def quote_create(request: Request) -> Response:
+    acc = access(request)  # before reading the form: an anonymous request learns nothing of its rules
     form = await request.form()
     opp = form_str(form, "opportunity", required=True)
     if not opp.isdigit():
         raise ValidationError({"opportunity": "must be an opportunity id"})
-    quote_id = await quotes.create_quote(access(request), int(opp))
+    quote_id = await quotes.create_quote(acc, int(opp))
     return _see_other(f"/sales/quotes/{quote_id}")
 
 
