@@ -82,6 +82,20 @@ class Conflict(CrmError):
     code = "conflict"
 
 
+class BadRequest(CrmError):
+    """A request the server cannot read at all (a form body its parser refuses)."""
+
+    status = 400
+    code = "bad_request"
+
+
+class TooLarge(CrmError):
+    """A request body or an uploaded file past its size limit."""
+
+    status = 413
+    code = "too_large"
+
+
 class PermanentJobError(CrmError):
     """Raised by an actor when retrying cannot help: the job goes straight to the failed list."""
 

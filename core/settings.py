@@ -54,6 +54,11 @@ class Settings:
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "crm@localhost"
+    #: addresses (or networks) of the reverse proxies whose X-Forwarded-For / -Proto uvicorn believes; the
+    #: client address behind them keys login throttling and is written to the audit log
+    forwarded_allow_ips: str = "127.0.0.1"
+    #: the largest request body any endpoint reads (a file upload included); larger ones get 413
+    max_request_mb: int = 64
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -86,5 +91,8 @@ class Settings:
             smtp_host=os.environ.get("CRM_SMTP_HOST") or None,
             smtp_port=_int("CRM_SMTP_PORT", 25),
             smtp_from=os.environ.get("CRM_SMTP_FROM", "crm@localhost"),
+            forwarded_allow_ips=(os.environ.get("CRM_FORWARDED_ALLOW_IPS") or os.environ.get("FORWARDED_ALLOW_IPS")
+                                 or "127.0.0.1"),
+            max_request_mb=_int("CRM_MAX_REQUEST_MB", 64),
             extra={k: v for k, v in os.environ.items() if k.startswith("CRM_X_")},
         )

@@ -12,28 +12,35 @@ import click
 from core import jobs, scheduler
 from core.cli.common import handle_errors, run, settings
 from core.runtime import boot
+from core.settings import Settings
 
 
-def _preflight() -> None:
+def _preflight() -> Settings:
     """Fail in the parent with one readable line rather than in every worker."""
     cfg = settings()
     run(boot(cfg))
+    return cfg
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="uvicorn worker processes")
+@click.option("--forwarded-allow-ips", default=None,
+              help="proxies trusted for X-Forwarded-For (default: CRM_FORWARDED_ALLOW_IPS, else 127.0.0.1)")
 @handle_errors
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -> None:
     """Serve the web app with uvicorn."""
     import uvicorn
 
     started = time.perf_counter()
-    _preflight()
+    cfg = _preflight()
     click.echo(f"booted in {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
-    uvicorn.run("core.app:factory", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level=os.environ.get("CRM_LOG_LEVEL", "info"))
+    # a proxy not listed here is taken for the client: every user behind it would share one address, hence
+    # one login throttle and one IP in the audit log
+    uvicorn.run("core.app:factory", factory=True, host=host, port=port, workers=workers, proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips or cfg.forwarded_allow_ips,
+                log_level=os.environ.get("CRM_LOG_LEVEL", "info"))
 
 
 def _wait_for_signal() -> asyncio.Event:

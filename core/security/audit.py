@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
 from core import db
+from core.bulk import insert_rows
 from core.security import context
 from core.security.models import AuditLog
 from core.security.principal import Principal
@@ -54,6 +56,19 @@ async def record(action: str, *, model: str = "", record_id: object = "", change
         held.append(row)
         return
     await AuditLog.insert(row)
+
+
+async def record_many(action: str, *, model: str, changes: Mapping[object, dict[str, Any]], detail: str = "",
+                      principal: Principal | None = None) -> None:
+    """One entry per record (``record id → changes``) in one multi-row INSERT: a bulk writer (an import, a
+    sync) audits each record as a single write would, without a statement per record."""
+    ctx = context.get()
+    who = principal or ctx.principal
+    base = {"user_id": who.user_id if who else None, "user_login": who.login if who else "", "action": action,
+            "model": model, "detail": detail[:2000], "ip": ctx.ip, "request_id": ctx.request_id}
+    await insert_rows(AuditLog, [base | {"record_id": str(record_id)[:64],
+                                         "changes": json.loads(json.dumps(diff, default=str))}
+                                 for record_id, diff in changes.items()])
 
 
 def collecting() -> Token[list[AuditLog] | None]:

@@ -1,12 +1,16 @@
 """Pure ASGI security middleware: request id, authentication, language, CSRF, security headers.
 
 No ``BaseHTTPMiddleware`` (it costs ~5× throughput here). The body of an unsafe form request is buffered
-once to read its CSRF field and then replayed to the app unchanged.
+once to read its CSRF field and then replayed to the app unchanged. Every request body is capped at
+``max_body_bytes`` (``CRM_MAX_REQUEST_MB``), file parts included: past it the answer is 413, whether the
+middleware or the endpoint was reading it; a form body that cannot be parsed (a multipart request without a
+boundary…) is a 400 naming the problem.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import uuid
 from http.cookies import SimpleCookie
@@ -14,16 +18,19 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import i18n
+from core.errors import BadRequest, TooLarge
 from core.security import access, audit, context, principal, sessions
 
 SESSION_COOKIE = "crm_session"
 PRELOGIN_COOKIE = "crm_csrf"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-MAX_FORM_BYTES = 64 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_FIELD_BYTES = 1024 * 1024  # a form field that is not a file (Starlette's own default)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -35,8 +42,10 @@ SECURITY_HEADERS = [
 
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp, *, idle_minutes: int, absolute_hours: int, default_language: str,
-                 csrf_exempt: tuple[str, ...] = (), secure_cookies: bool = False) -> None:
+                 csrf_exempt: tuple[str, ...] = (), secure_cookies: bool = False,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.secure_cookies = secure_cookies
         self.idle_minutes = idle_minutes
         self.absolute_hours = absolute_hours
@@ -48,6 +57,11 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:  # refused before a byte is read
+            await _refuse(send, scope, headers, TooLarge(self._too_large()))
+            return
+        receive = _limited(receive, self.max_body_bytes, self._too_large())
         state = scope.setdefault("state", {})
         request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
         ip = (scope.get("client") or ("", 0))[0]
@@ -64,7 +78,11 @@ class SecurityMiddleware:
             new_prelogin = secrets.token_urlsafe(32)
             state["csrf_token"] = new_prelogin
         if scope["method"] in UNSAFE and not via_bearer and not scope["path"].startswith(self.csrf_exempt):
-            receive, token = await _csrf_token(scope, receive, headers)
+            try:
+                receive, token = await _csrf_token(scope, receive, headers)
+            except (TooLarge, BadRequest) as exc:
+                await _refuse(send, scope, headers, exc)
+                return
             expected = state["csrf_token"]
             if not expected or not token or not hmac.compare_digest(token, expected):
                 await audit.record("csrf_failed", detail=f"CSRF check failed on {scope['method']} {scope['path']}")
@@ -92,6 +110,9 @@ class SecurityMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             await audit.flush(held)
+
+    def _too_large(self) -> str:
+        return f"The request is larger than the {self.max_body_bytes // (1024 * 1024)} MB this server accepts."
 
     async def _authenticate(self, headers: Headers, cookies: dict[str, str], path: str) -> tuple[
             principal.Principal | None, sessions.SessionInfo | None, bool]:
@@ -137,17 +158,12 @@ async def _csrf_token(scope: Scope, receive: Receive, headers: Headers) -> tuple
     if not ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         return receive, ""
     chunks: list[bytes] = []
-    size = 0
     more = True
-    while more:
+    while more:  # ``receive`` is capped (_limited): past the limit it raises TooLarge
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return receive, ""
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     body = b"".join(chunks)
 
@@ -167,11 +183,52 @@ async def _csrf_token(scope: Scope, receive: Receive, headers: Headers) -> tuple
         values = parse_qs(body.decode("latin-1"), keep_blank_values=True)
         found = values.get("csrf_token", [""])[0]
     else:
-        form = await Request(scope, replay_factory()).form()
+        # without "app" in its scope Starlette raises the parser's own error (else an HTTPException that
+        # would escape every handler out here, as a 500)
+        try:
+            form = await Request({k: v for k, v in scope.items() if k != "app"}, replay_factory()).form(
+                max_part_size=MAX_FIELD_BYTES)
+        except MultiPartException as exc:
+            if exc.message.startswith("Part exceeded"):
+                raise TooLarge(f"A form field is larger than the {MAX_FIELD_BYTES // 1024} KB allowed.") from None
+            raise BadRequest(f"The form could not be read: {exc.message}") from None
         value: Any = form.get("csrf_token", "")
         found = value if isinstance(value, str) else ""
         await form.close()
     return replay_factory(), found
+
+
+def _limited(receive: Receive, limit: int, message: str) -> Receive:
+    """``receive`` that raises TooLarge once the body passes ``limit`` bytes (a chunked or lying request);
+    inside an endpoint the kernel's error handler turns it into a 413 like any other CrmError."""
+    seen = 0
+
+    async def limited() -> Message:
+        nonlocal seen
+        got = await receive()
+        if got["type"] == "http.request":
+            seen += len(got.get("body", b""))
+            if seen > limit:
+                raise TooLarge(message)
+        return got
+
+    return limited
+
+
+async def _refuse(send: Send, scope: Scope, headers: Headers, exc: TooLarge | BadRequest) -> None:
+    """An error answered by the middleware itself: JSON for the API (the kernel's error shape), else a page."""
+    if scope["path"].startswith("/api/") or "application/json" in headers.get("accept", ""):
+        body = json.dumps({"error": {"code": exc.code, "message": exc.message, "fields": {}}}).encode()
+        ctype = b"application/json"
+    else:
+        text = exc.message.replace("&", "&amp;").replace("<", "&lt;")
+        body = (f'<!doctype html><html><head><meta charset="utf-8"><title>{exc.status}</title></head>'
+                f"<body><h1>{text}</h1></body></html>").encode()
+        ctype = b"text/html; charset=utf-8"
+    await send({"type": "http.response.start", "status": exc.status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

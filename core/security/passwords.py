@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -35,11 +36,22 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def _dummy_hash() -> str:
+    """A hash of a random secret made with the current hasher's parameters (tests swap the hasher)."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy[1]
+
+
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
 def verify(stored_hash: str, password: str) -> bool:
-    if not stored_hash:
-        _hasher.hash(password)  # same cost as a real check: no timing hint that the user is unknown
-        return False
+    """Whether ``password`` matches ``stored_hash``. Without a hash (unknown login, no password set) it is
+    checked against a dummy hash of the same cost and refused: a wrong login takes as long as a wrong
+    password, so timing does not tell which logins exist."""
     try:
-        return _hasher.verify(stored_hash, password)
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,15 +71,30 @@ async def revoke_user(user_id: int) -> int:
     return len(rows)
 
 
-async def too_many_failures(key: str, *, limit: int, window_seconds: int) -> bool:
+async def reserve_attempt(keys: Sequence[str], *, limit: int, window_seconds: int) -> tuple[list[int], str | None]:
+    """Count a login attempt against each of ``keys`` *before* its password is checked.
+
+    The attempt's rows are inserted (and committed) first, then the window is counted: of N attempts made in
+    parallel, the k-th to commit sees at least k rows, so no more than ``limit`` get through however they are
+    timed (counting first and writing after a failed check let every parallel attempt see the same old
+    count). Returns the new rows' ids and ``None``, or ``[]`` and the first key past ``limit``; a refused
+    attempt's rows are removed at once, so only attempts that reached the password check count.
+    """
+    rows = await LoginAttempt.insert(*[LoginAttempt(key=key[:200]) for key in keys]).returning(LoginAttempt.id)
+    ids = [int(r["id"]) for r in rows]
     since = _now() - dt.timedelta(seconds=window_seconds)
-    count = await LoginAttempt.count().where((LoginAttempt.key == key) & (LoginAttempt.at > since))
-    return int(count) >= limit
-
-
-async def note_failure(*keys: str) -> None:
     for key in keys:
-        await LoginAttempt.insert(LoginAttempt(key=key[:200]))
+        count = await LoginAttempt.count().where((LoginAttempt.key == key[:200]) & (LoginAttempt.at > since))
+        if int(count) > limit:
+            await release_attempt(ids)
+            return [], key
+    return ids, None
+
+
+async def release_attempt(ids: Sequence[int]) -> None:
+    """Take back the rows of an attempt that did not fail (it was refused, or the password was right)."""
+    if ids:
+        await LoginAttempt.delete().where(LoginAttempt.id.is_in(list(ids)))
 
 
 async def clear_failures(key: str) -> None:

@@ -47,16 +47,22 @@ def contacts() -> None:
 @click.option("--dry-run", is_flag=True, help="Standardize and check every row, write nothing.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the per-row result as CSV here.")
+@click.option("--encoding", default=None, help="Text encoding of a CSV file (default: detected), e.g. cp1252.")
 @handle_errors
 def import_cmd(path: Path, mode: str, keys: tuple[str, ...], mapping_json: str, login: str | None,
-               dry_run: bool, report: Path | None) -> None:
+               dry_run: bool, report: Path | None, encoding: str | None) -> None:
     """Import people from a CSV or XLSX file."""
     from crm_contacts.importing import Importer, auto_mapping
-    from crm_contacts.tabular import read_table, write_csv
+    from crm_contacts.tabular import detect, is_xlsx, read_table, write_csv
 
     async def go() -> list[Any]:
         acc = await _boot_as(login)
-        header, rows = read_table(path.read_bytes(), path.name)
+        content = path.read_bytes()
+        used = encoding
+        if not is_xlsx(content, path.name):
+            used = encoding or detect(content)
+            click.echo(f"encoding: {used}" + ("" if encoding else " (detected; --encoding to change)"))
+        header, rows = read_table(content, path.name, used)
         mapping = auto_mapping(header) | (json.loads(mapping_json) if mapping_json else {})
         click.echo("mapping: " + ", ".join(f"{k} → {v}" for k, v in mapping.items()))
         importer = Importer(acc, header, rows, mapping, mode, list(keys))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -10,10 +11,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from core import db, jobs
-from core.errors import ValidationError
+from core.errors import TooLarge, ValidationError
 from core.web import access, render
 from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
-from crm_contacts.tabular import read_table
+from crm_contacts.tabular import ENCODINGS, detect, is_xlsx, read_table
 
 IMPORT = "crm_contacts.import"
 MAX_UPLOAD = 50 * 1024 * 1024
@@ -26,7 +27,8 @@ async def import_list(request: Request) -> Response:
     cols = [ImportBatch.id, ImportBatch.filename, ImportBatch.status, ImportBatch.total, ImportBatch.created,
             ImportBatch.updated, ImportBatch.skipped, ImportBatch.failed, ImportBatch.created_at]
     batches = await (await acc.select(ImportBatch, IMPORT, *cols)).order_by(ImportBatch.id, ascending=False).limit(100)
-    return await render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"))
+    return await render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"),
+                        encodings=ENCODINGS)
 
 
 async def import_upload(request: Request) -> Response:
@@ -34,16 +36,33 @@ async def import_upload(request: Request) -> Response:
 
     acc = access(request)
     await acc.require(IMPORT, "create")
-    form = await request.form(max_part_size=MAX_UPLOAD)
+    form = await request.form()  # the kernel caps the whole body (CRM_MAX_REQUEST_MB); the file, here
     upload: Any = form.get("file")
     if upload is None or not getattr(upload, "filename", ""):
         raise ValidationError({"file": "choose a CSV or XLSX file"})
+    if (upload.size or 0) > MAX_UPLOAD:  # Starlette's max_part_size does not apply to file parts
+        raise TooLarge(f"The file is larger than the {MAX_UPLOAD // (1024 * 1024)} MB an import accepts.")
     content = await upload.read()
-    header, _rows = read_table(content, upload.filename)  # refuse unreadable files now, not in the job
-    batch = ImportBatch(filename=upload.filename[:300], content=content, mapping=auto_mapping(header),
-                        owner=acc.principal.user_id if acc.principal else None)
+    encoding = _encoding(form, content, upload.filename)
+    header, _rows = read_table(content, upload.filename, encoding)  # refuse unreadable files now, not in the job
+    batch = ImportBatch(filename=upload.filename[:300], content=content, encoding=encoding or "",
+                        mapping=auto_mapping(header), owner=acc.principal.user_id if acc.principal else None)
     await batch.save()
     return RedirectResponse(f"/contacts/imports/{batch.id}", status_code=303)
+
+
+def _encoding(form: Any, content: bytes, filename: str) -> str | None:
+    """The encoding a CSV upload is read with: the one chosen on the form, else the detected one."""
+    if is_xlsx(content, filename):
+        return None
+    chosen = str(form.get("encoding", "") or "")
+    if chosen and chosen not in ENCODINGS:
+        raise ValidationError({"encoding": f"choose one of {', '.join(ENCODINGS)}"})
+    return chosen or (detect(content) if content else None)
+
+
+def _read(batch: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    return read_table(batch["content"], batch["filename"], batch["encoding"] or None)
 
 
 async def _batch(request: Request, action: str = "read") -> tuple[Any, dict[str, Any]]:
@@ -67,9 +86,12 @@ async def import_detail(request: Request) -> Response:
     from crm_contacts.models import ImportRow
 
     acc, batch = await _batch(request)
-    header, rows = read_table(batch["content"], batch["filename"])
     preview, problems, results = [], {}, None
-    if request.method == "POST":
+    try:
+        header, rows = _read(batch)
+    except ValidationError as exc:  # read with an encoding the user chose: say why, let them choose again
+        header, rows, problems = [], [], exc.fields
+    if header and request.method == "POST":
         form = await request.form()
         mapping, mode, keys = _settings(form, header)
         batch.update(mapping=mapping, mode=mode, keys=keys)
@@ -78,7 +100,7 @@ async def import_detail(request: Request) -> Response:
             results = await importer.run(dry_run=True)
         except ValidationError as exc:
             problems = exc.fields
-    elif batch["status"] == "uploaded":
+    elif header and batch["status"] == "uploaded":
         try:
             preview = await Importer(acc, header, rows[:5], batch["mapping"], batch["mode"], batch["keys"]).run(
                 dry_run=True)
@@ -86,9 +108,29 @@ async def import_detail(request: Request) -> Response:
             problems = exc.fields
     failures = await ImportRow.select().where((ImportRow.batch == batch["id"]) & ImportRow.action.is_in(
         ["failed", "skipped"])).order_by(ImportRow.row_no).limit(200)
+    conflicts = await ImportRow.select().where((ImportRow.batch == batch["id"]) & (ImportRow.action == "updated") & (
+        ImportRow.message != "")).order_by(ImportRow.row_no).limit(200)
     return await render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
                   fields=FIELDS, keys=KEYS, modes=MODES, preview=preview, results=results, problems=problems,
-                  failures=failures, running=batch["status"] in ("queued", "running"))
+                  failures=failures, conflicts=conflicts, encodings=ENCODINGS,
+                  running=batch["status"] in ("queued", "running"))
+
+
+async def import_encoding(request: Request) -> Response:
+    """Read an uploaded CSV file again in the encoding the user chose (the detected one can be wrong)."""
+    from crm_contacts.models import ImportBatch
+
+    _, batch = await _batch(request, "update")
+    if batch["status"] != "uploaded" or not batch["encoding"]:
+        raise ValidationError({"encoding": "only a CSV file not imported yet can be read again"})
+    chosen = str((await request.form()).get("encoding", ""))
+    if chosen not in ENCODINGS:
+        raise ValidationError({"encoding": f"choose one of {', '.join(ENCODINGS)}"})
+    changes: dict[Any, Any] = {ImportBatch.encoding: chosen}
+    with contextlib.suppress(ValidationError):  # the columns may read differently now: map them again (when
+        changes[ImportBatch.mapping] = auto_mapping(_read({**batch, "encoding": chosen})[0])  # the file reads)
+    await ImportBatch.update(changes).where(ImportBatch.id == batch["id"])
+    return RedirectResponse(f"/contacts/imports/{batch['id']}", status_code=303)
 
 
 async def import_start(request: Request) -> Response:
@@ -97,7 +139,7 @@ async def import_start(request: Request) -> Response:
     acc, batch = await _batch(request, "update")
     if batch["status"] != "uploaded":
         raise ValidationError({"status": f"this import is already {batch['status']}"})
-    header, rows = read_table(batch["content"], batch["filename"])
+    header, rows = _read(batch)
     mapping, mode, keys = _settings(await request.form(), header)
     Importer(acc, header, rows, mapping, mode, keys)  # validates the settings (422 naming what is wrong)
     async with db.atomic():
@@ -125,6 +167,7 @@ ROUTES = [
     Route("/imports", import_list, name="import_list"),
     Route("/imports", import_upload, methods=["POST"], name="import_upload"),
     Route("/imports/{id:int}", import_detail, methods=["GET", "POST"], name="import_detail"),
+    Route("/imports/{id:int}/encoding", import_encoding, methods=["POST"], name="import_encoding"),
     Route("/imports/{id:int}/start", import_start, methods=["POST"], name="import_start"),
     Route("/imports/{id:int}/report.csv", import_report, name="import_report"),
     Route("/imports/{id:int}/revert", import_revert, methods=["POST"], name="import_revert"),

@@ -135,7 +135,7 @@ async def test_batch_runs_in_background_reports_and_reverts(booted: Any) -> None
     assert "4,failed,,email:" in report
     row = await ImportBatch.select().where(ImportBatch.id == batch.id).first()
     assert (row["status"], row["done"], row["total"]) == ("done", 3, 3)
-    assert await revert(acc, int(batch.id)) == {"archived": 1, "restored": 1}
+    assert await revert(acc, int(batch.id)) == {"archived": 1, "restored": 1, "conflicts": 0}
     ann = await Person.select().where(Person.email_key == "ann@example.com").first()
     assert ann["job_title"] == "Engineer"
     assert [p["name"] for p in await _people()] == ["Ann Lee"]
