@@ -24,11 +24,13 @@ from starlette.staticfiles import StaticFiles
 from core import api, jobs, loader, scheduler, templating
 from core.errors import Conflict, CrmError, NotAuthenticated, ValidationError
 from core.forms import ROUTES as SETTINGS_ROUTES
+from core.notification_routes import ROUTES as NOTIFICATION_ROUTES
 from core.runtime import Runtime, boot
 from core.search import ROUTES as SEARCH_ROUTES
 from core.security.admin import ROUTES as ADMIN_ROUTES
 from core.security.middleware import SecurityMiddleware
 from core.settings import Settings
+from core.status_routes import ROUTES as STATUS_ROUTES
 from core.views import ROUTES as KERNEL_ROUTES
 
 log = logging.getLogger("crm.app")
@@ -79,7 +81,7 @@ async def on_error(request: Request, exc: Exception) -> Response:
         fields = {field: exc.message}
     if _wants_json(request):
         return JSONResponse({"error": {"code": exc.code, "message": exc.message, "fields": fields}},
-                            status_code=exc.status, headers=getattr(exc, "headers", None))
+                            status_code=exc.status)
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     from core.web import render
@@ -164,7 +166,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                 yield {}
 
     app = Starlette(
-        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *SETTINGS_ROUTES, *SEARCH_ROUTES],
+        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *SETTINGS_ROUTES, *SEARCH_ROUTES, *NOTIFICATION_ROUTES,
+                *STATUS_ROUTES],
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,
                                default_language=settings.default_language,

@@ -192,6 +192,20 @@ class NotificationChannel:
     deliver: Callable[[Notification], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class StatusCheck:
+    """One line of the system status: is something configured and alive? ``hint`` says what to do when not;
+    ``pages`` are path prefixes whose actions need it (a banner shows there while it fails)."""
+
+    key: str
+    label: str
+    ok: bool
+    detail: str = ""
+    hint: str = ""
+    url: str = ""
+    pages: tuple[str, ...] = ()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Specs: what the kernel calls (each documented in docs/hooks.md)
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,6 +279,12 @@ def crm_cli_commands() -> Sequence[click.Command]:
 @hookspec
 def crm_api_resources() -> Sequence[Resource]:
     """REST resources (:class:`core.api.Resource`) this addon serves under ``/api``; collected once at boot."""
+
+
+@hookspec
+def crm_status_checks(probe: bool) -> Sequence[StatusCheck]:
+    """Lines for the system status (``/admin/status``, ``crm doctor``). With ``probe`` false (every page render,
+    for banners) answer from configuration only; with ``probe`` true you may contact the service, briefly."""
 
 
 #: The kernel's specs, in the order docs/hooks.md lists them.

@@ -1,15 +1,20 @@
-"""Notifications: the kernel hands each one to every installed channel (``crm_notification_channels``).
+"""Notifications: every one lands in the user's in-app list (the bell), and is handed to every installed
+channel (``crm_notification_channels``: e-mail, chat…).
 
-A channel that fails does not stop the others; its failure is logged and audited so an admin can see that
-a user was not reached, and the caller learns which channels failed.
+A channel that fails does not stop the others; its failure is logged and audited so an admin can see that a
+user was not reached, and the caller learns which channels failed. A ``dedup_key`` makes a notification
+idempotent: a job that runs twice tells nobody twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from typing import Any
 
 from core import hooks
 from core.hooks import Notification, NotificationChannel
+from core.models import Notification as Row
 from core.security import audit
 
 log = logging.getLogger("crm.notifications")
@@ -20,8 +25,14 @@ async def channels() -> list[NotificationChannel]:
     return found
 
 
-async def notify(notification: Notification) -> list[str]:
-    """Deliver ``notification`` through every channel; returns the keys of channels that failed."""
+async def notify(notification: Notification, dedup_key: str | None = None) -> list[str]:
+    """Store ``notification`` in its user's list and deliver it through every channel; returns the keys of
+    the channels that failed. With ``dedup_key``, a second call with the same key does nothing."""
+    if dedup_key is not None and await Row.exists().where(Row.dedup_key == dedup_key[:200]):
+        return []
+    await Row.insert(Row(user_id=notification.user_id, title=notification.title[:300], body=notification.body,
+                         url=(notification.url or "")[:500], kind=notification.kind[:40],
+                         source=notification.source[:100], dedup_key=dedup_key[:200] if dedup_key else None))
     failed: list[str] = []
     for channel in await channels():
         try:
@@ -32,3 +43,41 @@ async def notify(notification: Notification) -> list[str]:
                                detail=f"{channel.key}: {type(exc).__name__}: {exc}"[:500])
             failed.append(channel.key)
     return failed
+
+
+async def notify_admins(title: str, body: str = "", url: str = "", *, kind: str = "error", source: str = "",
+                        dedup_key: str | None = None, besides: int | None = None) -> int:
+    """Tell every active administrator (but ``besides``, already told); returns how many were told."""
+    from core.security.models import User, UserRole
+
+    admins = {int(r["user"]) for r in await UserRole.select(UserRole.user).where(UserRole.role == "admin")}
+    active = [int(r["id"]) for r in await User.select(User.id).where(
+        User.id.is_in(sorted(admins or {-1})) & (User.is_active == True))]  # noqa: E712
+    told = 0
+    for user_id in active:
+        if user_id == besides:
+            continue
+        await notify(Notification(user_id=user_id, title=title, body=body, url=url, kind=kind, source=source),
+                     dedup_key=f"{dedup_key}:{user_id}" if dedup_key else None)
+        told += 1
+    return told
+
+
+async def unread_count(user_id: int) -> int:
+    return int(await Row.count().where((Row.user_id == user_id) & Row.read_at.is_null()))
+
+
+async def recent(user_id: int, limit: int = 50, unread_only: bool = False) -> list[dict[str, Any]]:
+    query = Row.select().where(Row.user_id == user_id)
+    if unread_only:
+        query = query.where(Row.read_at.is_null())
+    return list(await query.order_by(Row.id, ascending=False).limit(limit))
+
+
+async def mark_read(user_id: int, ids: list[int] | None = None) -> int:
+    """Mark the user's own notifications read (all of them when ``ids`` is None); returns how many."""
+    where = (Row.user_id == user_id) & Row.read_at.is_null()
+    if ids is not None:
+        where = where & Row.id.is_in(ids or [-1])
+    rows = await Row.update({Row.read_at: dt.datetime.now(dt.UTC)}).where(where).returning(Row.id)
+    return len(rows)

@@ -4,6 +4,10 @@ A row is claimed by one worker at a time (a lease, so a killed worker's job is p
 ``done`` on success, retried with backoff on errors and ``failed`` once retries are exhausted or the actor
 raises :class:`~core.errors.PermanentJobError`. ``failed`` rows are the dead-letter list (``crm jobs failed``)
 and can be re-driven.
+
+``dispatched_at`` is when the row's latest message is due (a delayed message: in the future), so the sweep
+never sends a row again before its backoff or its wait is over. A running job may keep a short lease on its
+row with :func:`renew_lease` (a heartbeat): the sweep sends a row whose lease ran out again at once.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from core import db
 from core.errors import PermanentJobError, RetryLater
 from core.jobs import JobSpec, broker
 from core.models import Outbox
+from core.security import context
 
 log = logging.getLogger("crm.outbox")
+_running: ContextVar[int | None] = ContextVar("crm_outbox_running", default=None)  # the row this job runs for
 
 
 def _now() -> dt.datetime:
@@ -32,8 +39,9 @@ async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = N
         existing = await Outbox.select(Outbox.id).where(Outbox.dedup_key == dedup_key).first()
         if existing is not None:
             return int(existing["id"])
-    rows = await Outbox.insert(Outbox(actor=job.name, payload=payload, dedup_key=dedup_key)).returning(
-        Outbox.id)
+    who = context.get().principal
+    rows = await Outbox.insert(Outbox(actor=job.name, payload=payload, dedup_key=dedup_key,
+                                      requested_by=who.user_id if who else None)).returning(Outbox.id)
     outbox_id = int(rows[0]["id"])
 
     async def send() -> None:
@@ -47,10 +55,11 @@ async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = N
 
 
 async def dispatch(ids: list[int], delay: float = 0.0) -> int:
-    """Send the rows' messages to the broker (to run ``delay`` seconds from now) and stamp them; returns how
-    many were sent."""
+    """Send the rows' messages to the broker (to run ``delay`` seconds from now) and stamp them with the time
+    they are due; returns how many were sent."""
     if not ids:
         return 0
+    due = _now() + dt.timedelta(seconds=delay)  # taken before sending: a message is never due before its stamp
     rows = await Outbox.select(Outbox.id, Outbox.actor).where(Outbox.id.is_in(ids))
     current = broker()
     sent = 0
@@ -61,19 +70,33 @@ async def dispatch(ids: list[int], delay: float = 0.0) -> int:
             log.warning("outbox %s not dispatched: %s", row["id"], exc)
             continue
         sent += 1
-    await Outbox.update({Outbox.dispatched_at: _now()}).where(Outbox.id.is_in([r["id"] for r in rows]))
+    await Outbox.update({Outbox.dispatched_at: due}).where(Outbox.id.is_in([r["id"] for r in rows]))
     return sent
 
 
 async def sweep(stale_seconds: float = 60.0, fresh_seconds: float = 2.0, limit: int = 500) -> int:
-    """Re-dispatch rows the broker may have lost: never sent, or sent long ago and still not finished."""
+    """Re-dispatch rows the broker may have lost: never sent, due long ago and still not finished, or running
+    on a worker that stopped renewing its lease (killed) — those at once, once per lease that ran out."""
     now = _now()
     never = (Outbox.dispatched_at.is_null()) & (Outbox.created_at < now - dt.timedelta(seconds=fresh_seconds))
     stale = (Outbox.dispatched_at < now - dt.timedelta(seconds=stale_seconds)) & (
         Outbox.lease_until.is_null() | (Outbox.lease_until < now))
+    dead = (Outbox.state == "running") & (Outbox.lease_until < now) & (Outbox.dispatched_at < Outbox.lease_until)
     rows = await Outbox.select(Outbox.id).where(
-        Outbox.state.is_in(["pending", "running"]) & (never | stale)).order_by(Outbox.id).limit(limit)
+        Outbox.state.is_in(["pending", "running"]) & (never | stale | dead)).order_by(Outbox.id).limit(limit)
     return await dispatch([int(r["id"]) for r in rows])
+
+
+async def renew_lease(seconds: float) -> bool:
+    """Inside a running job: hold its row ``seconds`` from now (a heartbeat; shorter than the lease the claim
+    took is fine). A worker killed mid-job stops renewing, and the sweep sends the job again soon after the
+    lease runs out rather than after the job's time limit. False outside a job, or if the row is not ours."""
+    outbox_id = _running.get()
+    if outbox_id is None:
+        return False
+    rows = await Outbox.update({Outbox.lease_until: _now() + dt.timedelta(seconds=seconds)}).where(
+        (Outbox.id == outbox_id) & (Outbox.state == "running")).returning(Outbox.id)
+    return bool(rows)
 
 
 async def claim(outbox_id: int, lease_seconds: float) -> dict[str, Any] | None:
@@ -83,13 +106,13 @@ async def claim(outbox_id: int, lease_seconds: float) -> dict[str, Any] | None:
                                 Outbox.lease_until: now + dt.timedelta(seconds=lease_seconds)}).where(
         (Outbox.id == outbox_id)
         & ((Outbox.state == "pending") | ((Outbox.state == "running") & (Outbox.lease_until < now)))
-    ).returning(Outbox.id, Outbox.payload, Outbox.attempts)
+    ).returning(Outbox.id, Outbox.payload, Outbox.attempts, Outbox.requested_by)
     if not rows:
         return None
     row = rows[0]
     payload = row["payload"]
     return {"payload": json.loads(payload) if isinstance(payload, str) else payload,
-            "attempts": int(row["attempts"])}
+            "attempts": int(row["attempts"]), "requested_by": row["requested_by"]}
 
 
 async def run_job(job: JobSpec, outbox_id: int) -> None:
@@ -97,6 +120,7 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
     claimed = await claim(outbox_id, job.time_limit_ms / 1000 + 30)
     if claimed is None:
         return
+    token = _running.set(outbox_id)
     try:
         await job.fn(**claimed["payload"])
     except RetryLater as exc:
@@ -108,6 +132,7 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
     except PermanentJobError as exc:
         await _finish(outbox_id, "failed", claimed["attempts"] + 1, str(exc))
         log.error("job %s #%s failed for good: %s", job.name, outbox_id, exc)
+        await tell_failure(job.name, outbox_id, claimed.get("requested_by"), str(exc))
         return
     except Exception as exc:
         attempts = claimed["attempts"] + 1
@@ -115,17 +140,43 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
         if attempts > job.max_retries:
             await _finish(outbox_id, "failed", attempts, message)
             log.error("job %s #%s failed after %s attempts: %s", job.name, outbox_id, attempts, message)
+            await tell_failure(job.name, outbox_id, claimed.get("requested_by"), message)
             return
-        await _finish(outbox_id, "pending", attempts, message)
-        raise  # Dramatiq retries with backoff
+        # Dramatiq retries with backoff; the row is stamped with the latest time that retry can be due, so the
+        # sweep does not send it again (and run it early) while Dramatiq's message waits
+        await _finish(outbox_id, "pending", attempts, message, due=_now() + dt.timedelta(
+            milliseconds=min(2 * job.min_backoff_ms * 2 ** min(attempts - 1, 32), job.max_backoff_ms)))
+        raise
+    finally:
+        _running.reset(token)
     await _finish(outbox_id, "done", claimed["attempts"] + 1, "")
 
 
-async def _finish(outbox_id: int, state: str, attempts: int, error: str) -> None:
+async def tell_failure(actor: str, outbox_id: int, requested_by: int | None, message: str) -> None:
+    """Background work failed for good: the user who asked for it and the admins are told why, with a link to
+    the failed-jobs list. Never raises: telling must not hide the failure itself."""
+    from core.hooks import Notification
+    from core.i18n import gettext
+    from core.notifications import notify, notify_admins
+
+    title = gettext("Background work failed: %(job)s") % {"job": actor}
+    try:
+        if requested_by:
+            await notify(Notification(user_id=int(requested_by), title=title, body=message[:2000], kind="error",
+                                      source=actor.split(".", 1)[0]), dedup_key=f"job-failed:{outbox_id}")
+        await notify_admins(title, message[:2000], "/admin/jobs", source=actor.split(".", 1)[0],
+                            dedup_key=f"job-failed:{outbox_id}:admin", besides=requested_by)
+    except Exception:
+        log.exception("could not tell anyone that job %s #%s failed", actor, outbox_id)
+
+
+async def _finish(outbox_id: int, state: str, attempts: int, error: str, due: dt.datetime | None = None) -> None:
     values: dict[Any, Any] = {Outbox.state: state, Outbox.attempts: attempts, Outbox.last_error: error,
                               Outbox.lease_until: None}
     if state == "done":
         values[Outbox.done_at] = _now()
+    if due is not None:
+        values[Outbox.dispatched_at] = due
     await Outbox.update(values).where(Outbox.id == outbox_id)
 
 

@@ -7,7 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from core import hooks, i18n
+from core import hooks, i18n, notifications
+from core import status as system_status
 from core.errors import NotAuthenticated, ValidationError
 from core.runtime import current
 from core.security.access import Access, policy
@@ -52,6 +53,8 @@ async def menus(request: Request) -> list[dict[str, Any]]:
         items.append({"label": i18n.gettext("Settings"), "path": "/settings", "order": 800, "section": system})
     if who.is_admin:
         items.append({"label": i18n.gettext("Admin"), "path": "/admin/users", "order": 900, "section": system})
+        items.append({"label": i18n.gettext("System status"), "path": "/admin/status", "order": 910,
+                      "section": system})
     elif policy().scope(who.roles, "core.audit_log", "read"):
         items.append({"label": i18n.gettext("Audit log"), "path": "/admin/audit", "order": 900, "section": system})
     return sorted(items, key=lambda m: (m["order"], m["label"]))
@@ -72,8 +75,12 @@ async def render(request: Request, template: str, status: int = 200, **context: 
     env = request.app.state.templates
     state = request.scope.get("state", {})
     items = await menus(request)
+    who = principal(request)
+    unread = await notifications.unread_count(who.user_id) if who else 0
+    banners = await system_status.notices(request.url.path) if who else []
     html = env.get_template(template).render(
-        request=request, user=principal(request), menus=items, menu_sections=menu_sections(items),
+        request=request, user=who, menus=items, menu_sections=menu_sections(items), unread_notifications=unread,
+        status_banners=banners,
         csrf_token=state.get("csrf_token", ""), url_for=request.url_for, path=request.url.path,
         **context)
     return HTMLResponse(html, status_code=status)

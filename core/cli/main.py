@@ -87,6 +87,26 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         ctx.invoke(serve, host=host, port=port, workers=1)
 
 
+@main.command("doctor")
+@handle_errors
+def doctor() -> None:
+    """Check what this CRM depends on (database, migrations, jobs, scheduler, e-mail, ERP…); exit 1 if any fails."""
+    from core import status
+    from core.runtime import boot
+
+    async def go() -> status.Report:
+        await boot(settings())
+        return await status.report()
+
+    found = run(go())
+    for check in found.checks:
+        mark = "ok  " if check.ok else "FAIL"
+        line = f"{mark} {check.label}: {check.detail}"
+        click.echo(line + (f" — {check.hint}" if check.hint and not check.ok else ""))
+    if not found.ok:
+        raise SystemExit(1)
+
+
 main.add_command(addons)
 main.add_command(serve)
 main.add_command(worker)

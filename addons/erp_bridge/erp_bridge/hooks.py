@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import Panel, hookimpl
+from core.hooks import Panel, StatusCheck, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -67,3 +68,24 @@ def crm_cli_commands() -> Any:
     from erp_bridge.cli import erp
 
     return [erp]
+
+
+@hookimpl
+async def crm_status_checks(probe: bool) -> Sequence[StatusCheck]:
+    """The ERP connection: configured (from the database), and reachable when ``probe`` is asked for."""
+    from core.i18n import gettext
+    from erp_bridge import connection, sync
+
+    label = gettext("ERP connection")
+    if not await connection.is_configured():
+        return [StatusCheck("erp_bridge", label, False, gettext("not configured"), url="/erp/failed",
+                            hint=gettext("the ERP is not set up: confirmed orders wait — run `crm erp configure`"),
+                            pages=("/erp/", "/sales/orders"))]
+    if not probe:
+        return [StatusCheck("erp_bridge", label, True)]
+    try:
+        facts = await asyncio.wait_for(sync.health(), 5)
+    except Exception as exc:
+        return [StatusCheck("erp_bridge", label, False, f"{type(exc).__name__}: {exc}"[:300], url="/erp/failed",
+                            hint=gettext("the ERP does not answer: check it, then `crm erp check`"))]
+    return [StatusCheck("erp_bridge", label, True, f"{facts.get('kind', '')} {facts.get('name', '')}".strip())]
