@@ -55,6 +55,11 @@ class Resource:
     summary: str = ""
     #: a section title: the kernel also serves list and edit pages for it under /settings (core.forms)
     settings: str = ""
+    #: JSON Schema of a writable field beyond what its column says (an enum, a minimum…), for the OpenAPI
+    #: document: what ``validate`` refuses should be stated here, so a request valid by the schema passes
+    field_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: JSON Schema of the request body of each action that takes one (OpenAPI document)
+    action_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -321,7 +326,9 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         who = require_user(request)
         body = await request.body()
         digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + body).hexdigest()
-        scope = f"{who.user_id}:{key[:200]}"
+        # keyed by who *and* with which roles: a token with fewer roles never gets a reply made for more
+        roles = hashlib.sha256(",".join(sorted(who.roles)).encode()).hexdigest()[:16]
+        scope = f"{who.user_id}:{roles}:{key[:200]}"
         deadline = asyncio.get_running_loop().time() + IDEMPOTENCY_WAIT
         while not await _reserve(scope, digest):
             seen = await IdempotencyKey.select().where(IdempotencyKey.scope == scope).first()
@@ -330,6 +337,8 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
             if seen["request_hash"] != digest:
                 raise Conflict("this Idempotency-Key was used with a different request", field="Idempotency-Key")
             if seen["status"] != _PENDING:
+                await audit.record("idempotent_replay", detail=f"{request.method} {request.url.path}"[:500],
+                                   principal=who)
                 return Response(seen["body"] or None, status_code=seen["status"],
                                 media_type="application/json" if seen["body"] else None,
                                 headers={"Idempotent-Replayed": "true"})
@@ -375,12 +384,22 @@ def resource_routes(res: Resource) -> list[BaseRoute]:
 
         return endpoint
 
+    def by_method(path: str, handlers: dict[str, Callable[[Request], Awaitable[Response]]]) -> Route:
+        # one route per path, so a method it lacks gets a 405 whose Allow lists every method it has
+        async def endpoint(request: Request) -> Response:
+            return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+        return Route(path, endpoint, methods=list(handlers))
+
+    # a resource without writable fields is read-only over the API: no POST, no PATCH (405)
+    collection = {"GET": bind(list_records)}
+    record = {"GET": bind(read_record), "DELETE": idempotent(bind(delete_record))}
+    if res.writable:
+        collection["POST"] = idempotent(bind(create_record))
+        record["PATCH"] = idempotent(bind(update_record))
     return [
-        Route(base, bind(list_records), methods=["GET"]),
-        Route(base, idempotent(bind(create_record)), methods=["POST"]),
-        Route(base + "/{id:int}", bind(read_record), methods=["GET"]),
-        Route(base + "/{id:int}", idempotent(bind(update_record)), methods=["PATCH"]),
-        Route(base + "/{id:int}", idempotent(bind(delete_record)), methods=["DELETE"]),
+        by_method(base, collection),
+        by_method(base + "/{id:int}", record),
         Route(base + "/{id:int}/{action:str}", idempotent(bind(run_action)), methods=["POST"]),
         Route(base + "/{id:int}/reveal/{field:str}", bind(reveal_field), methods=["POST"]),
     ]

@@ -96,3 +96,24 @@ async def test_organizations_and_tags(api: Any) -> None:
     assert tagged.json()["tags"] == ["Beijing", "VIP"]
     doc = (await client.get("/api/openapi.json", headers=h)).json()
     assert any(p.startswith("/api/contacts/people") for p in doc["paths"])
+
+
+async def test_idempotent_replay_is_keyed_by_the_token_roles_and_audited(api: Any) -> None:
+    """A reveal replayed by a marketing-only token of the same user used to hand it the clear phone."""
+    from core.security.models import AuditLog
+    from core.security.sessions import create_token
+
+    client, token_for = api
+    full = await token_for("svc", "service_agent", "marketing")
+    user_id = int(full["X-User-Id"])
+    rep = await token_for("owner", "sales_rep")
+    pid = (await client.post(PEOPLE, headers=rep, json={"name": "Li Lei", "phone": "13800138000"})).json()["id"]
+    reveal = {"field": "phone"}
+    first = await client.post(f"{PEOPLE}/{pid}/reveal", headers={**full, "Idempotency-Key": "r1"}, json=reveal)
+    assert first.status_code == 200 and first.json()["value"] == "+8613800138000", first.text
+    narrow = {"Authorization": f"Bearer {await create_token(user_id, 'mkt', roles=['marketing'])}"}
+    replay = await client.post(f"{PEOPLE}/{pid}/reveal", headers={**narrow, "Idempotency-Key": "r1"}, json=reveal)
+    assert replay.status_code == 403 and "Idempotent-Replayed" not in replay.headers
+    again = await client.post(f"{PEOPLE}/{pid}/reveal", headers={**full, "Idempotency-Key": "r1"}, json=reveal)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+    assert await AuditLog.count().where((AuditLog.action == "idempotent_replay") & (AuditLog.user_id == user_id)) == 1
