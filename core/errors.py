@@ -81,6 +81,10 @@ class Conflict(CrmError):
     status = 409
     code = "conflict"
 
+    def __init__(self, message: str, *, field: str | None = None, **params: Any) -> None:
+        super().__init__(message, **params)
+        self.field = field
+
 
 class BadRequest(CrmError):
     """A request the server cannot read at all (a form body its parser refuses)."""

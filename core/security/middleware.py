@@ -77,7 +77,10 @@ class SecurityMiddleware:
         if not info and not cookies.get(PRELOGIN_COOKIE):
             new_prelogin = secrets.token_urlsafe(32)
             state["csrf_token"] = new_prelogin
-        if scope["method"] in UNSAFE and not via_bearer and not scope["path"].startswith(self.csrf_exempt):
+        # A token-less, session-less API call has no credentials to protect: it goes on to a JSON 401.
+        anonymous_api = scope["path"].startswith("/api/") and info is None
+        if (scope["method"] in UNSAFE and not via_bearer and not anonymous_api
+                and not scope["path"].startswith(self.csrf_exempt)):
             try:
                 receive, token = await _csrf_token(scope, receive, headers)
             except (TooLarge, BadRequest) as exc:

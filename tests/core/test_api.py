@@ -80,5 +80,13 @@ async def test_openapi_document_lists_every_resource(crm_client, found: Discover
     assert doc["openapi"].startswith("3.")
     assert {"get", "post"} <= set(doc["paths"]["/api/testbase/notes"])
     assert {"get", "patch", "delete"} <= set(doc["paths"]["/api/testbase/notes/{id}"])
-    schema = doc["components"]["schemas"]["crm_testbase_note"]["properties"]
-    assert schema["version"] == {"type": "integer"} and schema["title"] == {"type": "string"}
+    schemas = doc["components"]["schemas"]
+    read = schemas["crm_testbase_note"]["properties"]
+    assert read["version"]["type"] == "integer" and read["title"] == {"type": "string"}
+    assert read["owner"]["type"] == ["integer", "null"]  # nullable foreign key
+    create, update = schemas["crm_testbase_note_create"], schemas["crm_testbase_note_update"]
+    assert set(create["properties"]) == {"title", "phone", "internal"} and create["required"] == ["title"]
+    assert create["properties"]["title"]["maxLength"] == 200 and not create["additionalProperties"]
+    assert update["required"] == ["version"] and "id" not in update["properties"]
+    limit = next(p for p in doc["paths"]["/api/testbase/notes"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 200

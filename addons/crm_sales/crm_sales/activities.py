@@ -15,6 +15,7 @@ from core.errors import ValidationError
 from core.security import audit
 from core.security.access import Access
 from core.security.models import Team
+from core.values import integer, record_id
 from crm_sales.manifest import ACTIVITY, OPPORTUNITY
 from crm_sales.models import Activity, Opportunity
 from crm_sales.notify import notify, now
@@ -41,20 +42,24 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
         raise ValidationError({"due_at": "is required"})
     if due.tzinfo is None:
         due = due.replace(tzinfo=dt.UTC)
-    remind = int(values.get("remind_minutes") or 30)
+    raw = values.get("remind_minutes")
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        raw = int(raw)  # from a form
+    remind = 30 if raw in (None, "") else integer(raw, "remind_minutes")
     if not 0 <= remind <= MAX_NOTICE.total_seconds() // 60:
         raise ValidationError({"remind_minutes": "must be between 0 and 10080"})
-    # each linked record must be one the user may read
-    await acc.check_references(Activity, {n: values.get(n) for n in ("opportunity", "lead", "person")})
-    opp_id = values.get("opportunity")
+    ids = {name: record_id(values[name], name) if values.get(name) not in (None, "") else None
+           for name in ("opportunity", "lead", "person")}
+    await acc.check_references(Activity, ids)  # each linked record must be one the user may read
+    opp_id = ids["opportunity"]
     team = None
     if opp_id:
-        opp = await acc.get(Opportunity, OPPORTUNITY, int(opp_id))
+        opp = await acc.get(Opportunity, OPPORTUNITY, opp_id)
         team = opp["team"]
     who = acc.principal.user_id if acc.principal else None
     data = {"kind": kind, "subject": values["subject"].strip()[:200], "note": values.get("note") or "",
-            "due_at": due, "remind_minutes": remind, "opportunity": opp_id or None,
-            "lead": values.get("lead") or None, "person": values.get("person") or None,
+            "due_at": due, "remind_minutes": remind, "opportunity": opp_id,
+            "lead": ids["lead"], "person": ids["person"],
             "owner": values.get("owner") or who, "team": team}
     async with db.atomic():
         row = Activity(_data={Activity._meta.get_column_by_name(k): v for k, v in data.items()})

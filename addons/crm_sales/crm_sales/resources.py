@@ -10,37 +10,27 @@ through the same services as the web forms (assignment rules run on API-created 
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.requests import Request
 
-from core.api import Resource
+from core.api import Resource, json_body
 from core.errors import PermissionDenied, ValidationError
 from core.security.access import Access
+from core.values import finite_decimal
 from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, ORDER, PRICE_LIST, PRODUCT, QUOTE, RULE, STAGE
 
 OWNED = ("owner", "team", "is_archived", "version")
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except Exception:
-        body = {}
-    if not isinstance(body, dict):
-        raise ValidationError({"body": "must be a JSON object"})
-    return body
+    return await json_body(request, optional=True)
 
 
 def _money(values: dict[str, Any], *names: str) -> dict[str, Any]:
     for name in names:
         if name in values and values[name] is not None:
-            raw = values[name]
-            try:
-                values[name] = Decimal(repr(raw) if isinstance(raw, float) else str(raw))
-            except InvalidOperation:
-                raise ValidationError({name: "is not a number"}) from None
+            values[name] = finite_decimal(values[name], name)
             if values[name] < 0:
                 raise ValidationError({name: "must not be negative"})
     return values
