@@ -1,8 +1,9 @@
-"""The kernel's own tables: installed addons, external ids, the outbox, schedule ticks, idempotency keys."""
+"""The kernel's own tables: installed addons, external ids, the outbox, schedule ticks, idempotency keys,
+notifications, custom field definitions and form layouts."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, BigInt, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, BigInt, Boolean, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -81,4 +82,52 @@ class Notification(Table, tablename="core_notification"):
     read_at = Timestamptz(null=True, default=None, index=True)
 
 
-TABLES: tuple[type[Table], ...] = (InstalledAddon, ExternalId, Outbox, ScheduleTick, IdempotencyKey, Notification)
+class CustomField(Table, tablename="core_custom_field"):
+    """A field an admin added to an extensible model (``core.customfields``): its values live in the model's
+    JSON column under ``key``. ``(model, key)`` is unique (an index of the migration); ``kind`` and ``key``
+    never change once created. ``min_value``/``max_value`` are text read by the kind (a number, a date…);
+    ``rules`` maps a role to ``hidden``, ``masked`` or ``readonly``. Archived: values kept, shown nowhere."""
+
+    id: Serial
+    model = Varchar(length=100, index=True)
+    key = Varchar(length=40)
+    kind = Varchar(length=20)
+    label_en = Varchar(length=100, default="")
+    label_zh = Varchar(length=100, default="")
+    help_en = Varchar(length=300, default="")
+    help_zh = Varchar(length=300, default="")
+    options = JSON(default="[]")  # [{"key", "en", "zh"}] for choice / choices
+    is_required = Boolean(default=False)
+    default = JSON(default="null")
+    min_value = Varchar(length=40, default="")
+    max_value = Varchar(length=40, default="")
+    pattern = Varchar(length=200, default="")
+    max_length = Integer(null=True, default=None)
+    target = Varchar(length=100, default="")  # the model a link points at
+    currency = Varchar(length=3, default="")  # a money field's default currency
+    is_filterable = Boolean(default=False)
+    is_listed = Boolean(default=False)
+    is_searchable = Boolean(default=False)
+    rules = JSON(default="{}")
+    sequence = Integer(default=100)
+    is_archived = Boolean(default=False)
+    version = Integer(default=1)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class FormLayout(Table, tablename="core_form_layout"):
+    """How the form of ``model`` is laid out: ``sections`` ``[{"key", "en", "zh", "fields": [...]}]`` in order,
+    the fields ``required`` on create and those that come ``later`` (left off the create form)."""
+
+    id: Serial
+    model = Varchar(length=100, unique=True)
+    sections = JSON(default="[]")
+    required = JSON(default="[]")
+    later = JSON(default="[]")
+    version = Integer(default=1)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES: tuple[type[Table], ...] = (InstalledAddon, ExternalId, Outbox, ScheduleTick, IdempotencyKey, Notification,
+                                   CustomField, FormLayout)

@@ -82,6 +82,7 @@ class Lead(BusinessRecord, Table, tablename="crm_sales_lead"):
     opportunity_id = BigInt(null=True, default=None)
     assignment_rule_id = BigInt(null=True, default=None)
     assigned_at = Timestamptz(null=True, default=None)
+    custom = JSON(default="{}")  # custom fields (core.customfields)
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
@@ -107,6 +108,7 @@ class Opportunity(BusinessRecord, Table, tablename="crm_sales_opportunity"):
     lost_reason = Varchar(length=300, default="")
     closed_at = Timestamptz(null=True, default=None)
     stall_alerted_at = Timestamptz(null=True, default=None)
+    custom = JSON(default="{}")  # custom fields (core.customfields)
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
@@ -224,6 +226,7 @@ class Quote(BusinessRecord, Created, Table, tablename="crm_sales_quote"):
     sent_at = Timestamptz(null=True, default=None)
     decided_at = Timestamptz(null=True, default=None)
     decided_by = Varchar(length=200, default="")
+    custom = JSON(default="{}")  # custom fields (core.customfields)
 
 
 class QuoteLine(Table, tablename="crm_sales_quote_line"):
