@@ -22,6 +22,15 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
 
 
+def _timezone(name: str, default: str) -> str:
+    from zoneinfo import available_timezones
+
+    raw = os.environ.get(name) or default
+    if raw not in available_timezones():
+        raise ConfigError(f"{name}: expected an IANA time zone name such as Asia/Shanghai, got {raw!r}")
+    return raw
+
+
 def _secret(data_dir: Path) -> str:
     """The signing secret: from the environment, else one kept in the data dir (embedded default)."""
     if os.environ.get("CRM_SECRET_KEY"):
@@ -45,6 +54,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     default_language: str = "en"
     default_region: str = "CN"
+    #: the IANA time zone dates and times are shown in for users who have not chosen one
+    default_timezone: str = "Asia/Shanghai"
     session_idle_minutes: int = 120
     session_absolute_hours: int = 24
     login_max_failures: int = 5
@@ -82,6 +93,7 @@ class Settings:
             base_url=os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             default_language=os.environ.get("CRM_LANGUAGE", "en"),
             default_region=os.environ.get("CRM_DEFAULT_REGION", "CN"),
+            default_timezone=_timezone("CRM_TIMEZONE", "Asia/Shanghai"),
             session_idle_minutes=_int("CRM_SESSION_IDLE_MINUTES", 120),
             session_absolute_hours=_int("CRM_SESSION_ABSOLUTE_HOURS", 24),
             db_pool_size=_int("CRM_DB_POOL_SIZE", 10),

@@ -2,7 +2,8 @@
 
 ``"crm_x/page.html"`` is looked up in the most dependent addon first, so a later addon may override a
 template; ``"crm_x:crm_x/page.html"`` names one addon's own file, so an override can ``{% extends %}``
-the original and fill its blocks.
+the original and fill its blocks. Values are shown with the filters of :mod:`core.formatting`
+(``money``, ``number``, ``percent``, ``date``, ``datetime``, ``relative``), in the reader's locale and time zone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-from core import i18n
+from core import formatting, i18n
 from core.addon import Addon
 
 
@@ -46,6 +47,8 @@ def environment(addons: list[Addon]) -> Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["language"] = i18n.language
+    env.filters.update(formatting.FILTERS)
+    env.globals["timezone"] = formatting.current_timezone
     return env
 
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from core import hooks
 from core.runtime import current
-from core.security import audit, passwords, sessions
+from core.security import audit, passwords, sessions, users
 from core.security.access import Access
 from core.security.middleware import SESSION_COOKIE
 from core.security.models import User
@@ -60,6 +60,7 @@ async def login(request: Request) -> Response:
     await sessions.release_attempt(attempt)
     await sessions.clear_failures(keys[0])
     token, _ = await sessions.open_session(user["id"], ip=ip, user_agent=request.headers.get("user-agent", ""))
+    await users.adopt_language(user["id"], request.headers.get("accept-language"), settings.default_language)
     await audit.record("login", login=login_name, record_id=user["id"], model="core.user")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookies,

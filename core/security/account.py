@@ -1,4 +1,5 @@
-"""One's own account: API tokens (created with a subset of one's roles and an expiry, shown once, revocable)."""
+"""One's own account: preferences (language, time zone, e-mail notifications, password) and API tokens
+(created with a subset of one's roles and an expiry, shown once, revocable)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,71 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from core import formatting, i18n
 from core.errors import PermissionDenied, ValidationError
-from core.security import audit, sessions
-from core.security.models import ApiToken
+from core.security import audit, sessions, users
+from core.security.models import ApiToken, User
 from core.web import form_str, render, require_user
+
+#: language code → its name in that language (a reader who cannot read the page still finds their own)
+LANGUAGE_NAMES = {"zh_CN": "简体中文", "en": "English"}
+#: field → its label, to name a field in an error message in the reader's language
+FIELD_LABELS = {"language": "Language", "timezone": "Time zone", "has_email_notifications": "E-mail notifications",
+                "current_password": "Current password", "new_password": "New password",
+                "confirm_password": "Repeat the new password"}
+NOTICES = {"preferences": "Preferences saved.", "password": "Password changed; your other sessions have ended."}
+
+
+async def preferences(request: Request, *, errors: dict[str, str] | None = None,
+                      values: dict[str, object] | None = None) -> Response:
+    """The preferences page; after a refused save, ``errors`` (field → message) and the values sent."""
+    who = require_user(request)
+    row = await User.select(User.language, User.timezone, User.has_email_notifications).where(
+        User.id == who.user_id).first()
+    prefs = {**(row or {}), **(values or {})}
+    prefs["language"] = prefs.get("language") or i18n.language()
+    now = dt.datetime.now(dt.UTC)
+    live_tokens = await ApiToken.count().where(
+        (ApiToken.user == who.user_id) & ApiToken.revoked_at.is_null()
+        & (ApiToken.expires_at.is_null() | (ApiToken.expires_at > now)))
+    shown = {field: i18n.gettext("%(field)s: %(message)s") % {
+        "field": i18n.gettext(FIELD_LABELS.get(field, field)), "message": i18n.gettext(message)}
+        for field, message in (errors or {}).items()}
+    done = request.query_params.get("done", "")
+    return await render(request, "core/preferences.html", status=422 if errors else 200, prefs=prefs,
+                        errors=shown, languages=list(LANGUAGE_NAMES.items()), timezones=formatting.timezones(),
+                        site_timezone=formatting.site_timezone(), now=now, live_tokens=live_tokens,
+                        notice=i18n.gettext(NOTICES[done]) if done in NOTICES else "")
+
+
+async def preferences_save(request: Request) -> Response:
+    who = require_user(request)
+    form = await request.form()
+    values: dict[str, object] = {"language": str(form.get("language", ""))[:20],
+                                 "timezone": str(form.get("timezone", ""))[:100],
+                                 "has_email_notifications": form.get("has_email_notifications") == "1"}
+    try:
+        await users.set_preferences(who.user_id, language=str(values["language"]), timezone=str(values["timezone"]),
+                                    has_email_notifications=bool(values["has_email_notifications"]))
+    except ValidationError as exc:
+        return await preferences(request, errors=exc.fields, values=values)
+    i18n.set_language(str(values["language"]).replace("-", "_"))
+    return RedirectResponse("/account/preferences?done=preferences", status_code=303)
+
+
+async def password_change(request: Request) -> Response:
+    who = require_user(request)
+    info = request.scope.get("state", {}).get("session")
+    if who.via_token or info is None:
+        raise PermissionDenied("change your password from a logged-in page")
+    form = await request.form()
+    try:
+        await users.change_own_password(who.user_id, str(form.get("current_password", "")),
+                                        str(form.get("new_password", "")),
+                                        confirm=str(form.get("confirm_password", "")), keep_session=info.session_id)
+    except ValidationError as exc:
+        return await preferences(request, errors=exc.fields)
+    return RedirectResponse("/account/preferences?done=password", status_code=303)
 
 
 async def token_list(request: Request, secret: str = "", status: int = 200) -> Response:
@@ -57,6 +119,9 @@ async def token_revoke(request: Request) -> Response:
 
 
 ROUTES = [
+    Route("/account/preferences", preferences, methods=["GET"]),
+    Route("/account/preferences", preferences_save, methods=["POST"]),
+    Route("/account/password", password_change, methods=["POST"]),
     Route("/account/tokens", token_list, methods=["GET"]),
     Route("/account/tokens", token_create, methods=["POST"]),
     Route("/account/tokens/{id:int}/revoke", token_revoke, methods=["POST"]),

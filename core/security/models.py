@@ -8,12 +8,17 @@ from piccolo.table import Table
 
 
 class User(Table, tablename="core_user"):
+    """A person who logs in. Preferences: ``language`` (``""`` until the first login stores the browser's),
+    ``timezone`` (an IANA name; ``""`` follows the site's ``CRM_TIMEZONE``), ``has_email_notifications``."""
+
     id: Serial
     login = Varchar(length=150, unique=True)
     name = Varchar(length=200)
     email = Varchar(length=254, default="")
     password_hash = Varchar(length=200, default="", secret=True)
-    language = Varchar(length=10, default="en")
+    language = Varchar(length=10, default="")
+    timezone = Varchar(length=64, default="")
+    has_email_notifications = Boolean(default=True)
     is_active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
     last_login_at = Timestamptz(null=True, default=None)

@@ -19,6 +19,8 @@ class Principal:
     teammate_ids: frozenset[int] = frozenset()
     subordinate_ids: frozenset[int] = frozenset()
     via_token: bool = False
+    #: an IANA name, ``""`` for the site's default (``core.formatting.current_timezone`` resolves it)
+    timezone: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -46,7 +48,7 @@ async def load(user_id: int, *, roles_subset: frozenset[str] | None = None,
     ``roles_subset`` (an API token's scope) narrows the effective roles: the result is the intersection of
     what the user holds and what the token names, both closed over "implies" — never more than the user has.
     """
-    user = await User.select(User.id, User.login, User.name, User.language, User.is_active).where(
+    user = await User.select(User.id, User.login, User.name, User.language, User.timezone, User.is_active).where(
         User.id == user_id).first()
     if user is None or not user["is_active"]:
         return None
@@ -67,7 +69,8 @@ async def load(user_id: int, *, roles_subset: frozenset[str] | None = None,
     return Principal(user_id=user_id, login=user["login"], name=user["name"], language=user["language"],
                      roles=frozenset(roles), team_ids=frozenset(all_teams),
                      teammate_ids=frozenset(mates | {user_id}),
-                     subordinate_ids=frozenset(await subordinates(user_id, led)), via_token=via_token)
+                     subordinate_ids=frozenset(await subordinates(user_id, led)), via_token=via_token,
+                     timezone=user["timezone"])
 
 
 async def subordinates(user_id: int, led: set[int]) -> set[int]:

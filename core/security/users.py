@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import re
 from typing import Any
 
-from core import db
+from core import db, formatting, i18n
 from core.errors import Conflict, NotFound, ValidationError
 from core.security import audit, sessions
-from core.security.models import CustomRole, Team, TeamMember, User, UserRole
-from core.security.passwords import check_policy, hash_password
+from core.security.models import CustomRole, Session, Team, TeamMember, User, UserRole
+from core.security.passwords import check_policy, hash_password, verify
 
 
 async def create_user(login: str, name: str, password: str, *, roles: list[str] | tuple[str, ...] = (),
-                      email: str = "", language: str = "en", known_roles: set[str] | None = None) -> int:
+                      email: str = "", language: str = "", known_roles: set[str] | None = None) -> int:
     login = login.strip()
     if not login:
         raise ValidationError({"login": "is required"})
@@ -100,6 +102,71 @@ async def update_user(user_id: int, *, name: str, email: str, language: str) -> 
         changes = audit.diff(dict(before), after)
         if changes:
             await audit.record("update", model="core.user", record_id=user_id, changes=changes)
+
+
+async def adopt_language(user_id: int, accept_language: str | None, default: str) -> None:
+    """At login: a user without a language yet (``""``, as created) keeps the one the browser asks for."""
+    await User.update({User.language: i18n.negotiate(accept_language, default)}).where(
+        (User.id == user_id) & (User.language == ""))
+
+
+async def set_preferences(user_id: int, *, language: str, timezone: str, has_email_notifications: bool) -> None:
+    """One's own preferences. ``language``: one of :data:`core.i18n.LANGUAGES` (``zh-CN`` is ``zh_CN``);
+    ``timezone``: an IANA name, or ``""`` for the site's. Raises ValidationError naming each bad field."""
+    language = language.strip().replace("-", "_")
+    timezone = timezone.strip()
+    errors: dict[str, str] = {}
+    if language not in i18n.LANGUAGES:
+        errors["language"] = "Choose one of the offered languages."
+    if timezone and not formatting.is_timezone(timezone):
+        errors["timezone"] = "Unknown time zone: use an IANA name such as Asia/Shanghai."
+    if errors:
+        raise ValidationError(errors)
+    async with db.atomic():
+        before = await User.select(User.language, User.timezone, User.has_email_notifications).where(
+            User.id == user_id).first()
+        if before is None:
+            raise NotFound(f"user {user_id} not found")
+        after = {"language": language, "timezone": timezone, "has_email_notifications": has_email_notifications}
+        changes = audit.diff(dict(before), after)
+        if changes:
+            await User.update({User.language: language, User.timezone: timezone,
+                               User.has_email_notifications: has_email_notifications}).where(User.id == user_id)
+            await audit.record("update", model="core.user", record_id=user_id, changes=changes)
+
+
+async def change_own_password(user_id: int, current: str, new: str, *, confirm: str | None = None,
+                              keep_session: int | None = None) -> int:
+    """Replace one's password after checking the current one; every other session of the user ends (the one
+    making the change, ``keep_session``, stays). Returns how many sessions ended. A wrong current password
+    is audited as a denial; errors name ``current_password``, ``new_password`` or ``confirm_password``."""
+    user = await User.select(User.login, User.password_hash).where(User.id == user_id).first()
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    # argon2 takes a while on purpose: off the event loop
+    if not await asyncio.to_thread(verify, user["password_hash"], current):
+        await audit.record("denied", model="core.user", record_id=user_id,
+                           detail="password change refused: wrong current password")
+        raise ValidationError({"current_password": "The current password is wrong."})
+    if confirm is not None and confirm != new:
+        raise ValidationError({"confirm_password": "The two new passwords differ."})
+    if new == current:
+        raise ValidationError({"new_password": "The new password must differ from the current one."})
+    try:
+        check_policy(new, login=user["login"])
+    except ValidationError as exc:
+        raise ValidationError({"new_password": exc.fields.get("password", exc.message)}) from None
+    hashed = await asyncio.to_thread(hash_password, new)
+    async with db.atomic():
+        await User.update({User.password_hash: hashed}).where(User.id == user_id)
+        others = (Session.user == user_id) & Session.revoked_at.is_null()
+        if keep_session is not None:
+            others &= Session.id != keep_session
+        ended = await Session.update({Session.revoked_at: dt.datetime.now(dt.UTC)}).where(others).returning(
+            Session.id)
+        await audit.record("password_change", model="core.user", record_id=user_id,
+                           detail=f"by the user; {len(ended)} other session(s) ended")
+    return len(ended)
 
 
 def check_roles(roles: list[str] | tuple[str, ...], known: set[str]) -> None:
