@@ -26,8 +26,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 from babel import Locale
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.numbers import get_currency_precision, list_currencies
 
+from core import formatting
 from core.errors import ValidationError
 
 __all__ = [
@@ -188,20 +189,11 @@ def quote_totals(lines: Iterable[QuoteLineInput], currency: str) -> QuoteTotals:
     )
 
 
-@cache
-def _locale(identifier: str) -> Locale:
-    # Locale.parse of a string costs ~0.7 ms (it normalises against every known locale): a 25-line quote
-    # formats ~100 amounts, so parsing once per locale saves a visible share of the render.
-    return Locale.parse(identifier)
-
-
 def format_money(amount: Number, currency: str, locale: str | Locale) -> str:
     """Format ``amount`` for display in ``locale`` (``"zh_CN"`` → ``¥1,234.50``, ``"en"`` → ``CN¥1,234.50``).
 
-    The amount is rounded half-up to the minor unit first: Babel would otherwise round half-even and could
-    print a different last digit than the one the totals were computed with.
+    The inputs are checked like the quote arithmetic's (a ``PricingError`` naming ``amount`` or ``currency``)
+    and the amount rounded with :func:`round_money`, so the printed last digit is the one the totals were
+    computed with; the kernel's :func:`core.formatting.format_money` does the rest.
     """
-    value = round_money(_decimal("amount", amount), currency)
-    if isinstance(locale, str):
-        locale = _locale(locale)
-    return str(format_currency(value, currency, locale=locale))
+    return formatting.format_money(round_money(_decimal("amount", amount), currency), currency, locale)
