@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,9 @@ from starlette.routing import BaseRoute, Route
 
 from core import db
 from core import values as values_
-from core.errors import Conflict, NotFound, ValidationError
+from core.customfields import records as custom_records
+from core.customfields import registry as custom_registry
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.keyset import Keyset
 from core.models import IdempotencyKey
 from core.security import audit
@@ -60,6 +63,9 @@ class Resource:
     field_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: JSON Schema of the request body of each action that takes one (OpenAPI document)
     action_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the JSON column holding the model's custom fields (``core.customfields``): naming it makes the model
+    #: extensible; read and written as an object ``{"<key>": value}``, filtered with ``?cf_<key>=``
+    custom: str = ""
 
 
 def _plain(value: Any) -> Any:
@@ -130,11 +136,32 @@ async def list_records(request: Request, res: Resource) -> Response:
         if name in params:
             column = res.table._meta.get_column_by_name(name)
             query = query.where(column == coerce(column, params[name], name))
+    for clause in custom_filters(acc, res, params):
+        query = query.where(clause)
     if "after" in params:
         query = query.where(keyset.after(params["after"]))
     rows, nxt = keyset.page(await keyset.order(query).limit(limit + 1), limit)
     items = [acc.present(res.model, dict(r)) for r in rows]
     return JSONResponse(_json({"items": items, "next": nxt}))
+
+
+def custom_filters(acc: Access, res: Resource, params: Any) -> list[Any]:
+    """``?cf_<key>=value`` on an extensible resource: equality on a filterable custom field (several choices:
+    holds it); a field the user sees masked or hidden is not filtered on (403, like sorting or searching)."""
+    from core.customfields.storage import filter_clause
+
+    out: list[Any] = []
+    if not res.custom:
+        return out
+    for fd in custom_registry.definitions(res.model):
+        if not fd.is_filterable or fd.param not in params:
+            continue
+        if acc.is_masked(res.model, fd.name) or not acc.visible_fields(res.model, [fd.name]):
+            raise PermissionDenied(f"you may not filter on {fd.name!r}", field=fd.param)
+        clause = filter_clause(res.table, fd, params[fd.param])
+        if clause is not None:
+            out.append(clause)
+    return out
 
 
 async def read_record(request: Request, res: Resource) -> Response:
@@ -145,9 +172,11 @@ async def read_record(request: Request, res: Resource) -> Response:
     return JSONResponse(_json(shown), headers=headers)
 
 
-async def _check_fields(acc: Access, res: Resource, body: dict[str, Any]) -> dict[str, Any]:
+async def _check_fields(acc: Access, res: Resource, body: dict[str, Any], *,
+                        creating: bool = False) -> dict[str, Any]:
     values = {k: v for k, v in body.items() if k != "version"}
-    await acc.check_write(res.model, values, allowed=res.writable)
+    await acc.check_write(res.model, values, allowed=res.writable, table=res.table)
+    values = await custom_records.prepare(acc, res.model, values, creating=creating)  # custom fields
     values = await _check_values(res, values)
     await acc.check_references(res.table, values)  # a reference is checked like a read of what it names
     return values
@@ -176,7 +205,7 @@ async def create_values(acc: Access, res: Resource, values: dict[str, Any]) -> i
     """Create one record of ``res`` from ``values`` (rights, required fields, validation, audit): the one
     write path behind the JSON API and the settings forms."""
     await acc.require(res.model, "create")
-    values = await _check_fields(acc, res, values)
+    values = await _check_fields(acc, res, values, creating=True)
     missing = [f for f in res.required if values.get(f) in (None, "")]
     if missing:
         raise ValidationError({f: "is required" for f in missing})
@@ -191,7 +220,8 @@ async def create_values(acc: Access, res: Resource, values: dict[str, Any]) -> i
             row = res.table(_data={res.table._meta.get_column_by_name(k): v for k, v in values.items()})
             await row.save()
             new_id = int(getattr(row, res.table._meta.primary_key._meta.name))
-        await audit.record("create", model=res.model, record_id=new_id, changes=audit.diff(None, values))
+        await audit.record("create", model=res.model, record_id=new_id,
+                           changes=audit.diff(None, custom_records.flat(res.model, values)))
     return new_id
 
 
@@ -216,6 +246,8 @@ async def update_values(acc: Access, res: Resource, record_id: int, body: dict[s
     values = await _check_fields(acc, res, body)
     async with db.atomic():
         before = await acc.get(res.table, res.model, record_id, action="update")
+        if res.custom in values:  # the fields sent, merged into those stored
+            values = custom_records.merge(res.model, before.get(res.custom), values)
         if res.validate:
             values = await res.validate(values, before)
         pk = res.table._meta.primary_key
@@ -229,21 +261,25 @@ async def update_values(acc: Access, res: Resource, record_id: int, body: dict[s
         if not updated:
             raise Conflict(f"{res.model} {record_id} was changed by someone else (version {before['version']})",
                            field="version")
-        await audit.record("update", model=res.model, record_id=record_id,
-                           changes=audit.diff({k: before.get(k) for k in values}, values))
+        await audit.record("update", model=res.model, record_id=record_id, changes=audit.diff(
+            custom_records.flat(res.model, {k: before.get(k) for k in values}),
+            custom_records.flat(res.model, values)))
 
 
 async def update_record(request: Request, res: Resource) -> Response:
     acc = Access(require_user(request))
     body = await _body(request)
     expected = body.get("version")
-    if_match = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
-    if expected is None and if_match:
-        if not (if_match.isascii() and if_match.isdigit()):
-            raise ValidationError({"If-Match": "must be an ETag this API gave out, like W/\"3\""})
-        expected = int(if_match)
+    if "if-match" in request.headers:
+        etag = _ETAG.fullmatch(request.headers["if-match"].strip())
+        if etag is None:
+            raise ValidationError({"If-Match": 'must be an ETag this API gave out, like W/"3"'})
+        expected = int(etag.group(1)) if expected is None else expected
     await update_values(acc, res, _path_id(request), body, expected)
     return await read_record(request, res)
+
+
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,10})"', re.ASCII)
 
 
 async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
@@ -321,9 +357,11 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
 
     async def wrapped(request: Request) -> Response:
         key = request.headers.get("idempotency-key")
-        if not key:
+        if key is None:
             return await handler(request)
         who = require_user(request)
+        if not _KEY.fullmatch(key):
+            raise ValidationError({"Idempotency-Key": "must be 1 to 200 visible ASCII characters"})
         body = await request.body()
         digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + body).hexdigest()
         # keyed by who *and* with which roles: a token with fewer roles never gets a reply made for more
@@ -363,6 +401,7 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
 
 
 _PENDING = 0
+_KEY = re.compile(r"[!-~]{1,200}")
 #: how long a request waits for another one with the same Idempotency-Key to finish before a 409
 IDEMPOTENCY_WAIT = 10.0
 
@@ -415,6 +454,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
     async def openapi_doc(request: Request) -> Response:
         from core.openapi import document
 
+        await custom_registry.fresh()  # the document describes the custom fields defined now
         return JSONResponse(document(resources))
 
     out.append(Route("/api/openapi.json", openapi_doc, methods=["GET"]))
