@@ -16,11 +16,15 @@ from piccolo.columns.base import Column
 
 from core import values
 from core.api import MAX_LIMIT, Resource
+from core.customfields.records import schema as custom_schema
+from core.customfields.registry import definitions as custom_definitions
 
 JSON_TYPE = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}
 #: text a database can store (no NUL); the API refuses the rest with a 422
 _STORABLE = "^[^\\u0000]*$"
+#: the same, with at least one visible character (a required field: blank is refused like missing)
+_FILLED = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 _ID = {"type": "integer", "minimum": 1, "maximum": values.INT32[1]}
 
 
@@ -86,6 +90,8 @@ def read_schema(res: Resource) -> dict[str, Any]:
     for name in res.fields:
         column = _column(res, name)
         props[name] = column_schema(column) if column is not None else {}
+        if name == res.custom:
+            props[name] = custom_schema(res.model)
     return {"type": "object", "properties": props, "required": ["id"], "additionalProperties": False}
 
 
@@ -95,8 +101,14 @@ def write_schema(res: Resource, *, update: bool) -> dict[str, Any]:
     for name in res.writable:
         column = _column(res, name)
         schema = column_schema(column, write=True) if column is not None else {}
+        if name in res.required and schema.get("pattern") == _STORABLE:
+            schema = {**schema, "pattern": _FILLED, "minLength": 1}
         props[name] = {**schema, **res.field_schemas.get(name, {})}
+        if name == res.custom:
+            props[name] = custom_schema(res.model, write=True, update=update)
     required = [] if update else [f for f in res.required if f in props]
+    if not update and res.custom in props and props[res.custom].get("required"):
+        required.append(res.custom)
     if update and _column(res, "version") is not None:
         props["version"] = {"type": "integer", "minimum": 1, "maximum": values.INT32[1],
                             "description": "the version you read: 409 if the record changed since"}
@@ -160,8 +172,13 @@ def _paths(res: Resource, name: str) -> dict[str, Any]:
         column = _column(res, field)
         params.append({"name": field, "in": "query", "required": False,
                        "schema": _query_schema(column) if column is not None else {"type": "string"}})
-    params += [{"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
-                "description": "the ``next`` cursor of the previous page"},
+    for fd in custom_definitions(res.model) if res.custom else []:
+        if fd.is_filterable:
+            params.append({"name": fd.param, "in": "query", "required": False, "schema": {"type": "string"},
+                           "description": f"custom field {fd.name}: equal to (several choices: holds) this value"})
+    params += [{"name": "after", "in": "query", "required": False,
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_=-]+$"},
+                "description": "the ``next`` cursor of the previous page (anything else: 422)"},
                {"name": "limit", "in": "query", "required": False,
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
                {"name": "sort", "in": "query", "required": False,
