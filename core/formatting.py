@@ -121,9 +121,10 @@ def zone(tz: str | dt.tzinfo | None = None) -> dt.tzinfo:
 
 # --- numbers and money --------------------------------------------------------------------------------------
 
-def _decimal(value: Number) -> Decimal:
-    # float is refused: 0.1 is not one tenth, and money is Decimal everywhere in this code base
-    if isinstance(value, (bool, float)):
+def _decimal(value: Number | float, *, money: bool = False) -> Decimal:
+    # money is Decimal everywhere in this code base: a float amount is a bug upstream (0.1 is not one tenth),
+    # refused; a float score or ratio is shown by its shortest repr ("0.1", not 0.1000000000000000055…)
+    if isinstance(value, bool) or (money and isinstance(value, float)):
         raise TypeError(f"expected a Decimal, int or decimal string, not {type(value).__name__}")
     return value if isinstance(value, Decimal) else Decimal(str(value).strip())
 
@@ -134,19 +135,20 @@ def _fixed(pattern: NumberPattern, decimals: int) -> NumberPattern:
     return fixed
 
 
-def round_money(amount: Number, currency: str) -> Decimal:
-    """``amount`` rounded half away from zero to ``currency``'s minor unit (CNY 2 decimals, JPY 0)."""
+def round_money(amount: Number, currency: str, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """``amount`` rounded to ``currency``'s minor unit (CNY 2 decimals, JPY 0), half away from zero unless
+    ``rounding`` says otherwise (an addon whose figures follow another rule passes it, e.g. half-even)."""
     exponent = int(get_currency_precision(currency))
-    return _decimal(amount).quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP)
+    return _decimal(amount, money=True).quantize(Decimal(1).scaleb(-exponent), rounding=rounding)
 
 
-def format_money(amount: Number, currency: str, locale: LocaleLike = None) -> str:
+def format_money(amount: Number, currency: str, locale: LocaleLike = None, *, rounding: str = ROUND_HALF_UP) -> str:
     """``amount`` with ``currency``'s sign in ``locale``: ``120506.2`` CNY is ``¥120,506.20`` in ``zh_CN``
-    and ``CN¥120,506.20`` in ``en``; rounded half-up to the minor unit first."""
-    return str(format_currency(round_money(amount, currency), currency, locale=babel_locale(locale)))
+    and ``CN¥120,506.20`` in ``en``; rounded to the minor unit first (half-up unless ``rounding``)."""
+    return str(format_currency(round_money(amount, currency, rounding), currency, locale=babel_locale(locale)))
 
 
-def format_number(value: Number, decimals: int | None = None, locale: LocaleLike = None) -> str:
+def format_number(value: Number | float, decimals: int | None = None, locale: LocaleLike = None) -> str:
     """``value`` with the locale's group and decimal separators (``1,234,567.5``); with ``decimals``,
     exactly that many digits after the point (rounded half-up), else up to three."""
     loc = babel_locale(locale)
@@ -158,7 +160,8 @@ def format_number(value: Number, decimals: int | None = None, locale: LocaleLike
     return str(pattern.apply(number, loc))
 
 
-def format_percent(value: Number, decimals: int = 0, locale: LocaleLike = None, *, of_hundred: bool = False) -> str:
+def format_percent(value: Number | float, decimals: int = 0, locale: LocaleLike = None, *,
+                   of_hundred: bool = False) -> str:
     """``value`` as a percentage: a fraction (``0.13`` → ``13%``), or points with ``of_hundred=True``
     (``13`` → ``13%``, for discounts and probabilities kept as 0–100); rounded half-up to ``decimals``."""
     loc = babel_locale(locale)
@@ -192,6 +195,8 @@ def format_datetime(value: dt.datetime, format: str = "medium", locale: LocaleLi
                     tz: str | dt.tzinfo | None = None) -> str:
     """A moment in ``tz`` (the user's by default): ``medium`` is the date and the time to the minute
     (``2026年12月1日 16:30``, ``Dec 1, 2026, 4:30 PM``); short, long, full or a CLDR pattern otherwise."""
+    if not isinstance(value, dt.datetime):  # a plain date has no time to show, nor to move
+        return format_date(value, format, locale, tz)
     loc = babel_locale(locale)
     moment = _aware(value).astimezone(zone(tz))
     size = _SIZES.get(format)

@@ -55,6 +55,8 @@ def test_numbers_and_percentages() -> None:
     assert formatting.format_percent(Decimal("0.125"), 1, locale="en") == "12.5%"
     assert formatting.format_percent(Decimal("12.5"), 1, locale="zh_CN", of_hundred=True) == "12.5%"
     assert formatting.format_percent(60, locale="en", of_hundred=True) == "60%"
+    assert formatting.format_percent(0.1, 1, locale="en") == "10.0%"  # a float score, by its shortest repr
+    assert formatting.format_number(-0.25, 1, locale="en") == "-0.3"
 
 
 def test_datetimes_in_the_given_time_zone() -> None:

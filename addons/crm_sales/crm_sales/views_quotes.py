@@ -23,15 +23,6 @@ LINE_INPUTS = ("product", "code", "description", "quantity", "unit", "unit_price
 BLANK_ROWS = 3
 
 
-def amount(value: Any, currency: str = "CNY") -> str:
-    """An amount as stored, shown with its currency's decimals (SQLite hands back ``Decimal('60000')``)."""
-    from decimal import Decimal
-
-    from crm_sales.pricing import round_money
-
-    return str(round_money(Decimal(value or 0), currency))
-
-
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -41,7 +32,7 @@ async def quote_list(request: Request) -> Response:
     rows = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
                                    Quote.is_superseded, Quote.total, Quote.currency, Quote.opportunity.name,
                                    Quote.created_at)).order_by(Quote.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/quote_list.html", amount=amount, rows=rows)
+    return await render(request, "crm_sales/quote_list.html", rows=rows)
 
 
 async def quote_create(request: Request) -> Response:
@@ -64,7 +55,7 @@ async def quote_detail(request: Request) -> Response:
         Opportunity.id == quote["opportunity"]).first()
     revisions = await (await acc.select(Quote, QUOTE, Quote.id, Quote.revision, Quote.state,
                                         where=Quote.number == quote["number"])).order_by(Quote.revision)
-    return await render(request, "crm_sales/quote_detail.html", amount=amount, quote=quote, lines=lines,
+    return await render(request, "crm_sales/quote_detail.html", quote=quote, lines=lines,
                   products=products, opp=opp,
                   revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
                   editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
@@ -120,7 +111,7 @@ async def order_list(request: Request) -> Response:
     rows = await (await acc.select(Order, ORDER, Order.id, Order.reference, Order.state, Order.total, Order.currency,
                                    Order.confirmed_at, Order.opportunity.name)).order_by(
         Order.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/order_list.html", amount=amount, rows=rows)
+    return await render(request, "crm_sales/order_list.html", rows=rows)
 
 
 async def order_detail(request: Request) -> Response:
@@ -129,7 +120,7 @@ async def order_detail(request: Request) -> Response:
     lines = await OrderLine.select().where(OrderLine.order == order["id"]).order_by(OrderLine.sequence)
     # blocks from installed addons (e.g. the ERP sync state), each checking the user's rights itself
     found = await records.extras(acc, ORDER, order["id"])
-    return await render(request, "crm_sales/order_detail.html", amount=amount, order=order, lines=lines,
+    return await render(request, "crm_sales/order_detail.html", order=order, lines=lines,
                   panels=found.panels, actions=found.actions,
                   can_cancel=order["state"] == "confirmed" and acc.can(ORDER, "update"))
 
