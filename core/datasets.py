@@ -6,6 +6,7 @@ user sees hidden or masked is refused, so a report never leaks what the model's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,17 +16,39 @@ from piccolo.custom_types import Combinable
 from piccolo.query.functions.aggregate import Avg, Count, Max, Min, Sum
 
 from core import hooks
+from core.customfields import registry as custom_fields
+from core.customfields import storage
 from core.errors import NotFound, PermissionDenied, ValidationError
-from core.hooks import Dataset, Measure
+from core.hooks import Dataset, Dimension, Measure
 from core.security.access import Access
 
 _AGGREGATES = {"sum": Sum, "avg": Avg, "min": Min, "max": Max}
 
 
 async def datasets(access: Access | None = None) -> list[Dataset]:
-    """Every installed dataset; with ``access``, only those over models the user may read."""
+    """Every installed dataset; with ``access``, only those over models the user may read. A dataset over an
+    extensible model gets a dimension ``cf_<key>`` for each of its active custom fields that can be grouped
+    by (its column is the field's name, ``custom.<key>``)."""
+    await custom_fields.fresh()
     found: list[Dataset] = await hooks.call("crm_datasets")
-    return [d for d in found if access is None or access.can(d.model)]
+    return [_with_custom(d) for d in found if access is None or access.can(d.model)]
+
+
+_GROUPABLE = ("text", "number", "date", "boolean", "choice", "link")
+
+
+def _with_custom(ds: Dataset) -> Dataset:
+    extra = tuple(Dimension(fd.param, fd.label, fd.name) for fd in custom_fields.definitions(ds.model)
+                  if fd.kind in _GROUPABLE and fd.param not in {d.name for d in ds.dimensions})
+    return replace(ds, dimensions=ds.dimensions + extra) if extra else ds
+
+
+def _group(ds: Dataset, dim: Dimension) -> Any:
+    """The column (or a custom field's expression, selected as the dimension's name) to group by."""
+    fd = custom_fields.by_name(ds.model, dim.column)
+    if fd is not None:
+        return storage.selectable(ds.table, fd, dim.name)
+    return _column(ds, dim.column, "dimensions")
 
 
 async def dataset(key: str, access: Access) -> Dataset:
@@ -82,7 +105,7 @@ async def aggregate(access: Access, key: str, dimensions: Sequence[str] = (), me
     group_by = []
     for name in dimensions:
         _check_field(access, ds, dims[name].column, "dimensions")
-        group_by.append(_column(ds, dims[name].column, "dimensions"))
+        group_by.append(_group(ds, dims[name]))
     figures = []
     for name in measures:
         if meas[name].column:
@@ -94,7 +117,8 @@ async def aggregate(access: Access, key: str, dimensions: Sequence[str] = (), me
     rows = await query.limit(limit)
     out = []
     for row in rows:
-        item = {name: row[dims[name].column] for name in dimensions}
+        item = {name: row[name if custom_fields.by_name(ds.model, dims[name].column) else dims[name].column]
+                for name in dimensions}
         for name in measures:
             item[name] = _number(ds, meas[name], row[name])
         out.append(item)

@@ -18,6 +18,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.api import Resource, create_values, delete_values, update_values
+from core.customfields import forms as custom_forms
+from core.customfields import records as custom_records
 from core.errors import Conflict, NotFound, UserError, ValidationError
 from core.security.access import Access, model_of, policy
 from core.web import access, render
@@ -76,8 +78,8 @@ async def _fields(res: Resource, acc: Access) -> list[dict[str, Any]]:
     for name in res.writable:
         # only what this user may edit: a masked value posted back would overwrite the real one, and a
         # read-only field would make every save a 403
-        if rules.field_rule(acc.roles, res.model, name)[0] != "editable":
-            continue
+        if name == res.custom or rules.field_rule(acc.roles, res.model, name)[0] != "editable":
+            continue  # (custom fields: core.customfields.forms)
         column = res.table._meta.get_column_by_name(name)
         kind = _input(column)
         out.append({"name": name, "kind": kind, "required": name in res.required,
@@ -132,8 +134,15 @@ async def listing(request: Request) -> Response:
     columns = [res.table._meta.get_column_by_name(n) for n in shown]
     order = res.table._meta.get_column_by_name(res.sortable[-1] if len(res.sortable) > 1 else "id")
     rows = await (await acc.select(res.table, res.model, *columns)).order_by(order).limit(MAX_ROWS)
-    return await render(request, "core/settings_list.html", res=res, shown=shown,
-                  rows=[acc.present(res.model, dict(r)) for r in rows],
+    presented = [acc.present(res.model, dict(r)) for r in rows]
+    labels: dict[str, str] = {}
+    if res.custom in shown:  # the custom column as one column per listed field
+        listed = custom_records.visible(acc, res.model, listed=True)
+        shown = [n for n in shown if n != res.custom] + [fd.name for fd in listed]
+        labels = {fd.name: fd.label for fd in listed}
+        presented = [{**r, **custom_records.cells(listed, r.get(res.custom))} for r in presented]
+    return await render(request, "core/settings_list.html", res=res, shown=shown, labels=labels,
+                  rows=presented,
                   can_create=acc.can(res.model, "create") and bool(res.writable))
 
 
@@ -148,6 +157,8 @@ async def edit(request: Request) -> Response:
     else:
         await acc.require(res.model, "create")
     fields = await _fields(res, acc)
+    creating = record_id is None
+    custom = await custom_forms.inputs(acc, res.model, row.get(res.custom), creating=creating) if res.custom else []
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
@@ -157,6 +168,8 @@ async def edit(request: Request) -> Response:
                 await delete_values(acc, res, record_id)
                 return RedirectResponse(f"/settings{res.path}", status_code=303)
             values = _parse(res, form, fields)
+            if res.custom:
+                values[res.custom] = custom_forms.parse(acc, res.model, form, creating=creating)
             if record_id is None:
                 await create_values(acc, res, values)
             else:
@@ -168,7 +181,11 @@ async def edit(request: Request) -> Response:
             errors = dict(getattr(exc, "fields", None) or {"": exc.message})
             status = exc.status
             row = {**row, **{k: v for k, v in form.items() if k not in ("csrf_token",)}}
+            if res.custom:
+                custom = await custom_forms.inputs(acc, res.model, row.get(res.custom), creating=creating,
+                                                   typed=form)
     return await render(request, "core/settings_form.html", status=status, res=res, fields=fields, row=row,
+                  custom=custom,
                   record_id=record_id, errors=errors,
                   can_delete=record_id is not None and acc.can(res.model, "delete"))
 

@@ -17,6 +17,8 @@ from piccolo.querystring import Selectable
 from piccolo.table import Table
 
 from core import limits
+from core.customfields import records as custom_values
+from core.customfields import registry as custom_fields
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.security import audit
 from core.security.masking import mask
@@ -56,6 +58,7 @@ class Access:
 
     async def require(self, model: str, action: str = "read") -> frozenset[str]:
         """The scopes this user holds for ``action`` on ``model``; 403 (audited) when there are none."""
+        await custom_fields.fresh()  # every read and write sees current custom field definitions and rules
         scopes = self.scopes(model, action)
         if not scopes:
             await audit.record("denied", model=model, detail=f"{action} on {model}", principal=self.principal)
@@ -155,10 +158,15 @@ class Access:
         return dict(row)
 
     def present(self, model: str, row: dict[str, Any]) -> dict[str, Any]:
-        """The row as this user may see it: hidden fields dropped, masked fields masked."""
+        """The row as this user may see it: hidden fields dropped, masked fields masked (custom fields too:
+        the JSON column of an extensible model holds only the active fields the user sees)."""
         pol = policy()
+        custom = custom_fields.column_of(model)
         out: dict[str, Any] = {}
         for key, value in row.items():
+            if key == custom:
+                out[key] = custom_values.present(self, model, value)
+                continue
             rule, masker, _ = pol.field_rule(self.roles, model, key)
             if rule == "hidden":
                 continue
@@ -194,17 +202,24 @@ class Access:
         """Refuse a write the user may not make, naming the field: 422 for a field that is not on the form or
         resource (``allowed``: mass assignment), 403 for a hidden, masked or read-only one (both audited); and,
         given the values (a mapping), 422 for a value past its size limit (:mod:`core.limits`: the column's
-        length in ``table``, by default the model's table by the naming rule)."""
+        length in ``table``, by default the model's table by the naming rule). Custom fields are named
+        ``custom.<key>``: a mapping's custom column is checked field by field."""
         names = list(values)
+        custom = custom_fields.column_of(model)
         if allowed is not None:
             permitted = set(allowed)
-            unknown = [n for n in names if n not in permitted]
+            unknown = [n for n in names if n not in permitted and not (
+                custom in permitted and n.partition(".")[0] == custom)]
             if unknown:
                 await audit.record("denied", model=model, detail=f"unknown field(s) {', '.join(unknown)}",
                                    principal=self.principal)
                 raise ValidationError({n: "is not a writable field" for n in unknown})
+        if isinstance(values, Mapping) and custom is not None and custom in values:
+            names += custom_values.names(model, values[custom])
         pol = policy()
         for name in names:
+            if name == custom:
+                continue  # the column itself carries no rule: each field in it does
             rule, _, _ = pol.field_rule(self.roles, model, name)
             if rule != "editable":
                 await audit.record("denied", model=model, detail=f"write to {rule} field {name}",
@@ -221,15 +236,14 @@ class Access:
         hold the row."""
         from piccolo.columns import ForeignKey
 
+        from core.values import record_id
+
         for name, value in values.items():
             column = _column(table, name) if isinstance(name, str) else None
             if not isinstance(column, ForeignKey) or value in (None, ""):
                 continue
             target = column._foreign_key_meta.resolved_references
-            try:
-                ref = int(value)
-            except (TypeError, ValueError):
-                raise ValidationError({name: "must be a record id"}) from None
+            ref = record_id(value, name)  # a whole number a key can hold (never an overflow in the driver)
             model = model_of(target)
             if model is None:
                 found = await target.exists().where(target._meta.primary_key == ref)

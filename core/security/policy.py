@@ -35,6 +35,8 @@ class Policy:
     grants: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
     field_rules: dict[tuple[str, str], dict[str, FieldRule]] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
+    #: rules custom field definitions carry (``core.customfields`` replaces them when definitions change)
+    custom_rules: dict[tuple[str, str], dict[str, FieldRule]] = field(default_factory=dict)
 
     def add_role(self, role: Role) -> None:
         self.roles[role.name] = role
@@ -74,7 +76,7 @@ class Policy:
     def field_rule(self, roles: Iterable[str], model: str, field_name: str) -> tuple[str, str, bool]:
         """(rule, masker, may_reveal): the most permissive rule among the roles that hold a grant on
         ``model``; a granted role with no rule on the field may edit it."""
-        rules = self.field_rules.get((model, field_name))
+        rules = self.field_rules.get((model, field_name)) or self.custom_rules.get((model, field_name))
         roles = list(roles)
         if "admin" in roles:
             return "editable", "default", True
@@ -102,7 +104,7 @@ class Policy:
         return FieldRule("readonly", least.model, least.field, rule, masker=least.masker)
 
     def sensitive_fields(self, model: str) -> list[str]:
-        return [f for (m, f) in self.field_rules if m == model]
+        return [f for (m, f) in [*self.field_rules, *self.custom_rules] if m == model]
 
 
 def compile_policy(addons: Iterable[Addon], custom: Iterable[Role] = ()) -> Policy:

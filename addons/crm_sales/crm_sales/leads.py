@@ -20,7 +20,8 @@ FIELDS = ("name", "contact_name", "company_name", "email", "phone", "language", 
 
 
 def clean(values: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items() if k in FIELDS}
+    out: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()
+                           if k in FIELDS or k == "custom"}  # custom fields: checked by core.customfields
     if not out.get("name"):
         raise ValidationError({"name": "is required"})
     raw = out.get("expected_revenue")

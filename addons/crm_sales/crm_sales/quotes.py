@@ -101,7 +101,7 @@ async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]]
                     language=values.get("language") or await language_of(opp["person"]), quote_date=today,
                     valid_until=values.get("valid_until") or today + DEFAULT_VALIDITY,
                     terms=values.get("terms", ""), notes=values.get("notes", ""),
-                    customer_group=values.get("customer_group", ""))
+                    customer_group=values.get("customer_group", ""), custom=values.get("custom") or {})
         await row.save()
         quote_id = int(row.id)
         await Quote.update({Quote.number: f"Q{quote_id:05d}"}).where(Quote.id == quote_id)
