@@ -72,20 +72,28 @@ def babel_locale(locale: LocaleLike = None) -> Locale:
     return _parse_locale(locale or i18n.language())
 
 
+#: the areas of the IANA names people pick from (``Asia/Shanghai``); legacy aliases (``PRC``) and ``Etc/…``
+#: (whose signs read backwards) are still accepted, only not offered
+_AREAS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/", "Europe/",
+          "Indian/", "Pacific/")
+#: keys of the system's zone folder that are not zones a person lives in
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @cache
 def timezones() -> tuple[str, ...]:
-    """Every IANA time zone name this system knows, sorted (``Asia/Shanghai``, ``Europe/Paris``…)."""
-    return tuple(sorted(available_timezones()))
+    """The IANA time zone names to offer, sorted (``Asia/Shanghai``, ``Europe/Paris``…, ``UTC``)."""
+    return (*sorted(n for n in available_timezones() if n.startswith(_AREAS)), "UTC")
 
 
 def is_timezone(name: str) -> bool:
-    """Whether ``name`` is an IANA time zone name (``zoneinfo`` also accepts odd keys like ``posixrules``)."""
+    """Whether ``name`` is an IANA time zone name (``zoneinfo`` would also open a path or ``localtime``)."""
     return name in _timezone_set()
 
 
 @cache
 def _timezone_set() -> frozenset[str]:
-    return frozenset(timezones())
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 def site_timezone() -> str:

@@ -93,7 +93,10 @@ def test_time_zone_names_are_validated() -> None:
     assert formatting.is_timezone("Asia/Shanghai") and formatting.is_timezone("UTC")
     assert not formatting.is_timezone("Mars/Olympus") and not formatting.is_timezone("")
     assert not formatting.is_timezone("../../etc/passwd")
-    assert "Europe/Paris" in formatting.timezones()
+    assert not formatting.is_timezone("localtime")  # the machine's, not a zone a person picks
+    assert formatting.is_timezone("PRC")  # a legacy alias is accepted, only not offered
+    offered = formatting.timezones()
+    assert "Europe/Paris" in offered and "UTC" in offered and "PRC" not in offered and "localtime" not in offered
 
 
 def test_template_filters(as_user) -> None:

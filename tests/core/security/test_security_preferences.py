@@ -39,6 +39,7 @@ async def test_saving_the_language_shows_the_next_page_in_it(crm_client) -> None
     assert saved.status_code == 303 and saved.headers["location"] == "/account/preferences?done=preferences"
     after = await client.get(saved.headers["location"])
     assert '<html lang="zh-CN">' in after.text and "偏好设置已保存。" in after.text
+    assert "有效令牌 0 个。" in after.text  # a plural message, in Chinese's single form
     home = await client.get("/", headers={"Accept-Language": "en"})  # the user's choice wins over the browser's
     assert "退出" in home.text and "Log out" not in home.text
     assert await _user(uid) == {"language": "zh_CN", "timezone": "Europe/Paris", "has_email_notifications": False}
