@@ -17,7 +17,7 @@ from core.api import Resource, json_body
 from core.errors import ValidationError
 from core.security import audit
 from core.security.access import Access
-from core.values import record_id as record_id_of
+from core.values import INT32, integer
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
 
 PERSON_FIELDS = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone",
@@ -35,6 +35,11 @@ FILTERS = ("stage", "owner", "team", "province", "city", "source", "industry")
 
 async def _body(request: Request) -> dict[str, Any]:
     return await json_body(request)
+
+
+def record_id_of(value: Any, name: str) -> int:
+    """A record id in a JSON body: a whole number (not text) that a key can hold; 422 naming ``name``."""
+    return integer(value, name, (1, INT32[1]))
 
 
 async def _check_owner(values: dict[str, Any]) -> None:
@@ -113,7 +118,7 @@ def _merge_action(model: str) -> Any:
         losers = body.get("loser_ids")
         if not isinstance(losers, list):
             raise ValidationError({"loser_ids": "must be a list of record ids"})
-        losers = [record_id_of(i, "loser_ids") for i in losers]
+        losers = [record_id_of(i, "loser_ids") for i in losers]  # JSON ids: whole numbers, not text
         choices = body.get("choices") or {}
         if not isinstance(choices, dict):
             raise ValidationError({"choices": "must map field names to record ids"})
