@@ -26,11 +26,12 @@ from core.customfields.registry import (
     fresh,
     layout,
 )
-from core.customfields.storage import CustomKeyset, filter_clause
+from core.customfields.storage import SORTABLE, CustomKeyset, filter_clause
 from core.customfields.values import display, from_text
 
 __all__ = [
-    "KINDS", "CustomKeyset", "Extensible", "FieldDef", "Group", "Input", "Layout", "Option", "Section", "Shown",
+    "KINDS", "SORTABLE", "CustomKeyset", "Extensible", "FieldDef", "Group", "Input", "Layout", "Option", "Section",
+    "Shown",
     "arrange", "by_name", "cells", "check_required", "column_of", "definition", "definitions", "display",
     "extensible", "extension", "filter_clause", "flat", "fresh", "from_text", "inputs", "layout", "loaded",
     "merge", "parse", "prepare", "present", "shown", "visible",

@@ -124,11 +124,14 @@ def _common(values: Mapping[str, Any], out: dict[str, Any]) -> None:
     out["updated_at"] = dt.datetime.now(dt.UTC)
 
 
-def _search_text(record: Mapping[str, Any], extra: str = "") -> str:
-    """Lowercased name, company, emails and phones (E.164 and national digits) for substring search."""
+def _search_text(record: Mapping[str, Any], extra: str = "", model: str = "") -> str:
+    """Lowercased name, company, emails and phones (E.164 and national digits) for substring search, and the
+    values of searchable custom fields no role sees masked or hidden (``core.customfields``)."""
+    from core.customfields.records import search_terms
+
     phone = str(record.get("phone") or "")
     parts = [record.get("name"), extra, record.get("email"), phone, phone[3:] if phone.startswith("+86") else "",
-             record.get("phone_original"), record.get("tax_id")]
+             record.get("phone_original"), record.get("tax_id"), search_terms(model, record.get("custom"))]
     return " ".join(str(p) for p in parts if p).lower()
 
 
@@ -196,7 +199,7 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
             out["organization"] = org_id
     elif "organization" in out:
         out["organization"] = None
-    out["search_text"] = _search_text(merged, org_name or "")
+    out["search_text"] = _search_text(merged, org_name or "", "crm_contacts.person")
     return out
 
 
@@ -226,5 +229,5 @@ async def clean_organization(values: Mapping[str, Any], before: Mapping[str, Any
     merged = {**(before or {}), **out}
     if merged.get("stage") and not await _stage_exists(str(merged["stage"])):
         raise ValidationError({"stage": f"{merged['stage']!r} is not a lifecycle stage"})
-    out["search_text"] = _search_text(merged, merged.get("industry") or "")
+    out["search_text"] = _search_text(merged, merged.get("industry") or "", "crm_contacts.organization")
     return out

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import db
+from core import customfields, db
 from core.bulk import any_of, insert_rows
 from core.errors import CrmError, ValidationError
 from core.security import audit
@@ -57,8 +57,15 @@ def auto_mapping(header: list[str]) -> dict[str, str]:
     """Column header → field, from names and common synonyms (English and Chinese); unknown columns skipped."""
     out: dict[str, str] = {}
     used: set[str] = set()
+    custom = {w: fd.name for fd in customfields.definitions(PERSON_MODEL)
+              for w in (fd.name, fd.key, fd.label_en.casefold(), fd.label_zh) if w}
     for column in header:
         key = " ".join(column.replace("_", " ").replace("-", " ").lower().split())
+        target = custom.get(column.strip()) or custom.get(column.strip().casefold())
+        if target and target not in used:  # a custom field, by its name (an export's header) or label
+            out[column] = target
+            used.add(target)
+            continue
         for name, words in SYNONYMS.items():
             if name not in used and (key in words or key == name.replace("_", " ")):
                 out[column] = name
@@ -75,7 +82,7 @@ def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys
     if bad:
         raise ValidationError({"mapping": f"column {bad[0]!r} is not in the file"})
     targets = [f for f in mapping.values() if f]
-    unknown = [f for f in targets if f not in FIELDS]
+    unknown = [f for f in targets if f not in FIELDS and customfields.by_name(PERSON_MODEL, f) is None]
     if unknown:
         raise ValidationError({"mapping": f"{unknown[0]!r} is not an importable field"})
     if len(set(targets)) != len(targets):
@@ -148,13 +155,14 @@ async def _existing(values: Mapping[str, Any], keys: list[str]) -> dict[str, Any
 @dataclass
 class _Pending:
     row_no: int
-    raw: dict[str, str]
+    raw: dict[str, Any]
     clean: dict[str, Any]
     tags: list[str]
     note: str
     company: str
     record_id: int | None
     existing: dict[str, Any] | None = None
+    custom: dict[str, Any] = field(default_factory=dict)  # custom fields the row sets (checked)
 
 
 class Importer:
@@ -186,6 +194,7 @@ class Importer:
         raw = _mapped(self.header, raw_row, self.mapping)
         if not raw:
             return RowResult(row_no, "skipped", message="empty row")
+        custom_text = {k: raw.pop(k) for k in [k for k in raw if k.startswith("custom.")]}
         tags = [t.strip() for t in raw.pop("tags", "").replace("，", ",").split(",") if t.strip()]
         note, company, given_id = raw.pop("note", ""), raw.pop("company", ""), raw.pop("id", "")
         try:
@@ -202,9 +211,11 @@ class Importer:
             clean = await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
                                        org_name=company)
             written = [k for k in raw if k != "region"]
+            written += list(custom_text)
             if frozenset(written) not in self.writable:  # the same columns on every row: ask the policy once
                 await self.acc.check_write(PERSON_MODEL, written)
                 self.writable.add(frozenset(written))
+            custom = await _custom_values(self.acc, custom_text)
         except CrmError as exc:
             fields = getattr(exc, "fields", None)
             return RowResult(row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
@@ -214,7 +225,7 @@ class Importer:
                 first = self.seen.setdefault(f"{key}:{clean[key]}", row_no)
                 if first != row_no:
                     return RowResult(row_no, "skipped", message=f"duplicate of row {first} in this file")
-        return _Pending(row_no, raw, clean, tags, note, company, record_id)
+        return _Pending(row_no, raw, clean, tags, note, company, record_id, custom=custom)
 
     async def _match(self, pending: list[_Pending]) -> None:
         """Find each row's existing person for the whole chunk: one query, then the keys in their order."""
@@ -234,7 +245,8 @@ class Importer:
                 clause = found if clause is None else clause | found
         if clause is None:
             return
-        rows = await Person.select().where((Person.is_archived == False) & clause)  # noqa: E712
+        rows = await Person.select().where((Person.is_archived == False) & clause).output(  # noqa: E712
+            load_json=True)
         for key in keys:
             wanted = {v: p for p in pending if p.existing is None and (v := value(p, key)) not in (None, "")}
             for row in rows:
@@ -256,14 +268,20 @@ class Importer:
                              message="a person with this email or phone exists")
         if self.mode == "update" and p.existing is None:
             return RowResult(p.row_no, "skipped", message="no person matches the keys")
-        if p.existing is not None:
-            try:
+        try:
+            if p.existing is not None:
                 await self.acc.get(_person(), PERSON_MODEL, p.existing["id"], action="update")
+                if p.custom:  # the fields the row sets, merged into those stored (search text from both)
+                    p.raw["custom"] = customfields.merge(PERSON_MODEL, p.existing.get("custom"),
+                                                         {"custom": p.custom})["custom"]
                 p.clean = await clean_person(p.raw, p.existing, stages=self.stages, org_name=p.company)
-            except CrmError as exc:
-                fields = getattr(exc, "fields", None)
-                return RowResult(p.row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
-                                 if fields else exc.message)
+            else:  # a new person: the custom fields' defaults and required ones
+                p.clean["custom"] = (await customfields.prepare(self.acc, PERSON_MODEL, {"custom": p.custom},
+                                                                creating=True))["custom"]
+        except CrmError as exc:
+            fields = getattr(exc, "fields", None)
+            return RowResult(p.row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
+                             if fields else exc.message)
         if p.company:
             p.clean["organization"] = self.orgs.get(p.company)
         return None
@@ -414,6 +432,26 @@ class Importer:
         return results
 
 
+async def _custom_values(acc: Access, texts: Mapping[str, str]) -> dict[str, Any]:
+    """A row's custom field cells (``custom.<key>`` → text) as checked values (kinds, links); 422 naming each."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, text in texts.items():
+        fd = customfields.by_name(PERSON_MODEL, name)
+        if fd is None:
+            errors[name] = "is not a field of people"
+            continue
+        try:
+            values[fd.key] = customfields.from_text(fd, text)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    if not values:
+        return {}
+    return dict((await customfields.prepare(acc, PERSON_MODEL, {"custom": values}, creating=False))["custom"])
+
+
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values as JSON keeps them (dates as ISO text…): what ImportRow stores and a revert compares with."""
     out: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
@@ -544,7 +582,7 @@ async def _revertible(row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     if not changed:
         return {}, {}, []
     current = await Person.select(*[Person._meta.get_column_by_name(k) for k in changed]).where(
-        Person.id == row["record_id"]).first()
+        Person.id == row["record_id"]).output(load_json=True).first()  # custom fields: a dict, as imported
     if current is None:
         return {}, {}, changed
     now = _plain(current)

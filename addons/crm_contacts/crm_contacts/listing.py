@@ -19,8 +19,10 @@ from urllib.parse import urlencode
 
 from piccolo.columns.combination import WhereRaw
 
+from core import customfields
+from core.customfields.definitions import is_key
 from core.db import is_postgres
-from core.errors import ValidationError
+from core.errors import PermissionDenied, ValidationError
 from core.keyset import Keyset
 from core.security import audit
 from core.security.access import Access
@@ -46,18 +48,24 @@ class ListQuery:
     sort: str = "-created_at"
     after: str = ""
     limit: int = 50
+    #: custom field filters, ``(cf_<key>, value)`` (core.customfields)
+    custom: tuple[tuple[str, str], ...] = ()
 
     def querystring(self, **changes: Any) -> str:
         """The URL query of this list (without the page cursor unless given)."""
-        values = {k: getattr(self, k) for k in FILTER_KEYS} | {"after": ""} | changes
+        values = {k: getattr(self, k) for k in FILTER_KEYS} | dict(self.custom) | {"after": ""} | changes
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+    def value(self, param: str) -> str:
+        """The value of a custom field filter (``cf_<key>``), or ``""``."""
+        return dict(self.custom).get(param, "")
 
 
 def parse(params: Mapping[str, str]) -> ListQuery:
     """A ``ListQuery`` from request parameters; 422 naming the parameter when one is malformed."""
     sort = params.get("sort") or "-created_at"
-    if sort not in SORTS:
-        raise ValidationError({"sort": f"must be one of {', '.join(SORTS)}"})
+    if sort not in SORTS and not is_custom_param(sort.lstrip("-")):
+        raise ValidationError({"sort": f"must be one of {', '.join(SORTS)} or a custom field (cf_<key>)"})
     for name in ("created_from", "created_to"):
         if params.get(name):
             try:
@@ -68,8 +76,28 @@ def parse(params: Mapping[str, str]) -> ListQuery:
         limit = min(max(int(params.get("limit") or 50), 1), 500)
     except ValueError:
         raise ValidationError({"limit": "must be a whole number"}) from None
+    custom = tuple(sorted((k, str(v).strip()[:200]) for k, v in params.items()
+                          if is_custom_param(k) and str(v).strip()))
     return ListQuery(**{k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS if k != "sort"},
-                     sort=sort, after=params.get("after", ""), limit=limit)
+                     sort=sort, after=params.get("after", ""), limit=limit, custom=custom)
+
+
+def is_custom_param(name: str) -> bool:
+    """``cf_<key>``: a custom field's filter or sort parameter."""
+    return name.startswith("cf_") and is_key(name[3:])
+
+
+def custom_field(model: str, param: str, acc: Access | None, *, filtering: bool) -> Any:
+    """The active custom field a ``cf_<key>`` parameter names, filterable (or sortable) and seen in clear by
+    ``acc``; 422 naming the parameter, or 403 for a field the user sees masked or hidden."""
+    from core.customfields.storage import SORTABLE
+
+    fd = customfields.definition(model, param.removeprefix("cf_"))
+    if fd is None or (filtering and not fd.is_filterable) or (not filtering and fd.kind not in SORTABLE):
+        raise ValidationError({param: "is not a custom field you can " + ("filter on" if filtering else "sort by")})
+    if acc is not None and (acc.is_masked(model, fd.name) or not acc.visible_fields(model, [fd.name])):
+        raise PermissionDenied(f"you may not {'filter on' if filtering else 'sort by'} {fd.name!r}", field=param)
+    return fd
 
 
 def sees_contact_values(acc: Access | None, model: str) -> bool:
@@ -125,6 +153,11 @@ async def where(table: Any, model: str, lq: ListQuery, acc: Access | None = None
     if lq.created_to:
         end = dt.datetime.fromisoformat(lq.created_to).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
         clauses.append(table.created_at < end)
+    for param, raw in lq.custom:
+        fd = custom_field(model, param, acc, filtering=True)
+        custom_clause = customfields.filter_clause(table, fd, raw, param)
+        if custom_clause is not None:
+            clauses.append(custom_clause)
     if lq.tag:
         link: Any = PersonTag if model == PERSON_MODEL else OrganizationTag
         fk = link._meta.get_column_by_name("person" if model == PERSON_MODEL else "organization")
@@ -143,8 +176,14 @@ async def fetch(acc: Access, model: str, lq: ListQuery, columns: list[Any],
     from crm_contacts.services import table_of
 
     table = table_of(model)
-    col = table._meta.get_column_by_name(lq.sort.lstrip("-"))
-    keyset = Keyset(col, table.id, descending=lq.sort.startswith("-"))
+    name, descending = lq.sort.lstrip("-"), lq.sort.startswith("-")
+    keyset: Any
+    if is_custom_param(name):  # a custom field: its expression, NULLs last, then the id
+        keyset = customfields.CustomKeyset(table, custom_field(model, name, acc, filtering=False), descending)
+        col: Any = keyset.select()
+    else:
+        col = table._meta.get_column_by_name(name)
+        keyset = Keyset(col, table.id, descending=descending)
     if lq.q:
         await audit.record("search", model=model, detail=lq.q[:200], principal=acc.principal)
     query = await acc.select(table, model, *columns, table.id, col, where=await where(table, model, lq, acc),

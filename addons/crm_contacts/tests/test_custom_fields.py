@@ -120,3 +120,129 @@ async def test_openapi_describes_custom_fields(api: Any) -> None:
     assert "cf_vip_level" in params and "cf_code" not in params
     missing = await client.post(PEOPLE, headers=admin, json={"name": "No Region"})
     assert missing.status_code == 422 and missing.json()["error"]["fields"] == {"custom.region_code": "is required"}
+
+
+async def _page_client(api: Any) -> tuple[Any, dict[str, str], dict[str, str]]:
+    from core.testing import login_client
+
+    client, token_for = api
+    admin = await token_for("boss", "admin")
+    await _fields(client, admin)
+    layout = await client.put("/api/admin/form-layouts/crm_contacts.person", headers=admin, json={
+        "sections": [{"key": "main", "en": "Main", "zh": "基本", "fields": ["name", "custom.vip_level", "email"]},
+                     {"key": "deal", "en": "Business", "zh": "业务", "fields": ["custom.employees", "custom.budget"]}],
+        "required": ["email"], "later": ["custom.employees"]})
+    assert layout.status_code == 200, layout.text
+    mgr = await token_for("mgr", "sales_manager")
+    await login_client(client, "mgr")
+    return client, admin, mgr
+
+
+async def test_person_form_follows_the_layout_and_shows_custom_fields(api: Any) -> None:
+    from core.testing import csrf_of
+
+    client, _, _ = await _page_client(api)
+    page = await client.get("/contacts/people/new")
+    assert page.status_code == 200
+    html = page.text
+    assert 'name="custom.vip_level"' in html and 'name="custom.budget"' in html
+    assert 'name="custom.employees"' not in html, "a field that comes later is not on the create form"
+    assert html.index('name="name"') < html.index('name="custom.vip_level"') < html.index('name="email"')
+    assert '<legend>Main</legend>' in html and '<legend>Business</legend>' in html
+    token = csrf_of(html)
+    missing = await client.post("/contacts/people/new", data={"csrf_token": token, "name": "Sun Li",
+                                                              "custom.vip_level": "gold", "stage": "lead"})
+    assert missing.status_code == 422 and "is required" in missing.text
+    bad = await client.post("/contacts/people/new", data={"csrf_token": token, "name": "Sun Li", "email": "s@x.cn",
+                                                          "custom.budget": "lots", "stage": "lead"})
+    assert bad.status_code == 422 and 'data-field="custom.budget"' in bad.text
+    ok = await client.post("/contacts/people/new", data={
+        "csrf_token": token, "name": "Sun Li", "email": "sun@example.com", "custom.vip_level": "gold",
+        "custom.budget": "2000", "custom.topics": ["bi", "erp"], "custom.is_partner": "1", "stage": "lead"})
+    assert ok.status_code == 303, ok.text[:3000]
+    url = ok.headers["location"]
+    detail = (await client.get(url)).text
+    assert "Gold" in detail and "2000.00 CNY" in detail and "ERP, BI" in detail
+    edit = await client.get(url + "/edit")
+    assert 'name="custom.employees"' in edit.text and 'value="2000.00"' in edit.text
+    form = {"csrf_token": csrf_of(edit.text), "version": "1", "name": "Sun Li", "email": "sun@example.com",
+            "stage": "lead", "custom.vip_level": "silver", "custom.employees": "42", "custom.budget": "2000",
+            "custom.topics": ["bi", "erp"], "custom.is_partner": "1"}
+    assert (await client.post(url + "/edit", data=form)).status_code == 303
+    assert "Silver" in (await client.get(url)).text
+
+
+async def test_list_column_filter_sort_and_export_of_custom_fields(api: Any) -> None:
+    client, admin, mgr = await _page_client(api)
+    for name, level, employees in (("Ann", "gold", 30), ("Bob", "silver", 10), ("Cai", "gold", 20)):
+        r = await client.post(PEOPLE, headers=mgr, json={"name": name, "custom": {
+            "vip_level": level, "employees": employees, "budget": "5", "code": "AB123"}})
+        assert r.status_code == 201, r.text
+    page = await client.get("/contacts/people?cf_vip_level=gold&sort=-cf_vip_level")
+    assert page.status_code == 200, page.text[:2000]
+    assert page.text.count('class="contact-row"') == 2 and "Bob" not in page.text
+    assert ">Gold</td>" in page.text and 'name="cf_vip_level"' in page.text
+    assert (await client.get("/contacts/people?sort=cf_topics")).status_code == 422  # several choices: no order
+    await client.patch(f"{FIELDS}/{(await _id(client, admin, 'employees'))}", headers=admin,
+                       json={"version": 1, "is_listed": True})
+    first = await client.get("/contacts/people?sort=cf_employees&limit=2")
+    assert 'value="cf_employees"' in first.text  # a list column: offered as a sort
+    assert [n for n in ("Bob", "Cai", "Ann") if f">{n}</a>" in first.text] == ["Bob", "Cai"]
+    nxt = first.text.split('rel="next" href="?')[1].split('"')[0].replace("&amp;", "&")
+    second = await client.get("/contacts/people?" + nxt)
+    assert ">Ann</a>" in second.text and ">Bob</a>" not in second.text
+    csv = await client.get("/contacts/people/export?format=csv&cf_vip_level=gold")
+    assert csv.status_code == 200
+    lines = csv.text.splitlines()
+    assert "custom.vip_level" in lines[0] and "custom.budget" in lines[0] and len(lines) == 3
+    assert all("Gold" in line and "5.00 CNY" in line for line in lines[1:])
+    xlsx = await client.get("/contacts/people/export?format=xlsx")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+
+
+async def _id(client: Any, admin: dict[str, str], key: str) -> int:
+    items = (await client.get(FIELDS + "?model=crm_contacts.person", headers=admin)).json()["items"]
+    return int(next(f["id"] for f in items if f["key"] == key))
+
+
+async def test_masked_custom_field_is_masked_in_list_and_export_hidden_is_absent(api: Any) -> None:
+    from core.testing import login_client
+
+    client, token_for = api
+    admin = await token_for("boss", "admin")
+    await _fields(client, admin)
+    await client.patch(f"{FIELDS}/{await _id(client, admin, 'budget')}", headers=admin,
+                       json={"version": 1, "is_listed": True})
+    await client.post(PEOPLE, headers=admin, json={"name": "Masked Person", "custom": {"budget": "777"}})
+    await token_for("mkt", "marketing")
+    await login_client(client, "mkt")
+    page = await client.get("/contacts/people")
+    assert "****" in page.text and "777" not in page.text
+    csv = (await client.get("/contacts/people/export?format=csv")).text
+    assert "custom.budget" in csv and "****" in csv and "777" not in csv
+    refused = await client.get("/contacts/people?cf_budget=777")
+    assert refused.status_code in (403, 422)
+    await token_for("svc", "service_agent")
+    await login_client(client, "svc")
+    assert "custom.budget" not in (await client.get("/contacts/people/export?format=csv")).text
+
+
+async def test_import_maps_a_column_to_a_custom_field(api: Any, booted: Any) -> None:
+    from crm_contacts.importing import Importer, auto_mapping
+    from crm_contacts.tabular import read_table
+
+    client, token_for = api
+    admin = await token_for("boss", "admin")
+    await _fields(client, admin)
+    acc = await booted("importer", "sales_manager")
+    content = ("Name,custom.vip_level,Employees,custom.signed_on\n"
+               "Zhou Jie,Gold,12,2026-01-02\nWu Yan,platinum,3,\n").encode()
+    header, rows = read_table(content, "people.csv")
+    mapping = auto_mapping(header)
+    assert mapping["custom.vip_level"] == "custom.vip_level" and mapping["Employees"] == "custom.employees"
+    results = await Importer(acc, header, rows, mapping).run()
+    assert [r.action for r in results] == ["created", "failed"]
+    assert results[1].message.startswith("custom.vip_level")
+    person = (await client.get(f"{PEOPLE}/{results[0].record_id}", headers=admin)).json()
+    assert person["custom"]["vip_level"] == "gold" and person["custom"]["employees"] == 12
+    assert person["custom"]["signed_on"] == "2026-01-02"
