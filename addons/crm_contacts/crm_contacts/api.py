@@ -11,6 +11,7 @@ These functions act as the system, not as a user: call them after your own acces
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,8 +27,8 @@ PERSON_TABLE = "crm_contacts_person"
 ORGANIZATION_TABLE = "crm_contacts_organization"
 
 __all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
-           "add_address", "contact_url", "find_or_create_person", "get_contact", "get_organization", "seen_by",
-           "survivor_of"]
+           "add_address", "contact_names", "contact_url", "find_or_create_person", "get_contact", "get_organization",
+           "seen_by", "survivor_of"]
 
 _PAGES = {PERSON_MODEL: "people", ORGANIZATION_MODEL: "organizations"}  # the folder of each model's pages
 
@@ -108,6 +109,24 @@ async def get_contact(person_id: int, *, follow_merges: bool = True) -> ContactR
                       phone=row["phone"], language=row["language"], organization_id=row["organization"],
                       organization_name=org["name"] if org else "", address_lines=lines,
                       tax_id=org["tax_id"] if org else "", owner_id=row["owner"], is_archived=row["is_archived"])
+
+
+async def contact_names(person_ids: Collection[int]) -> dict[int, str]:
+    """``"organization / person"`` (or the person's name) for many people at once — one query per 5,000 ids,
+    for lists and reports over thousands of records; ids not found (erased) are left out. Merged people are
+    named as they are, not followed to their survivor."""
+    from core.bulk import any_of
+    from crm_contacts.models import Person
+
+    ids = sorted(set(person_ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 5000):
+        rows = await Person.select(Person.id, Person.name, Person.organization.name).where(
+            any_of(Person.id, ids[start:start + 5000]))
+        for r in rows:
+            org = r.get("organization.name") or ""
+            out[int(r["id"])] = f"{org} / {r['name']}" if org else r["name"]
+    return out
 
 
 async def get_organization(organization_id: int, *, follow_merges: bool = True) -> ContactRef:

@@ -70,21 +70,26 @@ async def get_order(order_id: int) -> OrderRef | None:
     return (await get_orders([order_id])).get(order_id)
 
 
-async def get_orders(order_ids: list[int]) -> dict[int, OrderRef]:
-    """Orders by id, each with its lines in sequence (two queries per 500 ids); unknown ids are left out."""
+async def get_orders(order_ids: list[int], *, with_lines: bool = True) -> dict[int, OrderRef]:
+    """Orders by id, each with its lines in sequence (two queries per 500 ids); unknown ids are left out.
+    ``with_lines=False``: the headers only (``lines`` empty), one query per 5,000 ids — for reports over
+    every order."""
+    from core.bulk import any_of
     from crm_sales.models import Order, OrderLine
 
     out: dict[int, OrderRef] = {}
     ids = sorted(set(order_ids))
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        rows = await Order.select().where(Order.id.is_in(chunk))
+    chunk_size = _CHUNK if with_lines else 5000
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start:start + chunk_size]
+        rows = await Order.select().where(any_of(Order.id, chunk))
         if not rows:
             continue
         lines: dict[int, list[OrderLineRef]] = {int(r["id"]): [] for r in rows}
-        for ln in await OrderLine.select(*OrderLine.all_columns(), OrderLine.product.external_ref).where(
-                OrderLine.order.is_in(list(lines))).order_by(OrderLine.sequence).order_by(OrderLine.id):
-            lines[int(ln["order"])].append(_line(ln))
+        if with_lines:
+            for ln in await OrderLine.select(*OrderLine.all_columns(), OrderLine.product.external_ref).where(
+                    OrderLine.order.is_in(list(lines))).order_by(OrderLine.sequence).order_by(OrderLine.id):
+                lines[int(ln["order"])].append(_line(ln))
         for row in rows:
             out[int(row["id"])] = OrderRef(
                 id=row["id"], reference=row["reference"] or f"CRM-SO-{row['id']}", state=row["state"],

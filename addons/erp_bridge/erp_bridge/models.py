@@ -38,6 +38,7 @@ class BackendConfig(Table, tablename="erp_bridge_backend"):
     username = Varchar(length=100, default="")
     password = Secret(length=300, default="")  # type: ignore[no-untyped-call]  # Piccolo's Secret.__init__ is untyped
     is_active = Boolean(default=True)
+    web_url = Varchar(length=300, default="")  # the ERP's web client, for links to its documents
 
     def __repr__(self) -> str:  # Piccolo's repr would print the password
         return f"BackendConfig(name={self.name!r}, kind={self.kind!r}, url={self.url!r}, password='***')"
@@ -86,6 +87,16 @@ class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
     cursor = Varchar(length=100, default="")
     paid_notified_at = Timestamptz(null=True, default=None)  # erp_bridge_invoice_paid published once
     pulled_at = Timestamptz(default=TimestamptzNow())
+    kind = Varchar(length=12, default="invoice")  # invoice | credit_note
+    reference = Varchar(length=60, default="")  # the invoice's own reference
+    sale_id = Varchar(length=60, default="", index=True)  # the ERP sale (a credit note: the credited invoice's)
+    credited_ids = Varchar(length=300, default="")  # a credit note: the invoices it credits
+    move_id = Varchar(length=30, default="")
+    cancel_move_id = Varchar(length=30, default="")  # an invoice cancelled by a credit note: that note's move
+    due_date = Date(null=True, default=None)
+    payments = JSON(default="[]")  # [{"date", "amount", "kind"}]: money settled against it
+    deleted_at = Timestamptz(null=True, default=None)  # gone from the ERP (a deleted draft): kept for the record
+
 
 
 class PullCursor(Table, tablename="erp_bridge_pull_cursor"):
@@ -106,6 +117,8 @@ class ReconciliationRun(Table, tablename="erp_bridge_reconciliation_run"):
     finished_at = Timestamptz(null=True, default=None)
     counts = JSON(default="{}")  # status -> number of lines
     error = Text(default="")
+    stats = JSON(default="{}")  # orders, seconds, seconds waiting for the ERP
+
 
 
 class ReconciliationLine(Table, tablename="erp_bridge_reconciliation_line"):
@@ -133,3 +146,34 @@ class ReconciliationLine(Table, tablename="erp_bridge_reconciliation_line"):
     is_paid = Boolean(default=False)
     mismatched = Varchar(length=40, default="")  # "untaxed,tax,total": which amounts differ
     detail = Text(default="")
+    difference = Numeric(digits=MONEY, null=True, default=None)  # CRM total − ERP total (same currency)
+    erp_state = Varchar(length=30, default="")  # the ERP sale's state
+    sale_number = Varchar(length=60, default="")
+    invoice_date = Date(null=True, default=None)
+    due_date = Date(null=True, default=None)  # the earliest open maturity of the order's posted invoices
+    erp_paid = Numeric(digits=MONEY, null=True, default=None)
+    erp_outstanding = Numeric(digits=MONEY, null=True, default=None)
+    credit_notes = Varchar(length=300, default="")  # numbers of the order's credit notes
+    documents = JSON(default="[]")  # the order's invoices and credit notes with their payments
+    synced_at = Timestamptz(null=True, default=None)
+    synced_by = Varchar(length=150, default="")
+    previous_status = Varchar(length=20, default="")  # in the run before ("": not there)
+    fingerprint = Varchar(length=64, default="")  # the figures a review holds for
+    review_note = Text(default="")
+    reviewed_by = Varchar(length=150, default="")
+    reviewed_at = Timestamptz(null=True, default=None)
+
+
+class ReconciliationReview(Table, tablename="erp_bridge_reconciliation_review"):
+    """A finance clerk's review of one reference: kept across runs while the line's figures (``fingerprint``)
+    stay the same; unique per ``(backend, reference)``."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    backend = ForeignKey(BackendConfig, on_delete=OnDelete.cascade)
+    reference = Varchar(length=60, default="", index=True)
+    fingerprint = Varchar(length=64, default="")
+    note = Text(default="")
+    reviewed_by = Varchar(length=150, default="")
+    reviewer_id = Integer(null=True, default=None)
+    reviewed_at = Timestamptz(default=TimestamptzNow())
+

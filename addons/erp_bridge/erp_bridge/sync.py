@@ -22,9 +22,9 @@ from typing import Any
 
 from piccolo.columns import Column
 
-from core import db, hooks, jobs
+from core import db, jobs
 from core.errors import ConfigError, PermanentJobError, RetryLater
-from erp_bridge import connection, sales
+from erp_bridge import connection, mirror, sales
 from erp_bridge.backends.base import (
     ErpBackend,
     ErpConflictError,
@@ -37,7 +37,6 @@ from erp_bridge.backends.base import (
     RemoteOrder,
 )
 from erp_bridge.models import Binding, PullCursor
-from erp_bridge.models import RemoteInvoice as InvoiceRow
 
 log = logging.getLogger("erp_bridge.sync")
 # The per-record lease: longer than the slowest push (the Tryton backend's calls time out after 30 s each), so a
@@ -324,9 +323,9 @@ async def pull_invoices(limit: int = PAGE) -> int:
         page: list[RemoteInvoice] = await _call(backend.pull_invoices, row["cursor"] if row else None, limit)
         if not page:
             return pulled
+        gone = await mirror.vanished(cfg, backend, page)  # asks the ERP: before the transaction
         async with db.atomic():
-            for inv in page:
-                await _mirror(cfg, inv)
+            await mirror.store(cfg, page, gone)
             if row is None:
                 await PullCursor.insert(PullCursor(backend=cfg.id, kind="invoice", cursor=page[-1].cursor))
             else:
@@ -335,37 +334,6 @@ async def pull_invoices(limit: int = PAGE) -> int:
         pulled += len(page)
         if len(page) < limit:
             return pulled
-
-
-async def _mirror(cfg: connection.Backend, inv: RemoteInvoice) -> None:
-    values: dict[str, Any] = {  # column name → value
-        "number": inv.number or "", "order_reference": inv.order_reference or "", "state": inv.state,
-        "currency": inv.currency, "untaxed": inv.untaxed, "tax": inv.tax, "total": inv.total,
-        "amount_to_pay": inv.amount_to_pay, "is_paid": inv.is_paid, "invoice_date": inv.invoice_date,
-        "cursor": inv.cursor, "pulled_at": now()}
-    key = (InvoiceRow.backend == cfg.id) & (InvoiceRow.external_id == inv.external_id)
-    seen = await InvoiceRow.select(InvoiceRow.id, InvoiceRow.paid_notified_at).where(key).first()
-    if seen is None:
-        await InvoiceRow.insert(InvoiceRow(backend=cfg.id, external_id=inv.external_id, **values))
-    else:
-        await InvoiceRow.update(**values).where(key)
-    if not inv.order_reference:
-        return
-    binding = await Binding.select(Binding.id, Binding.local_id).where(
-        (Binding.backend == cfg.id) & (Binding.reference == inv.order_reference)).first()
-    if binding is None:
-        return  # not ours, or unknown here: reconciliation reports it as missing in the CRM
-    invoices = await InvoiceRow.select(InvoiceRow.number, InvoiceRow.is_paid, InvoiceRow.state).where(
-        (InvoiceRow.backend == cfg.id) & (InvoiceRow.order_reference == inv.order_reference)
-        & (InvoiceRow.state != "cancelled")).order_by(InvoiceRow.id)
-    await Binding.update({
-        Binding.invoice_number: ", ".join(i["number"] for i in invoices if i["number"])[:60],
-        Binding.is_paid: bool(invoices) and all(i["is_paid"] for i in invoices),
-    }).where(Binding.id == binding["id"])
-    if inv.is_paid and (seen is None or seen["paid_notified_at"] is None):
-        await InvoiceRow.update({InvoiceRow.paid_notified_at: now()}).where(key)
-        await hooks.publish("erp_bridge_invoice_paid", order_id=int(binding["local_id"]),
-                             invoice_external_id=inv.external_id)
 
 
 async def queue_pending_cancellations() -> int:

@@ -25,10 +25,12 @@ __all__ = [
     "ErpTransientError",
     "OrderLinePayload",
     "OrderPayload",
+    "Payment",
     "Pushed",
     "RemoteInvoice",
     "RemoteOrder",
     "RemoteProduct",
+    "SaleState",
     "push_each",
 ]
 
@@ -130,10 +132,31 @@ class Pushed:
 
 
 @dataclass(frozen=True)
+class SaleState:
+    """What a reconciliation sweep reads of every ERP sale: cheap fields only (no amounts)."""
+
+    external_id: str
+    number: str | None
+    reference: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Payment:
+    """Money settled against an invoice (a payment, or the credit note it was reconciled with)."""
+
+    date: date | None
+    amount: Decimal  # in the invoice's currency, positive for money received on an invoice
+    kind: str = "payment"  # payment | credit_note
+
+
+@dataclass(frozen=True)
 class RemoteInvoice:
     external_id: str
     number: str | None
-    order_reference: str | None  # our OrderPayload.ref, via the sale it came from
+    #: our OrderPayload.ref: the sale's it came from; a credit note's: the credited invoice's; else the invoice's
+    #: own reference when it is one of ours (an invoice made by hand for an order)
+    order_reference: str | None
     state: str
     currency: str
     untaxed: Decimal
@@ -143,6 +166,15 @@ class RemoteInvoice:
     is_paid: bool
     invoice_date: date | None
     cursor: str  # pass the last one back to pull_invoices to continue after this record
+    kind: str = "invoice"  # invoice | credit_note (negative total, or made by crediting an invoice)
+    reference: str = ""  # the invoice's own reference field
+    sale_id: str = ""  # the ERP sale it came from (a credit note: the credited invoice's sale)
+    credited_ids: tuple[str, ...] = ()  # a credit note: the invoices it credits
+    #: Tryton's accounting moves: an invoice cancelled by crediting it has the credit note's move as cancel move
+    move_id: str = ""
+    cancel_move_id: str = ""
+    due_date: date | None = None  # the earliest maturity still open (posted invoices)
+    payments: tuple[Payment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +229,34 @@ class ErpBackend(Protocol):
 
     def pull_products(self, cursor: str | None = None, limit: int = 100) -> list[RemoteProduct]:
         """Salable products with id greater than *cursor* (an external id), by id."""
+        ...
+
+    def sweep_orders(self, prefix: str, after: str | None = None, limit: int = 5000) -> list[SaleState]:
+        """Sales whose reference starts with *prefix* and whose id is greater than *after*, by id (keyset)."""
+        ...
+
+    def sale_states(self, external_ids: Sequence[str]) -> list[SaleState]:
+        """The sales among *external_ids* that still exist (whatever their reference is now)."""
+        ...
+
+    def read_orders(self, external_ids: Sequence[str]) -> list[RemoteOrder]:
+        """The sales among *external_ids* that still exist, with their amounts."""
+        ...
+
+    def invoice_ids(self, after: str | None = None, limit: int = 10000) -> list[str]:
+        """Ids of customer invoices (credit notes included) greater than *after*, ascending (keyset)."""
+        ...
+
+    def existing_invoices(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of *external_ids* are still customer invoices in the ERP (the others were deleted)."""
+        ...
+
+    def get_invoices(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        """Customer invoices by id, read as `pull_invoices` reads them (ids that no longer exist are left out)."""
+        ...
+
+    def document_url(self, web_url: str, model: str, external_id: str) -> str:
+        """The ERP's web client page of a document (*model*: ``sale`` or ``invoice``); "" when unknown."""
         ...
 
 

@@ -26,6 +26,7 @@ from .base import (
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    SaleState,
     push_each,
 )
 
@@ -214,6 +215,43 @@ class FakeBackend:
         ]
         return [p for p in rows if int(p.external_id) > int(cursor or 0)][:limit]
 
+    def sweep_orders(self, prefix: str, after: str | None = None, limit: int = 5000) -> list[SaleState]:
+        with self._lock:
+            self._enter("sweep_orders")
+            rows = sorted((s for s in self.sales.values() if s.ref.startswith(prefix) and s.id > int(after or 0)),
+                          key=lambda s: s.id)[:limit]
+            return [SaleState(str(s.id), str(s.id), s.ref, s.state) for s in rows]
+
+    def sale_states(self, external_ids: Sequence[str]) -> list[SaleState]:
+        with self._lock:
+            self._enter("sale_states")
+            rows = [self.sales[int(i)] for i in external_ids if int(i) in self.sales]
+            return [SaleState(str(s.id), str(s.id), s.ref, s.state) for s in rows]
+
+    def read_orders(self, external_ids: Sequence[str]) -> list[RemoteOrder]:
+        with self._lock:
+            self._enter("read_orders")
+            return [self._remote(self.sales[int(i)]) for i in external_ids if int(i) in self.sales]
+
+    def invoice_ids(self, after: str | None = None, limit: int = 10000) -> list[str]:
+        with self._lock:
+            self._enter("invoice_ids")
+            return [str(i) for i in sorted(self.invoices) if i > int(after or 0)][:limit]
+
+    def existing_invoices(self, external_ids: Sequence[str]) -> set[str]:
+        with self._lock:
+            self._enter("existing_invoices")
+            return {str(i) for i in external_ids if int(i) in self.invoices}
+
+    def get_invoices(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        with self._lock:
+            self._enter("get_invoices")
+            return [self._remote_invoice(self.invoices[int(i)]) for i in sorted(external_ids, key=int)
+                    if int(i) in self.invoices]
+
+    def document_url(self, web_url: str, model: str, external_id: str) -> str:
+        return f"{web_url.rstrip('/')}/{model}/{external_id}" if web_url else ""
+
     # --- conversions -----------------------------------------------------------------------------
 
     def _remote(self, sale: _Sale) -> RemoteOrder:
@@ -245,4 +283,5 @@ class FakeBackend:
             is_paid=inv.state == "paid",
             invoice_date=inv.invoice_date,
             cursor=f"{inv.changed}|{inv.id}",
+            sale_id=str(inv.sale_id),
         )

@@ -46,10 +46,12 @@ from .base import (
     ErpPermanentError,
     ErpTransientError,
     OrderPayload,
+    Payment,
     Pushed,
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    SaleState,
 )
 
 _ORDER_FIELDS = [
@@ -65,7 +67,9 @@ _ORDER_FIELDS = [
 ]
 _INVOICE_FIELDS = [
     "number",
+    "reference",
     "state",
+    "currency",
     "currency.code",
     "untaxed_amount",
     "tax_amount",
@@ -74,7 +78,16 @@ _INVOICE_FIELDS = [
     "invoice_date",
     "last_modified_at",
     "sales",
+    "origin_invoices",
+    "move",
+    "cancel_move",
+    "lines_to_pay",
+    "payment_lines",
+    "reconciliation_lines",
 ]
+_MOVE_LINE_FIELDS = ["date", "maturity_date", "debit", "credit", "amount_second_currency", "second_currency",
+                     "reconciliation", "move", "move_origin"]
+_SALE_STATE_FIELDS = ["number", "reference", "state"]
 _PARTY_FIELDS = ["addresses", "customer_payment_term", "customer_tax_rule"]
 # the workflow buttons that take a sale from a state towards 'processing' (confirm normally runs process)
 _STEPS = {"draft": ("quote", "confirm"), "quotation": ("confirm",), "confirmed": ("process",)}
@@ -547,13 +560,86 @@ class TrytonBackend:
         rows = self._search_read(
             "account.invoice", domain, _INVOICE_FIELDS, limit=limit, order=[("last_modified_at", "ASC"), ("id", "ASC")]
         )
-        sale_ids = sorted({s for r in rows for s in r["sales"]})
+        return self._invoices(rows)
+
+    def get_invoices(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        ids = [int(i) for i in external_ids]
+        if not ids:
+            return []
+        rows = self._search_read("account.invoice", [("type", "=", "out"), ("id", "in", ids)], _INVOICE_FIELDS,
+                                 order=[("id", "ASC")])
+        return self._invoices(rows)
+
+    def _invoices(self, rows: list[dict[str, Any]]) -> list[RemoteInvoice]:
+        """Rows of account.invoice → RemoteInvoice: a few reads per page, whatever its size — the credited
+        invoices' sales (credit notes point at invoice lines, not sale lines), the sales' references, and the
+        receivable move lines (due dates, payments)."""
+        credited = sorted({i for r in rows for i in r["origin_invoices"]})
+        credited_sales = (
+            {c["id"]: sorted(c["sales"]) for c in self.call("model.account.invoice.read", credited, ["sales"])}
+            if credited
+            else {}
+        )
+        sale_ids = sorted({s for r in rows for s in r["sales"]} | {s for v in credited_sales.values() for s in v})
         refs = (
             {s["id"]: s["reference"] for s in self.call("model.sale.sale.read", sale_ids, ["reference"])}
             if sale_ids
             else {}
         )
-        return [_to_invoice(r, refs) for r in rows]
+        line_ids = sorted({i for r in rows for f in ("lines_to_pay", "payment_lines", "reconciliation_lines")
+                           for i in r[f]})
+        lines = (
+            {m["id"]: m for m in self.call("model.account.move.line.read", line_ids, _MOVE_LINE_FIELDS)}
+            if line_ids
+            else {}
+        )
+        out = []
+        for r in rows:
+            sales = sorted(r["sales"]) or next(
+                (credited_sales[c] for c in sorted(r["origin_invoices"]) if credited_sales.get(c)), [])
+            out.append(_to_invoice(r, refs, sales, lines))
+        return out
+
+    def invoice_ids(self, after: str | None = None, limit: int = 10000) -> list[str]:
+        domain: list[Any] = [("type", "=", "out")]
+        if after:
+            domain.append(("id", ">", int(after)))
+        return [str(i) for i in self.call("model.account.invoice.search", domain, 0, limit, [("id", "ASC")])]
+
+    def existing_invoices(self, external_ids: Sequence[str]) -> set[str]:
+        ids = [int(i) for i in external_ids]
+        if not ids:
+            return set()
+        found = self.call("model.account.invoice.search", [("type", "=", "out"), ("id", "in", ids)], 0, None, None)
+        return {str(i) for i in found}
+
+    def sweep_orders(self, prefix: str, after: str | None = None, limit: int = 5000) -> list[SaleState]:
+        domain: list[Any] = [("reference", "like", f"{prefix}%")]
+        if after:
+            domain.append(("id", ">", int(after)))
+        rows = self._search_read("sale.sale", domain, _SALE_STATE_FIELDS, limit=limit, order=[("id", "ASC")])
+        return [_to_sale_state(r) for r in rows]
+
+    def sale_states(self, external_ids: Sequence[str]) -> list[SaleState]:
+        ids = [int(i) for i in external_ids]
+        if not ids:
+            return []
+        rows = self._search_read("sale.sale", [("id", "in", ids)], _SALE_STATE_FIELDS, order=[("id", "ASC")])
+        return [_to_sale_state(r) for r in rows]
+
+    def read_orders(self, external_ids: Sequence[str]) -> list[RemoteOrder]:
+        ids = [int(i) for i in external_ids]
+        if not ids:
+            return []
+        rows = self._search_read("sale.sale", [("id", "in", ids)], _ORDER_FIELDS, order=[("id", "ASC")])
+        return [_to_order(r) for r in rows]
+
+    def document_url(self, web_url: str, model: str, external_id: str) -> str:
+        """Tryton's web client (sao) opens ``<web client>/#<database>/model/<model>/<id>``."""
+        name = {"sale": "sale.sale", "invoice": "account.invoice"}.get(model)
+        if not web_url or not name or not external_id:
+            return ""
+        return f"{web_url.rstrip('/')}/#{self.database}/model/{name}/{external_id}"
 
     def pull_products(self, cursor: str | None = None, limit: int = 100) -> list[RemoteProduct]:
         domain: list[Any] = [("salable", "=", True)]
@@ -616,22 +702,58 @@ def _to_order(row: dict[str, Any]) -> RemoteOrder:
     )
 
 
-def _to_invoice(row: dict[str, Any], refs: dict[int, str]) -> RemoteInvoice:
+def _to_sale_state(row: dict[str, Any]) -> SaleState:
+    return SaleState(external_id=str(row["id"]), number=row.get("number"), reference=row.get("reference") or "",
+                     state=row["state"])
+
+
+def _settled(row: dict[str, Any], lines: dict[int, dict[str, Any]]) -> tuple[Payment, ...]:
+    """Money settled against the invoice: its payment lines and the lines reconciled with it that are not its
+    own, in the invoice's currency (credit − debit on the receivable: positive for money received)."""
+    own_move = row.get("move")
+    out = []
+    for line_id in sorted(set(row["payment_lines"]) | set(row["reconciliation_lines"])):
+        line = lines.get(line_id)
+        if line is None or (own_move and line["move"] == own_move):
+            continue
+        if line.get("second_currency") and line["second_currency"] == row.get("currency"):
+            amount = -_money(line["amount_second_currency"])
+        else:
+            amount = _money(line["credit"]) - _money(line["debit"])
+        origin = line.get("move_origin") or ""
+        out.append(Payment(line.get("date"), amount, "credit_note" if origin.startswith("account.invoice,")
+                           else "payment"))
+    return tuple(sorted(out, key=lambda p: (p.date or dt.date.min, p.amount)))
+
+
+def _to_invoice(row: dict[str, Any], refs: dict[int, str], sales: list[int],
+                lines: dict[int, dict[str, Any]]) -> RemoteInvoice:
     stamp: dt.datetime = row["last_modified_at"]
-    sales = sorted(row["sales"])
+    own = row.get("reference") or ""
+    total = _money(row["total_amount"])
+    open_lines = [lines[i] for i in row["lines_to_pay"] if i in lines and not lines[i]["reconciliation"]]
+    due = min((m["maturity_date"] for m in open_lines if m.get("maturity_date")), default=None)
     return RemoteInvoice(
         external_id=str(row["id"]),
         number=row.get("number"),
-        order_reference=(refs.get(sales[0]) or None) if sales else None,
+        order_reference=(refs.get(sales[0]) or None) if sales else (own or None),
         state=row["state"],
         currency=_nested(row, "currency", "code"),
         untaxed=_money(row["untaxed_amount"]),
         tax=_money(row["tax_amount"]),
-        total=_money(row["total_amount"]),
+        total=total,
         amount_to_pay=_money(row["amount_to_pay"]),
         is_paid=row["state"] == "paid",
         invoice_date=row.get("invoice_date"),
         cursor=f"{stamp.isoformat()}|{row['id']}",
+        kind="credit_note" if total < 0 or row["origin_invoices"] else "invoice",
+        reference=own,
+        sale_id=str(sales[0]) if sales else "",
+        credited_ids=tuple(str(i) for i in sorted(row["origin_invoices"])),
+        move_id=str(row["move"] or ""),
+        cancel_move_id=str(row["cancel_move"] or ""),
+        due_date=due if row["state"] == "posted" else None,
+        payments=_settled(row, lines),
     )
 
 
