@@ -66,6 +66,7 @@ class Binding(Timestamped, Table, tablename="erp_bridge_binding"):
     attempts = Integer(default=0)
     reruns = Integer(default=0)  # runs that found the work already done in the ERP: duplicates prevented
     locked_until = Timestamptz(null=True, default=None)  # per-record lock (a lease: a killed worker's expires)
+    retry_at = Timestamptz(null=True, default=None)  # after a transient failure: not tried again before this
 
 
 class RemoteInvoice(Table, tablename="erp_bridge_invoice"):

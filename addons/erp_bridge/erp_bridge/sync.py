@@ -3,26 +3,34 @@
 Exactly once, step by step (see docs/finance.md):
 1. the order's confirmation wrote an outbox row in its own transaction (``push-order:<id>``: one per order);
 2. the job claims the binding row ``(backend, model, local_id)`` — unique, so two workers share one row —
-   with a lease (``locked_until``): a second runner for the same record backs off and retries later, a
-   killed runner's lease simply expires. No transaction stays open while the ERP is called;
+   with a lease (``locked_until``, renewed every third of it while the run lasts): a second runner for the
+   same record backs off and retries later, a killed runner's lease runs out within `LEASE`. No transaction
+   stays open while the ERP is called;
 3. the backend finds the ERP document by our deterministic reference before creating one, so a run that
    died between "ERP created it" and "binding written" finishes the existing document instead of making a
    second;
 4. the binding records external id, number, state, write marker, ``sync_date`` and the payload hash.
+
+A transient failure (ERP unreachable, timeout, 5xx, busy) costs each order the failed call carried ONE attempt,
+whether the call carried one order or a batch of twenty, and sets the order's next try (``retry_at``, backoff
+1 s, 4 s, 16 s, 64 s, 256 s, then every 5 min); no job or batch takes the order before that, and its own job
+waits for it without using the job's attempts. The `MAX_TRANSIENT`-th failed try makes it a failed entry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from piccolo.columns import Column
 
-from core import db, jobs
+from core import db, jobs, outbox
 from core.errors import ConfigError, PermanentJobError, RetryLater
 from erp_bridge import connection, mirror, sales
 from erp_bridge.backends.base import (
@@ -39,13 +47,23 @@ from erp_bridge.backends.base import (
 from erp_bridge.models import Binding, PullCursor
 
 log = logging.getLogger("erp_bridge.sync")
-# The per-record lease: longer than the slowest push (the Tryton backend's calls time out after 30 s each), so a
-# live runner never loses its lock; a killed runner's lock frees itself when it runs out.
-LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "120")))
+# The per-record lease, renewed every third of it while its run lasts (however slow the ERP: the Tryton backend's
+# calls may take 30 s each), so a live runner never loses its lock; a killed runner's lock frees itself within it
+# and its orders are taken again (see docs/finance.md, "Exactly once in effect").
+LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "15")))
 PAGE = 100
 # Orders pushed together by one job (Tryton: one create, one call per workflow button for all of them).
 BATCH = max(1, int(os.environ.get("CRM_X_ERP_BATCH", "20")))
-MAX_TRANSIENT = 10  # the actors' max_retries: the last transient failure marks the binding failed too
+MAX_TRANSIENT = 10  # failed tries of one order before it is a failed entry
+# After an order's n-th failed try, its next waits RETRY_MIN × 4^(n-1), at most RETRY_MAX: 1, 4, 16, 64, 256 s, then
+# 300 s — its 10 tries span ~26 minutes, as docs/finance.md says. Settings, so a test can make an outage short.
+RETRY_MIN = float(os.environ.get("CRM_X_ERP_RETRY_MIN_SECONDS", "1"))
+RETRY_MAX = float(os.environ.get("CRM_X_ERP_RETRY_MAX_SECONDS", "300"))
+
+
+def backoff(failed: int) -> float:
+    """Seconds between an order's ``failed``-th failed try and its next."""
+    return min(RETRY_MIN * 4 ** max(0, min(failed - 1, 30)), RETRY_MAX)
 
 
 def now() -> dt.datetime:
@@ -55,6 +73,11 @@ def now() -> dt.datetime:
 class Busy(RetryLater):
     """Another runner holds this record's lock — often a batch that took it along: run again when that is
     likely over (at most when the lease runs out), without using up an attempt."""
+
+
+class Waiting(RetryLater):
+    """This record's last try failed transiently (in any job's batch) and its next is not due yet: run again
+    then, without using up an attempt of the job."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +104,12 @@ async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) 
         if row["locked_until"] is not None and row["locked_until"] > now():
             left = (row["locked_until"] - now()).total_seconds()
             raise Busy(f"{order.reference} is being synced by another job", delay=min(max(left, 1.0), 10.0))
+        if row["retry_at"] is not None and row["retry_at"] > now():
+            left = (row["retry_at"] - now()).total_seconds()
+            raise Waiting(f"{order.reference}: next try in {left:.1f}s ({row['attempts']} of {MAX_TRANSIENT} failed: "
+                          f"{row['last_error'][:300]})", delay=max(left, 0.05))
         await Binding.update({Binding.locked_until: now() + LEASE, Binding.operation: operation,
-                              Binding.attempts: Binding.attempts + 1, Binding.updated_at: now()}).where(
-            Binding.id == row["id"])
+                              Binding.updated_at: now()}).where(Binding.id == row["id"])
     return _claim_of(cfg, row)
 
 
@@ -97,6 +123,8 @@ async def _release(binding_id: int | list[int], **values: Any) -> None:
     changes: dict[Column | str, Any] = {Binding._meta.get_column_by_name(k): v for k, v in values.items()}
     changes[Binding.locked_until] = None
     changes[Binding.updated_at] = now()
+    if values.get("state") in ("synced", "failed"):
+        changes[Binding.retry_at] = None  # final: a re-drive starts from a clean slate
     ids = binding_id if isinstance(binding_id, list) else [binding_id]
     if ids:
         await Binding.update(changes).where(Binding.id.is_in(ids))
@@ -116,17 +144,72 @@ async def _fail(binding_id: int, message: str) -> None:
     raise PermanentJobError(message)
 
 
-async def _transient(held: Claim, exc: ErpTransientError) -> None:
-    """Retry later (the kernel backs off) — unless this was the last try: then it is a failed entry."""
-    if held.attempts + 1 >= MAX_TRANSIENT:
-        await _fail(held.binding_id, f"gave up after {held.attempts + 1} attempts: {_message(exc)}")
-    await _release(held.binding_id, last_error=_message(exc)[:4000])
-    raise exc
+async def _charge(ids: list[int], exc: ErpTransientError) -> dict[int, int]:
+    """One failed try for each of these bindings — all carried by the same ERP call, so one attempt each however
+    many orders that call carried: release them with their next try after the backoff, or, at the
+    `MAX_TRANSIENT`-th, as failed entries. Returns each binding's failed tries so far."""
+    if not ids:
+        return {}
+    message = _message(exc)
+    rows = await Binding.select(Binding.id, Binding.attempts).where(Binding.id.is_in(ids))
+    tries = {int(r["id"]): int(r["attempts"]) + 1 for r in rows}
+    async with db.atomic():
+        for n in sorted(set(tries.values())):
+            group = [i for i, t in tries.items() if t == n]
+            if n >= MAX_TRANSIENT:
+                await _release(group, state="failed", attempts=n,
+                               last_error=f"gave up after {n} attempts: {message}"[:4000])
+            else:
+                await _release(group, attempts=n, retry_at=now() + dt.timedelta(seconds=backoff(n)),
+                               last_error=message[:4000])
+    return tries
+
+
+async def _transient(held: Claim, exc: ErpTransientError, ids: list[int] | None = None) -> NoReturn:
+    """The ERP call carrying this job's order (and ``ids``, the rest of its batch) failed transiently: charge
+    each one try, then wait for this order's next (`Waiting`: the job's own attempts are not used) — or, if that
+    was its last, fail the job."""
+    tries = await _charge([held.binding_id, *(ids or [])], exc)
+    n = tries.get(held.binding_id, held.attempts + 1)
+    if n >= MAX_TRANSIENT:
+        raise PermanentJobError(f"gave up after {n} attempts: {_message(exc)}")
+    raise Waiting(f"{_message(exc)} (try {n} of {MAX_TRANSIENT} failed; next in {backoff(n):g}s)"[:4000],
+                  delay=backoff(n))
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(ids: list[int]) -> AsyncIterator[None]:
+    """While a run holds the bindings ``ids`` (a list the batch extends): renew their leases, and the job's outbox
+    lease, every third of `LEASE`. A live run never loses them, however slow the ERP; a killed one's run out within
+    `LEASE`, then any push batch takes its orders first and the outbox sweep sends its job again."""
+
+    async def renew() -> None:
+        await Binding.update({Binding.locked_until: now() + LEASE}).where(
+            Binding.id.is_in(list(ids)) & Binding.locked_until.is_not_null())  # not one released meanwhile
+        await outbox.renew_lease(LEASE.total_seconds())
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            try:
+                await renew()
+            except Exception as exc:  # noqa: BLE001 - a missed beat: the lease still covers two more
+                log.warning("lease renewal of bindings %s failed: %s", ids[:5], exc)
+
+    await outbox.renew_lease(LEASE.total_seconds())  # the job's row: as short as its bindings' leases
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _remote_values(remote: RemoteOrder) -> dict[str, Any]:
     return {"external_id": remote.external_id, "external_number": remote.number or "",
-            "remote_state": remote.state, "remote_marker": remote.write_marker, "sync_date": now(), "attempts": 0}
+            "remote_state": remote.state, "remote_marker": remote.write_marker, "sync_date": now(), "attempts": 0,
+            "retry_at": None}
 
 
 async def expect_push(order_id: int) -> None:
@@ -163,6 +246,14 @@ async def push_order(order_id: int) -> str:
         return "gone"  # deleted in the CRM before we ran: nothing to send
     backend = connection.open_backend(cfg)
     held = await claim(cfg, order, "push")
+    leased = [held.binding_id]
+    async with _heartbeat(leased):
+        return await _push_claimed(cfg, backend, order, held, leased)
+
+
+async def _push_claimed(cfg: connection.Backend, backend: ErpBackend, order: sales.OrderRef, held: Claim,
+                        leased: list[int]) -> str:
+    """`push_order` once its order is leased: ``leased`` gets the ids of the orders taken along (kept leased)."""
     try:
         payload = await sales.build_payload(order)
     except sales.PayloadError as exc:
@@ -183,19 +274,18 @@ async def push_order(order_id: int) -> str:
             return "cancelled before sync"
     items = [_Item(held, order, payload, digest)]
     if order.state != "cancelled":
-        items += await _more(cfg, held.binding_id)
+        items += await _more(cfg, held.binding_id, leased)
     try:
         pushed: list[Pushed] = await _call(backend.push_orders, [i.payload for i in items])
-    except ErpTransientError as exc:
-        await _release([i.held.binding_id for i in items[1:]], last_error=_message(exc)[:4000])  # their jobs retry
-        await _transient(held, exc)
+    except ErpTransientError as exc:  # one try for each order of the batch; their own jobs wait for their next
+        await _transient(held, exc, [i.held.binding_id for i in items[1:]])
     except ErpError as exc:  # refused for the whole batch (e.g. wrong credentials): each order fails with it
         pushed = [Pushed(i.payload.ref, error=exc) for i in items]
     now_orders = await sales.get_orders([i.order.id for i in items])  # as they are after the push
     async with db.atomic():  # one commit for the others' bindings
         for item, result in zip(items[1:], pushed[1:], strict=True):
             await _settle(item, result, now_orders.get(item.order.id), own=False)
-    return await _settle(items[0], pushed[0], now_orders.get(order_id), own=True)
+    return await _settle(items[0], pushed[0], now_orders.get(order.id), own=True)
 
 
 async def _settled(cfg: connection.Backend, order_id: int) -> str | None:
@@ -214,20 +304,27 @@ def _final(state: str, external_id: str) -> str | None:
     return "already synced" if state == "synced" and external_id else None
 
 
-async def _more(cfg: connection.Backend, own: int) -> list[_Item]:
-    """Other orders waiting for their push (binding in flight, lease free or run out), leased with this one.
-    Their own jobs later find them synced; if this runner dies, the lease runs out and they are taken again."""
+async def _more(cfg: connection.Backend, own: int, leased: list[int]) -> list[_Item]:
+    """Other orders waiting for their push (binding in flight, lease free or run out, next try due), leased with
+    this one — first those whose runner died (a lease that ran out unreleased), then the oldest. Their own jobs
+    later find them synced; if this runner dies, the lease runs out and they are taken again. Taking an order
+    along costs it no attempt; a failed try does (`_charge`)."""
     if BATCH <= 1:
         return []
-    free = Binding.locked_until.is_null() | (Binding.locked_until < now())
+    at = now()
+    waiting = ((Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.state == "in_flight")
+               & (Binding.operation == "push") & (Binding.id != own)
+               & (Binding.retry_at.is_null() | (Binding.retry_at <= at)))
     async with db.atomic():
-        rows = await db.for_update(Binding.select().where(
-            (Binding.backend == cfg.id) & (Binding.model == sales.ORDER_MODEL) & (Binding.state == "in_flight")
-            & (Binding.operation == "push") & (Binding.id != own) & free).order_by(Binding.id).limit(BATCH - 1),
-            skip_locked=True)
+        rows = list(await db.for_update(Binding.select().where(waiting & (Binding.locked_until < at)).order_by(
+            Binding.id).limit(BATCH - 1), skip_locked=True))
+        if len(rows) < BATCH - 1:
+            rows += await db.for_update(Binding.select().where(waiting & Binding.locked_until.is_null()).order_by(
+                Binding.id).limit(BATCH - 1 - len(rows)), skip_locked=True)
         if rows:
-            await Binding.update({Binding.locked_until: now() + LEASE, Binding.attempts: Binding.attempts + 1,
-                                  Binding.updated_at: now()}).where(Binding.id.is_in([r["id"] for r in rows]))
+            await Binding.update({Binding.locked_until: now() + LEASE, Binding.updated_at: now()}).where(
+                Binding.id.is_in([r["id"] for r in rows]))
+    leased.extend(int(r["id"]) for r in rows)
     items = []
     orders = await sales.get_orders([int(r["local_id"]) for r in rows])
     for row in rows:
@@ -254,7 +351,7 @@ async def _settle(item: _Item, result: Pushed, current: sales.OrderRef | None, *
         if isinstance(exc, ErpTransientError):
             if own:
                 await _transient(held, exc)
-            await _release(held.binding_id, last_error=_message(exc)[:4000])
+            await _charge([held.binding_id], exc)
             return "retry"
         if own:
             await _fail(held.binding_id, _message(exc))
@@ -291,6 +388,11 @@ async def cancel_order(order_id: int) -> str:
     cfg = await connection.active()
     backend = connection.open_backend(cfg)
     held = await claim(cfg, order, "cancel")
+    async with _heartbeat([held.binding_id]):
+        return await _cancel_claimed(backend, order, held)
+
+
+async def _cancel_claimed(backend: ErpBackend, order: sales.OrderRef, held: Claim) -> str:
     if held.remote_state == "cancelled":
         await _release(held.binding_id, state="synced", last_error="")
         return "already cancelled"

@@ -76,12 +76,16 @@ async def cancel(order_id: int) -> None:
 
 async def drain(max_rounds: int = 20) -> list[tuple[str, str]]:
     """Run every runnable erp_bridge outbox row through the kernel's job runner, in this task, until none is
-    left (retries included, backoff skipped). Returns (actor, outcome) per run."""
+    left (retries included, backoff skipped: every order's next try is made due). Returns (actor, outcome) per
+    run; an outcome ``retry: <error>`` is a run that left its row to run again."""
+    from erp_bridge.models import Binding
+
     from core import jobs, outbox
     from core.models import Outbox
 
     ran: list[tuple[str, str]] = []
     for _ in range(max_rounds):
+        await Binding.update({Binding.retry_at: None}).where(Binding.retry_at.is_not_null())
         rows = await Outbox.select(Outbox.id, Outbox.actor).where(
             (Outbox.state == "pending") & Outbox.actor.like("erp_bridge.%")).order_by(Outbox.id)
         if not rows:
@@ -89,8 +93,9 @@ async def drain(max_rounds: int = 20) -> list[tuple[str, str]]:
         for r in rows:
             try:
                 await outbox.run_job(jobs.spec(r["actor"]), int(r["id"]))
-                state = (await Outbox.select(Outbox.state).where(Outbox.id == r["id"]).first())["state"]
-                ran.append((r["actor"], state))
+                after = await Outbox.select(Outbox.state, Outbox.last_error).where(Outbox.id == r["id"]).first()
+                waits = after["state"] == "pending"  # told to wait (the order's next try, another job's lock)
+                ran.append((r["actor"], f"retry: {after['last_error']}" if waits else after["state"]))
             except Exception as exc:  # a retryable failure: the row is pending again
                 ran.append((r["actor"], f"retry: {exc}"))
     return ran

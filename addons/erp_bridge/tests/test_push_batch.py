@@ -4,9 +4,9 @@ with its own binding, its own failure and its own lease."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
-from erp_bridge.backends.base import ErpTransientError
 from erp_bridge.backends.fake import FakeBackend
 from erp_helpers import binding, customer, drain, order
 
@@ -70,17 +70,71 @@ async def test_a_bad_order_in_the_batch_fails_alone_and_its_job_does_not_resend_
     assert len(fake.calls) == calls and (await binding(bad))["state"] == "failed"
 
 
-async def test_erp_down_releases_the_whole_batch_for_retry(fake: FakeBackend) -> None:
+async def test_erp_down_releases_the_whole_batch_for_retry(fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     from erp_bridge import sync
 
+    monkeypatch.setattr(sync, "RETRY_MIN", 30.0)  # a next try well after this test's own steps
     person = await customer()
     ids = [await order(person) for _ in range(3)]
     fake.is_down = True
-    with pytest.raises(ErpTransientError):
+    with pytest.raises(sync.Waiting, match="try 1 of 10 failed; next in 30s"):
         await sync.push_order(ids[0])
-    for i in ids:
+    for i in ids:  # one failed call: one attempt for each order it carried, and the same next try
         b = await binding(i)
-        assert (b["state"], b["locked_until"]) == ("in_flight", None) and "cannot reach" in b["last_error"], b
+        assert (b["state"], b["locked_until"], b["attempts"]) == ("in_flight", None, 1), b
+        assert "cannot reach" in b["last_error"] and b["retry_at"] > sync.now(), b
+    calls = len(fake.calls)
+    for i in ids:  # their own jobs (and any batch) wait for that try, using no attempt and calling nothing
+        with pytest.raises(sync.Waiting, match="next try in"):
+            await sync.push_order(i)
+    assert len(fake.calls) == calls and {(await binding(i))["attempts"] for i in ids} == {1}
     fake.is_down = False
     await drain()
     assert [(await binding(i))["state"] for i in ids] == ["synced"] * 3 and len(fake.sales) == 3
+
+
+async def test_an_outage_costs_each_order_one_attempt_per_try_whatever_runs_it(
+        fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every order's own job runs again and again during the outage (as duplicate or early messages would), each
+    try carries every order that is due: an order's attempts are exactly the failed tries that carried it, its
+    tries keep the backoff, the jobs use none of their own attempts, and all go through once the ERP is back."""
+    import time
+
+    from erp_bridge import sync
+
+    from core import jobs, outbox
+    from core.models import Outbox
+
+    monkeypatch.setattr(sync, "RETRY_MIN", 0.05)
+    monkeypatch.setattr(sync, "RETRY_MAX", 0.4)
+    tries: list[tuple[float, list[str]]] = []
+    real = fake.push_orders
+
+    def recording(orders: Any) -> Any:
+        tries.append((time.monotonic(), [o.ref for o in orders]))
+        return real(orders)
+
+    monkeypatch.setattr(fake, "push_orders", recording)
+    person = await customer()
+    ids = [await order(person) for _ in range(6)]
+    fake.is_down = True
+    ends = time.monotonic() + 30
+    runs = 0
+    while len(tries) < 5 and time.monotonic() < ends:
+        for r in await Outbox.select(Outbox.id).where(Outbox.state == "pending"):
+            runs += 1
+            await outbox.run_job(jobs.spec("erp_bridge.push_order"), int(r["id"]))
+    assert runs > len(tries) and 5 <= len(tries) < sync.MAX_TRANSIENT, (runs, len(tries))  # some runs only waited
+    for i in ids:
+        ref = f"CRM-SO-{i}"
+        carried = [at for at, refs in tries if ref in refs]
+        b = await binding(i)
+        assert (b["state"], b["attempts"]) == ("in_flight", len(carried)), (b, len(carried))
+        for n, (before, after) in enumerate(zip(carried, carried[1:], strict=False), start=1):
+            assert after - before >= sync.backoff(n) * 0.95, (ref, n, after - before)
+    rows = await Outbox.select(Outbox.attempts, Outbox.state).where(Outbox.actor == "erp_bridge.push_order")
+    assert {(r["state"], r["attempts"]) for r in rows} == {("pending", 0)}  # waiting used no job attempt
+    fake.is_down = False
+    await drain()
+    assert [(await binding(i))["state"] for i in ids] == ["synced"] * 6 and len(fake.sales) == 6
+    assert {(await binding(i))["attempts"] for i in ids} == {0}
