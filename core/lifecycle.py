@@ -178,6 +178,7 @@ async def uninstall(name: str, found: Discovered, *, purge: bool = False,
             await migrate.drop(config, [n for n in found.addons if n != name])
             await data.forget(name)
             await _forget_jobs(name)
+            await _forget_custom_fields(name)
             others = [found.addons[n] for n in current if n != name and n in found.addons]
             await _forget_roles(own_roles(addon, others))
             await InstalledAddon.delete().where(InstalledAddon.name == name)
@@ -206,6 +207,17 @@ async def _forget_jobs(name: str) -> None:
     ids = [r["id"] for r in ticks if r["key"].startswith(prefix)]
     if ids:
         await ScheduleTick.delete().where(ScheduleTick.id.is_in(ids))
+
+
+async def _forget_custom_fields(name: str) -> None:
+    """Custom field definitions and form layouts of the addon's models (their values went with its tables)."""
+    from core.models import CustomField, FormLayout
+
+    for table in (CustomField, FormLayout):
+        rows = await table.select(table._meta.primary_key, table.model).where(table.model.like(f"{name}.%"))
+        ids = [r["id"] for r in rows if str(r["model"]).startswith(f"{name}.")]  # LIKE's "_" matches any character
+        if ids:
+            await table.delete().where(table._meta.primary_key.is_in(ids))
 
 
 async def _forget_roles(roles: set[str]) -> None:

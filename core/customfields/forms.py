@@ -74,6 +74,7 @@ async def inputs(acc: Access, model: str, stored: Any = None, *, creating: bool,
                  typed: Mapping[str, Any] | None = None) -> list[Input]:
     """The custom inputs of ``model``'s form for this user: values from ``stored`` (the record's custom
     column, as :meth:`Access.present` gave it) or, when a post comes back with errors, ``typed`` (the form)."""
+    await registry.fresh()
     data = loaded(stored)
     lay = registry.layout(model)
     out: list[Input] = []

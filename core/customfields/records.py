@@ -51,6 +51,7 @@ async def prepare(acc: Access, model: str, values: Mapping[str, Any], *, creatin
     ext = registry.extension(model)
     if ext is None:
         return dict(values)
+    await registry.fresh()
     column = ext.column
     if column not in values and not creating:
         return dict(values)

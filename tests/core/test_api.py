@@ -85,7 +85,8 @@ async def test_openapi_document_lists_every_resource(crm_client, found: Discover
     assert read["version"]["type"] == "integer" and read["title"] == {"type": "string"}
     assert read["owner"]["type"] == ["integer", "null"]  # nullable foreign key
     create, update = schemas["crm_testbase_note_create"], schemas["crm_testbase_note_update"]
-    assert set(create["properties"]) == {"title", "phone", "internal"} and create["required"] == ["title"]
+    assert set(create["properties"]) == {"title", "phone", "internal", "custom"} and create["required"] == ["title"]
+    assert create["properties"]["custom"]["type"] == "object"  # custom fields (none defined here)
     assert create["properties"]["title"]["maxLength"] == 200 and not create["additionalProperties"]
     assert update["required"] == ["version"] and "id" not in update["properties"]
     limit = next(p for p in doc["paths"]["/api/testbase/notes"]["get"]["parameters"] if p["name"] == "limit")
