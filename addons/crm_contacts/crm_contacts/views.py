@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import db, records
+from core import customfields, db, records
 from core.errors import NotFound, ValidationError
 from core.security import audit
 from core.web import access, render
@@ -56,14 +56,21 @@ async def list_page(request: Request) -> Response:
     acc = access(request)
     model = _model(request)
     lq = listing.parse(request.query_params)
-    rows, nxt = await listing.fetch(acc, model, lq, _columns(model))
+    await customfields.fresh()
+    listed = customfields.visible(acc, model, listed=True)  # custom fields shown as columns
+    columns = _columns(model) + ([table_of(model).custom] if listed else [])
+    rows, nxt = await listing.fetch(acc, model, lq, columns)
+    rows = [{**r, **customfields.cells(listed, r.get("custom"))} for r in rows] if listed else rows
+    clear = [f for f in customfields.visible(acc, model) if not acc.is_masked(model, f.name)]
     saved = await (await acc.select(SavedFilter, "crm_contacts.saved_filter", SavedFilter.id, SavedFilter.name,
                                     SavedFilter.query, where=SavedFilter.model == model)).order_by(SavedFilter.name)
     return await render(request, "crm_contacts/list.html", rows=rows, lq=lq, next=nxt, model=model,
                   kind=request.path_params.get("kind", "people"), saved=saved,
                   stages=await Stage.select().order_by(Stage.sequence), tags=await Tag.select().order_by(Tag.name),
                   can_create=acc.can(model, "create"), can_export=acc.can(model, "export"),
-                  can_update=acc.can(model, "update"))
+                  can_update=acc.can(model, "update"), listed=listed,
+                  custom_filters=[f for f in clear if f.is_filterable],
+                  custom_sorts=[f for f in clear if f.is_listed and f.kind in customfields.SORTABLE])
 
 
 async def saved_filter_create(request: Request) -> Response:
@@ -97,7 +104,11 @@ async def export(request: Request) -> Response:
     table = table_of(model)
     names = EXPORT_FIELDS[model]
     cols = [table.organization.name if n == "organization.name" else table._meta.get_column_by_name(n) for n in names]
-    lq = listing.parse({k: v for k, v in params.items() if k in listing.FILTER_KEYS})
+    lq = listing.parse({k: v for k, v in params.items() if k in listing.FILTER_KEYS or listing.is_custom_param(k)})
+    await customfields.fresh()
+    exported = customfields.visible(acc, model)  # every custom field the user sees, masked as they see it
+    if exported:
+        cols.append(table.custom)
     extra = None
     if params.get("ids"):
         extra = table.id.is_in([int(i) for i in params["ids"].split(",") if i.strip().isdigit()] or [-1])
@@ -105,7 +116,9 @@ async def export(request: Request) -> Response:
     clause = extra if filters is None else filters if extra is None else filters & extra
     query = await acc.select(table, model, *cols, where=clause, action="export")
     rows = [acc.present(model, dict(r)) for r in await query.order_by(table.id).limit(100_000)]
-    body = [[r.get(n, "") for n in names] for r in rows]
+    body = [[r.get(n, "") for n in names] + list(customfields.cells(exported, r.get("custom")).values())
+            for r in rows]
+    names = (*names, *(f.name for f in exported))
     await audit.record("export", model=model, detail=f"{len(rows)} rows as {fmt}; filter {lq.querystring()}")
     stamp = dt.date.today().isoformat()
     kind = request.path_params["kind"]
@@ -173,7 +186,8 @@ async def detail(request: Request) -> Response:
     return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
                   panels=found.panels, actions=found.actions, timeline=found.timeline[:200], org=org, members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
-                  merged_from=request.query_params.get("from"))
+                  merged_from=request.query_params.get("from"),
+                  custom=await customfields.shown(acc, model, row.get("custom")))
 
 
 async def reveal(request: Request) -> Response:
@@ -214,10 +228,13 @@ async def form_page(request: Request) -> Response:
     candidates: list[Any] = []
     outside_scope = 0
     typed_org = ""
+    creating, typed = before is None, None
+    # the form follows the model's layout (sections, order, fields that come later); custom fields included
+    names = [n for g in customfields.arrange(model, FORM_FIELDS[model], creating=creating) for n in g.names]
     if request.method == "POST":
-        form = await request.form()
-        values = {f: str(form.get(f, "")).strip() for f in FORM_FIELDS[model]}
-        if model == PERSON_MODEL:
+        form = typed = await request.form()
+        values = {f: str(form.get(f, "")).strip() for f in FORM_FIELDS[model] if f in names}
+        if model == PERSON_MODEL and "organization" in values:
             typed_org = values["organization"]
             try:
                 values["organization"] = await _organization_id(acc, typed_org)
@@ -230,7 +247,20 @@ async def form_page(request: Request) -> Response:
                 raise ValidationError(errors)
             await acc.check_write(model, [k for k, v in values.items() if k != "region" and (
                 before is None or str(v or "") != str(before.get(k) or ""))])
-            clean = await (clean_person if model == PERSON_MODEL else clean_organization)(values, before)
+            custom_errors: dict[str, str] = {}
+            try:
+                values["custom"] = await _custom_values(acc, model, form, before)
+                if creating:
+                    on_form = [*names, *(f.name for f in customfields.definitions(model))]
+                    customfields.check_required(model, values, on_form)
+            except ValidationError as exc:
+                custom_errors = exc.fields
+            try:
+                clean = await (clean_person if model == PERSON_MODEL else clean_organization)(values, before)
+            except ValidationError as exc:
+                raise ValidationError({**custom_errors, **exc.fields}) from None
+            if custom_errors:
+                raise ValidationError(custom_errors)
             find = person_candidates if model == PERSON_MODEL else organization_candidates
             found = await scoped(acc, model, await find(clean, exclude_id=int(record_id) if record_id else None))
             candidates, outside_scope = found.visible, found.outside_scope
@@ -242,7 +272,8 @@ async def form_page(request: Request) -> Response:
                     row = table(_data={table._meta.get_column_by_name(k): v for k, v in clean.items()})
                     await row.save()
                     record_id = str(row.id)
-                    await audit.record("create", model=model, record_id=row.id, changes=audit.diff(None, clean))
+                    await audit.record("create", model=model, record_id=row.id,
+                                       changes=audit.diff(None, customfields.flat(model, clean)))
                 else:
                     updated = await table.update({table._meta.get_column_by_name(k): v for k, v in clean.items()} | {
                         table.version: table.version + 1}).where(
@@ -250,8 +281,8 @@ async def form_page(request: Request) -> Response:
                     ).returning(table.id)
                     if not updated:
                         raise ValidationError({"version": "someone else changed this record: reload it"})
-                    await audit.record("update", model=model, record_id=before["id"],
-                                       changes=audit.diff({k: before.get(k) for k in clean}, clean))
+                    await audit.record("update", model=model, record_id=before["id"], changes=audit.diff(
+                        customfields.flat(model, {k: before.get(k) for k in clean}), customfields.flat(model, clean)))
             return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)
         except ValidationError as exc:
             errors = exc.fields
@@ -263,10 +294,26 @@ async def form_page(request: Request) -> Response:
         if acc.can(ORGANIZATION_MODEL):
             org_names = [r["name"] for r in await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.name)
                                                   ).order_by(org_table.name).limit(500)]
+    stored = acc.present(model, {"custom": before.get("custom")})["custom"] if before else {}
+    inputs = await customfields.inputs(acc, model, stored, creating=creating, typed=typed if errors else None)
+    groups = customfields.arrange(model, [*FORM_FIELDS[model], *[i.name for i in inputs]], creating=creating)
     return await render(request, "crm_contacts/form.html", status=422 if errors else 200, values=values,
                         errors=errors, candidates=candidates, outside_scope=outside_scope, model=model,
-                        kind=request.path_params["kind"], fields=FORM_FIELDS[model], record_id=record_id,
+                        kind=request.path_params["kind"], fields=[*FORM_FIELDS[model], *[i.name for i in inputs]],
+                        record_id=record_id, groups=groups, custom_inputs={i.name: i for i in inputs},
+                        required=customfields.layout(model).required if creating else frozenset(),
                         stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
+
+
+async def _custom_values(acc: Any, model: str, form: Any, before: dict[str, Any] | None) -> dict[str, Any]:
+    """The custom fields a form posted, checked like an API write (rights, kinds, links, defaults, required)
+    and, on an edit, merged into those stored."""
+    partial = customfields.parse(acc, model, form, creating=before is None)
+    await acc.check_write(model, {"custom": partial})
+    checked = await customfields.prepare(acc, model, {"custom": partial}, creating=before is None)
+    if before is None:
+        return dict(checked["custom"])
+    return dict(customfields.merge(model, before.get("custom"), checked)["custom"])
 
 
 async def _organization_id(acc: Any, typed: str) -> int | None:

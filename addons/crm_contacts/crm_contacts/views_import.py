@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from core import db, jobs
+from core import customfields, db, jobs
 from core.errors import TooLarge, ValidationError
 from core.web import access, render
 from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
@@ -110,8 +110,10 @@ async def import_detail(request: Request) -> Response:
         ["failed", "skipped"])).order_by(ImportRow.row_no).limit(200)
     conflicts = await ImportRow.select().where((ImportRow.batch == batch["id"]) & (ImportRow.action == "updated") & (
         ImportRow.message != "")).order_by(ImportRow.row_no).limit(200)
+    custom = {f.name: f.label for f in customfields.visible(acc, "crm_contacts.person")}  # custom fields, too
     return await render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
-                  fields=FIELDS, keys=KEYS, modes=MODES, preview=preview, results=results, problems=problems,
+                  fields=(*FIELDS, *custom), keys=KEYS, modes=MODES, preview=preview, results=results,
+                  problems=problems,
                   failures=failures, conflicts=conflicts, encodings=ENCODINGS,
                   running=batch["status"] in ("queued", "running"))
 
