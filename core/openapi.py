@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from piccolo.columns import JSON, Boolean, Date, ForeignKey, Numeric, Real, Serial, Text, Timestamp, Timestamptz
+from piccolo.columns import JSON, Boolean, Date, Numeric, Real, Text, Timestamp, Timestamptz
 from piccolo.columns.base import Column
 
 from core import values
 from core.api import MAX_LIMIT, Resource
 from core.customfields.records import schema as custom_schema
 from core.customfields.registry import definitions as custom_definitions
+from core.limits import MAX_TEXT
 
 JSON_TYPE = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -26,6 +27,15 @@ _STORABLE = "^[^\\u0000]*$"
 #: the same, with at least one visible character (a required field: blank is refused like missing)
 _FILLED = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 _ID = {"type": "integer", "minimum": 1, "maximum": values.INT32[1]}
+#: schema pieces for addons' ``Resource.field_schemas`` and ``action_bodies``
+ID = _ID
+NON_BLANK = {"type": "string", "minLength": 1, "pattern": _FILLED}
+
+
+def decimal_text(whole: int = 10, scale: int = 2, *, negative: bool = False) -> dict[str, Any]:
+    """A decimal sent as text (``"12.50"``): at most ``whole`` digits before the point and ``scale`` after."""
+    fraction = f"(\\.[0-9]{{1,{scale}}})?" if scale else ""
+    return {"type": "string", "pattern": f"^{'-?' if negative else ''}[0-9]{{1,{whole}}}{fraction}$"}
 
 
 def _nullable(schema: dict[str, Any], column: Column) -> dict[str, Any]:
@@ -48,9 +58,8 @@ def column_schema(column: Column, *, write: bool = False) -> dict[str, Any]:
     bounds = values.int_range(column)
     schema: dict[str, Any]
     if bounds is not None:
-        low = 1 if isinstance(column, (ForeignKey, Serial)) else bounds[0]
-        schema = {"type": "integer", "minimum": low, "maximum": bounds[1],
-                  "format": "int64" if bounds == values.INT64 else "int32"}
+        schema = {"type": "integer", "minimum": bounds[0], "maximum": bounds[1],
+                  "format": "int64" if bounds[1] == values.INT64[1] else "int32"}
     elif isinstance(column, Boolean):
         schema = {"type": "boolean"}
     elif isinstance(column, Numeric):
@@ -73,7 +82,7 @@ def column_schema(column: Column, *, write: bool = False) -> dict[str, Any]:
             if limit:
                 schema["maxLength"] = limit
             elif isinstance(column, Text):
-                schema["maxLength"] = 100_000
+                schema["maxLength"] = MAX_TEXT
     return _nullable(schema, column)
 
 
@@ -101,8 +110,11 @@ def write_schema(res: Resource, *, update: bool) -> dict[str, Any]:
     for name in res.writable:
         column = _column(res, name)
         schema = column_schema(column, write=True) if column is not None else {}
-        if name in res.required and schema.get("pattern") == _STORABLE:
-            schema = {**schema, "pattern": _FILLED, "minLength": 1}
+        if name in res.required:  # blank or null is refused like missing, on create and update
+            if schema.get("pattern") == _STORABLE:
+                schema = {**schema, "pattern": _FILLED, "minLength": 1}
+            if isinstance(schema.get("type"), list):
+                schema = {**schema, "type": schema["type"][0]}
         props[name] = {**schema, **res.field_schemas.get(name, {})}
         if name == res.custom:
             props[name] = custom_schema(res.model, write=True, update=update)

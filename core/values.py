@@ -45,14 +45,19 @@ _DIGITS = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
 
 
 def int_range(column: Column) -> tuple[int, int] | None:
-    """The (min, max) a column of integers holds on every backend; None if it holds no integers."""
+    """The (min, max) a column of integers holds on every backend; None if it holds no integers. Keys
+    (``Serial`` and the foreign keys naming one) start at 1."""
     if isinstance(column, ForeignKey):
         return int_range(column._foreign_key_meta.resolved_references._meta.primary_key)
-    if isinstance(column, (BigInt, BigSerial)):
+    if isinstance(column, BigSerial):
+        return 1, INT64[1]
+    if isinstance(column, Serial):
+        return 1, INT32[1]
+    if isinstance(column, BigInt):
         return INT64
     if isinstance(column, SmallInt):
         return INT16
-    if isinstance(column, (Integer, Serial)):
+    if isinstance(column, Integer):
         return INT32
     return None
 

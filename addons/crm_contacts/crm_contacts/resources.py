@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from core.api import Resource, json_body
 from core.errors import ValidationError
+from core.openapi import ID, NON_BLANK
 from core.security import audit
 from core.security.access import Access
 from core.values import INT32, integer
@@ -35,6 +36,17 @@ FILTERS = ("stage", "owner", "team", "province", "city", "source", "industry")
 
 async def _body(request: Request) -> dict[str, Any]:
     return await json_body(request)
+
+
+# request bodies of the actions, for the OpenAPI document
+MERGE_BODY = {"type": "object", "required": ["loser_ids"], "properties": {
+    "loser_ids": {"type": "array", "minItems": 1, "items": ID},
+    "choices": {"type": "object", "description": "field name → the record whose value to keep",
+                "additionalProperties": ID}}}
+REVEAL_BODY = {"type": "object", "required": ["field"],
+               "properties": {"field": {"enum": ["phone", "phone_original", "email"]}}}
+TAGS_BODY = {"type": "object", "properties": {"add": {"type": "array", "items": NON_BLANK},
+                                              "remove": {"type": "array", "items": NON_BLANK}}}
 
 
 def record_id_of(value: Any, name: str) -> int:
@@ -187,13 +199,16 @@ def resources() -> list[Resource]:
                  summary="People (contacts)", custom="custom",
                  actions={"merge": _merge_action(PERSON_MODEL), "duplicates": _duplicates_action(PERSON_MODEL),
                           "reveal": _reveal_action(PERSON_MODEL), "tags": _tags_action,
-                          "gdpr_export": _gdpr_export, "erase": _erase}),
+                          "gdpr_export": _gdpr_export, "erase": _erase},
+                 action_bodies={"merge": MERGE_BODY, "reveal": REVEAL_BODY, "tags": TAGS_BODY}),
         Resource(path="/contacts/organizations", model=ORGANIZATION_MODEL, table=Organization, fields=ORG_FIELDS,
-                 writable=ORG_WRITABLE, filters=FILTERS, sortable=sortable, validate=validate_organization,
+                 writable=ORG_WRITABLE, required=("name",), filters=FILTERS, sortable=sortable,
+                 validate=validate_organization,
                  create=_creator(ORGANIZATION_MODEL), archive_on_delete=True, summary="Organizations", custom="custom",
                  actions={"merge": _merge_action(ORGANIZATION_MODEL),
                           "duplicates": _duplicates_action(ORGANIZATION_MODEL),
-                          "reveal": _reveal_action(ORGANIZATION_MODEL)}),
+                          "reveal": _reveal_action(ORGANIZATION_MODEL)},
+                 action_bodies={"merge": MERGE_BODY, "reveal": REVEAL_BODY}),
         Resource(path="/contacts/tags", model=TAG_MODEL, table=Tag, fields=("name", "color", "version"),
                  writable=("name", "color"), required=("name",), filters=("name",), sortable=("id", "name"),
                  validate=validate_tag, summary="Tags"),

@@ -16,11 +16,28 @@ from starlette.requests import Request
 
 from core.api import Resource, json_body
 from core.errors import PermissionDenied, ValidationError
+from core.openapi import ID, NON_BLANK, decimal_text
 from core.security.access import Access
 from core.values import finite_decimal
 from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, ORDER, PRICE_LIST, PRODUCT, QUOTE, RULE, STAGE
 
 OWNED = ("owner", "team", "is_archived", "version")
+
+# JSON Schema of what the validators below accept, for the OpenAPI document
+MONEY = decimal_text(10, 2)  # never negative
+RATE = {"type": "string", "pattern": "^(0(\\.[0-9]{1,4})?|1(\\.0{1,4})?)$"}  # a fraction: 0.13 for 13 %
+# (sizes so that 50 lines of the largest stay within a total's Numeric(16, 2))
+LINES = {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {
+    "product": ID, "code": {"type": "string", "maxLength": 60}, "description": NON_BLANK,
+    "quantity": decimal_text(4, 3), "unit": {"type": "string", "maxLength": 20},
+    "unit_price": decimal_text(8, 2), "discount_percent": decimal_text(2, 2), "tax_rate": RATE}}}
+MOVE_BODY = {"type": "object", "required": ["stage"], "properties": {
+    "stage": ID, "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "lost_reason": {"type": "string", "maxLength": 500}}}
+LOST_BODY = {"type": "object", "required": ["reason"], "properties": {"reason": NON_BLANK}}
+PROBABILITY_BODY = {"type": "object", "required": ["value"],
+                    "properties": {"value": {"type": ["integer", "null"], "minimum": 0, "maximum": 100}}}
+ACCEPT_BODY = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 200}}}
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -226,7 +243,9 @@ def resources() -> list[Resource]:
                  sortable=("id", "expected_close", "created_at"), validate=_validate_opportunity,
                  create=_create_opportunity, archive_on_delete=True,
                  actions={"move": _move, "won": _won, "lost": _lost, "restore": _restore,
-                          "probability": _probability}),
+                          "probability": _probability},
+                 field_schemas={"expected_revenue": MONEY},
+                 action_bodies={"move": MOVE_BODY, "lost": LOST_BODY, "probability": PROBABILITY_BODY}),
         Resource(path="/sales/activities", model=ACTIVITY, table=Activity, summary="Activities",
                  fields=("kind", "subject", "note", "due_at", "remind_minutes", "reminded_at", "done_at", "lead",
                          "opportunity", "person", "created_at", *OWNED),
@@ -240,7 +259,8 @@ def resources() -> list[Resource]:
                  writable=("code", "name", "name_zh", "unit", "list_price", "currency", "tax_rate", "is_active",
                            "external_ref"),
                  required=("code", "name"), filters=("code", "is_active", "external_ref"),
-                 sortable=("id", "code"), validate=_validate_product),
+                 sortable=("id", "code"), validate=_validate_product,
+                 field_schemas={"list_price": MONEY, "tax_rate": RATE}),
         Resource(path="/sales/quotes", model=QUOTE, table=Quote, summary="Quotes (actions: send, accept, revise)",
                  fields=("number", "revision", "revision_of", "opportunity", "state", "is_superseded", "currency",
                          "language", "customer_group", "quote_date", "valid_until", "terms", "notes", "untaxed", "tax",
@@ -251,7 +271,10 @@ def resources() -> list[Resource]:
                  required=("opportunity",), filters=("state", "opportunity", "number", "owner"),
                  sortable=("id", "created_at"), validate=_validate_quote, create=_create_quote,
                  archive_on_delete=True,
-                 actions={"send": _send, "accept": _accept, "revise": _revise, "lines": _lines}),
+                 actions={"send": _send, "accept": _accept, "revise": _revise, "lines": _lines},
+                 field_schemas={"lines": LINES},
+                 action_bodies={"accept": ACCEPT_BODY, "lines": {"type": "object", "required": ["lines"],
+                                                                 "properties": {"lines": LINES}}}),
         # configuration: per-team pipelines, assignment rules and their members, price lists
         Resource(path="/sales/stages", settings="Sales", model=STAGE, table=PipelineStage,
                  summary="Pipeline stages (per team)",
@@ -267,7 +290,8 @@ def resources() -> list[Resource]:
                  writable=("name", "sequence", "is_active", "region", "industry", "source", "product", "min_value",
                            "max_value", "strategy", "team"),
                  required=("name",), filters=("is_active", "team"), sortable=("id", "sequence"),
-                 validate=_validate_rule),
+                 validate=_validate_rule, field_schemas={
+                     "strategy": {"enum": ["round_robin", "least_loaded"]}, "min_value": MONEY, "max_value": MONEY}),
         Resource(path="/sales/assignment-members", settings="Sales", model=RULE, table=AssignmentMember,
                  summary="Members of an assignment rule, with capacity", fields=("rule", "user", "capacity",
                                                                                   "last_assigned_at"),
