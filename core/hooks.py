@@ -31,6 +31,7 @@ from core.errors import AddonError
 
 if TYPE_CHECKING:
     import click
+    from piccolo.custom_types import Combinable
     from piccolo.table import Table
 
     from core.addon import Menu
@@ -206,6 +207,21 @@ class StatusCheck:
     pages: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class OwnedRecords:
+    """A kind of record users own (``crm_owned_records``): the rows of ``table`` whose ``column`` (a foreign key
+    to the users) names one. When that user leaves, the rows also matching ``open_only`` (a Piccolo condition, e.g.
+    ``Activity.done_at.is_null()``; every row when None) pass to other users. ``label`` names the kind in the
+    plural ("Leads")."""
+
+    model: str
+    label: str
+    table: type[Table]
+    open_only: Combinable | None = None
+    column: str = "owner"
+    order: int = 100
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Specs: what the kernel calls (each documented in docs/hooks.md)
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,6 +301,13 @@ def crm_api_resources() -> Sequence[Resource]:
 def crm_status_checks(probe: bool) -> Sequence[StatusCheck]:
     """Lines for the system status (``/admin/status``, ``crm doctor``). With ``probe`` false (every page render,
     for banners) answer from configuration only; with ``probe`` true you may contact the service, briefly."""
+
+
+@hookspec
+def crm_owned_records() -> Sequence[OwnedRecords]:
+    """The kinds of records a user owns that pass to other users when they leave (:mod:`core.security.handover`:
+    deactivating a user offers to transfer them to one user or spread them over a team). Leave out what stays
+    with who did it (a done activity, a note's author)."""
 
 
 #: The kernel's specs, in the order docs/hooks.md lists them.

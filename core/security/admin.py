@@ -18,6 +18,7 @@ from core.search import contains
 from core.security import audit, users
 from core.security.access import Access, policy
 from core.security.account import ROUTES as ACCOUNT_ROUTES
+from core.security.handover_routes import ROUTES as HANDOVER_ROUTES
 from core.security.models import AuditLog, Session, Team, TeamMember, User, UserRole
 from core.security.principal import Principal
 from core.web import form_str, render, require_user
@@ -260,4 +261,5 @@ ROUTES = [
     Route("/admin/teams/{id:int}", team_update, methods=["POST"]),
     Route("/admin/audit", audit_list, methods=["GET"]),
     *ACCOUNT_ROUTES,
+    *HANDOVER_ROUTES,
 ]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import Panel, SearchProvider, TimelineEntry, hookimpl
+from core.hooks import OwnedRecords, Panel, SearchProvider, TimelineEntry, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -112,3 +112,14 @@ def crm_search_providers() -> Sequence[SearchProvider]:
     from crm_contacts.search import providers
 
     return providers()
+
+
+@hookimpl
+def crm_owned_records() -> Sequence[OwnedRecords]:
+    """People and organizations pass on when their owner leaves; notes stay with who wrote them."""
+    from core.i18n import gettext as _
+    from crm_contacts.manifest import ORGANIZATION, PERSON
+    from crm_contacts.models import Organization, Person
+
+    return [OwnedRecords(PERSON, _("People"), Person, order=10),
+            OwnedRecords(ORGANIZATION, _("Organizations"), Organization, order=11)]

@@ -8,7 +8,7 @@ from typing import Any
 
 from piccolo.custom_types import Combinable
 
-from core.hooks import Dataset, Panel, SearchProvider, TimelineEntry, Widget, hookimpl
+from core.hooks import Dataset, OwnedRecords, Panel, SearchProvider, TimelineEntry, Widget, hookimpl
 from core.i18n import gettext
 from core.security.access import Access
 
@@ -145,3 +145,18 @@ def crm_datasets() -> Sequence[Dataset]:
     from crm_sales.search import datasets
 
     return datasets()
+
+
+@hookimpl
+def crm_owned_records() -> Sequence[OwnedRecords]:
+    """Leads, deals, quotes and orders pass on when their owner leaves, and activities not done yet: a done
+    activity stays with who did it."""
+    from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, ORDER, QUOTE
+    from crm_sales.models import Activity, Lead, Opportunity, Order, Quote
+
+    return [OwnedRecords(LEAD, gettext("Leads"), Lead, order=20),
+            OwnedRecords(OPPORTUNITY, gettext("Deals"), Opportunity, order=21),
+            OwnedRecords(QUOTE, gettext("Quotes"), Quote, order=22),
+            OwnedRecords(ORDER, gettext("Orders"), Order, order=23),
+            OwnedRecords(ACTIVITY, gettext("Open activities"), Activity, open_only=Activity.done_at.is_null(),
+                         order=24)]
