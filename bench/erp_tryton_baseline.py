@@ -62,6 +62,10 @@ async def crm_setup(url: str, data_dir: Path, conn: Any) -> None:
     await boot(Settings(data_dir=data_dir, database_url=url, redis_url=None, secret_key="bench"), found=found)
     await connection.configure("main", "tryton", url=conn.url, database=conn.database, username=conn.username,
                                password=conn.password)
+    from erp_bridge import taxes
+    from erp_bridge.testing.tryton_server import tax_ids
+
+    await taxes.set_mapping("0.13", tax_ids(conn)[Decimal("0.13")])  # the CRM's 13 % → Tryton's 13 % tax
 
 
 async def crm_orders(n: int) -> list[int]:

@@ -3,7 +3,9 @@
 The link carries a token signed with the kernel secret (itsdangerous, HMAC-SHA1 over a salt specific to this
 use) holding the quote id and an expiry; the quote stores the SHA-256 of the latest token it was sent with.
 A token is honoured only if the signature holds, it has not expired, its hash is the quote's current one
-(re-sending or revising revokes older links) and the quote is still ``sent``.
+(re-sending or revising revokes older links) and the quote is still ``sent``. Sending publishes
+``crm_sales_quote_sent`` inside its transaction: a listener (the ERP bridge, for taxes the ERP cannot apply) may
+refuse it with a ``ValidationError``, and then the quote stays as it was and no e-mail goes out.
 
 Accepting is one transaction: the quote is claimed (``state = 'sent'`` → ``accepted``), the order is created
 with the quote's lines copied, the deal moves to Won, and ``crm_sales_order_confirmed`` is published, so a
@@ -81,6 +83,8 @@ async def send(acc: Access, quote_id: int) -> dict[str, Any]:
         await Quote.update({Quote.state: "sent", Quote.sent_at: now(), Quote.token_hash: _hash(token),
                             Quote.version: Quote.version + 1}).where(Quote.id == quote_id)
         # the token travels in the outbox payload (database only) so a retried job mails the same link
+        # a listener may refuse (ValidationError): then nothing of this transaction, e-mail included, happens
+        await hooks.publish("crm_sales_quote_sent", quote_id=quote_id)
         await jobs.enqueue("crm_sales.send_quote_email", quote_id=quote_id, accept_url=link(token))
         await audit.record("send", model=QUOTE, record_id=quote_id, changes={"state": [quote["state"], "sent"]})
     return {"id": quote_id, "state": "sent", "accept_url": link(token)}

@@ -1,8 +1,12 @@
 """The public surface of crm_sales: the only module other addons import (list ``crm_sales`` in depends).
 
 Only ids and frozen dataclasses cross the boundary. Events: ``crm_sales_order_confirmed(order_id)``,
-``crm_sales_order_cancelled(order_id)``, ``crm_sales_opportunity_won(opportunity_id)`` (see ``hookspecs.py``),
-published inside the transaction that made the change. These functions act as the system, not as a user.
+``crm_sales_order_cancelled(order_id)``, ``crm_sales_opportunity_won(opportunity_id)``,
+``crm_sales_quote_sent(quote_id)`` (see ``hookspecs.py``), published inside the transaction that made the change.
+These functions act as the system, not as a user.
+
+Amounts follow ``crm_sales.pricing``'s one rounding rule: ``PRICE_DIGITS`` (the net unit price an ERP gets,
+``OrderLineRef.net_unit_price``), ``TAX_ROUNDING`` ("line") and ``ROUNDING`` (half to even).
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ QUOTE_MODEL = "crm_sales.quote"
 OPPORTUNITY_MODEL = "crm_sales.opportunity"
 PRODUCT_MODEL = "crm_sales.product"
 
-__all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRODUCT_MODEL", "QUOTE_MODEL", "NewOrderLine", "OrderLineRef",
-           "OrderRef", "create_order", "get_order", "get_orders", "order_ids", "order_url", "orders_by_reference"]
+__all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRICE_DIGITS", "PRODUCT_MODEL", "QUOTE_MODEL", "ROUNDING",
+           "TAX_ROUNDING", "NewOrderLine", "OrderLineRef", "OrderRef", "QuoteLineTax", "create_order",
+           "currencies_in_use", "get_order", "get_orders", "order_ids", "order_url", "orders_by_reference",
+           "quote_line_taxes", "tax_rates_in_use"]
+
+PRICE_DIGITS = 4  # = crm_sales.pricing.PRICE_DIGITS (cheap to import: the pricing module loads Babel)
+TAX_ROUNDING = "line"  # = crm_sales.pricing.TAX_ROUNDING: taxes rounded per line, as the ERP must be configured
+ROUNDING = "ROUND_HALF_EVEN"  # = crm_sales.pricing.ROUNDING, the decimal module's name
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -37,6 +47,14 @@ class OrderLineRef:
     tax: Decimal
     total: Decimal
     product_external_ref: str = ""
+
+    @property
+    def net_unit_price(self) -> Decimal:
+        """The discounted unit price, rounded to ``PRICE_DIGITS``: the line's amount is ``quantity ×`` this
+        rounded to the currency (``crm_sales.pricing``), and it is the unit price an ERP must receive."""
+        from crm_sales.pricing import net_unit_price
+
+        return net_unit_price(self.unit_price, self.discount_percent)
 
 
 @dataclass(frozen=True)
@@ -173,3 +191,54 @@ async def create_order(*, person_id: int | None, currency: str, lines: Sequence[
         await audit.record("create", model=ORDER_MODEL, record_id=order_id, detail="recorded through crm_sales.api")
         await hooks.publish("crm_sales_order_confirmed", order_id=order_id)
     return order_id
+
+
+@dataclass(frozen=True)
+class QuoteLineTax:
+    """The tax of one line of a quote: ``index`` is the line's position (0-based, in sequence)."""
+
+    index: int
+    description: str
+    tax_rate: Decimal  # a fraction: 0.13 for 13 %
+
+
+async def quote_line_taxes(quote_id: int) -> tuple[QuoteLineTax, ...]:
+    """The tax rate of each line of quote ``quote_id``, in sequence (empty for an unknown quote)."""
+    from crm_sales.models import QuoteLine
+
+    rows = await QuoteLine.select(QuoteLine.description, QuoteLine.tax_rate).where(
+        QuoteLine.quote == quote_id).order_by(QuoteLine.sequence).order_by(QuoteLine.id)
+    return tuple(QuoteLineTax(index=i, description=r["description"], tax_rate=Decimal(r["tax_rate"] or 0))
+                 for i, r in enumerate(rows))
+
+
+async def tax_rates_in_use() -> list[Decimal]:
+    """Every tax rate the CRM may still quote or send to an ERP, ascending: those of active products, of the
+    lines of draft and sent quotes and of confirmed orders' lines (normalized: ``0.13``, never ``0.1300``)."""
+    from crm_sales.models import OrderLine, Product, QuoteLine
+
+    found: set[Decimal] = set()
+    queries = [
+        Product.select(Product.tax_rate).where(Product.is_active == True).distinct(),  # noqa: E712
+        QuoteLine.select(QuoteLine.tax_rate).where(QuoteLine.quote.state.is_in(["draft", "sent"])).distinct(),
+        OrderLine.select(OrderLine.tax_rate).where(OrderLine.order.state == "confirmed").distinct(),
+    ]
+    for query in queries:
+        for row in await query:
+            found.add(_normal(Decimal(row["tax_rate"] or 0)))
+    return sorted(found)
+
+
+async def currencies_in_use() -> list[str]:
+    """The currencies of draft and sent quotes and of confirmed orders, sorted."""
+    from crm_sales.models import Order, Quote
+
+    found: set[str] = set()
+    for query in (Quote.select(Quote.currency).where(Quote.state.is_in(["draft", "sent"])).distinct(),
+                  Order.select(Order.currency).where(Order.state == "confirmed").distinct()):
+        found.update(str(row["currency"]) for row in await query)
+    return sorted(found)
+
+
+def _normal(rate: Decimal) -> Decimal:
+    return rate.normalize() if rate else Decimal(0)

@@ -22,3 +22,11 @@ def crm_sales_opportunity_won(opportunity_id: int) -> None:
 @hookspec
 def crm_sales_order_cancelled(order_id: int) -> None:
     """A confirmed order was cancelled (published inside the cancelling transaction)."""
+
+
+@hookspec
+def crm_sales_quote_sent(quote_id: int) -> None:
+    """A quote is being sent to its customer (published inside the sending transaction, before its e-mail is
+    queued). A listener that cannot stand behind the quote — an ERP that could not apply one of its taxes —
+    raises ``core.errors.ValidationError`` naming the field (``lines[0].tax_rate``): the transaction rolls back,
+    the sender gets a 422 and nothing reaches the customer."""

@@ -1,17 +1,28 @@
-"""Quote arithmetic in ``Decimal``: line amounts, taxes and totals, rounded the way a finance team checks them.
+"""Quote arithmetic in ``Decimal``: line amounts, taxes and totals, rounded the way the ERP re-computes them.
 
-Rounding rule (the one an ERP re-computing the invoice will agree with, line by line):
+One rounding rule for quotes, orders and the ERP bridge; the ERP (Tryton) computing the same sale from what the
+bridge sends gets the same figures, line by line (a property test against a real trytond checks it):
 
-1. ``subtotal = round(quantity × unit_price)``
-2. ``untaxed  = round(quantity × unit_price × (1 − discount_percent / 100))`` — computed from the unrounded
-   product, so the discount is not applied to an already rounded figure; ``discount = subtotal − untaxed``.
-3. ``tax      = round(untaxed × tax_rate)`` — on the *rounded* untaxed amount, as printed on the line.
-4. ``total    = untaxed + tax``.
-5. Quote totals are the sums of the rounded line figures, so the lines on the document always add up to the
-   totals exactly (no "rounding difference" line).
+0. **What is stored is what was computed.** An input with more decimals than its column stores is refused
+   (``PricingError`` naming the field, a 422): ``quantity`` and ``unit_price`` 4 (``STORED_DECIMALS``),
+   ``discount_percent`` 2, ``tax_rate`` 4. So the stored line always recomputes to the stored figures.
+1. ``net_unit_price = round(unit_price × (1 − discount_percent / 100), PRICE_DIGITS)`` — the discounted unit
+   price, rounded to the ERP's price digits (``PRICE_DIGITS`` = 4, Tryton's default ``price_decimal``). It is
+   what the ERP receives as the line's unit price.
+2. ``untaxed  = round(quantity × net_unit_price)`` — Tryton's sale line amount: quantity × unit price rounded
+   to the currency.
+3. ``subtotal = round(quantity × unit_price)``; ``discount = subtotal − untaxed`` (never negative).
+4. ``tax      = round(quantity × net_unit_price × tax_rate)`` — per line, on the *unrounded* line amount: Tryton's
+   tax computation with the company's "Tax Rounding" set to **per line** (``TAX_ROUNDING = "line"``; ``crm erp
+   check`` reports an ERP configured per document).
+5. ``total    = untaxed + tax``.
+6. Quote and order totals are the sums of the rounded line figures, so the lines on the document always add
+   up to the totals exactly (no "rounding difference" line), and equal the ERP's sale totals.
 
 ``round`` means: to the currency's minor unit (``babel.numbers.get_currency_precision``: CNY, USD, EUR 2
-decimals, JPY 0), half away from zero (``ROUND_HALF_UP``), never banker's rounding.
+decimals, JPY 0, KWD/BHD 3; the net unit price to ``PRICE_DIGITS``), **half to even** (``ROUND_HALF_EVEN``,
+"banker's rounding": 0.125 → 0.12, 0.135 → 0.14). That is how Tryton rounds every amount (``Currency.round``)
+and it cannot be configured there; rounding half up in the CRM made the two disagree on every exact half.
 
 Inputs are ``Decimal``, ``int`` or a decimal ``str``; ``float`` is refused because ``0.1`` is not one tenth.
 ``tax_rate`` is a fraction (``Decimal("0.13")`` for 13 % VAT), ``discount_percent`` a percentage (0–100).
@@ -22,7 +33,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 
 from babel import Locale
@@ -36,8 +47,14 @@ __all__ = [
     "PricingError",
     "QuoteLineInput",
     "QuoteTotals",
+    "PRICE_DIGITS",
+    "ROUNDING",
+    "STORED_DECIMALS",
+    "TAX_ROUNDING",
     "currency_exponent",
     "format_money",
+    "line_totals",
+    "net_unit_price",
     "quote_totals",
     "round_money",
 ]
@@ -47,9 +64,19 @@ Number = Decimal | int | str
 # Enough digits that quantity × price × discount never rounds before *we* round; the default 28 would
 # silently drop digits on large quantities of finely priced items. Traps turn nonsense into errors.
 _CONTEXT = decimal.Context(
-    prec=60, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero]
+    prec=60, rounding=ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero]
 )
 _HUNDRED = Decimal(100)
+
+#: how every figure is rounded: half to even, as the ERP does (see the module docstring)
+ROUNDING = ROUND_HALF_EVEN
+#: decimals of the unit price the ERP receives (Tryton's price digits): the net unit price is rounded to them
+PRICE_DIGITS = 4
+#: how taxes are rounded: per line (Tryton's account configuration "Tax Rounding" must say the same)
+TAX_ROUNDING = "line"
+#: decimals each input is stored with (crm_sales.models: QTY = (16, 4), discount (6, 2), tax rate (6, 4));
+#: more is refused, so what is stored recomputes to what was computed
+STORED_DECIMALS = {"quantity": 4, "unit_price": 4, "discount_percent": 2, "tax_rate": 4}
 
 
 class PricingError(ValidationError):
@@ -93,9 +120,18 @@ def currency_exponent(currency: str) -> int:
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
-    """Round ``amount`` to ``currency``'s minor unit, half away from zero."""
+    """Round ``amount`` to ``currency``'s minor unit, half to even (``ROUNDING``, as the ERP does)."""
     exponent = currency_exponent(currency)
-    return amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP, context=_CONTEXT)
+    return amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUNDING, context=_CONTEXT)
+
+
+def net_unit_price(unit_price: Number, discount_percent: Number = 0) -> Decimal:
+    """The discounted unit price rounded to ``PRICE_DIGITS`` (half to even): what a line's amount is computed
+    from, and the unit price the ERP receives for it."""
+    price, discount = _decimal("unit_price", unit_price), _decimal("discount_percent", discount_percent)
+    kept = _CONTEXT.subtract(1, _CONTEXT.divide(discount, _HUNDRED))
+    return _CONTEXT.multiply(price, kept).quantize(Decimal(1).scaleb(-PRICE_DIGITS), rounding=ROUNDING,
+                                                   context=_CONTEXT)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -126,6 +162,12 @@ class QuoteLineInput:
             # A rate of 13 almost certainly meant 13 %; say so rather than quote a 1300 % tax.
             raise PricingError("tax_rate", "must be a fraction between 0 and 1 (0.13 for 13 %)")
         for name, value in values.items():
+            places = STORED_DECIMALS[name]
+            exponent = value.normalize(_CONTEXT).as_tuple().exponent  # 12.3450 → 12.345: -3
+            if isinstance(exponent, int) and exponent < -places:
+                # stored rounded, it would no longer give the figures computed from it
+                raise PricingError(name, f"at most {places} decimal places ({value} has more)")
+        for name, value in values.items():
             object.__setattr__(self, name, value)
 
 
@@ -155,11 +197,10 @@ class QuoteTotals:
 
 def line_totals(line: QuoteLineInput, currency: str) -> LineTotals:
     """Compute one line's rounded figures (see the module docstring for the rule)."""
-    gross = _CONTEXT.multiply(line.quantity, line.unit_price)
-    kept = _CONTEXT.subtract(1, _CONTEXT.divide(line.discount_percent, _HUNDRED))
-    subtotal = round_money(gross, currency)
-    untaxed = round_money(_CONTEXT.multiply(gross, kept), currency)
-    tax = round_money(_CONTEXT.multiply(untaxed, line.tax_rate), currency)
+    net = _CONTEXT.multiply(line.quantity, net_unit_price(line.unit_price, line.discount_percent))
+    subtotal = round_money(_CONTEXT.multiply(line.quantity, line.unit_price), currency)
+    untaxed = round_money(net, currency)
+    tax = round_money(_CONTEXT.multiply(net, line.tax_rate), currency)
     return LineTotals(
         subtotal=subtotal,
         discount=_CONTEXT.subtract(subtotal, untaxed),

@@ -6,10 +6,12 @@ from decimal import Decimal
 
 import pytest
 from crm_sales.pricing import (
+    STORED_DECIMALS,
     PricingError,
     QuoteLineInput,
     format_money,
     line_totals,
+    net_unit_price,
     quote_totals,
     round_money,
 )
@@ -42,11 +44,56 @@ def test_hand_checked_line() -> None:
     assert line.total == Decimal("60.99")
 
 
-def test_half_up_not_bankers() -> None:
-    # 0.125 → 0.13 (half-even would give 0.12); 2.5 JPY → 3 (half-even: 2)
-    assert line_totals(QuoteLineInput(1, "0.125"), "CNY").untaxed == Decimal("0.13")
-    assert line_totals(QuoteLineInput(1, "2.5"), "JPY").untaxed == Decimal("3")
-    assert round_money(Decimal("0.005"), "USD") == Decimal("0.01")
+def test_half_to_even_like_the_erp() -> None:
+    # Tryton rounds every amount half to even (Currency.round): 0.125 → 0.12, 0.135 → 0.14; 2.5 JPY → 2
+    assert line_totals(QuoteLineInput(1, "0.125"), "CNY").untaxed == Decimal("0.12")
+    assert line_totals(QuoteLineInput(1, "0.135"), "CNY").untaxed == Decimal("0.14")
+    assert line_totals(QuoteLineInput(1, "2.5"), "JPY").untaxed == Decimal("2")
+    assert line_totals(QuoteLineInput(1, "3.5"), "JPY").untaxed == Decimal("4")
+    assert round_money(Decimal("0.005"), "USD") == Decimal("0.00")
+    assert round_money(Decimal("0.0125"), "KWD") == Decimal("0.012")
+
+
+def test_issue_17_line_is_computed_from_the_stored_discount_and_the_sent_price() -> None:
+    # 1000 × 0.9999 at 12.345 %: computed from 12.345 it gave 876.46, stored 12.35 gives 876.41, and Tryton,
+    # receiving the unit price 0.8764, computed 876.40. Now 12.345 is refused and 12.35 gives 876.40 everywhere.
+    with pytest.raises(PricingError) as info:
+        QuoteLineInput(1000, "0.9999", "12.345")
+    assert info.value.field == "discount_percent" and "2 decimal places" in str(info.value)
+    assert net_unit_price("0.9999", "12.35") == Decimal("0.8764")
+    line = line_totals(QuoteLineInput(1000, "0.9999", "12.35", "0.13"), "EUR")
+    assert line.untaxed == Decimal("876.40")  # = 1000 × 0.8764, what Tryton computes
+    assert line.tax == Decimal("113.93")  # 876.40 × 0.13 = 113.932
+    assert line.subtotal == Decimal("999.90") and line.discount == Decimal("123.50")
+
+
+def test_tax_is_per_line_on_the_unrounded_amount() -> None:
+    # Tryton (tax rounding per line) taxes quantity × unit price before rounding it: 100.0351 × 0.13 =
+    # 13.004563 → 13.00, while taxing the rounded untaxed amount (100.04 × 0.13 = 13.0052) would give 13.01.
+    line = line_totals(QuoteLineInput(1, "100.0351", 0, "0.13"), "EUR")
+    assert (line.untaxed, line.tax, line.total) == (Decimal("100.04"), Decimal("13.00"), Decimal("113.04"))
+    # 2 × 0.0075 = 0.015 → 0.02 (half to even); 0.015 × 0.5 = 0.0075 → 0.01
+    line = line_totals(QuoteLineInput(2, "0.0075", 0, "0.5"), "EUR")
+    assert (line.untaxed, line.tax) == (Decimal("0.02"), Decimal("0.01"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("quantity", "1.00001"), ("unit_price", "0.12345"), ("discount_percent", "12.345"), ("tax_rate", "0.12345")])
+def test_more_decimals_than_stored_are_refused(field: str, value: str) -> None:
+    values = {"quantity": 1, "unit_price": 1, "discount_percent": 0, "tax_rate": 0, field: value}
+    with pytest.raises(PricingError) as info:
+        QuoteLineInput(**values)  # type: ignore[arg-type]
+    assert info.value.field == field and f"at most {STORED_DECIMALS[field]} decimal places" in str(info.value)
+    # trailing zeros are not decimals: 12.3400 is 12.34
+    QuoteLineInput(**{**values, field: "0.1000000"})  # type: ignore[arg-type]
+
+
+def test_stored_decimals_are_the_columns_scales() -> None:
+    from crm_sales.models import OrderLine, QuoteLine
+
+    for table in (QuoteLine, OrderLine):
+        for name, places in STORED_DECIMALS.items():
+            assert table._meta.get_column_by_name(name).digits[1] == places, (table, name)
 
 
 def test_lines_sum_exactly_where_per_total_rounding_would_not() -> None:
@@ -86,11 +133,13 @@ def test_totals_are_sums_of_rounded_lines(lines: list[QuoteLineInput], currency:
 @settings(max_examples=200, deadline=None)
 @given(line=lines_strategy, currency=st.sampled_from(sorted(CURRENCIES)))
 def test_rounding_within_half_a_minor_unit(line: QuoteLineInput, currency: str) -> None:
-    exact = line.quantity * line.unit_price * (1 - line.discount_percent / 100)
+    net = net_unit_price(line.unit_price, line.discount_percent)
+    assert abs(net - line.unit_price * (1 - line.discount_percent / 100)) <= Decimal("0.00005")
+    exact = line.quantity * net  # the ERP's line amount before rounding
     half_unit = Decimal(1).scaleb(-CURRENCIES[currency]) / 2
     computed = line_totals(line, currency)
     assert abs(computed.untaxed - exact) <= half_unit
-    assert abs(computed.tax - computed.untaxed * line.tax_rate) <= half_unit
+    assert abs(computed.tax - exact * line.tax_rate) <= half_unit
 
 
 @settings(max_examples=100, deadline=None)
@@ -147,7 +196,8 @@ def test_format_money() -> None:
     assert format_money("1234.5", "CNY", "en") == "CN¥1,234.50"
     assert format_money("1234.5", "USD", "en") == "$1,234.50"
     assert format_money("1234.5", "EUR", "de_DE") == "1.234,50\xa0€"
-    # Half-up like the totals, not Babel's half-even: 2.5 yen prints as 3.
-    assert format_money("2.5", "JPY", "en") == "¥3"
+    # Half to even like the totals (and the ERP): 2.5 yen prints as 2, 3.5 as 4.
+    assert format_money("2.5", "JPY", "en") == "¥2"
+    assert format_money("3.5", "JPY", "en") == "¥4"
     with pytest.raises(PricingError, match="amount"):
         format_money(1.5, "CNY", "en")  # type: ignore[arg-type]

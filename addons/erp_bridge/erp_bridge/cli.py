@@ -46,19 +46,88 @@ def configure(name: str, kind: str, url: str, database: str, username: str) -> N
 @erp.command("check")
 @handle_errors
 def check() -> None:
-    """Log in to the configured ERP and print what it says (exit 1 if it cannot be reached)."""
-    from erp_bridge import sync
+    """Log in to the configured ERP, print what it says, and compare how it computes a sale with the CRM: tax
+    rounding, price digits, currency rounding, and a mapped ERP tax of the same rate for every CRM tax rate in use
+    (exit 1 if it cannot be reached or anything differs)."""
+    from erp_bridge import sync, taxes
     from erp_bridge.backends.base import ErpError
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], list[str]]:
         await _boot()
-        return await sync.health()
+        return await sync.health(), await taxes.check_erp()
 
     try:
-        result = run(go())
+        result, problems = run(go())
     except ErpError as exc:
         raise click.ClickException(f"ERP check failed: {exc.message}") from None
     click.echo("ok: " + ", ".join(f"{k}={v}" for k, v in result.items() if k != "ok"))
+    for problem in problems:
+        click.echo(f"mismatch: {problem}")
+    if problems:
+        raise click.ClickException(f"the CRM and the ERP would not compute or tax sales alike: {len(problems)} "
+                                   "mismatch(es) above")
+    click.echo("rules: the ERP computes sales like the CRM (taxes per line, unit prices, currencies, tax mapping)")
+
+
+@erp.group("taxes", invoke_without_command=True)
+@click.pass_context
+@handle_errors
+def taxes_cmd(ctx: click.Context) -> None:
+    """The tax mapping (CRM tax rate → ERP tax) beside the ERP's sale taxes and the rates the CRM uses."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from crm_sales.api import tax_rates_in_use
+
+    from erp_bridge import taxes
+
+    async def go() -> tuple[Any, dict[Any, Any], list[Any]]:
+        await _boot()
+        return await taxes.erp_rules(), await taxes.load(), await tax_rates_in_use()
+
+    from erp_bridge.backends.base import ErpError
+
+    try:
+        rules, mapping, in_use = run(go())
+    except ErpError as exc:
+        raise click.ClickException(f"cannot read the ERP's taxes: {exc.message}") from None
+    used = {taxes.key(r) for r in in_use}
+    names = {t.external_id: t.name for t in rules.taxes}
+    click.echo("CRM rate   ERP tax")
+    for rate in sorted(set(mapping) | used):
+        mapped = mapping.get(rate)
+        target = ("(not mapped)" if mapped is None else "(no tax)" if not mapped.erp_tax else
+                  f"#{mapped.erp_tax} {names.get(mapped.erp_tax, '(not in the ERP)')}")
+        click.echo(f"{taxes.percent(rate):<10} {target}{'' if rate in used else '  (unused)'}")
+    click.echo("ERP sale taxes:")
+    for tax in rules.taxes:
+        rate = taxes.percent(tax.rate) if tax.rate is not None else tax.kind
+        click.echo(f"  #{tax.external_id:<6}{tax.name:<40}{rate}{'  (composite)' if tax.is_composite else ''}")
+
+
+@taxes_cmd.command("map")
+@click.argument("rate")
+@click.argument("erp_tax")
+@handle_errors
+def taxes_map(rate: str, erp_tax: str) -> None:
+    """Map CRM tax RATE (a fraction: 0.13) to ERP_TAX: its id, its exact name, or "none" (0 % only)."""
+    from core.values import finite_decimal
+    from erp_bridge import taxes
+
+    async def go() -> str:
+        await _boot()
+        wanted = finite_decimal(rate, "rate")
+        tax = taxes.resolve(await taxes.erp_rules(), erp_tax)
+        if tax is not None and (tax.rate is None or taxes.key(tax.rate) != taxes.key(wanted)):
+            raise click.ClickException(f"ERP tax #{tax.external_id} {tax.name!r} is not a {rate} tax")
+        await taxes.set_mapping(rate, tax.external_id if tax else "", tax.name if tax else "")
+        return f"#{tax.external_id} {tax.name}" if tax else "no tax"
+
+    from erp_bridge.backends.base import ErpError
+
+    try:
+        click.echo(f"{rate} → {run(go())}")
+    except ErpError as exc:
+        raise click.ClickException(f"cannot read the ERP's taxes: {exc.message}") from None
 
 
 @erp.command("sync")

@@ -30,6 +30,15 @@ async def crm_sales_order_cancelled(order_id: int) -> None:
     await jobs.enqueue("erp_bridge.cancel_order", dedup_key=f"cancel-order:{order_id}", order_id=order_id)
 
 
+@hookimpl(optionalhook=True)
+async def crm_sales_quote_sent(quote_id: int) -> None:
+    """Inside the sending transaction: a quote with a tax rate the ERP has no tax for is refused (422 naming the
+    line's ``tax_rate``) before the customer sees it."""
+    from erp_bridge import taxes
+
+    await taxes.check_quote(quote_id)
+
+
 @hookimpl
 async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
     from crm_contacts.api import PERSON_MODEL

@@ -11,6 +11,7 @@ BINDING = "erp_bridge.binding"  # sync status of one CRM record in one ERP
 INVOICE = "erp_bridge.invoice"  # the ERP's invoices, mirrored
 RECONCILIATION = "erp_bridge.reconciliation"  # runs and their classified lines
 BACKEND = "erp_bridge.backend"  # connection settings (credentials)
+TAX_MAP = "erp_bridge.tax_map"  # CRM tax rate → the ERP's tax (settings page "ERP")
 
 ADDON = Addon(
     name="erp_bridge", version="1.0.0", depends=("crm_contacts", "crm_sales"),
@@ -32,6 +33,8 @@ ADDON = Addon(
         Grant("sales_manager", BINDING, ("read",)),
         Grant("sales_manager", INVOICE, ("read",)),
         Grant("sales_rep", BINDING, ("read",)),
+        Grant("finance", TAX_MAP, ("read", "create", "update", "delete")),
+        Grant("sales_manager", TAX_MAP, ("read",)),
     ),
     menus=(
         Menu("ERP sync", "/erp/failed", model=BINDING, order=60),

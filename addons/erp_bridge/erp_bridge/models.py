@@ -176,5 +176,15 @@ class ReconciliationReview(Table, tablename="erp_bridge_reconciliation_review"):
     note = Text(default="")
     reviewed_by = Varchar(length=150, default="")
     reviewer_id = Integer(null=True, default=None)
+
+class TaxMapping(Table, tablename="erp_bridge_tax_map"):
+    """A CRM tax rate → the ERP tax every line at that rate gets (``erp_bridge.taxes``); no ERP tax (``erp_tax``
+    empty) means the line is sent with no tax at all. A rate without a row cannot be quoted or sent to the ERP.
+    ``crm erp check`` verifies each row against the ERP (the tax exists and has the same rate)."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    rate = Numeric(digits=(6, 4), unique=True)  # a fraction, as crm_sales' tax_rate: 0.13 for 13 %
+    erp_tax = Varchar(length=60, default="")  # the ERP's id of the tax ("" = no tax)
+    erp_tax_name = Varchar(length=200, default="")  # the ERP's name for it, for people (set by `crm erp taxes`)
     reviewed_at = Timestamptz(default=TimestamptzNow())
 

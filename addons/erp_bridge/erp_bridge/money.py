@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from babel.numbers import get_currency_precision
 
@@ -16,6 +16,7 @@ def exponent(currency: str) -> int:
 
 
 def minor(amount: Decimal | int | str | None, currency: str) -> Decimal:
-    """``amount`` rounded half away from zero to ``currency``'s minor unit (the CRM's own rule)."""
+    """``amount`` rounded half to even to ``currency``'s minor unit (the CRM's rule, ``crm_sales.pricing``, and
+    Tryton's)."""
     value = Decimal(0) if amount is None else Decimal(str(amount))
-    return value.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_UP)
+    return value.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_EVEN)

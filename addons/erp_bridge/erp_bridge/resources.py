@@ -1,4 +1,5 @@
-"""REST resources: bindings (sync status, re-drive), the invoice mirror, reconciliation runs and lines."""
+"""REST resources: bindings (sync status, re-drive), the invoice mirror, reconciliation runs and lines, and the
+tax mapping (CRM tax rate → ERP tax; also a settings page)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from core.api import Resource
 from core.errors import PermissionDenied, ValidationError
 from core.security.access import Access
-from erp_bridge.manifest import BINDING, INVOICE, RECONCILIATION
+from erp_bridge.manifest import BINDING, INVOICE, RECONCILIATION, TAX_MAP
 
 
 async def _read_only(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
@@ -29,8 +30,14 @@ async def _redrive(request: Request, acc: Access, record_id: int) -> Any:
     return {"id": record_id, "state": state}
 
 
+async def _validate_tax_map(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from erp_bridge.taxes import validate_row
+
+    return await validate_row(values, before)
+
+
 def resources() -> list[Resource]:
-    from erp_bridge.models import Binding, ReconciliationLine, ReconciliationRun, RemoteInvoice
+    from erp_bridge.models import Binding, ReconciliationLine, ReconciliationRun, RemoteInvoice, TaxMapping
 
     return [
         Resource(path="/erp/bindings", model=BINDING, table=Binding, summary="ERP sync status per CRM record",
@@ -54,4 +61,11 @@ def resources() -> list[Resource]:
                          "is_paid", "detail"),
                  filters=("run", "status", "person_id", "reference"), sortable=("id", "order_date"),
                  validate=_read_only),
+        Resource(path="/erp/tax-map", settings="ERP", model=TAX_MAP, table=TaxMapping,
+                 summary="ERP tax mapping: each CRM tax rate (0.13 = 13 %) → the ERP's tax id (empty: no tax, 0 % "
+                         "only); `crm erp check` verifies it",
+                 fields=("rate", "erp_tax", "erp_tax_name"), writable=("rate", "erp_tax", "erp_tax_name"),
+                 required=("rate",), filters=("rate", "erp_tax"), sortable=("id", "rate"),
+                 validate=_validate_tax_map,
+                 field_schemas={"rate": {"minimum": 0, "maximum": 1}, "erp_tax": {"pattern": "^[0-9]*$"}}),
     ]

@@ -10,12 +10,11 @@ from decimal import Decimal
 
 from crm_sales.api import ORDER_MODEL, OrderRef, get_order, get_orders, order_ids
 
+from erp_bridge import taxes
 from erp_bridge.backends.base import Address, CustomerPayload, OrderLinePayload, OrderPayload
 
-__all__ = ["ORDER_MODEL", "OrderRef", "PayloadError", "build_payload", "get_orders", "load_order", "order_ids",
-           "payload_hash"]
-
-_PRICE = Decimal("0.0001")  # Tryton's unit_price digits (4): the discounted price we send
+__all__ = ["ORDER_MODEL", "OrderRef", "PayloadError", "build_payload", "get_orders", "line_payloads", "load_order",
+           "order_ids", "payload_hash"]
 
 
 class PayloadError(Exception):
@@ -61,9 +60,7 @@ async def build_payload(order: OrderRef) -> OrderPayload:
     if missing:
         raise PayloadError(f"order {order.reference}: line(s) without a product code: {', '.join(missing)}")
     prefix = "CRM-O" if customer.kind == "organization" else "CRM-C"
-    lines = tuple(OrderLinePayload(
-        product_code=ln.code, description=ln.description or ln.code, quantity=ln.quantity,
-        unit_price=(ln.unit_price * (1 - ln.discount_percent / 100)).quantize(_PRICE)) for ln in order.lines)
+    lines = line_payloads(order, await taxes.load())
     return OrderPayload(
         ref=order.reference,
         customer=CustomerPayload(ref=f"{prefix}-{customer.id}", name=customer.display_name,
@@ -71,6 +68,20 @@ async def build_payload(order: OrderRef) -> OrderPayload:
                                  lang=person.language or None, address=address),
         currency=order.currency, order_date=_date(order.confirmed_at), lines=lines,
         untaxed=order.untaxed, tax=order.tax, total=order.total)
+
+
+def line_payloads(order: OrderRef, mapping: dict[Decimal, taxes.Mapped]) -> tuple[OrderLinePayload, ...]:
+    """The ERP lines of ``order``: the net unit price the CRM computed each line from (``crm_sales.pricing``:
+    rounded to the ERP's price digits, so the ERP's quantity × price, rounded, is the CRM's line amount) and the
+    ERP taxes its tax rate is mapped to (``erp_bridge.taxes``; ``mapping`` as ``taxes.load()`` returns it)."""
+    unmapped = sorted({taxes.key(ln.tax_rate) for ln in order.lines} - set(mapping))
+    if unmapped:
+        rates = ", ".join(taxes.percent(r) for r in unmapped)
+        raise PayloadError(f"order {order.reference}: tax rate {rates} has no ERP tax mapped: map it (Settings → ERP "
+                           "tax mapping, or crm erp taxes map), then re-drive")
+    return tuple(OrderLinePayload(
+        product_code=ln.code, description=ln.description or ln.code, quantity=ln.quantity,
+        unit_price=ln.net_unit_price, taxes=mapping[taxes.key(ln.tax_rate)].taxes) for ln in order.lines)
 
 
 def payload_hash(payload: OrderPayload) -> str:

@@ -12,12 +12,18 @@ LINES = (("P-001", "Widget, blue", "2", "100.00"), ("P-003", "Gadget 小工具",
 
 
 async def boot_bridge(crm_boot: Callable[..., Awaitable[Any]], backend: Any, *, kind: str = "fake",
-                      **cfg: str) -> Any:
-    """Install erp_bridge (and its dependencies), configure backend ``main`` and serve ``backend`` for it."""
+                      taxes: dict[str, str] | None = None, **cfg: str) -> Any:
+    """Install erp_bridge (and its dependencies), configure backend ``main`` and serve ``backend`` for it.
+
+    ``taxes`` is the tax mapping (CRM rate → ERP tax id, ``""``: no tax); by default 13 % → the fake ERP's tax
+    ``"1"`` and 0 % → no tax (a real Tryton's ids differ: pass them)."""
     from erp_bridge import connection
+    from erp_bridge import taxes as tax_map
 
     runtime = await crm_boot("erp_bridge")
     await connection.configure("main", kind, **cfg)
+    for rate, erp_tax in (taxes if taxes is not None else {"0.13": "1", "0": ""}).items():
+        await tax_map.set_mapping(rate, erp_tax)
     connection.use_backend("main", backend)  # None: drop an earlier test's fake, use the configured kind
     return runtime
 
@@ -37,7 +43,7 @@ async def customer(name: str = "上海 Acme Trading", *, address: bool = True, c
 async def order(person_id: int | None, *, currency: str = "EUR", lines: tuple[tuple[str, str, str, str], ...] = LINES,
                 tax_rate: Decimal = Decimal("0.13"), publish: bool = True) -> int:
     """A confirmed order recorded through crm_sales' public API: order, lines and the
-    ``crm_sales_order_confirmed`` event in one transaction (amounts rounded per line, half up).
+    ``crm_sales_order_confirmed`` event in one transaction (amounts by crm_sales.pricing's rule).
 
     ``publish=False``: the same rows without the event (a confirmation the bridge never heard of), written into
     crm_sales' tables directly — tests may reach a dependency's internals to set up such states

@@ -34,7 +34,7 @@ async def _orders(fake: FakeBackend) -> tuple[int, int, int]:
 
 async def test_order_page_shows_erp_panel_by_role(crm_client: Any) -> None:
     from crm_sales.models import Order
-    from erp_bridge import connection
+    from erp_bridge import connection, taxes
 
     from core.addon import Grant
     from core.security import access
@@ -44,6 +44,7 @@ async def test_order_page_shows_erp_panel_by_role(crm_client: Any) -> None:
     client = await crm_client("erp_bridge")
     await connection.configure("main", "fake")
     connection.use_backend("main", fake)
+    await taxes.set_mapping("0.13", "1")  # the fake ERP's 13 % tax
     sent, failed, queued = await _orders(fake)
     sent_binding = await binding(sent)
 

@@ -245,6 +245,7 @@ def test_pull_products_has_codes_and_decimal_prices(backend: TrytonBackend) -> N
         ("P-001", Decimal("100.00")),
         ("P-002", Decimal("80.00")),
         ("P-003", Decimal("19.99")),
+        ("P-004", Decimal("8.50")),  # by the kilogram
     ]
     assert backend.pull_products(products[1].external_id) == products[2:]
 

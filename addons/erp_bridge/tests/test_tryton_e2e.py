@@ -3,10 +3,11 @@ paid in Tryton → the pull brings the paid state back onto the CRM order → re
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from erp_bridge.testing.tryton_server import TrytonConnection, post_and_pay_invoice
+from erp_bridge.testing.tryton_server import TrytonConnection, post_and_pay_invoice, tax_ids
 from erp_helpers import binding, boot_bridge, customer, drain, order
 
 pytestmark = pytest.mark.tryton
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.tryton
 
 async def _bridge(crm_boot: Any, tryton: TrytonConnection, password: str | None = None) -> None:
     await boot_bridge(crm_boot, None, kind="tryton", url=tryton.url, database=tryton.database,
-                      username=tryton.username, password=password or tryton.password)
+                      username=tryton.username, password=password or tryton.password,
+                      taxes={"0.13": tax_ids(tryton)[Decimal("0.13")], "0": ""})
 
 
 async def _accepted_order(currency: str = "EUR") -> int:

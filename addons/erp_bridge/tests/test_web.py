@@ -13,7 +13,7 @@ from core.security.access import Access
 
 
 async def _setup(crm_client: Any) -> tuple[Any, int, FakeBackend]:
-    from erp_bridge import connection, reconcile, sync
+    from erp_bridge import connection, reconcile, sync, taxes
     from erp_bridge.backends.base import ErpPermanentError
 
     from core.testing import login_client, make_user
@@ -22,6 +22,7 @@ async def _setup(crm_client: Any) -> tuple[Any, int, FakeBackend]:
     client = await crm_client("erp_bridge")
     await connection.configure("main", "fake")
     connection.use_backend("main", fake)
+    await taxes.set_mapping("0.13", "1")  # the fake ERP's 13 % tax
     person = await customer("=HYPERLINK(\"http://evil\") 上海贸易")
     good = await order(person)
     await drain()

@@ -22,6 +22,7 @@ __all__ = [
     "ErpConflictError",
     "ErpError",
     "ErpPermanentError",
+    "ErpRules",
     "ErpTransientError",
     "OrderLinePayload",
     "OrderPayload",
@@ -30,6 +31,7 @@ __all__ = [
     "RemoteInvoice",
     "RemoteOrder",
     "RemoteProduct",
+    "RemoteTax",
     "SaleState",
     "push_each",
 ]
@@ -86,7 +88,12 @@ class OrderLinePayload:
     product_code: str
     description: str
     quantity: Decimal
-    unit_price: Decimal  # untaxed
+    #: untaxed and discounted, rounded to the ERP's price digits: the ERP's line amount is quantity × this,
+    #: rounded to the currency — the CRM computed its line from the same price (``crm_sales.pricing``)
+    unit_price: Decimal
+    #: the ERP's ids of the taxes to apply (the CRM's tax rate mapped, ``erp_bridge.taxes``); ``()`` = no tax;
+    #: ``None`` = whatever the ERP defaults to for the product (never sent by the bridge: tests only)
+    taxes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,29 @@ class RemoteInvoice:
 
 
 @dataclass(frozen=True)
+class RemoteTax:
+    """A tax the ERP can put on a customer's sale line."""
+
+    external_id: str
+    name: str
+    kind: str  # "percentage", "fixed", "none" (Tryton's tax types)
+    rate: Decimal | None  # a fraction (0.13) for a percentage tax, else None
+    #: the tax is computed from others (children, dates, a unit price it changes): not a plain rate
+    is_composite: bool = False
+
+
+@dataclass(frozen=True)
+class ErpRules:
+    """How the ERP computes a sale's amounts, as far as the CRM must agree with it (``crm erp check``)."""
+
+    tax_rounding: str  # "line" | "document": taxes rounded per line or per document (Tryton's Tax Rounding)
+    price_digits: int | None  # decimals of a sale line's unit price (None: unlimited or unknown)
+    #: rounding step of each currency asked for that the ERP knows (``Decimal("0.01")``; JPY ``1``)
+    currency_rounding: dict[str, Decimal]
+    taxes: tuple[RemoteTax, ...]  # the taxes available on customer sales
+
+
+@dataclass(frozen=True)
 class RemoteProduct:
     external_id: str
     code: str
@@ -257,6 +287,10 @@ class ErpBackend(Protocol):
 
     def document_url(self, web_url: str, model: str, external_id: str) -> str:
         """The ERP's web client page of a document (*model*: ``sale`` or ``invoice``); "" when unknown."""
+        ...
+
+    def accounting_rules(self, currencies: Sequence[str]) -> ErpRules:
+        """The ERP's tax rounding, price digits, the rounding of ``currencies`` and its sale taxes."""
         ...
 
 

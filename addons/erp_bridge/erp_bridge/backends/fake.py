@@ -20,12 +20,14 @@ from .base import (
     ErpConflictError,
     ErpError,
     ErpPermanentError,
+    ErpRules,
     ErpTransientError,
     OrderPayload,
     Pushed,
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    RemoteTax,
     SaleState,
     push_each,
 )
@@ -80,6 +82,9 @@ class FakeBackend:
         self.currencies = set(currencies)
         self.products = dict(DEFAULT_PRODUCTS if products is None else products)
         self.is_down = False
+        #: what `accounting_rules` reports: tests change them to see `crm erp check` complain
+        self.tax_rounding = "line"
+        self.taxes = [RemoteTax("1", f"VAT {(tax_rate * 100).normalize():f} %", "percentage", tax_rate)]
         self.calls: list[str] = []
         self.parties: dict[int, CustomerPayload] = {}
         self.sales: dict[int, _Sale] = {}
@@ -214,6 +219,12 @@ class FakeBackend:
             for n, (code, (name, price)) in enumerate(sorted(self.products.items()), 1)
         ]
         return [p for p in rows if int(p.external_id) > int(cursor or 0)][:limit]
+
+    def accounting_rules(self, currencies: Sequence[str]) -> ErpRules:
+        self._enter("accounting_rules")
+        return ErpRules(tax_rounding=self.tax_rounding, price_digits=4,
+                        currency_rounding={c: _CENT for c in currencies if c in self.currencies},
+                        taxes=tuple(self.taxes))
 
     def sweep_orders(self, prefix: str, after: str | None = None, limit: int = 5000) -> list[SaleState]:
         with self._lock:

@@ -9,9 +9,11 @@ Mapping decisions
   one on the party, exactly as Tryton's own client does for every new party; a country code Tryton
   does not know is an `ErpPermanentError` (run ``trytond_import_countries``), never silently dropped.
 - Order: ``sale.sale.reference`` holds our reference. Lines go through Tryton's own
-  ``on_change`` of the product, so units, taxes and tax rules are Tryton's; our unit price and
-  description then override. Amounts are read back, never computed here. Quantities are floats in
-  Tryton (its schema), everything else Decimal.
+  ``on_change`` of the product, so units are Tryton's; our unit price (discounted, rounded to Tryton's price
+  digits: Tryton's line amount is quantity × it, rounded to the currency, as the CRM's) and description then
+  override, and so do the line's taxes: the ERP taxes the CRM's tax rate is mapped to (``erp_bridge.taxes``;
+  none for a rate mapped to no tax), never the product's defaults or the party's tax rule. Amounts are read
+  back, never computed here. Quantities are floats in Tryton (its schema), everything else Decimal.
 - A push that fails halfway leaves a draft/quotation sale carrying our reference; the retry finds it
   and finishes its workflow. Two *concurrent* pushes of one order are prevented by the caller's
   per-record lock; `find_orders` reports any duplicate that slips through.
@@ -44,6 +46,7 @@ from .base import (
     ErpConflictError,
     ErpError,
     ErpPermanentError,
+    ErpRules,
     ErpTransientError,
     OrderPayload,
     Payment,
@@ -51,6 +54,7 @@ from .base import (
     RemoteInvoice,
     RemoteOrder,
     RemoteProduct,
+    RemoteTax,
     SaleState,
 )
 
@@ -440,10 +444,11 @@ class TrytonBackend:
         # what on_change gives us depends on the product, the party's tax rule, currency and company only
         key = ("line", product_id, tax_rule, header["currency"], header["company"])
         found = self._cached(key, defaults)
+        taxes = found["taxes"] if line.taxes is None else [int(t) for t in line.taxes]  # None: tests only
         return {
             **values,
             "unit": found["unit"],
-            "taxes": [("add", found["taxes"])],
+            "taxes": [("add", taxes)] if taxes else [],
             "unit_price": line.unit_price,
             "description": line.description,
         }
@@ -658,6 +663,31 @@ class TrytonBackend:
             )
             for r in rows
         ]
+
+
+    def accounting_rules(self, currencies: Sequence[str]) -> ErpRules:
+        """Tax rounding (the company's account configuration), the sale line's unit price digits, the rounding
+        of ``currencies`` and the taxes a customer sale may carry (no parent; no group, or a sale one)."""
+        config = self.call("model.account.configuration.read", [1], ["tax_rounding"])
+        tax_rounding = str(config[0]["tax_rounding"]) if config else "document"
+        described = self.call("model.sale.line.fields_get", ["unit_price"])
+        digits = described.get("unit_price", {}).get("digits")  # JSON text: '[null, 4]' (integer digits, decimals)
+        try:
+            decimals = json.loads(digits)[1] if isinstance(digits, str) else None
+        except (ValueError, TypeError, IndexError, KeyError):
+            decimals = None
+        price_digits = decimals if isinstance(decimals, int) else None
+        rounding = {r["code"]: _money(r["rounding"]) for r in self._search_read(
+            "currency.currency", [("code", "in", sorted(set(currencies)))], ["code", "rounding"])} if currencies else {}
+        sale_taxes = [("parent", "=", None), ["OR", ("group", "=", None), ("group.kind", "in", ["sale", "both"])]]
+        rows = self._search_read("account.tax", sale_taxes, ["name", "type", "rate", "childs", "update_unit_price"],
+                                 order=[("id", "ASC")])
+        taxes = tuple(RemoteTax(
+            external_id=str(r["id"]), name=r["name"], kind=r["type"],
+            rate=Decimal(r["rate"]).normalize() if r["type"] == "percentage" and r["rate"] is not None else None,
+            is_composite=bool(r["childs"]) or bool(r["update_unit_price"])) for r in rows)
+        return ErpRules(tax_rounding=tax_rounding, price_digits=price_digits, currency_rounding=rounding,
+                        taxes=taxes)
 
 
 class _Unauthorized(Exception):

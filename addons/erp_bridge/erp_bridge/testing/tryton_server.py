@@ -2,9 +2,12 @@
 
 `build_database()` creates a SQLite database ONCE per trytond version (cached under
 ``$CRM_CACHE_DIR`` or ``~/.cache/crm-tryton/<version>-r<SETUP_REVISION>/``) with `sale` and
-`account_invoice` activated and a usable company: EUR company (USD also exists, "XXX" does not),
-current fiscal year with invoice sequences, minimal chart, a 13 % sale tax, a direct payment term,
-a cash payment method, countries CN/DE/US and service products P-001..P-003.
+`account_invoice` activated and a usable company: EUR company (USD, JPY with 0 decimals, KWD and BHD with
+3 also exist; CNY and "XXX" do not), taxes rounded per line (account configuration "Tax Rounding", set
+explicitly: the CRM's rule), current fiscal year with invoice sequences, minimal chart, sale taxes of
+13 % (the products' default), 6 % and 9 %, a direct payment term, a cash payment method, countries
+CN/DE/US, service products P-001..P-003 sold by the unit (whole quantities) and P-004 sold by the
+kilogram with 4 decimals.
 
 `running_server(db_file, workdir)` copies that file, starts ``trytond`` on a free loopback port and
 yields a `TrytonConnection`; the process is killed on exit.
@@ -16,6 +19,7 @@ so trytond's process-global pool/config never leak into the test process.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import os
 import shutil
@@ -30,17 +34,23 @@ from pathlib import Path
 from typing import Any
 
 # Bump when the setup below changes: invalidates cached databases.
-SETUP_REVISION = 1
+SETUP_REVISION = 2
 DB_NAME = "crm"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-secret"
 COMPANY_CURRENCY = "EUR"
 TAX_RATE = Decimal("0.13")
+OTHER_TAX_RATES = (Decimal("0.06"), Decimal("0.09"))
+TAX_ROUNDING = "line"  # the CRM's rule (crm_sales.pricing.TAX_ROUNDING); Tryton's default is "document"
 PRODUCTS = (
     ("P-001", "Widget", Decimal("100.00")),
     ("P-002", "Consulting hour", Decimal("80.00")),
     ("P-003", "Gadget", Decimal("19.99")),
 )
+WEIGHED_PRODUCTS = (("P-004", "Copper wire", Decimal("8.50")),)  # by the kilogram: quantities with 4 decimals
+# code, name, decimals, rate against the company currency
+CURRENCIES = (("JPY", "Japanese Yen", 0, Decimal("160")), ("KWD", "Kuwaiti Dinar", 3, Decimal("0.33")),
+              ("BHD", "Bahraini Dinar", 3, Decimal("0.41")))
 _VENV_BIN = Path(sys.executable).parent
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # .../addons/erp_bridge
 
@@ -182,7 +192,7 @@ def _check_built(path: Path) -> None:
         (companies,) = con.execute("SELECT count(*) FROM company_company").fetchone()
     finally:
         con.close()
-    if products != len(PRODUCTS) or companies != 1:
+    if products != len(PRODUCTS) + len(WEIGHED_PRODUCTS) or companies != 1:
         raise TrytonBuildError(f"setup incomplete: {products} products, {companies} companies")
 
 
@@ -323,6 +333,23 @@ def create_sale_directly_with_proteus(
     return int(sale.id)
 
 
+def tax_ids(conn: TrytonConnection) -> dict[Decimal, str]:
+    """Rate (normalized: ``Decimal("0.13")``) → id of the database's sale taxes."""
+    from proteus import Model
+
+    return {Decimal(t.rate).normalize(): str(t.id) for t in Model.get("account.tax", config=proteus_config(conn)).find(
+        [("type", "=", "percentage")])}
+
+
+def set_tax_rounding(conn: TrytonConnection, method: str) -> None:
+    """The company's "Tax Rounding" ("line" or "document"), as an accountant would set it."""
+    from proteus import Model
+
+    config = Model.get("account.configuration", config=proteus_config(conn))(1)
+    config.tax_rounding = method
+    config.save()
+
+
 def touch_sale(conn: TrytonConnection, sale_id: int, comment: str) -> None:
     """Simulate a change made by an ERP user (bumps the sale's write marker)."""
     from proteus import Model
@@ -361,11 +388,19 @@ def _setup(conf: str, database: str) -> None:
 
     tax = create_tax(TAX_RATE)
     tax.save()
+    for rate in OTHER_TAX_RATES:
+        create_tax(rate).save()
     payment_term = create_payment_term()
     payment_term.save()
     account_config = Model.get("account.configuration")(1)
     account_config.default_customer_payment_term = payment_term
+    account_config.tax_rounding = TAX_ROUNDING
     account_config.save()
+    Currency, CurrencyRate = Model.get("currency.currency"), Model.get("currency.currency.rate")
+    for code, name, digits, rate in CURRENCIES:
+        currency = Currency(name=name, code=code, symbol=code, rounding=Decimal(1).scaleb(-digits), digits=digits)
+        currency.save()
+        CurrencyRate(date=datetime.date.min, rate=rate, currency=currency).save()
 
     (cash_journal,) = Model.get("account.journal").find([("type", "=", "cash")])
     method = Model.get("account.invoice.payment.method")(
@@ -380,18 +415,22 @@ def _setup(conf: str, database: str) -> None:
     category.customer_taxes.append(Model.get("account.tax")(tax.id))
     category.save()
     (unit,) = Model.get("product.uom").find([("name", "=", "Unit")])
+    (kilogram,) = Model.get("product.uom").find([("name", "=", "Kilogram")])
+    kilogram.rounding, kilogram.digits = 0.0001, 4  # the CRM keeps 4 decimals of a quantity
+    kilogram.save()
     Template = Model.get("product.template")
-    for code, name, price in PRODUCTS:
-        template = Template(
-            name=name,
-            code=code,
-            default_uom=unit,
-            type="service",
-            salable=True,
-            list_price=price,
-            account_category=category,
-        )
-        template.save()
+    for uom, products in ((unit, PRODUCTS), (kilogram, WEIGHED_PRODUCTS)):
+        for code, name, price in products:
+            template = Template(
+                name=name,
+                code=code,
+                default_uom=uom,
+                type="service",
+                salable=True,
+                list_price=price,
+                account_category=category,
+            )
+            template.save()
 
 
 def main(argv: list[str]) -> int:
