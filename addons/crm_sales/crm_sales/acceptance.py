@@ -82,9 +82,9 @@ async def send(acc: Access, quote_id: int) -> dict[str, Any]:
         token = make_token(quote_id, expires)
         await Quote.update({Quote.state: "sent", Quote.sent_at: now(), Quote.token_hash: _hash(token),
                             Quote.version: Quote.version + 1}).where(Quote.id == quote_id)
-        # the token travels in the outbox payload (database only) so a retried job mails the same link
         # a listener may refuse (ValidationError): then nothing of this transaction, e-mail included, happens
         await hooks.publish("crm_sales_quote_sent", quote_id=quote_id)
+        # the token travels in the outbox payload (database only) so a retried job mails the same link
         await jobs.enqueue("crm_sales.send_quote_email", quote_id=quote_id, accept_url=link(token))
         await audit.record("send", model=QUOTE, record_id=quote_id, changes={"state": [quote["state"], "sent"]})
     return {"id": quote_id, "state": "sent", "accept_url": link(token)}

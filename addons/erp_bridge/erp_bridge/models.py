@@ -176,6 +176,8 @@ class ReconciliationReview(Table, tablename="erp_bridge_reconciliation_review"):
     note = Text(default="")
     reviewed_by = Varchar(length=150, default="")
     reviewer_id = Integer(null=True, default=None)
+    reviewed_at = Timestamptz(default=TimestamptzNow())
+
 
 class TaxMapping(Table, tablename="erp_bridge_tax_map"):
     """A CRM tax rate → the ERP tax every line at that rate gets (``erp_bridge.taxes``); no ERP tax (``erp_tax``
@@ -186,5 +188,3 @@ class TaxMapping(Table, tablename="erp_bridge_tax_map"):
     rate = Numeric(digits=(6, 4), unique=True)  # a fraction, as crm_sales' tax_rate: 0.13 for 13 %
     erp_tax = Varchar(length=60, default="")  # the ERP's id of the tax ("" = no tax)
     erp_tax_name = Varchar(length=200, default="")  # the ERP's name for it, for people (set by `crm erp taxes`)
-    reviewed_at = Timestamptz(default=TimestamptzNow())
-
