@@ -72,7 +72,9 @@ def _order(members: list[dict[str, Any]], loads: dict[int, int], strategy: str) 
 
 async def _take_member(rule: dict[str, Any]) -> int | None:
     for _ in range(5):  # compare-and-set: retry when another worker took the slot we picked
-        members = list(await AssignmentMember.select().where(AssignmentMember.rule == rule["id"]))
+        # a deactivated user takes no new leads (their records were handed over when they left)
+        members = list(await AssignmentMember.select().where(
+            (AssignmentMember.rule == rule["id"]) & (AssignmentMember.user.is_active == True)))  # noqa: E712
         loads = await load_of([m["user"] for m in members])
         free = [m for m in members if m["capacity"] <= 0 or loads[m["user"]] < m["capacity"]]
         if not free:

@@ -274,3 +274,18 @@ def test_cli_deactivate_to_a_user_or_keep(crm_boot: Any, crm_settings: Any, monk
                 await Lead.count().where(Lead.owner == ids["rep3"]), active)
 
     assert asyncio.run(check()) == (1, 1, [False, True, False])
+
+
+async def test_assignment_rules_give_a_deactivated_member_no_new_lead(org: Org) -> None:
+    from crm_sales import leads
+    from crm_sales.models import AssignmentMember, AssignmentRule
+
+    rule = (await AssignmentRule.insert(AssignmentRule(name="All", sequence=1, strategy="round_robin")).returning(
+        AssignmentRule.id))[0]["id"]
+    for login in ("rep1", "rep2"):
+        await AssignmentMember.insert(AssignmentMember(rule=rule, user=org.ids[login], capacity=0))
+    await handover.start(Plan(org.ids["rep1"], "keep"), by=await _admin())
+    manager = await org.acc("manager")
+    made = [await leads.create_lead(manager, {"name": f"L{i}"}) for i in range(3)]
+    owners = {r["owner"] for r in await Lead.select(Lead.owner).where(Lead.id.is_in(made))}
+    assert owners == {org.ids["rep2"]}
