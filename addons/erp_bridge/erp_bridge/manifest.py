@@ -27,7 +27,7 @@ ADDON = Addon(
     ),
     # roles are crm_contacts' (finance, sales_manager, sales_rep): one set of roles for the whole suite
     permissions=(
-        Grant("finance", RECONCILIATION, ("read", "create", "export")),
+        Grant("finance", RECONCILIATION, ("read", "create", "export", "update")),  # update = mark reviewed
         Grant("finance", BINDING, ("read", "update", "export")),  # update = re-drive a failed sync
         Grant("finance", INVOICE, ("read", "export")),
         Grant("sales_manager", BINDING, ("read",)),

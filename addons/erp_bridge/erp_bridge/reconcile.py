@@ -49,6 +49,7 @@ LABELS = {"matched": _("Matched"), "amount_mismatch": _("Amounts differ"), "curr
           "duplicate": _("Duplicate in the ERP"), "in_flight": _("Being sent"), "failed": _("Sync failed")}
 AMOUNTS = ("untaxed", "tax", "total")
 OUR_PREFIX = "CRM-SO-"
+AUTOMATIC = _("ERP bridge")  # who synced an order nobody re-drove: the job run on its confirmation
 SWEEP = 5000  # sales per keyset call: ~0.7 s of Tryton's time each, few round trips for 100k
 BY_ID = 1000  # ids per read of sales the sweep did not see
 
@@ -212,7 +213,7 @@ async def classify(backend_id: int, backend: ErpBackend, wait: Waiting | None = 
         docs = [d for sid in remote for d in by_sale.pop(sid, [])] + by_ref.pop(ref, [])
         if b is not None:
             line.synced_at = b["sync_date"]
-            line.synced_by = redrivers.get(str(b["id"]), "") or ("ERP bridge" if b["sync_date"] else "")
+            line.synced_by = redrivers.get(str(b["id"]), "") or (AUTOMATIC if b["sync_date"] else "")
         if b is None and order_id in queued:
             lines.append(_status(line, "in_flight", Detail.QUEUED))
             continue

@@ -5,28 +5,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from crm_sales.api import order_url
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from core import db
 from core.errors import ValidationError
 from core.security import audit
-from core.web import access, pdf_response, render
-from crm_sales.api import order_url
+from core.web import access, form_str, pdf_response, render
 from erp_bridge.manifest import BINDING, RECONCILIATION
-
-COLUMNS = ("status", "reference", "customer", "order_date", "crm_currency", "crm_untaxed", "crm_tax", "crm_total",
-           "erp_currency", "erp_untaxed", "erp_tax", "erp_total", "mismatched", "invoice_number", "is_paid", "detail")
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(value: Any) -> str:
-    """A cell safe to open in a spreadsheet: text starting like a formula is prefixed with a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_DANGEROUS) else text
 
 
 async def failed_list(request: Request) -> Response:
@@ -51,74 +41,74 @@ async def binding_redrive(request: Request) -> Response:
     return RedirectResponse(request.headers.get("referer") or "/erp/failed", status_code=303)
 
 
-def _filters(request: Request) -> dict[str, Any]:
-    q = request.query_params
-    out: dict[str, Any] = {k: q.get(k, "").strip() for k in ("status", "customer", "date_from", "date_to",
-                                                           "amount_min", "amount_max")}
-    try:
-        for k in ("date_from", "date_to"):
-            out[k + "_v"] = dt.date.fromisoformat(out[k]) if out[k] else None
-    except ValueError:
-        raise ValidationError({"date": "use YYYY-MM-DD"}) from None
-    try:
-        for k in ("amount_min", "amount_max"):
-            out[k + "_v"] = Decimal(out[k]) if out[k] else None
-    except InvalidOperation:
-        raise ValidationError({"amount": "must be a number"}) from None
-    return out
-
-
-async def _lines(request: Request, action: str = "read") -> tuple[dict[str, Any] | None, list[dict[str, Any]],
-                                                                  dict[str, Any]]:
+async def _lines(request: Request, action: str = "read", limit: int | None = None
+                 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any], int]:
+    """The last finished run, its lines as filtered (up to ``limit``), the filters, and how many lines match."""
+    from erp_bridge import reports
     from erp_bridge.models import ReconciliationLine as L
     from erp_bridge.models import ReconciliationRun
 
     acc = access(request)
     await acc.require(RECONCILIATION, action)
-    f = _filters(request)
-    run = await ReconciliationRun.select().where(ReconciliationRun.finished_at.is_not_null()).order_by(
+    f = reports.filters_from(request.query_params)
+    run = await ReconciliationRun.select().where(ReconciliationRun.finished_at.is_not_null()
+                                                 & (ReconciliationRun.error == "")).order_by(
         ReconciliationRun.id, ascending=False).first()
     if run is None:
-        return None, [], f
+        return None, [], f, 0
     query = L.select().where(L.run == run["id"])
     if f["status"]:
         query = query.where(L.status == f["status"])
     if f["customer"]:
-        query = query.where(L.customer.ilike(f"%{f['customer']}%"))
+        query = query.where(L.customer.ilike(f"%{f['customer']}%") | L.reference.ilike(f"%{f['customer']}%"))
+    if f["currency"]:
+        query = query.where((L.crm_currency == f["currency"].upper()) | (L.erp_currency == f["currency"].upper()))
     if f["date_from_v"]:
         query = query.where(L.order_date >= f["date_from_v"])
     if f["date_to_v"]:
         query = query.where(L.order_date <= f["date_to_v"])
-    rows = [dict(r) for r in await query.order_by(L.id)]
-    lo, hi = f["amount_min_v"], f["amount_max_v"]
-    if lo is not None or hi is not None:  # either side's total in range
-        def within(r: dict[str, Any]) -> bool:
-            amounts = [a for a in (r["crm_total"], r["erp_total"]) if a is not None]
-            return any((lo is None or a >= lo) and (hi is None or a <= hi) for a in amounts)
-        rows = [r for r in rows if within(r)]
-    return dict(run), rows, f
+    rows = [r for r in await query.order_by(L.id).output(load_json=True) if reports.keep(r, f)]
+    return dict(run), rows, f, len(rows)
 
 
-def _totals(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    from erp_bridge.reconcile import STATUSES
-
-    out: dict[str, dict[str, Any]] = {s: {"n": 0, "crm": Decimal(0), "erp": Decimal(0)} for s in STATUSES}
-    for r in rows:
-        t = out[r["status"]]
-        t["n"] += 1
-        t["crm"] += r["crm_total"] or 0
-        t["erp"] += r["erp_total"] or 0
-    return out
+PAGE_ROWS = 500  # lines on the page; the exports carry them all
 
 
 async def reconciliation(request: Request) -> Response:
+    from erp_bridge import reports
     from erp_bridge.reconcile import STATUSES
 
-    run, rows, f = await _lines(request)
+    run, rows, f, total_rows = await _lines(request)
     acc = access(request)
-    return await render(request, "erp_bridge/reconciliation.html", run=run, rows=rows[:1000], total_rows=len(rows),
-                  totals=_totals(rows), f=f, statuses=STATUSES, can_export=acc.can(RECONCILIATION, "export"),
-                  query=request.url.query)
+    cfg = await _backend_links()
+    totals = reports.subtotals(rows)
+    changes = {"new": sum(1 for r in rows if reports.change_of(r) == "new"),
+               "resolved": sum(1 for r in rows if reports.change_of(r) == "resolved")}
+    return await render(request, "erp_bridge/reconciliation.html", run=run, rows=rows[:PAGE_ROWS],
+                        total_rows=total_rows, totals=totals, currency_totals=reports.per_currency(totals), f=f,
+                        statuses=STATUSES, r=reports, link=cfg, changes=changes,
+                        can_export=acc.can(RECONCILIATION, "export"), can_review=acc.can(RECONCILIATION, "update"),
+                        can_run=acc.can(RECONCILIATION, "create"), query=request.url.query, order_url=order_url)
+
+
+async def _backend_links() -> Any:
+    """``link(model, external_id)``: the document's page in the ERP's web client ("" when not configured)."""
+    from erp_bridge import connection
+    from erp_bridge.models import BackendConfig
+
+    try:
+        cfg = await connection.active()
+    except Exception:  # no ERP configured: no links
+        return lambda model, external_id: ""
+    row = await BackendConfig.select(BackendConfig.web_url).where(BackendConfig.id == cfg.id).first()
+    web_url = (row or {}).get("web_url") or ""
+    backend = connection.open_backend(cfg)
+    make = getattr(backend, "document_url", None)
+
+    def link(model: str, external_id: str) -> str:
+        return make(web_url, model, str(external_id)) if make and web_url and external_id else ""
+
+    return link
 
 
 async def reconciliation_run(request: Request) -> Response:
@@ -132,49 +122,77 @@ async def reconciliation_run(request: Request) -> Response:
 
 
 async def reconciliation_export(request: Request) -> Response:
+    from erp_bridge import reports
+
     fmt = request.path_params["fmt"]
-    run, rows, _ = await _lines(request, action="export")
+    await access(request).require(RECONCILIATION, "export")  # before any look at the input
+    if fmt not in ("csv", "xlsx", "pdf"):
+        raise ValidationError({"format": "must be csv, xlsx or pdf"})
+    run, rows, f, _n = await _lines(request, action="export")
     acc = access(request)
     await audit.record("export", model=RECONCILIATION, record_id=run["id"] if run else "",
                        detail=f"{fmt}: {len(rows)} rows", principal=acc.principal)
     name = f"reconciliation-{run['id'] if run else 0}"
+    totals = reports.subtotals(rows)
     if fmt == "pdf":
         return await pdf_response(request, "erp_bridge/reconciliation_pdf.html", f"{name}.pdf", run=run, rows=rows,
-                                  totals=_totals(rows))
-    table = [[neutralize(r[c]) for c in COLUMNS] for r in rows]
+                                  totals=totals, currency_totals=reports.per_currency(totals), r=reports,
+                                  applied=reports.applied(f), printed_at=dt.datetime.now(dt.UTC))
     if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("reconciliation")
-        sheet.append(list(COLUMNS))
-        for row in table:
-            sheet.append(row)  # strings only: no cell is ever stored as a formula
-        buf = io.BytesIO()
-        book.save(buf)
-        return Response(buf.getvalue(), headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        return Response(reports.xlsx(rows, totals),
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    if fmt != "csv":
-        raise ValidationError({"format": "must be csv, xlsx or pdf"})
+    header, table = reports.csv_rows(rows)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     writer.writerows(table)
     return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 async def reconciliation_line(request: Request) -> Response:
-    """Drill-down: both sides of one line, the binding and the mirrored invoices."""
-    from erp_bridge import status
-    from erp_bridge.models import ReconciliationLine, RemoteInvoice
+    """Drill-down: both sides of one line, its documents with their payments, the binding, the review."""
+    from erp_bridge import reports, status
+    from erp_bridge.models import ReconciliationLine
 
     acc = access(request)
-    line = await acc.get(ReconciliationLine, RECONCILIATION, int(request.path_params["id"]))
-    invoices = await RemoteInvoice.select().where(RemoteInvoice.order_reference == line["reference"])
+    line = dict(await acc.get(ReconciliationLine, RECONCILIATION, int(request.path_params["id"])))
     sync = await status.order_status(line["order_id"]) if line["order_id"] else None
-    return await render(request, "erp_bridge/reconciliation_line.html", line=line, invoices=invoices, sync=sync,
-                        order_url=order_url)
+    return await render(request, "erp_bridge/reconciliation_line.html", line=line, docs=reports.documents(line),
+                        sync=sync, order_url=order_url, r=reports, link=await _backend_links(),
+                        can_review=acc.can(RECONCILIATION, "update"))
+
+
+async def reconciliation_review(request: Request) -> Response:
+    """Mark a line reviewed with a note: kept on later runs while the line's figures stay the same; audited."""
+    from erp_bridge.models import ReconciliationLine, ReconciliationReview, ReconciliationRun
+
+    acc = access(request)
+    await acc.require(RECONCILIATION, "update")
+    line = await acc.get(ReconciliationLine, RECONCILIATION, int(request.path_params["id"]))
+    form = await request.form()
+    note = form_str(form, "note", max_length=2000)
+    run = await ReconciliationRun.select(ReconciliationRun.backend).where(
+        ReconciliationRun.id == line["run"]).first()
+    who = acc.principal.login if acc.principal else ""
+    values = {"fingerprint": line["fingerprint"], "note": note, "reviewed_by": who,
+              "reviewer_id": acc.principal.user_id if acc.principal else None, "reviewed_at": dt.datetime.now(dt.UTC)}
+    key = (ReconciliationReview.backend == run["backend"]) & (ReconciliationReview.reference == line["reference"])
+    async with db.atomic():
+        if await ReconciliationReview.exists().where(key):
+            await ReconciliationReview.update(values).where(key)
+        else:
+            await ReconciliationReview.insert(ReconciliationReview(backend=run["backend"],
+                                                                   reference=line["reference"], **values))
+        await ReconciliationLine.update({ReconciliationLine.review_note: note, ReconciliationLine.reviewed_by: who,
+                                         ReconciliationLine.reviewed_at: values["reviewed_at"]}).where(
+            ReconciliationLine.id == line["id"])
+    await audit.record("review", model=RECONCILIATION, record_id=line["id"], principal=acc.principal,
+                       changes={"reference": line["reference"], "status": line["status"], "note": note,
+                                "fingerprint": line["fingerprint"]})
+    return RedirectResponse(request.headers.get("referer") or f"/erp/reconciliation/lines/{line['id']}",
+                            status_code=303)
 
 
 ROUTES = [
@@ -184,4 +202,6 @@ ROUTES = [
     Route("/reconciliation/run", reconciliation_run, methods=["POST"], name="reconciliation_run"),
     Route("/reconciliation/export.{fmt:str}", reconciliation_export, name="reconciliation_export"),
     Route("/reconciliation/lines/{id:int}", reconciliation_line, name="reconciliation_line"),
+    Route("/reconciliation/lines/{id:int}/review", reconciliation_review, methods=["POST"],
+          name="reconciliation_review"),
 ]
