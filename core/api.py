@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import db
+from core import automation, db
 from core import values as values_
 from core.customfields import records as custom_records
 from core.customfields import registry as custom_registry
@@ -222,6 +222,7 @@ async def create_values(acc: Access, res: Resource, values: dict[str, Any]) -> i
             new_id = int(getattr(row, res.table._meta.primary_key._meta.name))
         await audit.record("create", model=res.model, record_id=new_id,
                            changes=audit.diff(None, custom_records.flat(res.model, values)))
+        await automation.record_changed(res.model, new_id, None, values)  # evaluated off the request
     return new_id
 
 
@@ -264,6 +265,7 @@ async def update_values(acc: Access, res: Resource, record_id: int, body: dict[s
         await audit.record("update", model=res.model, record_id=record_id, changes=audit.diff(
             custom_records.flat(res.model, {k: before.get(k) for k in values}),
             custom_records.flat(res.model, values)))
+        await automation.record_changed(res.model, record_id, before, values)
 
 
 async def update_record(request: Request, res: Resource) -> Response:
@@ -290,6 +292,7 @@ async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
         if res.archive_on_delete:
             await res.table.update({res.table._meta.get_column_by_name("is_archived"): True}).where(pk == record_id)
             await audit.record("archive", model=res.model, record_id=record_id)
+            await automation.record_changed(res.model, record_id, before, {"is_archived": True})
         else:
             used = await _still_used_by(res.table, record_id)
             if used:
@@ -298,6 +301,7 @@ async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
             await res.table.delete().where(pk == record_id)
             await audit.record("delete", model=res.model, record_id=record_id,
                                changes=audit.diff({k: before.get(k) for k in res.fields}, None))
+            await automation.record_changed(res.model, record_id, before, None)
 
 
 async def _still_used_by(table: type[Table], record_id: int) -> list[str]:

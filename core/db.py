@@ -28,6 +28,7 @@ _engine: Engine[Any] | None = None
 _after_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
     "crm_after_commit", default=None
 )
+_tx_state: ContextVar[dict[str, Any] | None] = ContextVar("crm_tx_state", default=None)
 
 
 def redact(url: str) -> str:
@@ -113,6 +114,12 @@ def in_atomic() -> bool:
     return _after_commit.get() is not None
 
 
+def transaction_state() -> dict[str, Any] | None:
+    """A dict that lives as long as the enclosing outermost :func:`atomic` block (None outside one): where a
+    service keeps what it already wrote in this transaction (e.g. one outbox row per changed record)."""
+    return _tx_state.get()
+
+
 def _transaction(engine: Engine[Any]) -> Any:
     # SQLite: take the write lock at BEGIN, so two read-then-write transactions queue up instead of one
     # failing with "database is locked" halfway through.
@@ -137,10 +144,12 @@ async def atomic() -> AsyncIterator[None]:
         return
     callbacks: list[Callable[[], Awaitable[None]]] = []
     token = _after_commit.set(callbacks)
+    state_token = _tx_state.set({})
     try:
         async with _transaction(current()):
             yield
     finally:
+        _tx_state.reset(state_token)
         _after_commit.reset(token)
     for callback in callbacks:
         try:

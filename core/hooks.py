@@ -208,6 +208,75 @@ class StatusCheck:
 
 
 @dataclass(frozen=True)
+class IdleSource:
+    """Where "no activity for N days" looks for ``AutomationModel``: the record is idle since its own ``since``
+    column, or since the latest of ``times`` of the rows of ``table`` whose ``link`` column names it."""
+
+    since: str
+    table: type[Table] | None = None
+    link: str = ""
+    times: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AutomationModel:
+    """A model automation rules may watch and change (``core.automation``). ``fields`` are the columns
+    conditions may read (custom fields join on their own), ``writable`` those "set a field" may write;
+    ``relations`` maps a reference column to the model it points at (conditions read one hop:
+    ``person.province``); ``tags`` names a JSON list column for add/remove tag, ``owner`` the column "assign an
+    owner" writes; ``url`` a record's page (``{id}`` replaced); ``idle`` enables "no activity for N days";
+    ``events`` names what the addon reports with :func:`core.automation.record_event` beyond create/update/delete;
+    ``choices`` lists the values a text field takes (forms offer them). ``label`` is English, marked with
+    ``core.i18n.N_`` (shown translated)."""
+
+    model: str
+    label: str
+    table: type[Table]
+    fields: tuple[str, ...]
+    writable: tuple[str, ...] = ()
+    relations: Mapping[str, str] = field(default_factory=dict)
+    tags: str = ""
+    owner: str = "owner"
+    url: str = ""
+    idle: IdleSource | None = None
+    events: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AutomationContext:
+    """What an action runs with: the rule, the run, the record (its values when the rule fired) and the action's
+    checked ``params``. ``key`` is unique per (rule, triggering event, action): an action with effects outside
+    the database passes it on (an ``Idempotency-Key``, a ``Message-ID``) so a retried run does nothing twice."""
+
+    rule_id: int
+    rule_name: str
+    run_id: int
+    key: str
+    model: str
+    record_id: int
+    record: Mapping[str, Any]
+    params: Mapping[str, Any]
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class AutomationAction:
+    """An action kind rules may use. ``check(model, params)`` returns the params to store or raises
+    ``ValidationError`` naming the param; ``run(ctx)`` does it and returns a short line for the run log.
+    ``models`` limits it to some models (empty: any); an ``is_external`` action leaves the database (mail,
+    HTTP): it runs outside the run's transaction, at least once, with ``ctx.key`` as its idempotency key."""
+
+    kind: str
+    label: str
+    run: Callable[[AutomationContext], Awaitable[str]]
+    check: Callable[[AutomationModel, Mapping[str, Any]], Awaitable[Mapping[str, Any]]] | None = None
+    models: tuple[str, ...] = ()
+    is_external: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
 class OwnedRecords:
     """A kind of record users own (``crm_owned_records``): the rows of ``table`` whose ``column`` (a foreign key
     to the users) names one. When that user leaves, the rows also matching ``open_only`` (a Piccolo condition, e.g.
@@ -327,6 +396,18 @@ def manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(sys.modules[__name__])
     return pm
+@hookspec
+def crm_automation_models() -> Sequence[AutomationModel]:
+    """Models automation rules may watch and change, with the fields they read and write
+    (:mod:`core.automation`). Report your own write paths' changes with
+    :func:`core.automation.record_changed`, inside the transaction that made them."""
+
+
+@hookspec
+def crm_automation_actions() -> Sequence[AutomationAction]:
+    """Action kinds rules may use beyond the kernel's (set a field, assign, tags, notify, e-mail, webhook)."""
+
+
 
 
 def add_specs(pm: pluggy.PluginManager, module_path: str, addon: str) -> None:

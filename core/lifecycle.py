@@ -20,7 +20,7 @@ from core import data, db, loader, migrate
 from core.addon import Addon
 from core.discovery import Discovered
 from core.errors import AddonError
-from core.migrations_registry import app_config, tables_of
+from core.migrations_registry import app_config, kernel_tables, tables_of
 from core.models import InstalledAddon, Outbox, ScheduleTick
 
 
@@ -56,7 +56,8 @@ async def installed() -> dict[str, str]:
 
 
 def _tables_by_name(addons: list[Addon]) -> dict[str, type[Table]]:
-    out: dict[str, type[Table]] = {}
+    # an addon's data may seed kernel tables too (e.g. a demo automation rule over its own records)
+    out: dict[str, type[Table]] = {t._meta.tablename: t for t in kernel_tables()}
     for addon in addons:
         for table in tables_of(addon.models, addon.name):
             out[table._meta.tablename] = table

@@ -22,7 +22,9 @@ from core.security import access
 from core.security.policy import compile_policy
 from core.settings import Settings
 
-KERNEL_MODULES = ("core.security.actors",)
+KERNEL_MODULES = ("core.security.actors", "core.automation.actors")
+#: the kernel's own periodic jobs (time-based automation rules look every minute)
+KERNEL_SCHEDULES: tuple[Every, ...] = (Every(minutes=1, actor="core.automation_tick"),)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Runtime:
 
     @property
     def schedules(self) -> list[Every]:
-        return [s for a in self.addons for s in a.schedules]
+        return [*KERNEL_SCHEDULES, *(s for a in self.addons for s in a.schedules)]
 
 
 _current: Runtime | None = None

@@ -73,7 +73,8 @@ ADDON = Addon(
     models="crm_contacts.models", migrations="crm_contacts.migrations",
     routes="crm_contacts.views:ROUTES", mount="/contacts",
     templates="crm_contacts:templates", static="crm_contacts:static",
-    actors="crm_contacts.actors", hooks=("crm_contacts.hooks",), hookspecs="crm_contacts.hookspecs",
+    actors="crm_contacts.actors", hooks=("crm_contacts.hooks", "crm_contacts.automation"),
+    hookspecs="crm_contacts.hookspecs",
     schedules=(Every(hours=24, actor="crm_contacts.dedup_scan"),),
     roles=(
         Role("sales_rep", "Sales representative"),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core import db
+from core.automation import record_changed
 from core.errors import PermissionDenied, ValidationError
 from core.security import audit
 from core.security.access import Access
@@ -106,4 +107,5 @@ async def bulk_update(acc: Access, model: str, record_ids: list[int], values: di
                 table.version: table.version + 1}).where(table.id == record_id)
             await audit.record("update", model=model, record_id=record_id,
                                changes=audit.diff({k: before.get(k) for k in values}, values), detail="bulk")
+            await record_changed(model, record_id, before, values)
     return len(record_ids)

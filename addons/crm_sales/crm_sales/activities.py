@@ -11,7 +11,9 @@ import datetime as dt
 from typing import Any
 
 from core import db
+from core.automation import record_changed
 from core.errors import ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from core.security.models import Team
@@ -67,15 +69,18 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
         if opp_id:  # the deal is alive again: a later stall may alert anew
             await Opportunity.update({Opportunity.stall_alerted_at: None}).where(Opportunity.id == opp_id)
         await audit.record("create", model=ACTIVITY, record_id=row.id, changes=audit.diff(None, data))
+        await record_changed(ACTIVITY, int(row.id), None, data)
     return int(row.id)
 
 
 async def mark_done(acc: Access, activity_id: int) -> None:
     async with db.atomic():
-        await acc.get(Activity, ACTIVITY, activity_id, action="update")
-        await Activity.update({Activity.done_at: now(), Activity.version: Activity.version + 1}).where(
-            (Activity.id == activity_id) & Activity.done_at.is_null())
+        before = await acc.get(Activity, ACTIVITY, activity_id, action="update")
+        done = await Activity.update({Activity.done_at: now(), Activity.version: Activity.version + 1}).where(
+            (Activity.id == activity_id) & Activity.done_at.is_null()).returning(Activity.done_at)
         await audit.record("update", model=ACTIVITY, record_id=activity_id, detail="done")
+        if done:
+            await record_changed(ACTIVITY, activity_id, before, {"done_at": done[0]["done_at"]})
 
 
 async def send_reminders(at: dt.datetime | None = None) -> int:
@@ -94,7 +99,7 @@ async def send_reminders(at: dt.datetime | None = None) -> int:
                 (Activity.id == row["id"]) & Activity.reminded_at.is_null()).returning(Activity.id)
             if not claimed:
                 continue  # another run reminded it already
-            if await notify(row["owner"], "reminder", f"Reminder: {row['subject']}",
+            if await notify(row["owner"], "reminder", N_("Reminder: %(subject)s") % {"subject": row["subject"]},
                             url="/sales/activities", dedup_key=f"remind:{row['id']}"):
                 sent += 1
     return sent

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core import db
+from core.automation import record_changed
 from core.errors import ValidationError
 from core.security import audit
 from core.security.access import Access
@@ -62,6 +63,7 @@ async def create_lead(acc: Access | None, values: dict[str, Any], *, assign_fall
         lead_id = int(row.id)
         await audit.record("create", model=LEAD, record_id=lead_id, changes=audit.diff(None, data))
         await assignment.assign_lead(lead_id, fallback_owner=_fallback(acc) if assign_fallback else None)
+        await record_changed(LEAD, lead_id, None, data)  # after the assignment: rules see the owner
     return lead_id
 
 

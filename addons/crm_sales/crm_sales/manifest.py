@@ -55,7 +55,7 @@ ADDON = Addon(
     models="crm_sales.models", migrations="crm_sales.migrations",
     routes="crm_sales.views:ROUTES", mount="/sales",
     templates="crm_sales:templates", static="crm_sales:static",
-    actors="crm_sales.actors", hooks=("crm_sales.hooks",), hookspecs="crm_sales.hookspecs",
+    actors="crm_sales.actors", hooks=("crm_sales.hooks", "crm_sales.automation"), hookspecs="crm_sales.hookspecs",
     schedules=(
         Every(minutes=5, actor="crm_sales.send_activity_reminders"),
         Every(minutes=15, actor="crm_sales.flag_stalled_deals"),
@@ -80,5 +80,6 @@ ADDON = Addon(
         "demo/crm_sales_activity.csv",
         "demo/crm_sales_quote.csv",
         "demo/crm_sales_quote_line.csv",
+        "demo/core_automation_rule.csv",  # a deal 48 h without activity tells its owner
     ),
 )

@@ -15,6 +15,7 @@ from typing import Any
 from piccolo.columns import Column
 
 from core import db, hooks
+from core.automation import record_changed
 from core.errors import Conflict, NotFound, ValidationError
 from core.security import audit
 from core.security.access import Access
@@ -96,6 +97,7 @@ async def _apply_move(opp: dict[str, Any], stage: dict[str, Any], user_id: int |
     await audit.record("stage_move", model=OPPORTUNITY, record_id=opp["id"],
                        changes={"stage": [opp["stage"], stage["id"]], "state": [opp["state"], state]},
                        detail=lost_reason)
+    await record_changed(OPPORTUNITY, int(opp["id"]), opp, {"stage": stage["id"], "state": state})
     if state == "won":
         await hooks.publish("crm_sales_opportunity_won", opportunity_id=int(opp["id"]))
 
@@ -164,6 +166,7 @@ async def create_opportunity(values: dict[str, Any], *, user_id: int | None) -> 
         await StageHistory.insert(StageHistory(opportunity=opp_id, stage=values["stage"], entered_at=at,
                                                by_user=user_id))
         await audit.record("create", model=OPPORTUNITY, record_id=opp_id, changes=audit.diff(None, values))
+        await record_changed(OPPORTUNITY, opp_id, None, values)
     return opp_id
 
 
@@ -191,6 +194,7 @@ async def qualify(acc: Access, lead_id: int) -> int:
         await Lead.update({Lead.state: "qualified", Lead.opportunity_id: opp_id, Lead.version: Lead.version + 1}).where(
             Lead.id == lead_id)
         await audit.record("qualify", model=LEAD, record_id=lead_id, changes={"opportunity_id": [None, opp_id]})
+        await record_changed(LEAD, lead_id, lead, {"state": "qualified", "opportunity_id": opp_id})
     return opp_id
 
 
@@ -220,4 +224,5 @@ async def set_probability(acc: Access, opp_id: int, value: int | None) -> dict[s
         await audit.record("update", model=OPPORTUNITY, record_id=opp_id,
                            changes={"probability": [opp["probability"], changes[Opportunity.probability]],
                                     "is_probability_manual": [opp["is_probability_manual"], value is not None]})
+        await record_changed(OPPORTUNITY, opp_id, opp, {"probability": changes[Opportunity.probability]})
     return await acc.get(Opportunity, OPPORTUNITY, opp_id)
