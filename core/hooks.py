@@ -373,6 +373,18 @@ def crm_status_checks(probe: bool) -> Sequence[StatusCheck]:
 
 
 @hookspec
+def crm_automation_models() -> Sequence[AutomationModel]:
+    """Models automation rules may watch and change, with the fields they read and write
+    (:mod:`core.automation`). Report your own write paths' changes with
+    :func:`core.automation.record_changed`, inside the transaction that made them."""
+
+
+@hookspec
+def crm_automation_actions() -> Sequence[AutomationAction]:
+    """Action kinds rules may use beyond the kernel's (set a field, assign, tags, notify, e-mail, webhook)."""
+
+
+@hookspec
 def crm_owned_records() -> Sequence[OwnedRecords]:
     """The kinds of records a user owns that pass to other users when they leave (:mod:`core.security.handover`:
     deactivating a user offers to transfer them to one user or spread them over a team). Leave out what stays
@@ -396,18 +408,6 @@ def manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(sys.modules[__name__])
     return pm
-@hookspec
-def crm_automation_models() -> Sequence[AutomationModel]:
-    """Models automation rules may watch and change, with the fields they read and write
-    (:mod:`core.automation`). Report your own write paths' changes with
-    :func:`core.automation.record_changed`, inside the transaction that made them."""
-
-
-@hookspec
-def crm_automation_actions() -> Sequence[AutomationAction]:
-    """Action kinds rules may use beyond the kernel's (set a field, assign, tags, notify, e-mail, webhook)."""
-
-
 
 
 def add_specs(pm: pluggy.PluginManager, module_path: str, addon: str) -> None:
