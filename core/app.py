@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,17 +44,17 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
+_DATABASE_REFUSALS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError,
+                                                    asyncpg.DataError)
+
+
 def _refused_by_database(exc: Exception) -> CrmError | None:
     """A constraint the database enforced (unique, foreign key, not null) as a 409 naming the column when the
     driver says which, a value it could not store as a 422: the API checks values before writing (core.values),
     this is the net for races and what is left."""
-    import sqlite3
-
-    from asyncpg import DataError, IntegrityConstraintViolationError
-
-    if isinstance(exc, DataError):  # e.g. a computed total past its numeric column
+    if isinstance(exc, asyncpg.DataError):  # e.g. a computed total past its numeric column
         return ValidationError({"body": f"a value does not fit its column: {exc}"})
-    if not isinstance(exc, (sqlite3.IntegrityError, IntegrityConstraintViolationError)):
+    if not isinstance(exc, _DATABASE_REFUSALS):
         return None
     text = f"{exc} {getattr(exc, 'detail', '') or ''}"
     found = re.search(r"Key \((\w+)\)|failed: \w+\.(\w+)", text)
@@ -175,7 +177,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                                default_language=settings.default_language,
                                secure_cookies=settings.secure_cookies,
                                max_body_bytes=settings.max_request_mb * 1024 * 1024)],
-        exception_handlers={Exception: on_error, CrmError: on_error, HTTPException: on_http_error},
+        exception_handlers={Exception: on_error, CrmError: on_error, HTTPException: on_http_error,
+                            # answered like a CrmError (409/422), not re-raised as a server error
+                            **dict.fromkeys(_DATABASE_REFUSALS, on_error)},
         lifespan=lifespan,
     )
     app.router.routes.append(Mount("/static/core", app=StaticFiles(directory=templating.folder("core:static") / "core"),

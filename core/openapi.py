@@ -73,7 +73,9 @@ def column_schema(column: Column, *, write: bool = False) -> dict[str, Any]:
     elif isinstance(column, Date):
         schema = {"type": "string", "format": "date"}
     elif isinstance(column, JSON):
-        return {}
+        if column._meta.null or not write:
+            return {}
+        return {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON but null
     else:
         schema = {"type": "string"}
         if write:

@@ -94,8 +94,9 @@ def _describe(recorder: Any, case_id: str, message: str) -> str:
     """The failure, the request that caused it and the answer, short enough to read in a test report."""
     case = recorder.cases[case_id].value
     response = recorder.find_response(case_id=case_id)
-    sent = {k: v for k, v in (("path", case.path_parameters), ("query", case.query), ("body", case.body))
-            if v not in (None, {}, [])}
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+    sent = {k: v for k, v in (("path", case.path_parameters), ("query", case.query), ("headers", headers),
+                              ("body", case.body)) if v not in (None, {}, [])}
     answer = (f"{response.status_code} {response.content[:300].decode(errors='replace')}" if response is not None
               else "no response")
     return f"{message.splitlines()[0][:200]} | sent {str(sent)[:300]} | got {answer}"

@@ -104,6 +104,14 @@ async def test_a_product_on_quote_lines_is_not_deleted(crm_client: Any) -> None:
     assert off.status_code == 200 and off.json()["is_active"] is False
 
 
+async def test_a_duplicate_in_a_unique_column_is_a_conflict(crm_client: Any) -> None:
+    client, _, h = await _api(crm_client)
+    body = {"code": "DUP", "name": "Twice"}
+    assert (await client.post("/api/sales/products", json=body, headers=h["admin"])).status_code == 201
+    # the database's unique index answers: a 409 naming the column, not a 500 (nor an exception re-raised)
+    _refused(await client.post("/api/sales/products", json=body, headers=h["admin"]), "code", status=409)
+
+
 async def test_quote_lines_with_bad_values(crm_client: Any) -> None:
     client, _, h = await _api(crm_client)
     admin = h["admin"]
