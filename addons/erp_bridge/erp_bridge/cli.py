@@ -27,8 +27,9 @@ def erp() -> None:
 @click.option("--url", default="")
 @click.option("--database", default="")
 @click.option("--username", default="")
+@click.option("--web-url", default=None, help="the ERP's web client, for links from the reconciliation")
 @handle_errors
-def configure(name: str, kind: str, url: str, database: str, username: str) -> None:
+def configure(name: str, kind: str, url: str, database: str, username: str, web_url: str | None) -> None:
     """Create or update backend NAME; the password comes from $CRM_ERP_PASSWORD or a hidden prompt."""
     from erp_bridge import connection
 
@@ -38,7 +39,7 @@ def configure(name: str, kind: str, url: str, database: str, username: str) -> N
 
     async def go() -> int:
         await _boot()
-        return await connection.configure(name, kind, url, database, username, password or "")
+        return await connection.configure(name, kind, url, database, username, password or "", web_url=web_url)
 
     click.echo(f"backend {name!r} ({kind}) saved as #{run(go())}")
 

@@ -70,14 +70,17 @@ async def active() -> Backend:
 
 
 async def configure(name: str, kind: str, url: str = "", database: str = "", username: str = "",
-                    password: str = "", is_active: bool = True) -> int:
-    """Create or update the configuration ``name``; returns its id."""
+                    password: str = "", is_active: bool = True, web_url: str | None = None) -> int:
+    """Create or update the configuration ``name``; returns its id. ``web_url``: the ERP's web client (links to
+    its documents from the reconciliation; Tryton: ``https://erp.example.com/``), unchanged when None."""
     from erp_bridge.models import BackendConfig
 
     if kind not in kinds():
         raise ConfigError(f"unknown ERP backend kind {kind!r} (installed: {', '.join(kinds())})")
     values: dict[str, Any] = {"kind": kind, "url": url, "database": database, "username": username,
                               "password": password, "is_active": is_active}  # column name → value
+    if web_url is not None:
+        values["web_url"] = web_url
     found = await BackendConfig.select(BackendConfig.id).where(BackendConfig.name == name).first()
     if found:
         await BackendConfig.update(**values).where(BackendConfig.id == found["id"])

@@ -84,7 +84,7 @@ async def test_page_in_words_and_money_per_currency(crm_client: Any) -> None:
     assert re.search(r'<tr data-status="matched" data-currency="EUR">.*?€587.54', html, re.S)
     assert re.search(r'<tr data-status="matched" data-currency="USD">.*?\$293.77', html, re.S)
     assert "881.31" not in html
-    assert '<div class="scroll-x"><table class="list reconciliation-lines">' in html
+    assert '<div class="scroll-x"><table class="list reconciliation-lines stay">' in html
     zh = await _in_chinese(client, "/erp/reconciliation")
     assert "一致" in zh.text and "小计" in zh.text and "已付款" in zh.text and "matched<" not in zh.text
 
