@@ -66,6 +66,9 @@ class Resource:
     #: the JSON column holding the model's custom fields (``core.customfields``): naming it makes the model
     #: extensible; read and written as an object ``{"<key>": value}``, filtered with ``?cf_<key>=``
     custom: str = ""
+    #: field → its label (English, marked with ``core.i18n.N_``), shown translated by the settings pages; a field
+    #: without one reads as its name in words ("tax_rate" → "Tax rate")
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:

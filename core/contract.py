@@ -220,8 +220,9 @@ def naming_problems(addon: Addon) -> list[str]:
 # Translations
 # ---------------------------------------------------------------------------------------------------------------
 
-#: what marks a message for translation in Python (``in_language(lang, message)``: the second argument)
-KEYWORDS: dict[str, Any] = {"_": None, "gettext": None, "ngettext": (1, 2), "in_language": (2,)}
+#: what marks a message for translation in Python (``in_language(lang, message)``: the second argument; ``N_``:
+#: a label defined in code, translated where shown)
+KEYWORDS: dict[str, Any] = {"_": None, "gettext": None, "ngettext": (1, 2), "in_language": (2,), "N_": None}
 _METHODS = [("**/tests/**", "ignore"), ("**.py", "python"), ("**.html", "jinja2.ext:babel_extract")]
 _OPTIONS = {"**.html": {"extensions": "jinja2.ext.i18n"}}
 
@@ -230,17 +231,33 @@ def catalog_path(package: str, lang: str) -> Path:
     return Path(str(resources.files(package).joinpath("locale", lang, "LC_MESSAGES", f"{package}.po")))
 
 
-def messages(addon: Addon) -> dict[str, str]:
-    """Every message ``addon`` marks for translation → where (templates, code, manifest menus and roles)."""
+def package_messages(package: str) -> dict[str, str]:
+    """Every message the templates and code of ``package`` mark for translation → where (Babel's extractors)."""
     from babel.messages.extract import extract_from_dir
 
-    root = Path(str(resources.files(addon.package)))
+    root = Path(str(resources.files(package)))
     found: dict[str, str] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
             str(root), _METHODS, options_map=_OPTIONS, keywords=KEYWORDS):
         for text in (message if isinstance(message, tuple) else (message,)):
             if text:
-                found.setdefault(text, f"{filename}:{lineno}")
+                found.setdefault(text, f"{package}/{filename}:{lineno}")
+    return found
+
+
+def kernel_messages() -> dict[str, str]:
+    """Every message of the kernel: its templates and code, and the labels of the roles it declares."""
+    from core.security.policy import KERNEL_ROLES
+
+    found = package_messages(KERNEL)
+    for role in KERNEL_ROLES:
+        found.setdefault(role.label, f"kernel role {role.name}")
+    return found
+
+
+def messages(addon: Addon) -> dict[str, str]:
+    """Every message ``addon`` marks for translation → where (templates, code, manifest menus and roles)."""
+    found = package_messages(addon.package)
     for menu in addon.menus:
         found.setdefault(menu.label, f"manifest menu {menu.path}")
     for role in addon.roles:
@@ -258,12 +275,20 @@ def _read(path: Path, lang: str) -> Any:
 def translation_problems(addon: Addon, found: Discovered) -> list[str]:
     """Per language but English: entries of the addon's catalog that are empty or fuzzy, and messages of the
     addon that no catalog loaded with it (its own, its dependencies', the kernel's) translates."""
-    wanted = messages(addon)
+    return _untranslated(addon.package, messages(addon), [KERNEL, *(a.package for a in chain(addon, found))])
+
+
+def kernel_translation_problems() -> list[str]:
+    """:func:`translation_problems` for the kernel, whose messages only its own catalog may translate."""
+    return _untranslated(KERNEL, kernel_messages(), [KERNEL])
+
+
+def _untranslated(own_package: str, wanted: dict[str, str], packages: list[str]) -> list[str]:
     out: list[str] = []
     for lang in (lang for lang in i18n.LANGUAGES if lang != "en"):
-        own = catalog_path(addon.package, lang)
+        own = catalog_path(own_package, lang)
         known: set[str] = set()
-        for package in [KERNEL, *(a.package for a in chain(addon, found))]:
+        for package in packages:
             path = catalog_path(package, lang)
             if not path.is_file():
                 continue

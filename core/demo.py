@@ -34,7 +34,8 @@ async def setup() -> tuple[list[str], list[DemoUser]]:
     demo_users = [DemoUser(login=role, role=role) for role in sorted(policy.roles)]
     for du in demo_users:
         if not await User.exists().where(User.login == du.login):
-            user_id = await create_user(du.login, du.role.replace("_", " ").title(), DEMO_PASSWORD,
+            # "Demo Finance", not "Finance": a person's name, never mistaken for the role or a menu entry
+            user_id = await create_user(du.login, f"Demo {du.role.replace('_', ' ').title()}", DEMO_PASSWORD,
                                         roles=[du.role], email=f"{du.login}@demo.example.com")
             await data.bind("core", f"user_{du.role}", User, user_id)
     already = set(await lifecycle.installed())

@@ -7,6 +7,7 @@ order. The language of a request is the user's, else the best match of ``Accept-
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from contextvars import ContextVar
 from importlib import resources
@@ -19,6 +20,8 @@ from babel.support import NullTranslations, Translations
 LANGUAGES = ("en", "zh_CN")
 _language: ContextVar[str] = ContextVar("crm_language", default="en")
 _catalogs: dict[str, NullTranslations] = {}
+#: per language, each message with ``%(name)s`` placeholders as a pattern matching its English formatted text
+_patterns: dict[str, list[tuple[re.Pattern[str], str]]] = {}
 
 
 def _compile(po: Path, locale: str) -> Translations:
@@ -33,6 +36,7 @@ def _compile(po: Path, locale: str) -> Translations:
 def load(packages: Iterable[str]) -> None:
     """Compile and merge the catalogs of ``packages`` (kernel first, then addons in dependency order)."""
     _catalogs.clear()
+    _patterns.clear()
     for lang in LANGUAGES:
         merged: NullTranslations = Translations()
         for package in packages:
@@ -77,6 +81,63 @@ def language() -> str:
 
 def gettext(message: str) -> str:
     return _catalogs.get(language(), NullTranslations()).gettext(message)
+
+
+def N_(message: str) -> str:
+    """``message`` unchanged, marked for extraction: a label defined in code (a field's, a state's) that is
+    translated where it is shown (``gettext(label)``, ``{{ label|t }}`` in templates)."""
+    return message
+
+
+def translate(text: str) -> str:
+    """``text`` in the reader's language: a message of the catalogs, or the English formatting of one with
+    ``%(name)s`` placeholders (an error raised as ``N_("is longer than %(limit)s characters") % {...}``, an
+    import reason stored in English), translated with its values kept, or a ``field: message; …`` summary of
+    a :class:`~core.errors.ValidationError` translated part by part. Anything else comes back unchanged."""
+    done = gettext(text) if text else text
+    if done != text or language() == "en":
+        return done
+    for pattern, msgid in _formatted(language()):
+        found = pattern.fullmatch(text)
+        if found:
+            return _fill(gettext(msgid), found.groupdict())
+    # ValidationError's own summary: "field: message; other_field: message"
+    if "; " in text:
+        return "; ".join(translate(part) for part in text.split("; "))
+    name, colon, rest = text.partition(": ")
+    if colon and re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        return f"{translate(name.replace('_', ' ').capitalize())}: {translate(rest)}"
+    return text
+
+
+def _fill(message: str, values: dict[str, str]) -> str:
+    """``message % values`` that never raises: a translation naming a placeholder the English lacks says ""."""
+    return re.sub(r"%\((\w+)\)[sd]|%%", lambda m: values.get(m.group(1), "") if m.group(1) else "%", message)
+
+
+def _formatted(lang: str) -> list[tuple[re.Pattern[str], str]]:
+    if lang not in _patterns:
+        catalog = getattr(_catalogs.get(lang), "_catalog", {})
+        out: list[tuple[re.Pattern[str], str]] = []
+        for key in catalog:
+            msgid = key[0] if isinstance(key, tuple) else key
+            if not isinstance(msgid, str) or "%(" not in msgid or (isinstance(key, tuple) and key[1] != 0):
+                continue
+            parts = re.split(r"(%\(\w+\)[sd]|%%)", msgid)
+            seen: set[str] = set()
+            regex = ""
+            for part in parts:
+                name = re.fullmatch(r"%\((\w+)\)[sd]", part)
+                if name and name.group(1) not in seen:
+                    seen.add(name.group(1))
+                    regex += f"(?P<{name.group(1)}>.+?)"
+                elif name:
+                    regex += f"(?P={name.group(1)})"
+                else:
+                    regex += "%" if part == "%%" else re.escape(part)
+            out.append((re.compile(regex, re.DOTALL), msgid))
+        _patterns[lang] = out
+    return _patterns[lang]
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

@@ -47,6 +47,8 @@ def environment(addons: list[Addon]) -> Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["language"] = i18n.language
+    # a label from code or data ({{ stage.label|t }}): translated, never %-formatted (a "%" in it is text)
+    env.filters["t"] = i18n.translate
     env.filters.update(formatting.FILTERS)
     env.globals["timezone"] = formatting.current_timezone
     return env

@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core import hooks
+from core import dashboard, hooks
+from core.i18n import N_
 from core.runtime import current
 from core.security import audit, passwords, sessions, users
 from core.security.access import Access
@@ -24,7 +25,8 @@ async def home(request: Request) -> Response:
     who = principal(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    widgets = await hooks.call("crm_dashboard_widgets", access=Access(who))
+    acc = Access(who)
+    widgets = [*await dashboard.widgets(acc), *await hooks.call("crm_dashboard_widgets", access=acc)]
     return await render(request, "core/home.html", widgets=sorted(widgets, key=lambda w: w.order))
 
 
@@ -47,7 +49,7 @@ async def login(request: Request) -> Response:
     if over is not None:
         await audit.record("login_throttled", login=login_name, detail=over)
         return await render(request, "core/login.html", status=429, login=login_name, next=target,
-                            error="Too many failed attempts. Try again later.")
+                            error=N_("Too many failed attempts. Try again later."))
     user = await User.select(User.id, User.password_hash, User.is_active).where(
         User.login == login_name).first()
     # always one argon2 check (a dummy hash for an unknown login): the time taken does not tell; in a
@@ -56,7 +58,7 @@ async def login(request: Request) -> Response:
     if user is None or not user["is_active"] or not matches:
         await audit.record("login_failed", login=login_name)
         return await render(request, "core/login.html", status=401, login=login_name, next=target,
-                            error="Wrong login or password.")
+                            error=N_("Wrong login or password."))
     await sessions.release_attempt(attempt)
     await sessions.clear_failures(keys[0])
     token, _ = await sessions.open_session(user["id"], ip=ip, user_agent=request.headers.get("user-agent", ""))

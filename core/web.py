@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, Response
 from core import hooks, i18n, notifications
 from core import status as system_status
 from core.errors import NotAuthenticated, ValidationError
+from core.i18n import N_
 from core.runtime import current
 from core.security.access import Access, policy
 from core.security.principal import Principal
@@ -23,7 +24,7 @@ def principal(request: Request) -> Principal | None:
 def require_user(request: Request) -> Principal:
     who = principal(request)
     if who is None:
-        raise NotAuthenticated("please log in")
+        raise NotAuthenticated(N_("please log in"))
     return who
 
 
@@ -90,9 +91,9 @@ def form_str(form: Any, name: str, *, required: bool = False, max_length: int = 
     value = form.get(name, "")
     value = value.strip() if isinstance(value, str) else ""
     if required and not value:
-        raise ValidationError({name: "is required"})
+        raise ValidationError({name: N_("is required")})
     if len(value) > max_length:
-        raise ValidationError({name: f"is longer than {max_length} characters"})
+        raise ValidationError({name: N_("is longer than %(limit)s characters") % {"limit": max_length}})
     return value
 
 

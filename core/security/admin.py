@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from core import labels
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.search import contains
 from core.security import audit, users
@@ -242,7 +243,7 @@ async def audit_list(request: Request) -> Response:
         query = query.where(AuditLog.id < int(q["before"]))
     acc = Access(require_user(request))
     rows = [{**r, "changes": acc.present_diff(r["model"], _loaded(r["changes"]))} for r in await query]
-    return await render(request, "core/admin_audit.html", rows=rows, filters=dict(q))
+    return await render(request, "core/admin_audit.html", rows=rows, filters=dict(q), labels=labels)
 
 
 ROUTES = [
