@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from core.errors import ValidationError
+from core.i18n import N_
 from crm_contacts.standardize import (
     StandardizationError,
     canonical_region,
@@ -49,7 +50,7 @@ def _text(values: dict[str, Any], name: str) -> str:
     text = " ".join(fold_width(raw).split())
     limit = _LIMITS.get(name, 300)
     if len(text) > limit:
-        raise ValidationError({name: f"is longer than {limit} characters"})
+        raise ValidationError({name: N_("is longer than %(limit)s characters") % {"limit": limit}})
     return text
 
 
@@ -65,7 +66,7 @@ def _phone(out: dict[str, Any], values: Mapping[str, Any]) -> None:
         out["phone"], out["phone_original"] = "", ""
         return
     if len(str(raw)) > 60:
-        raise ValidationError({"phone": "is longer than 60 characters"})
+        raise ValidationError({"phone": N_("is longer than %(limit)s characters") % {"limit": 60}})
     try:
         phone = normalize_phone(str(raw), default_region())
     except StandardizationError as exc:
@@ -100,9 +101,10 @@ def _region(out: dict[str, Any], values: Mapping[str, Any]) -> None:
         except StandardizationError as exc:
             raise _fail(exc) from None
         if name == "province" and region.city and region.city != region.province:
-            raise ValidationError({"province": f"{raw!r} is a city, not a province"})
+            raise ValidationError({"province": N_("%(value)s is a city, not a province") % {"value": repr(raw)}})
         if name == "city" and out.get("province") and out["province"] != region.province:
-            raise ValidationError({"city": f"{raw!r} is not in {out['province']}"})
+            raise ValidationError({"city": N_("%(value)s is not in %(province)s") % {"value": repr(raw),
+                                                                                    "province": out["province"]}})
         out["province"] = region.province
         if region.city and name != "province":
             out["city"] = region.city
@@ -120,7 +122,7 @@ def _common(values: Mapping[str, Any], out: dict[str, Any]) -> None:
     _region(out, v)
     out.pop("region", None)
     if "custom" in v and v["custom"] is not None and not isinstance(v["custom"], dict):
-        raise ValidationError({"custom": "must be an object of free fields"})
+        raise ValidationError({"custom": N_("must be an object of free fields")})
     out["updated_at"] = dt.datetime.now(dt.UTC)
 
 
@@ -160,7 +162,7 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
         raw = values.get("name") or " ".join(
             p for p in (out.get("given_name"), out.get("family_name")) if p)
         if isinstance(raw, str) and len(raw) > 200:
-            raise ValidationError({"name": "is longer than 200 characters"})
+            raise ValidationError({"name": N_("is longer than %(limit)s characters") % {"limit": 200}})
         try:
             out["name"] = normalize_name(raw if isinstance(raw, str) else "", field="name")
         except StandardizationError as exc:
@@ -169,20 +171,21 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
     if "language" in values:
         lang = _text(dict(values), "language").replace("-", "_")
         if lang and not _LANGUAGE.match(lang):
-            raise ValidationError({"language": f"{lang!r} is not a language code like zh_CN or en"})
+            raise ValidationError({"language": N_("%(value)s is not a language code like zh_CN or en") % {
+                "value": repr(lang)}})
         out["language"] = lang
     if values.get("birth_date") not in (None, ""):
         raw = values["birth_date"]
         try:
             out["birth_date"] = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw).strip())
         except ValueError:
-            raise ValidationError({"birth_date": "must be a date like 1990-04-09"}) from None
+            raise ValidationError({"birth_date": N_("must be a date like 1990-04-09")}) from None
     elif "birth_date" in values:
         out["birth_date"] = None
     merged = {**(before or {}), **out}
     stage = str(merged.get("stage") or "")
     if stage and not (stage in stages if stages is not None else await _stage_exists(stage)):
-        raise ValidationError({"stage": f"{merged['stage']!r} is not a lifecycle stage"})
+        raise ValidationError({"stage": N_("%(value)s is not a lifecycle stage") % {"value": repr(merged["stage"])}})
     org_id = merged.get("organization")
     if org_name is not None:
         pass  # the caller resolved the organization
@@ -190,10 +193,10 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
         try:
             org_id = int(org_id)
         except (TypeError, ValueError):
-            raise ValidationError({"organization": "must be an organization id"}) from None
+            raise ValidationError({"organization": N_("must be an organization id")}) from None
         org = await Organization.select(Organization.name).where(Organization.id == org_id).first()
         if org is None:
-            raise ValidationError({"organization": f"organization {org_id} does not exist"})
+            raise ValidationError({"organization": N_("organization %(id)s does not exist") % {"id": org_id}})
         org_name = org["name"]
         if "organization" in out:
             out["organization"] = org_id
@@ -209,7 +212,7 @@ async def clean_organization(values: Mapping[str, Any], before: Mapping[str, Any
     if "name" in values or before is None:
         raw = values.get("name")
         if isinstance(raw, str) and len(raw) > 200:
-            raise ValidationError({"name": "is longer than 200 characters"})
+            raise ValidationError({"name": N_("is longer than %(limit)s characters") % {"limit": 200}})
         try:
             out["name"] = normalize_name(raw if isinstance(raw, str) else "", field="name")
         except StandardizationError as exc:
@@ -220,7 +223,7 @@ async def clean_organization(values: Mapping[str, Any], before: Mapping[str, Any
             out["tax_id"], out["tax_id_key"] = "", ""
         else:
             if len(str(raw)) > 60:
-                raise ValidationError({"tax_id": "is longer than 60 characters"})
+                raise ValidationError({"tax_id": N_("is longer than %(limit)s characters") % {"limit": 60}})
             try:
                 out["tax_id"] = out["tax_id_key"] = normalize_tax_id(str(raw))
             except StandardizationError as exc:
@@ -228,6 +231,6 @@ async def clean_organization(values: Mapping[str, Any], before: Mapping[str, Any
     _common(values, out)
     merged = {**(before or {}), **out}
     if merged.get("stage") and not await _stage_exists(str(merged["stage"])):
-        raise ValidationError({"stage": f"{merged['stage']!r} is not a lifecycle stage"})
+        raise ValidationError({"stage": N_("%(value)s is not a lifecycle stage") % {"value": repr(merged["stage"])}})
     out["search_text"] = _search_text(merged, merged.get("industry") or "", "crm_contacts.organization")
     return out

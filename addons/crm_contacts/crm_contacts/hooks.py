@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import OwnedRecords, Panel, SearchProvider, TimelineEntry, hookimpl
+from core.hooks import OwnedRecords, Panel, SearchProvider, TimelineEntry, Widget, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -105,6 +105,31 @@ async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Se
             out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],
                                      source="crm_contacts"))
     return out
+
+
+@hookimpl
+async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
+    """Who works customers (may update people) sees their own latest; who only reads them (service, marketing,
+    finance, read-only) the people added lately; both see how many people are in each lifecycle stage."""
+    from core.i18n import gettext as _
+    from crm_contacts.manifest import PERSON
+    from crm_contacts.models import Person, Stage
+
+    if access.principal is None or not access.can(PERSON):
+        return []
+    works = access.can(PERSON, "update")
+    where = Person.owner == access.principal.user_id if works else None
+    rows = await (await access.select(Person, PERSON, Person.id, Person.name, Person.organization.name,
+                                      Person.created_at, where=where)).order_by(Person.id, ascending=False).limit(5)
+    stages = [{**s, "count": await access.count(Person, PERSON, where=Person.stage == s["key"])}
+              for s in await Stage.select(Stage.key, Stage.label).order_by(Stage.sequence)]
+    return [
+        Widget(key="crm_contacts_people", title=_("My latest customers") if works else _("Recently added people"),
+               template="crm_contacts/widget_people.html", order=20,
+               context={"rows": [access.present(PERSON, dict(r)) for r in rows]}),
+        Widget(key="crm_contacts_stages", title=_("People by lifecycle stage"), order=30,
+               template="crm_contacts/widget_stages.html", context={"stages": stages}),
+    ]
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from typing import Any
 from core import customfields, db
 from core.bulk import any_of, insert_rows
 from core.errors import CrmError, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
@@ -80,21 +81,21 @@ def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys
         raise ValidationError({"mode": f"must be one of {', '.join(MODES)}"})
     bad = [c for c in mapping if c not in header]
     if bad:
-        raise ValidationError({"mapping": f"column {bad[0]!r} is not in the file"})
+        raise ValidationError({"mapping": N_("column %(name)s is not in the file") % {"name": repr(bad[0])}})
     targets = [f for f in mapping.values() if f]
     unknown = [f for f in targets if f not in FIELDS and customfields.by_name(PERSON_MODEL, f) is None]
     if unknown:
-        raise ValidationError({"mapping": f"{unknown[0]!r} is not an importable field"})
+        raise ValidationError({"mapping": N_("%(name)s is not an importable field") % {"name": repr(unknown[0])}})
     if len(set(targets)) != len(targets):
-        raise ValidationError({"mapping": "two columns are mapped to the same field"})
+        raise ValidationError({"mapping": N_("two columns are mapped to the same field")})
     if mode != "update" and not {"name", "given_name", "family_name"} & set(targets):
-        raise ValidationError({"mapping": "map a column to name (or given/family name) to create people"})
+        raise ValidationError({"mapping": N_("map a column to name (or given/family name) to create people")})
     if mode != "create":
         if not keys or any(k not in KEYS for k in keys):
             raise ValidationError({"keys": f"choose the matching keys among {', '.join(KEYS)}"})
         missing = [k for k in keys if k not in targets]
         if missing:
-            raise ValidationError({"keys": f"key {missing[0]!r} is not mapped to a column"})
+            raise ValidationError({"keys": N_("key %(name)s is not mapped to a column") % {"name": repr(missing[0])}})
 
 
 @dataclass
@@ -193,14 +194,14 @@ class Importer:
 
         raw = _mapped(self.header, raw_row, self.mapping)
         if not raw:
-            return RowResult(row_no, "skipped", message="empty row")
+            return RowResult(row_no, "skipped", message=N_("empty row"))
         custom_text = {k: raw.pop(k) for k in [k for k in raw if k.startswith("custom.")]}
         tags = [t.strip() for t in raw.pop("tags", "").replace("，", ",").split(",") if t.strip()]
         note, company, given_id = raw.pop("note", ""), raw.pop("company", ""), raw.pop("id", "")
         try:
             record_id = int(given_id) if given_id else None
         except ValueError:
-            return RowResult(row_no, "failed", message="id: must be a whole number")
+            return RowResult(row_no, "failed", message=N_("id: must be a whole number"))
         try:
             if company:
                 if company not in self.org_names:
@@ -224,7 +225,8 @@ class Importer:
             if clean.get(key):
                 first = self.seen.setdefault(f"{key}:{clean[key]}", row_no)
                 if first != row_no:
-                    return RowResult(row_no, "skipped", message=f"duplicate of row {first} in this file")
+                    return RowResult(row_no, "skipped",
+                                     message=N_("duplicate of row %(row)s in this file") % {"row": first})
         return _Pending(row_no, raw, clean, tags, note, company, record_id, custom=custom)
 
     async def _match(self, pending: list[_Pending]) -> None:
@@ -263,11 +265,11 @@ class Importer:
             # the report names the existing record only to a user who may open it
             visible = await scoped(self.acc, PERSON_MODEL, [DuplicateCandidate(int(p.existing["id"]), "", 1.0, ())])
             if not visible.visible:
-                return RowResult(p.row_no, "skipped", message="this person exists already outside your records")
+                return RowResult(p.row_no, "skipped", message=N_("this person exists already outside your records"))
             return RowResult(p.row_no, "skipped", record_id=p.existing["id"],
-                             message="a person with this email or phone exists")
+                             message=N_("a person with this email or phone exists"))
         if self.mode == "update" and p.existing is None:
-            return RowResult(p.row_no, "skipped", message="no person matches the keys")
+            return RowResult(p.row_no, "skipped", message=N_("no person matches the keys"))
         try:
             if p.existing is not None:
                 await self.acc.get(_person(), PERSON_MODEL, p.existing["id"], action="update")

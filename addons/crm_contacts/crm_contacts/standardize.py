@@ -30,6 +30,7 @@ from typing import Any, Literal
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from core.i18n import N_
 from crm_contacts.regions import Region, RegionError, lookup_region
 
 __all__ = [
@@ -123,12 +124,12 @@ def fold_width(text: str) -> str:
 
 def _require(raw: object, field: str) -> str:
     if raw is None:
-        raise StandardizationError(field, "is required")
+        raise StandardizationError(field, N_("is required"))
     if not isinstance(raw, str):
-        raise StandardizationError(field, "must be a string")
+        raise StandardizationError(field, N_("must be a string"))
     text = _SPACES.sub(" ", fold_width(raw).translate(_INVISIBLE)).strip()
     if not text:
-        raise StandardizationError(field, "is required")
+        raise StandardizationError(field, N_("is required"))
     return text
 
 
@@ -156,7 +157,7 @@ def normalize_phone(raw: str, default_region: str = "CN", *, field: str = "phone
             region = phonenumbers.region_code_for_number(number)
             kind = _KINDS.get(phonenumbers.number_type(number), "unknown")
             return Phone(e164, raw, region if region and region != "001" else None, kind)
-    raise StandardizationError(field, f"{raw!r} is not a valid phone number")
+    raise StandardizationError(field, N_("%(value)s is not a valid phone number") % {"value": repr(raw)})
 
 
 def _plain_cn_mobile(text: str, raw: str, default_region: str) -> Phone | None:
@@ -250,7 +251,7 @@ def normalize_tax_id(raw: str, *, field: str = "tax_id") -> str:
     """
     text = "".join(c for c in _require(raw, field).upper() if c.isalnum())
     if not text:
-        raise StandardizationError(field, "is required")
+        raise StandardizationError(field, N_("is required"))
     return text
 
 

@@ -15,6 +15,7 @@ from core.security import audit
 from core.web import access, render
 from crm_contacts import listing
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
+from crm_contacts.labels import FIELD_LABELS, LANGUAGE_LABELS
 from crm_contacts.services import table_of, tags_of
 
 KINDS = {"people": PERSON_MODEL, "organizations": ORGANIZATION_MODEL}
@@ -64,9 +65,10 @@ async def list_page(request: Request) -> Response:
     clear = [f for f in customfields.visible(acc, model) if not acc.is_masked(model, f.name)]
     saved = await (await acc.select(SavedFilter, "crm_contacts.saved_filter", SavedFilter.id, SavedFilter.name,
                                     SavedFilter.query, where=SavedFilter.model == model)).order_by(SavedFilter.name)
+    stages = await Stage.select().order_by(Stage.sequence)
     return await render(request, "crm_contacts/list.html", rows=rows, lq=lq, next=nxt, model=model,
-                  kind=request.path_params.get("kind", "people"), saved=saved,
-                  stages=await Stage.select().order_by(Stage.sequence), tags=await Tag.select().order_by(Tag.name),
+                  kind=request.path_params.get("kind", "people"), saved=saved, stages=stages,
+                  stage_labels={s["key"]: s["label"] for s in stages}, tags=await Tag.select().order_by(Tag.name),
                   can_create=acc.can(model, "create"), can_export=acc.can(model, "export"),
                   can_update=acc.can(model, "update"), listed=listed,
                   custom_filters=[f for f in clear if f.is_filterable],
@@ -163,7 +165,7 @@ async def bulk(request: Request) -> Response:
 
 async def detail(request: Request) -> Response:
     """The 360° page: header, key facts, panels and a timeline from every installed addon."""
-    from crm_contacts.models import Person
+    from crm_contacts.models import Person, Stage
 
     acc = access(request)
     model = _model(request)
@@ -186,8 +188,9 @@ async def detail(request: Request) -> Response:
     return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
                   panels=found.panels, actions=found.actions, timeline=found.timeline[:200], org=org, members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
-                  merged_from=request.query_params.get("from"),
-                  custom=await customfields.shown(acc, model, row.get("custom")))
+                  merged_from=request.query_params.get("from"), languages=LANGUAGE_LABELS,
+                  custom=await customfields.shown(acc, model, row.get("custom")),
+                  stage_labels={s["key"]: s["label"] for s in await Stage.select(Stage.key, Stage.label)})
 
 
 async def reveal(request: Request) -> Response:
@@ -197,7 +200,7 @@ async def reveal(request: Request) -> Response:
     if field not in ("phone", "email"):
         raise ValidationError({"field": "must be phone or email"})
     value = await acc.reveal(table_of(model), model, int(request.path_params["id"]), field)
-    return await render(request, "crm_contacts/revealed.html", field=field, value=value,
+    return await render(request, "crm_contacts/revealed.html", field=FIELD_LABELS[field], value=value,
                   back=f"/contacts/{request.path_params['kind']}/{request.path_params['id']}")
 
 
@@ -302,6 +305,7 @@ async def form_page(request: Request) -> Response:
                         kind=request.path_params["kind"], fields=[*FORM_FIELDS[model], *[i.name for i in inputs]],
                         record_id=record_id, groups=groups, custom_inputs={i.name: i for i in inputs},
                         required=customfields.layout(model).required if creating else frozenset(),
+                        labels=FIELD_LABELS,
                         stages=await Stage.select().order_by(Stage.sequence), org_names=org_names)
 
 

@@ -13,6 +13,7 @@ from core import db, jobs
 from core.errors import ValidationError
 from core.web import access, render
 from crm_contacts.api import PERSON_MODEL
+from crm_contacts.labels import FIELD_LABELS
 from crm_contacts.merging import fields_of, merge
 from crm_contacts.services import table_of
 
@@ -76,7 +77,7 @@ async def merge_page(request: Request) -> Response:
     if len(ids) < 2:
         raise ValidationError({"ids": "choose at least two records to merge"})
     rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
-    return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model),
+    return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model), labels=FIELD_LABELS,
                   model="person" if model == PERSON_MODEL else "organization")
 
 

@@ -14,6 +14,7 @@ from core import customfields, db, jobs
 from core.errors import TooLarge, ValidationError
 from core.web import access, render
 from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
+from crm_contacts.labels import FIELD_LABELS, MODE_LABELS, OUTCOME_LABELS
 from crm_contacts.tabular import ENCODINGS, detect, is_xlsx, read_table
 
 IMPORT = "crm_contacts.import"
@@ -28,7 +29,7 @@ async def import_list(request: Request) -> Response:
             ImportBatch.updated, ImportBatch.skipped, ImportBatch.failed, ImportBatch.created_at]
     batches = await (await acc.select(ImportBatch, IMPORT, *cols)).order_by(ImportBatch.id, ascending=False).limit(100)
     return await render(request, "crm_contacts/import_list.html", batches=batches, can_create=acc.can(IMPORT, "create"),
-                        encodings=ENCODINGS)
+                        encodings=ENCODINGS, outcomes=OUTCOME_LABELS)
 
 
 async def import_upload(request: Request) -> Response:
@@ -113,7 +114,8 @@ async def import_detail(request: Request) -> Response:
     custom = {f.name: f.label for f in customfields.visible(acc, "crm_contacts.person")}  # custom fields, too
     return await render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
                   fields=(*FIELDS, *custom), keys=KEYS, modes=MODES, preview=preview, results=results,
-                  problems=problems,
+                  problems=problems, labels={**FIELD_LABELS, **custom}, mode_labels=MODE_LABELS,
+                  outcomes=OUTCOME_LABELS,
                   failures=failures, conflicts=conflicts, encodings=ENCODINGS,
                   running=batch["status"] in ("queued", "running"))
 

@@ -70,9 +70,9 @@ def test_import_then_merge_in_a_browser(server: str, tmp_path: Path) -> None:
 
         # dry run: per-row outcomes, nothing written
         page.click("button:has-text('Dry run')")
-        expect(page.locator(".dry-counts")).to_contain_text("created: 2")
-        expect(page.locator(".dry-counts")).to_contain_text("failed: 1")
-        expect(page.locator(".dry-counts")).to_contain_text("skipped: 1")
+        expect(page.locator(".dry-counts")).to_contain_text("Created: 2")
+        expect(page.locator(".dry-counts")).to_contain_text("Failed: 1")
+        expect(page.locator(".dry-counts")).to_contain_text("Skipped: 1")
         dry = page.locator("tr.dry-error")
         expect(dry).to_have_count(2)
         expect(dry.nth(0).locator("td").first).to_have_text("3")

@@ -23,6 +23,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from core import db, hooks, jobs
 from core.errors import Conflict, NotFound, ValidationError
+from core.i18n import N_
 from core.runtime import current
 from core.security import audit
 from core.security.access import Access
@@ -58,14 +59,14 @@ async def quote_for_token(token: str) -> dict[str, Any]:
     try:
         data = _serializer().loads(token)
     except BadSignature:
-        raise NotFound("this link is not valid") from None
+        raise NotFound(N_("this link is not valid")) from None
     if not isinstance(data, dict) or not isinstance(data.get("q"), int) or not isinstance(data.get("exp"), int):
-        raise NotFound("this link is not valid")
+        raise NotFound(N_("this link is not valid"))
     if data["exp"] < time.time():
-        raise NotFound("this link has expired")
+        raise NotFound(N_("this link has expired"))
     quote = await Quote.select().where(Quote.id == data["q"]).first()
     if quote is None or not quote["token_hash"] or quote["token_hash"] != _hash(token):
-        raise NotFound("this link is no longer valid")
+        raise NotFound(N_("this link is no longer valid"))
     return await expire_if_due(dict(quote))
 
 
@@ -74,9 +75,9 @@ async def send(acc: Access, quote_id: int) -> dict[str, Any]:
     async with db.atomic():
         quote = await acc.get(Quote, QUOTE, quote_id, action="update")
         if quote["is_superseded"] or quote["state"] not in ("draft", "sent"):
-            raise ValidationError({"state": f"a {quote['state']} quote cannot be sent"})
+            raise ValidationError({"state": N_("a %(state)s quote cannot be sent") % {"state": quote["state"]}})
         if not await QuoteLine.exists().where(QuoteLine.quote == quote_id):
-            raise ValidationError({"lines": "a quote needs at least one line"})
+            raise ValidationError({"lines": N_("a quote needs at least one line")})
         valid = quote["valid_until"] or dt.date.today()
         expires = dt.datetime.combine(valid + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         token = make_token(quote_id, expires)
@@ -109,7 +110,7 @@ async def accept(quote_id: int, *, by: str, via: str) -> int:
     """Accept a sent quote (system level: the caller checked the token or the user's access); returns the order."""
     by = by.strip()[:200]
     if not by:
-        raise ValidationError({"name": "please type your name to accept"})
+        raise ValidationError({"name": N_("please type your name to accept")})
     quote = await Quote.select().where(Quote.id == quote_id).first()
     if quote is None:
         raise NotFound(f"{QUOTE} {quote_id} not found")
@@ -123,7 +124,8 @@ async def accept(quote_id: int, *, by: str, via: str) -> int:
             (Quote.id == quote_id) & (Quote.state == "sent") & (Quote.is_superseded == False)  # noqa: E712
         ).returning(Quote.id)
         if not claimed:
-            raise Conflict(f"quote {quote['number']} is {quote['state']}: it can no longer be accepted")
+            raise Conflict(N_("quote %(number)s is %(state)s: it can no longer be accepted") % {
+                "number": quote["number"], "state": quote["state"]})
         order_id = await _create_order(quote)
         await pipeline.win_as_system(int(quote["opportunity"]))
         await audit.record("accept", model=QUOTE, record_id=quote_id, detail=f"by {by} via {via}",
@@ -142,7 +144,7 @@ async def decline(quote_id: int, *, by: str, reason: str = "") -> None:
                                       Quote.version: Quote.version + 1}).where(
             (Quote.id == quote_id) & (Quote.state == "sent")).returning(Quote.id, Quote.owner, Quote.number)
         if not claimed:
-            raise Conflict("this quote can no longer be declined")
+            raise Conflict(N_("this quote can no longer be declined"))
         await audit.record("decline", model=QUOTE, record_id=quote_id, detail=f"by {by}: {reason}"[:2000])
         await notify(claimed[0]["owner"], "declined", f"Quote {claimed[0]['number']} declined",
                      url=f"/sales/quotes/{quote_id}", dedup_key=f"declined:{quote_id}")
@@ -161,6 +163,6 @@ async def cancel_order(acc: Access, order_id: int) -> None:
                                    Order.version: Order.version + 1}).where(
             (Order.id == order_id) & (Order.state == "confirmed")).returning(Order.id)
         if not done:
-            raise Conflict("the order is not confirmed")
+            raise Conflict(N_("the order is not confirmed"))
         await audit.record("cancel", model=ORDER, record_id=order_id)
         await hooks.publish("crm_sales_order_cancelled", order_id=order_id)

@@ -37,6 +37,7 @@ async def _person_records(person_id: int, acc: Access) -> dict[str, list[dict[st
     if acc.can(OPPORTUNITY):
         out["deals"] = list(await (await acc.select(
             Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.state, Opportunity.stage.name,
+            Opportunity.stage.name_zh,
             Opportunity.expected_revenue, Opportunity.currency, Opportunity.created_at, Opportunity.closed_at,
             where=Opportunity.person == person_id)).order_by(Opportunity.id, ascending=False).limit(50))
     deal_ids = [d["id"] for d in out["deals"]]
@@ -120,17 +121,30 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
 
 @hookimpl
 async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
-    from crm_sales.manifest import ACTIVITY
-    from crm_sales.models import Activity
+    """My open activities (who works deals), the latest orders (who reads them: sales, finance)."""
+    from crm_sales.manifest import ACTIVITY, ORDER
+    from crm_sales.models import Activity, Order
     from crm_sales.notify import unread
 
     user = access.principal
-    if user is None or not access.can(ACTIVITY):
+    if user is None:
         return []
-    due = await access.count(Activity, ACTIVITY, where=(Activity.owner == user.user_id) & Activity.done_at.is_null()
-                             & (Activity.due_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
-    return [Widget(key="crm_sales", title=gettext("Sales"), template="crm_sales/widget.html",
-                   context={"due": due, "notifications": await unread(user.user_id, 5)})]
+    out: list[Widget] = []
+    if access.can(ACTIVITY):
+        mine = (Activity.owner == user.user_id) & Activity.done_at.is_null()
+        due = await access.count(Activity, ACTIVITY,
+                                 where=mine & (Activity.due_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
+        upcoming = await (await access.select(Activity, ACTIVITY, Activity.id, Activity.kind, Activity.subject,
+                                              Activity.due_at, where=mine)).order_by(Activity.due_at).limit(5)
+        out.append(Widget(key="crm_sales", title=gettext("My open activities"), template="crm_sales/widget.html",
+                          order=10, context={"due": due, "activities": upcoming,
+                                             "notifications": await unread(user.user_id, 5)}))
+    if access.can(ORDER):
+        orders = await (await access.select(Order, ORDER, Order.id, Order.reference, Order.state, Order.confirmed_at,
+                                            Order.opportunity.name)).order_by(Order.id, ascending=False).limit(5)
+        out.append(Widget(key="crm_sales_orders", title=gettext("Latest orders"), order=40,
+                          template="crm_sales/widget_orders.html", context={"orders": orders}))
+    return out
 
 
 @hookimpl

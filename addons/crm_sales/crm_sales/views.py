@@ -8,6 +8,7 @@ and drop posts JSON with the ``X-CSRF-Token`` header (``static/crm_sales/kanban.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import i18n
 from core.errors import ValidationError
 from core.web import access, form_str, render
 from crm_sales import activities, forecast, leads, pipeline, win
@@ -76,7 +78,7 @@ async def opportunity_list(request: Request) -> Response:
         where = clause if where is None else where & clause
     rows = await (await acc.select(
         Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.state, Opportunity.stage.name,
-        Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
+        Opportunity.stage.name_zh, Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
         Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name,
         where=where)).order_by(Opportunity.id, ascending=False).limit(200)
     return await render(request, "crm_sales/opportunity_list.html", rows=rows, state=state)
@@ -98,11 +100,30 @@ async def opportunity_detail(request: Request) -> Response:
         contact = contacts.seen_by(acc, await contacts.get_contact(opp["person"]))
         # The deal's owner always sees who the customer is; the link only where contact rules let them in.
         contact_url = await contacts.contact_url(acc, contacts.PERSON_MODEL, contact.id)
+    if isinstance(opp.get("tags"), str):
+        opp["tags"] = json.loads(opp["tags"] or "[]")
+    explanation = pipeline.as_dict(opp["score_explanation"])
     return await render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
-                  contact_url=contact_url,
-                  explanation=pipeline.as_dict(opp["score_explanation"]),
+                  contact_url=contact_url, explanation=explanation,
+                  factor_values=await _factor_values(explanation, stages),
                   can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS)
+
+
+async def _factor_values(explanation: dict[str, Any], stages: list[dict[str, Any]]) -> dict[str, str]:
+    """``feature=value`` → what to show for it: a stage's name rather than its key, a team's name rather than
+    its id (the other features' values are already words or ranges)."""
+    from core.security.models import Team
+
+    out: dict[str, str] = {}
+    zh = i18n.language() == "zh_CN"
+    for stage in stages:
+        out[f"stage={stage['key']}"] = (stage["name_zh"] if zh and stage["name_zh"] else stage["name"])
+    teams = [f["value"] for f in explanation.get("factors", []) if f["feature"] == "team" and f["value"].isdigit()]
+    if teams:
+        for team in await Team.select(Team.id, Team.name).where(Team.id.is_in([int(t) for t in teams])):
+            out[f"team={team['id']}"] = team["name"]
+    return out
 
 
 async def opportunity_action(request: Request) -> Response:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import Panel, StatusCheck, hookimpl
+from core.hooks import Panel, StatusCheck, Widget, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -98,3 +98,36 @@ async def crm_status_checks(probe: bool) -> Sequence[StatusCheck]:
         return [StatusCheck("erp_bridge", label, False, f"{type(exc).__name__}: {exc}"[:300], url="/erp/failed",
                             hint=gettext("the ERP does not answer: check it, then `crm erp check`"))]
     return [StatusCheck("erp_bridge", label, True, f"{facts.get('kind', '')} {facts.get('name', '')}".strip())]
+
+
+@hookimpl
+async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
+    """For who re-drives syncs or reconciles (finance): the failed syncs, and the last reconciliation's counts."""
+    import json
+
+    from core.i18n import gettext
+    from erp_bridge.manifest import BINDING, RECONCILIATION
+    from erp_bridge.models import Binding, ReconciliationRun
+    from erp_bridge.reconcile import LABELS
+
+    out: list[Widget] = []
+    if access.principal is None:
+        return out
+    if access.can(BINDING, "update"):
+        failed = Binding.state == "failed"
+        rows = await (await access.select(Binding, BINDING, Binding.id, Binding.reference, Binding.operation,
+                                          Binding.last_error, where=failed)).order_by(Binding.id, ascending=False)\
+            .limit(5)
+        out.append(Widget(key="erp_bridge_failed", title=gettext("Failed ERP syncs"), order=15,
+                          template="erp_bridge/widget_failed.html",
+                          context={"rows": rows, "total": await access.count(Binding, BINDING, where=failed)}))
+    if access.can(RECONCILIATION):
+        run = await ReconciliationRun.select(ReconciliationRun.id, ReconciliationRun.finished_at,
+                                             ReconciliationRun.counts, ReconciliationRun.error).where(
+            ReconciliationRun.finished_at.is_not_null()).order_by(ReconciliationRun.id, ascending=False).first()
+        counts = json.loads(run["counts"] or "{}") if run and isinstance(run["counts"], str) else (
+            run["counts"] if run else {})
+        out.append(Widget(key="erp_bridge_reconciliation", title=gettext("Last reconciliation"), order=16,
+                          template="erp_bridge/widget_reconciliation.html",
+                          context={"run": run, "counts": [(LABELS.get(k, k), n) for k, n in counts.items() if n]}))
+    return out
