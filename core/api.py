@@ -284,7 +284,7 @@ async def update_record(request: Request, res: Resource) -> Response:
     return await read_record(request, res)
 
 
-_ETAG = re.compile(r'(?:W/)?"([0-9]{1,10})"', re.ASCII)
+_ETAG = re.compile(r'(?:W/)?"?([0-9]{1,10})"?', re.ASCII)
 
 
 async def delete_values(acc: Access, res: Resource, record_id: int) -> None:

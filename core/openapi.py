@@ -165,7 +165,7 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "description": "the ETag of the version you read (instead of ``version`` in the body)",
-            "schema": {"type": "string", "pattern": '^(W/)?"[0-9]{1,9}"$'}}
+            "schema": {"type": "string", "pattern": '^(W/)?"?[0-9]{1,9}"?$'}}
 PATH_ID = {"name": "id", "in": "path", "required": True, "schema": _ID}
 
 
