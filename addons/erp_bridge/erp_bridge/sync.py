@@ -50,7 +50,7 @@ log = logging.getLogger("erp_bridge.sync")
 # The per-record lease, renewed every third of it while its run lasts (however slow the ERP: the Tryton backend's
 # calls may take 30 s each), so a live runner never loses its lock; a killed runner's lock frees itself within it
 # and its orders are taken again (see docs/finance.md, "Exactly once in effect").
-LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "15")))
+LEASE = dt.timedelta(seconds=float(os.environ.get("CRM_X_ERP_LEASE_SECONDS", "10")))
 PAGE = 100
 # Orders pushed together by one job (Tryton: one create, one call per workflow button for all of them).
 BATCH = max(1, int(os.environ.get("CRM_X_ERP_BATCH", "20")))
