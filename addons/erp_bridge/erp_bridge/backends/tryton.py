@@ -181,6 +181,8 @@ class TrytonBackend:
             raise _Unauthorized(method)
         if status == 429:
             raise ErpTransientError(f"Tryton rate-limited {method}")
+        if status == 408:  # a proxy in front of Tryton gave up waiting: as a time-out, worth another try
+            raise ErpTransientError(f"Tryton timed out on {method} (408 from the server)")
         if status == 403:
             raise ErpPermanentError(f"Tryton refused {method} (403 Forbidden)")
         if status == 404 and method == "common.db.login":
