@@ -288,7 +288,14 @@ _ETAG = re.compile(r'(?:W/)?"?([0-9]{1,10})"?', re.ASCII)
 
 
 async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
-    """Delete (or archive, for resources that archive) one record; audited."""
+    """Delete (or archive, for resources that archive) one record; audited. An approval rule on ``core.delete``
+    for the model may hold it (:func:`core.approvals.require`: asked before the transaction, so the request
+    outlives the refusal)."""
+    from core.approvals import DELETE, flow
+
+    if await flow.active_rules(DELETE, res.model):
+        await flow.require(acc, DELETE, res.model, record_id,
+                           await acc.get(res.table, res.model, record_id, action="delete"))
     async with db.atomic():
         before = await acc.get(res.table, res.model, record_id, action="delete")
         pk = res.table._meta.primary_key

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from core import api, jobs, loader, scheduler, templating
+from core.approvals.routes import ROUTES as APPROVAL_ROUTES
 from core.automation.routes import ROUTES as AUTOMATION_ROUTES
 from core.customfields.routes import ROUTES as CUSTOM_FIELD_ROUTES
 from core.errors import Conflict, CrmError, NotAuthenticated, ValidationError
@@ -170,8 +171,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                 yield {}
 
     app = Starlette(
-        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *CUSTOM_FIELD_ROUTES, *AUTOMATION_ROUTES, *SETTINGS_ROUTES,
-                *SEARCH_ROUTES, *NOTIFICATION_ROUTES, *STATUS_ROUTES],
+        routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *CUSTOM_FIELD_ROUTES, *AUTOMATION_ROUTES, *APPROVAL_ROUTES,
+                *SETTINGS_ROUTES, *SEARCH_ROUTES, *NOTIFICATION_ROUTES, *STATUS_ROUTES],
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,
                                default_language=settings.default_language,

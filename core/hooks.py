@@ -291,6 +291,30 @@ class OwnedRecords:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class ApprovableAction:
+    """An action an administrator may put behind an approval (:mod:`core.approvals`): ``key`` names it
+    (``crm_sales.quote_send``), ``model`` the records it acts on. ``fields`` maps each value the action passes to
+    :func:`core.approvals.require` to its kind in :mod:`core.conditions` (``decimal``, ``money``, ``text``,
+    ``choice``, ``number``, ``boolean``, ``date``, ``datetime``, ``reference``): what rule conditions may read.
+    ``owner`` names the value holding the record's owner (a step "the owner's team leader" reads it, and
+    ``team`` when the values carry one); ``title`` the value naming the record for people (``number``); ``url``
+    the record's page (``{id}`` replaced). With ``perform(access, record_id)``, the held action runs by itself
+    as the requester once approved (and returns a line for the requester); without, the requester is told
+    and does it again. ``label`` is English, marked with ``core.i18n.N_`` (shown translated)."""
+
+    key: str
+    label: str
+    model: str
+    fields: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    owner: str = "owner"
+    title: str = ""
+    url: str = ""
+    perform: Callable[[Access, int], Awaitable[str]] | None = None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Specs: what the kernel calls (each documented in docs/hooks.md)
 # ---------------------------------------------------------------------------------------------------------------
@@ -389,6 +413,13 @@ def crm_owned_records() -> Sequence[OwnedRecords]:
     """The kinds of records a user owns that pass to other users when they leave (:mod:`core.security.handover`:
     deactivating a user offers to transfer them to one user or spread them over a team). Leave out what stays
     with who did it (a done activity, a note's author)."""
+
+
+@hookspec
+def crm_approvable_actions() -> Sequence[ApprovableAction]:
+    """Actions administrators may put behind an approval (:mod:`core.approvals`): the addon calls
+    ``await core.approvals.require(access, key, model, record_id, values)`` before doing one, outside its
+    transaction. The kernel adds "delete a record" (``core.delete``) for every API resource itself."""
 
 
 #: The kernel's specs, in the order docs/hooks.md lists them.

@@ -22,7 +22,9 @@ from core.security import access
 from core.security.policy import compile_policy
 from core.settings import Settings
 
-KERNEL_MODULES = ("core.security.actors", "core.automation.actors")
+KERNEL_MODULES = ("core.security.actors", "core.automation.actors", "core.approvals.actors")
+#: the kernel's own implementations of its hooks (registered first: called first, like a dependency)
+KERNEL_HOOKS = ("core.approvals.hooks",)
 #: the kernel's own periodic jobs (time-based automation rules look every minute)
 KERNEL_SCHEDULES: tuple[Every, ...] = (Every(minutes=1, actor="core.automation_tick"),)
 
@@ -83,6 +85,8 @@ async def boot(settings: Settings, *, found: Discovered | None = None) -> Runtim
     for module in KERNEL_MODULES:
         loader.load_module(module, "core", "kernel")
     pm = hooks.manager()
+    for module_path in KERNEL_HOOKS:
+        hooks.add_impls(pm, module_path, "core")
     for addon in addons:
         tables_of(addon.models, addon.name)
         if addon.actors:

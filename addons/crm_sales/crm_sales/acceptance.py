@@ -27,7 +27,7 @@ from core.i18n import N_
 from core.runtime import current
 from core.security import audit
 from core.security.access import Access
-from crm_sales import pipeline
+from crm_sales import approvals, pipeline
 from crm_sales.manifest import ORDER, QUOTE
 from crm_sales.models import Opportunity, Order, OrderLine, Quote, QuoteLine
 from crm_sales.notify import notify, now
@@ -71,7 +71,11 @@ async def quote_for_token(token: str) -> dict[str, Any]:
 
 
 async def send(acc: Access, quote_id: int) -> dict[str, Any]:
-    """Mark a quote sent, mint its link and queue the e-mail (after commit). Re-sending mints a new link."""
+    """Mark a quote sent, mint its link and queue the e-mail (after commit). Re-sending mints a new link.
+    An approval rule may hold it (``ApprovalPending``): asked before the transaction, so the request stays."""
+    before = await acc.get(Quote, QUOTE, quote_id, action="update")
+    if before["state"] in ("draft", "sent") and not before["is_superseded"]:
+        await approvals.check_send(acc, before)
     async with db.atomic():
         quote = await acc.get(Quote, QUOTE, quote_id, action="update")
         if quote["is_superseded"] or quote["state"] not in ("draft", "sent"):

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core import records
+from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
@@ -55,8 +56,11 @@ async def quote_detail(request: Request) -> Response:
         Opportunity.id == quote["opportunity"]).first()
     revisions = await (await acc.select(Quote, QUOTE, Quote.id, Quote.revision, Quote.state,
                                         where=Quote.number == quote["number"])).order_by(Quote.revision)
+    # blocks from installed addons and the kernel (e.g. "awaiting approval by …"), each checking rights itself
+    found = await records.extras(acc, QUOTE, quote["id"])
     return await render(request, "crm_sales/quote_detail.html", quote=quote, lines=lines,
-                  products=products, opp=opp,
+                  products=products, opp=opp, panels=found.panels, actions=found.actions,
+                  approval=request.query_params.get("approval", ""),
                   revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
                   editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
                   sent_link=request.query_params.get("link", ""))
@@ -87,7 +91,12 @@ async def quote_save(request: Request) -> Response:
 
 async def quote_send(request: Request) -> Response:
     quote_id = int(request.path_params["id"])
-    sent = await acceptance.send(access(request), quote_id)
+    try:
+        sent = await acceptance.send(access(request), quote_id)
+    except ApprovalPending:  # the quote page's approvals panel says who it waits for
+        return _see_other(f"/sales/quotes/{quote_id}?approval=pending")
+    except ApprovalRejected:
+        return _see_other(f"/sales/quotes/{quote_id}?approval=rejected")
     return _see_other(f"/sales/quotes/{quote_id}?link={sent['accept_url']}")
 
 
