@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from core.api import Resource, json_body
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.openapi import ID, NON_BLANK, decimal_text
 from core.security.access import Access
 from core.values import finite_decimal
@@ -43,6 +44,20 @@ ACCEPT_BODY = {"type": "object", "properties": {"name": {"type": "string", "maxL
 async def _body(request: Request) -> dict[str, Any]:
     return await json_body(request, optional=True)
 
+
+#: the settings pages' field labels (the JSON API keeps the field names)
+SETTINGS_LABELS = {
+    "id": "#", "code": N_("Code"), "name": N_("Name"), "name_zh": N_("Chinese name"), "unit": N_("Unit"),
+    "list_price": N_("List price"), "currency": N_("Currency"), "tax_rate": N_("Tax rate"), "is_active": N_("Active"),
+    "external_ref": N_("ERP reference"), "version": N_("Version"), "key": N_("Key"), "team": N_("Team"),
+    "sequence": N_("Order"), "probability": N_("Win probability (%)"), "stall_hours": N_("Stalled after (hours)"),
+    "is_won": N_("Won stage"), "is_lost": N_("Lost stage"), "region": N_("Region"), "industry": N_("Industry"),
+    "source": N_("Source"), "product": N_("Product"), "min_value": N_("Minimum value"),
+    "max_value": N_("Maximum value"), "strategy": N_("How to assign"), "rule": N_("Rule"), "user": N_("User"),
+    "capacity": N_("Capacity"), "last_assigned_at": N_("Last assigned"), "customer_group": N_("Customer group"),
+    "valid_from": N_("Valid from"), "valid_to": N_("Valid until"), "price_list": N_("Price list"),
+    "price": N_("Price"), "min_quantity": N_("Minimum quantity"),
+}
 
 def _money(values: dict[str, Any], *names: str) -> dict[str, Any]:
     for name in names:
@@ -253,7 +268,8 @@ def resources() -> list[Resource]:
                  required=("subject", "due_at"), filters=("kind", "owner", "opportunity", "lead"),
                  sortable=("id", "due_at"), create=_create_activity, archive_on_delete=True,
                  actions={"done": _done}),
-        Resource(path="/sales/products", settings="Sales", model=PRODUCT, table=Product, summary="Products",
+        Resource(path="/sales/products", settings=N_("Sales"), model=PRODUCT, table=Product, summary=N_("Products"),
+                 labels=SETTINGS_LABELS,
                  fields=("code", "name", "name_zh", "unit", "list_price", "currency", "tax_rate", "is_active",
                          "external_ref", "version"),
                  writable=("code", "name", "name_zh", "unit", "list_price", "currency", "tax_rate", "is_active",
@@ -276,15 +292,15 @@ def resources() -> list[Resource]:
                  action_bodies={"accept": ACCEPT_BODY, "lines": {"type": "object", "required": ["lines"],
                                                                  "properties": {"lines": LINES}}}),
         # configuration: per-team pipelines, assignment rules and their members, price lists
-        Resource(path="/sales/stages", settings="Sales", model=STAGE, table=PipelineStage,
-                 summary="Pipeline stages (per team)",
+        Resource(path="/sales/stages", settings=N_("Sales"), model=STAGE, table=PipelineStage,
+                 summary=N_("Pipeline stages (per team)"), labels=SETTINGS_LABELS,
                  fields=("key", "name", "name_zh", "team", "sequence", "probability", "stall_hours", "is_won",
                          "is_lost"),
                  writable=("key", "name", "name_zh", "team", "sequence", "probability", "stall_hours", "is_won",
                            "is_lost"),
                  required=("key", "name"), filters=("team", "key"), sortable=("id", "sequence")),
-        Resource(path="/sales/assignment-rules", settings="Sales", model=RULE, table=AssignmentRule,
-                 summary="Lead assignment rules",
+        Resource(path="/sales/assignment-rules", settings=N_("Sales"), model=RULE, table=AssignmentRule,
+                 summary=N_("Lead assignment rules"), labels=SETTINGS_LABELS,
                  fields=("name", "sequence", "is_active", "region", "industry", "source", "product", "min_value",
                          "max_value", "strategy", "team"),
                  writable=("name", "sequence", "is_active", "region", "industry", "source", "product", "min_value",
@@ -292,16 +308,17 @@ def resources() -> list[Resource]:
                  required=("name",), filters=("is_active", "team"), sortable=("id", "sequence"),
                  validate=_validate_rule, field_schemas={
                      "strategy": {"enum": ["round_robin", "least_loaded"]}, "min_value": MONEY, "max_value": MONEY}),
-        Resource(path="/sales/assignment-members", settings="Sales", model=RULE, table=AssignmentMember,
-                 summary="Members of an assignment rule, with capacity", fields=("rule", "user", "capacity",
-                                                                                  "last_assigned_at"),
+        Resource(path="/sales/assignment-members", settings=N_("Sales"), model=RULE, table=AssignmentMember,
+                 summary=N_("Members of an assignment rule, with capacity"), labels=SETTINGS_LABELS,
+                 fields=("rule", "user", "capacity", "last_assigned_at"),
                  writable=("rule", "user", "capacity"), required=("rule", "user"), filters=("rule", "user")),
-        Resource(path="/sales/price-lists", settings="Sales", model=PRICE_LIST, table=PriceList, summary="Price lists",
+        Resource(path="/sales/price-lists", settings=N_("Sales"), model=PRICE_LIST, table=PriceList,
+                 summary=N_("Price lists"), labels=SETTINGS_LABELS,
                  fields=("name", "customer_group", "currency", "valid_from", "valid_to", "is_active", "version"),
                  writable=("name", "customer_group", "currency", "valid_from", "valid_to", "is_active"),
                  required=("name",), filters=("customer_group", "is_active")),
-        Resource(path="/sales/price-list-items", settings="Sales", model=PRICE_LIST, table=PriceListItem,
-                 summary="Price list items",
+        Resource(path="/sales/price-list-items", settings=N_("Sales"), model=PRICE_LIST, table=PriceListItem,
+                 summary=N_("Price list items"), labels=SETTINGS_LABELS,
                  fields=("price_list", "product", "price", "min_quantity"),
                  writable=("price_list", "product", "price", "min_quantity"),
                  required=("price_list", "product", "price"), filters=("price_list", "product"),

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from core.api import Resource
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security.access import Access
 from erp_bridge.manifest import BINDING, INVOICE, RECONCILIATION, TAX_MAP
 
@@ -61,9 +62,11 @@ def resources() -> list[Resource]:
                          "is_paid", "detail"),
                  filters=("run", "status", "person_id", "reference"), sortable=("id", "order_date"),
                  validate=_read_only),
-        Resource(path="/erp/tax-map", settings="ERP", model=TAX_MAP, table=TaxMapping,
-                 summary="ERP tax mapping: each CRM tax rate (0.13 = 13 %) → the ERP's tax id (empty: no tax, 0 % "
-                         "only); `crm erp check` verifies it",
+        Resource(path="/erp/tax-map", settings=N_("ERP"), model=TAX_MAP, table=TaxMapping,
+                 summary=N_("ERP tax mapping: each CRM tax rate (0.13 = 13 %) → the ERP's tax id (empty: no tax, "
+                            "0 % only); `crm erp check` verifies it"),
+                 labels={"id": "#", "rate": N_("Tax rate"), "erp_tax": N_("ERP tax id"),
+                         "erp_tax_name": N_("ERP tax name")},
                  fields=("rate", "erp_tax", "erp_tax_name"), writable=("rate", "erp_tax", "erp_tax_name"),
                  required=("rate",), filters=("rate", "erp_tax"), sortable=("id", "rate"),
                  validate=_validate_tax_map,
