@@ -1,6 +1,7 @@
 """The admin's custom fields: pages under ``/admin/fields`` (list per model, add, edit, archive, restore, purge
 data, form layout) and the same over JSON under ``/api/admin/custom-fields`` and ``/api/admin/form-layouts``.
-Administrators only (403, audited); the operations are :mod:`core.customfields.admin`'s."""
+Signed-in administrators only (anonymous: the login page or a 401; others: 403, audited); the operations are
+:mod:`core.customfields.admin`'s."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from core.customfields import admin, registry
 from core.customfields.definitions import KIND_LABELS, KINDS, RULES, FieldDef, Option
 from core.customfields.values import from_text, to_text
 from core.errors import Conflict, NotFound, ValidationError
-from core.web import principal, render
+from core.web import render, require_user
 
 # --- HTML ---------------------------------------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ def _roles() -> list[str]:
 
 
 async def field_list(request: Request) -> Response:
-    fields = await admin.listing(principal(request))
+    fields = await admin.listing(require_user(request))
     model = request.query_params.get("model", "")
     by_model: dict[str, list[FieldDef]] = {m["model"]: [] for m in _models()}
     for fd in fields:
@@ -94,7 +95,7 @@ def _form_data(form: FormData, existing: FieldDef | None) -> dict[str, Any]:
 
 
 async def field_edit(request: Request) -> Response:
-    who = principal(request)
+    who = require_user(request)
     raw_id = request.path_params.get("id")
     existing = await admin.get(who, int(raw_id)) if raw_id is not None else None
     if existing is None:
@@ -130,17 +131,17 @@ async def field_edit(request: Request) -> Response:
 
 
 async def field_archive(request: Request) -> Response:
-    fd = await admin.set_archived(principal(request), int(request.path_params["id"]), True)
+    fd = await admin.set_archived(require_user(request), int(request.path_params["id"]), True)
     return RedirectResponse(f"/admin/fields?model={fd.model}", status_code=303)
 
 
 async def field_restore(request: Request) -> Response:
-    fd = await admin.set_archived(principal(request), int(request.path_params["id"]), False)
+    fd = await admin.set_archived(require_user(request), int(request.path_params["id"]), False)
     return RedirectResponse(f"/admin/fields?model={fd.model}", status_code=303)
 
 
 async def field_purge(request: Request) -> Response:
-    who = principal(request)
+    who = require_user(request)
     field_id = int(request.path_params["id"])
     fd = await admin.get(who, field_id)
     form = await request.form()
@@ -171,7 +172,7 @@ def _layout_form(form: FormData, names: list[str]) -> dict[str, Any]:
 
 
 async def layout_edit(request: Request) -> Response:
-    who = principal(request)
+    who = require_user(request)
     await admin.require_admin(who, "layout")
     await registry.fresh()
     model = request.path_params["model"]
@@ -215,29 +216,29 @@ def _id(request: Request) -> int:
 
 async def api_list(request: Request) -> Response:
     model = request.query_params.get("model") or None
-    fields = await admin.listing(principal(request), model)
+    fields = await admin.listing(require_user(request), model)
     return JSONResponse({"items": [f.as_dict() for f in fields], "kinds": list(KINDS), "rules": list(RULES),
                          "models": [{"model": m, "label": e.label, "path": "/api" + e.path}
                                     for m, e in sorted(registry.extensible().items())]})
 
 
 async def api_create(request: Request) -> Response:
-    fd = await admin.create(principal(request), await _body(request))
+    fd = await admin.create(require_user(request), await _body(request))
     return JSONResponse(fd.as_dict(), status_code=201)
 
 
 async def api_read(request: Request) -> Response:
-    return JSONResponse((await admin.get(principal(request), _id(request))).as_dict())
+    return JSONResponse((await admin.get(require_user(request), _id(request))).as_dict())
 
 
 async def api_update(request: Request) -> Response:
     body = await _body(request)
-    fd = await admin.update(principal(request), _id(request), body, body.get("version"))
+    fd = await admin.update(require_user(request), _id(request), body, body.get("version"))
     return JSONResponse(fd.as_dict())
 
 
 async def api_action(request: Request) -> Response:
-    who, field_id, action = principal(request), _id(request), request.path_params["action"]
+    who, field_id, action = require_user(request), _id(request), request.path_params["action"]
     if action == "archive":
         return JSONResponse((await admin.set_archived(who, field_id, True)).as_dict())
     if action == "restore":
@@ -250,7 +251,7 @@ async def api_action(request: Request) -> Response:
 
 
 async def api_layout(request: Request) -> Response:
-    who = principal(request)
+    who = require_user(request)
     model = request.path_params["model"]
     if request.method == "PUT":
         saved = await admin.save_layout(who, model, await _body(request))

@@ -114,7 +114,7 @@ def index_name(table: type[Table], fd: FieldDef) -> str:
 
 async def create_index(table: type[Table], fd: FieldDef) -> None:
     """The expression index a filterable field's filter uses (idempotent). On PostgreSQL, outside a
-    transaction it is built ``CONCURRENTLY``: the table stays writable meanwhile."""
+    transaction it is built ``CONCURRENTLY`` (the table stays writable meanwhile), then the table analyzed."""
     name, table_name = index_name(table, fd), table._meta.tablename
     expr = expression(table, fd, qualified=False)
     engine = db.current()
@@ -122,6 +122,9 @@ async def create_index(table: type[Table], fd: FieldDef) -> None:
         how = "" if db.in_atomic() else "CONCURRENTLY "
         using = "USING gin " if fd.kind == "choices" else ""
         await engine.run_ddl(f'CREATE INDEX {how}IF NOT EXISTS "{name}" ON "{table_name}" {using}({expr})')
+        # statistics of the new expression: without them the planner guesses its selectivity (0.5 %) and may
+        # walk another index past a million rows instead of this one (measured: 3.8 s instead of 5 ms)
+        await engine.run_ddl(f'ANALYZE "{table_name}"')
     elif fd.kind != "choices":  # SQLite: json_each() has nothing to index
         await engine.run_ddl(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table_name}" ({expr})')
 
