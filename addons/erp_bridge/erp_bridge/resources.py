@@ -21,11 +21,13 @@ async def _read_only(values: dict[str, Any], before: dict[str, Any] | None) -> d
 async def _redrive(request: Request, acc: Access, record_id: int) -> Any:
     from core.security import audit
     from erp_bridge import status
+    from erp_bridge.approvals import check_redrive
     from erp_bridge.models import Binding
 
     if not acc.can(BINDING, "update"):
         raise PermissionDenied("you may not re-drive ERP syncs")
     await acc.get(Binding, BINDING, record_id)
+    await check_redrive(acc, record_id)  # an approval rule may hold it (core.approvals)
     state = await status.redrive(record_id)
     await audit.record("redrive", model=BINDING, record_id=record_id, principal=acc.principal)
     return {"id": record_id, "state": state}

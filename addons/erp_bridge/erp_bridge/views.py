@@ -29,13 +29,19 @@ async def failed_list(request: Request) -> Response:
 
 
 async def binding_redrive(request: Request) -> Response:
+    from core.approvals import ApprovalPending, ApprovalRejected
     from erp_bridge import status
+    from erp_bridge.approvals import check_redrive
     from erp_bridge.models import Binding
 
     acc = access(request)
     await acc.require(BINDING, "update")
     binding_id = int(request.path_params["id"])
     await acc.get(Binding, BINDING, binding_id)
+    try:
+        await check_redrive(acc, binding_id)
+    except (ApprovalPending, ApprovalRejected) as held:  # the request's page says who it waits for, or why not
+        return RedirectResponse(f"/approvals/{held.request_id}", status_code=303)
     await status.redrive(binding_id)
     await audit.record("redrive", model=BINDING, record_id=binding_id, principal=acc.principal)
     return RedirectResponse(request.headers.get("referer") or "/erp/failed", status_code=303)
