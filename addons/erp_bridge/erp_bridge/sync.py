@@ -63,7 +63,7 @@ RETRY_MAX = float(os.environ.get("CRM_X_ERP_RETRY_MAX_SECONDS", "300"))
 
 def backoff(failed: int) -> float:
     """Seconds between an order's ``failed``-th failed try and its next."""
-    return min(RETRY_MIN * 4 ** max(0, min(failed - 1, 30)), RETRY_MAX)
+    return min(RETRY_MIN * 4.0 ** max(0, min(failed - 1, 30)), RETRY_MAX)
 
 
 def now() -> dt.datetime:
