@@ -28,6 +28,7 @@ from core import values as values_
 from core.customfields import records as custom_records
 from core.customfields import registry as custom_registry
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from core.i18n import N_
 from core.keyset import Keyset
 from core.models import IdempotencyKey
 from core.security import audit
@@ -104,9 +105,9 @@ async def json_body(request: Request, *, optional: bool = False) -> dict[str, An
     try:
         body = json.loads(raw)
     except ValueError:
-        raise ValidationError({"body": "must be a JSON object"}) from None
+        raise ValidationError({"body": N_("must be a JSON object")}) from None
     if not isinstance(body, dict):
-        raise ValidationError({"body": "must be a JSON object"})
+        raise ValidationError({"body": N_("must be a JSON object")})
     values_.check_json(body)
     return body
 
@@ -124,7 +125,7 @@ async def list_records(request: Request, res: Resource) -> Response:
     params = request.query_params
     raw_limit = params.get("limit", "50")
     if not raw_limit.isascii() or not raw_limit.isdigit():
-        raise ValidationError({"limit": "must be a whole number"})
+        raise ValidationError({"limit": N_("must be a whole number")})
     limit = int(raw_limit)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError({"limit": f"must be between 1 and {MAX_LIMIT}"})
@@ -245,7 +246,7 @@ async def update_values(acc: Access, res: Resource, record_id: int, body: dict[s
     version_col = _column(res.table, "version")
     if version_col is not None:
         if expected is None:
-            raise ValidationError({"version": "is required (or send If-Match) so concurrent edits are not lost"})
+            raise ValidationError({"version": N_("is required (or send If-Match) so concurrent edits are not lost")})
         expected = values_.check(version_col, expected, "version")
     values = await _check_fields(acc, res, body)
     async with db.atomic():
@@ -387,7 +388,7 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
             if seen is None:
                 continue  # released by a failed first request: try to take it
             if seen["request_hash"] != digest:
-                raise Conflict("this Idempotency-Key was used with a different request", field="Idempotency-Key")
+                raise Conflict(N_("this Idempotency-Key was used with a different request"), field="Idempotency-Key")
             if seen["status"] != _PENDING:
                 await audit.record("idempotent_replay", detail=f"{request.method} {request.url.path}"[:500],
                                    principal=who)
@@ -395,7 +396,7 @@ def idempotent(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
                                 media_type="application/json" if seen["body"] else None,
                                 headers={"Idempotent-Replayed": "true"})
             if asyncio.get_running_loop().time() > deadline:
-                raise Conflict("a request with this Idempotency-Key is still running: retry later",
+                raise Conflict(N_("a request with this Idempotency-Key is still running: retry later"),
                                field="Idempotency-Key")
             await asyncio.sleep(0.05)
         try:

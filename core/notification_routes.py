@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from core import notifications
 from core.errors import ValidationError
+from core.i18n import N_
 from core.web import render, require_user
 
 
@@ -28,7 +29,7 @@ async def notification_read(request: Request) -> Response:
     form = await request.form()
     raw = str(form.get("id", ""))
     if raw and not (raw.isdigit() and len(raw) < 19):
-        raise ValidationError({"id": "must be a notification id"})
+        raise ValidationError({"id": N_("must be a notification id")})
     await notifications.mark_read(who.user_id, [int(raw)] if raw else None)
     target = str(form.get("next", ""))
     safe = target if target.startswith("/") and not target.startswith("//") else "/notifications"
@@ -48,11 +49,11 @@ async def notification_api_read(request: Request) -> Response:
     try:
         body = await request.json()
     except ValueError:
-        raise ValidationError({"body": "must be a JSON object"}) from None
+        raise ValidationError({"body": N_("must be a JSON object")}) from None
     ids = body.get("ids") if isinstance(body, dict) else None
     if ids is not None and not (isinstance(ids, list) and all(
             isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)):
-        raise ValidationError({"ids": "must be a list of notification ids"})
+        raise ValidationError({"ids": N_("must be a list of notification ids")})
     done = await notifications.mark_read(who.user_id, ids)
     return JSONResponse({"marked": done, "unread": await notifications.unread_count(who.user_id)})
 

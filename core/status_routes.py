@@ -8,13 +8,14 @@ from starlette.routing import Route
 
 from core import outbox, status
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.web import render, require_user
 
 
 def _admin(request: Request) -> None:
     if not require_user(request).is_admin:
-        raise PermissionDenied("administrators only")
+        raise PermissionDenied(N_("administrators only"))
 
 
 async def status_page(request: Request) -> Response:
@@ -34,7 +35,7 @@ async def jobs_retry(request: Request) -> Response:
     form = await request.form()
     raw = str(form.get("id", ""))
     if raw and not (raw.isdigit() and len(raw) < 19):
-        raise ValidationError({"id": "must be a job id"})
+        raise ValidationError({"id": N_("must be a job id")})
     count = await outbox.retry([int(raw)] if raw else None)
     await audit.record("jobs_retry", model="core.outbox", record_id=raw or "all", detail=f"{count} job(s)")
     return RedirectResponse("/admin/jobs", status_code=303)

@@ -145,7 +145,7 @@ async def _check_set_field(am: AutomationModel, params: Mapping[str, Any]) -> Ma
     _only(params, ("field", "value"))
     field = params.get("field")
     if not isinstance(field, str) or not field:
-        raise ValidationError({"field": "is required"})
+        raise ValidationError({"field": N_("is required")})
     value = params.get("value")
     fd = custom_fields.by_name(am.model, field)
     if fd is not None:
@@ -173,7 +173,7 @@ async def _check_assign(am: AutomationModel, params: Mapping[str, Any]) -> Mappi
         raise ValidationError({"user_id": f"{am.model} has no owner"})
     user_id = core_values.integer(params.get("user_id"), "user_id")
     if not await User.exists().where((User.id == user_id) & (User.is_active == True)):  # noqa: E712
-        raise ValidationError({"user_id": "is not an active user"})
+        raise ValidationError({"user_id": N_("is not an active user")})
     return {"user_id": user_id}
 
 
@@ -222,19 +222,19 @@ async def _check_recipients(am: AutomationModel, params: Mapping[str, Any]) -> d
 
     to = params.get("to", "owner")
     if to not in ("owner", "user", "role"):
-        raise ValidationError({"to": "must be owner, user or role"})
+        raise ValidationError({"to": N_("must be owner, user or role")})
     out: dict[str, Any] = {"to": to}
     if to == "owner" and not am.owner:
         raise ValidationError({"to": f"{am.model} has no owner"})
     if to == "user":
         user_id = core_values.integer(params.get("user_id"), "user_id")
         if not await User.exists().where(User.id == user_id):
-            raise ValidationError({"user_id": "is not a user"})
+            raise ValidationError({"user_id": N_("is not a user")})
         out["user_id"] = user_id
     if to == "role":
         role = params.get("role")
         if not isinstance(role, str) or role not in await known_roles():
-            raise ValidationError({"role": "is not a role"})
+            raise ValidationError({"role": N_("is not a role")})
         out["role"] = role
     return out
 
@@ -269,7 +269,7 @@ async def _check_notify(am: AutomationModel, params: Mapping[str, Any]) -> Mappi
     for name in ("title_en", "title_zh", "body_en", "body_zh"):
         out[name] = template_param(params, name)
     if not (out["title_en"].strip() or out["title_zh"].strip()):
-        raise ValidationError({"title_en": "a title is required (in English, Chinese or both)"})
+        raise ValidationError({"title_en": N_("a title is required (in English, Chinese or both)")})
     return out
 
 
@@ -301,14 +301,14 @@ async def _check_email(am: AutomationModel, params: Mapping[str, Any]) -> Mappin
     elif to == "address":
         address = _text(params, "address", required=True, limit=254).strip()
         if not _EMAIL.match(address):
-            raise ValidationError({"address": "is not an e-mail address"})
+            raise ValidationError({"address": N_("is not an e-mail address")})
         out = {"to": "address", "address": address}
     else:
         out = await _check_recipients(am, params)
     for name in ("subject_en", "subject_zh", "body_en", "body_zh"):
         out[name] = template_param(params, name)
     if not (out["subject_en"].strip() or out["subject_zh"].strip()):
-        raise ValidationError({"subject_en": "a subject is required (in English, Chinese or both)"})
+        raise ValidationError({"subject_en": N_("a subject is required (in English, Chinese or both)")})
     return out
 
 
@@ -357,9 +357,9 @@ async def _check_webhook(am: AutomationModel, params: Mapping[str, Any]) -> Mapp
     url = _text(params, "url", required=True, limit=2000).strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError({"url": "must be an http:// or https:// address"})
+        raise ValidationError({"url": N_("must be an http:// or https:// address")})
     if parts.username or parts.password:
-        raise ValidationError({"url": "must not carry a user name or password (use a token in the path)"})
+        raise ValidationError({"url": N_("must not carry a user name or password (use a token in the path)")})
     timeout = params.get("timeout", 10)
     timeout = core_values.integer(timeout, "timeout", (1, 30))
     return {"url": url, "timeout": timeout}

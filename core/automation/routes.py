@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from core import conditions
 from core.automation import registry, rules, scans
 from core.errors import Conflict, NotFound, ValidationError
-from core.i18n import gettext
+from core.i18n import N_, gettext
 from core.web import principal, render
 
 RUN_PAGE = 50
@@ -213,7 +213,7 @@ async def run_log(request: Request) -> Response:
     rule = await rules.read(who, rule_id)
     state = request.query_params.get("state") or None
     if state not in (None, "done", "failed", "skipped", "pending", "running"):
-        raise ValidationError({"state": "must be done, failed, skipped, pending or running"})
+        raise ValidationError({"state": N_("must be done, failed, skipped, pending or running")})
     runs = await rules.runs(who, rule_id, RUN_PAGE + 1, _before(request), state)
     more = runs[RUN_PAGE]["id"] if len(runs) > RUN_PAGE else None
     am = await registry.model(rule["model"])

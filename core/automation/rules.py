@@ -13,6 +13,7 @@ from core import conditions, db
 from core.automation import registry, scans
 from core.automation.models import AutomationRule, AutomationRun
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.principal import Principal
 
@@ -26,7 +27,7 @@ _KEYS = ("name", "model", "trigger", "condition", "actions", "is_active")
 async def require_admin(who: Principal | None, what: str) -> Principal:
     if who is None or not who.is_admin:
         await audit.record("denied", model=MODEL, detail=f"automation: {what}", principal=who)
-        raise PermissionDenied("administrators only")
+        raise PermissionDenied(N_("administrators only"))
     return who
 
 
@@ -56,7 +57,7 @@ def _check_trigger(raw: Any, am: Any, schema: conditions.Schema) -> dict[str, An
         node = registry.trigger_node(am, schema, raw)
         assert isinstance(node, conditions.Leaf)
         if node.relation:
-            raise ValidationError({"trigger.field": "must be a field of the record itself"})
+            raise ValidationError({"trigger.field": N_("must be a field of the record itself")})
         out.update(conditions.as_json(node))
         out.pop("op")
         if "value" in out:
@@ -80,14 +81,14 @@ def _check_trigger(raw: Any, am: Any, schema: conditions.Schema) -> dict[str, An
         from core.values import integer
 
         if "days" in raw and "hours" in raw:
-            raise ValidationError({"trigger.days": "give hours or days, not both"})
+            raise ValidationError({"trigger.days": N_("give hours or days, not both")})
         hours = integer(raw["days"], "trigger.days", (1, 366)) * 24 if "days" in raw else integer(
             raw.get("hours"), "trigger.hours", (1, MAX_HOURS))
         out["hours"] = hours
     elif kind == "daily":
         at = raw.get("at")
         if not isinstance(at, str) or not _TIME.match(at):
-            raise ValidationError({"trigger.at": "must be a time of day like 08:30"})
+            raise ValidationError({"trigger.at": N_("must be a time of day like 08:30")})
         out["at"] = at
     return out
 
@@ -100,7 +101,7 @@ async def check(data: Mapping[str, Any], existing: Mapping[str, Any] | None = No
     merged = {**(existing or {}), **{k: v for k, v in data.items() if k in _KEYS}}
     name = merged.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": "is required"})
+        raise ValidationError({"name": N_("is required")})
     from core.values import text_problem
 
     problem = text_problem(name)
@@ -140,7 +141,7 @@ async def check(data: Mapping[str, Any], existing: Mapping[str, Any] | None = No
         checked.append({"kind": action.kind, "params": params})
     is_active = merged.get("is_active", False)
     if not isinstance(is_active, bool):
-        raise ValidationError({"is_active": "must be true or false"})
+        raise ValidationError({"is_active": N_("must be true or false")})
     return {"name": name.strip(), "model": am.model, "trigger": trigger, "condition": conditions.as_json(node)
             if node != conditions.ALWAYS else {}, "actions": checked, "is_active": is_active}
 
@@ -209,7 +210,7 @@ async def update(who: Principal | None, rule_id: int, data: Mapping[str, Any], v
     from core.values import integer
 
     if version is None:
-        raise ValidationError({"version": "is required so concurrent edits are not lost"})
+        raise ValidationError({"version": N_("is required so concurrent edits are not lost")})
     version = integer(version, "version")
     async with db.atomic():
         row = await get_row(rule_id)

@@ -22,6 +22,7 @@ from core.customfields import registry, storage
 from core.customfields.definitions import FILTERABLE, KINDS, RULES, FieldDef, Layout, Option, is_key
 from core.customfields.values import check
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.principal import Principal
 
@@ -39,7 +40,7 @@ _FIELDS = ("model", "key", "kind", *_EDITABLE)
 async def require_admin(who: Principal | None, what: str) -> Principal:
     if who is None or not who.is_admin:
         await audit.record("denied", model=FIELD_MODEL, detail=f"custom fields: {what}", principal=who)
-        raise PermissionDenied("administrators only")
+        raise PermissionDenied(N_("administrators only"))
     return who
 
 
@@ -149,21 +150,22 @@ def _clean(data: Mapping[str, Any], existing: FieldDef | None) -> dict[str, Any]
     if existing is None:
         key = data.get("key")
         if not is_key(key):
-            raise ValidationError({"key": "must be a lowercase letter then up to 39 lowercase letters, digits or _"})
+            raise ValidationError({"key": N_(
+                "must be a lowercase letter then up to 39 lowercase letters, digits or _")})
         out["key"] = key
     for name, limit in (("label_en", 100), ("label_zh", 100), ("help_en", 300), ("help_zh", 300)):
         out[name] = _text(merged, name, limit)
     if not (out["label_en"] or out["label_zh"]):
-        raise ValidationError({"label_en": "give the field a label (English or Chinese)"})
+        raise ValidationError({"label_en": N_("give the field a label (English or Chinese)")})
     out["options"] = _options(merged.get("options")) if kind in ("choice", "choices") else []
     if kind in ("choice", "choices") and not out["options"]:
-        raise ValidationError({"options": "a choice field needs at least one option"})
+        raise ValidationError({"options": N_("a choice field needs at least one option")})
     for name in ("is_required", "is_filterable", "is_listed", "is_searchable"):
         out[name] = _bool(merged, name)
     if out["is_filterable"] and kind not in FILTERABLE:
         raise ValidationError({"is_filterable": f"a {kind} field cannot be filtered on"})
     if out["is_searchable"] and kind not in ("text", "long_text", "choice", "choices"):
-        raise ValidationError({"is_searchable": "only text and choice fields are searched"})
+        raise ValidationError({"is_searchable": N_("only text and choice fields are searched")})
     out["min_value"] = _bound(kind, "min_value", merged.get("min_value"))
     out["max_value"] = _bound(kind, "max_value", merged.get("max_value"))
     out["pattern"] = _text(merged, "pattern", 200) if kind in ("text", "long_text") else ""
@@ -175,27 +177,27 @@ def _clean(data: Mapping[str, Any], existing: FieldDef | None) -> dict[str, Any]
     length = merged.get("max_length")
     if length not in (None, "") and kind in ("text", "long_text"):
         if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 20_000:
-            raise ValidationError({"max_length": "must be a whole number from 1 to 20000"})
+            raise ValidationError({"max_length": N_("must be a whole number from 1 to 20000")})
         out["max_length"] = length
     else:
         out["max_length"] = None
     out["currency"] = _text(merged, "currency", 3).upper() if kind == "money" else ""
     if kind == "money" and out["currency"] and not re.fullmatch("[A-Z]{3}", out["currency"]):
-        raise ValidationError({"currency": "must be a three-letter code like CNY"})
+        raise ValidationError({"currency": N_("must be a three-letter code like CNY")})
     out["target"] = _text(merged, "target", 100) if kind == "link" else ""
     if kind == "link":
         from core.customfields.records import target_table
 
         if target_table(out["target"]) is None:
-            raise ValidationError({"target": "must name a model records can link to (one with an API)"})
+            raise ValidationError({"target": N_("must name a model records can link to (one with an API)")})
     out["rules"] = _rules(merged.get("rules"))
     sequence = merged.get("sequence", 100)
     if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence <= 100_000:
-        raise ValidationError({"sequence": "must be a whole number from 0 to 100000"})
+        raise ValidationError({"sequence": N_("must be a whole number from 0 to 100000")})
     out["sequence"] = sequence
     default = merged.get("default")
     if kind == "link" and default not in (None, ""):
-        raise ValidationError({"default": "a link has no default"})
+        raise ValidationError({"default": N_("a link has no default")})
     probe = FieldDef(id=0, model=model, key=out.get("key") or (existing.key if existing else "x"), kind=kind,
                      column=ext.column, options=tuple(Option(**o) for o in out["options"]),
                      min_value=out["min_value"], max_value=out["max_value"], pattern=out["pattern"],
@@ -273,7 +275,7 @@ async def update(who: Principal | None, field_id: int, data: Mapping[str, Any], 
     await require_admin(who, "update")
     await registry.fresh()
     if isinstance(expected, bool) or not isinstance(expected, int):
-        raise ValidationError({"version": "is required (the version you read), so concurrent edits are not lost"})
+        raise ValidationError({"version": N_("is required (the version you read), so concurrent edits are not lost")})
     async with db.atomic():
         before = _def(await _row(field_id))
         values = _clean(data, before)
@@ -326,7 +328,7 @@ async def purge(who: Principal | None, field_id: int, confirm: str) -> int:
     await require_admin(who, "purge")
     before = _def(await _row(field_id))
     if not before.is_archived:
-        raise Conflict("archive the field first: only an archived field's data can be deleted", field="is_archived")
+        raise Conflict(N_("archive the field first: only an archived field's data can be deleted"), field="is_archived")
     if confirm != before.key:
         raise ValidationError({"confirm": f"type the field's key ({before.key}) to delete its data"})
     ext = registry.extension(before.model)
@@ -384,7 +386,7 @@ async def save_layout(who: Principal | None, model: str, data: Mapping[str, Any]
     known = set(layout_fields(model))
     raw_sections = data.get("sections") or []
     if not isinstance(raw_sections, list) or len(raw_sections) > 20:
-        raise ValidationError({"sections": "must be a list of at most 20 sections"})
+        raise ValidationError({"sections": N_("must be a list of at most 20 sections")})
     sections: list[dict[str, Any]] = []
     placed: set[str] = set()
     for item in raw_sections:

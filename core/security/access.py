@@ -20,6 +20,7 @@ from core import limits
 from core.customfields import records as custom_values
 from core.customfields import registry as custom_fields
 from core.errors import NotFound, PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.masking import mask
 from core.security.policy import Policy
@@ -98,7 +99,7 @@ class Access:
             raise PermissionDenied(f"{table._meta.tablename} has no owner column for a {scope!r} rule")
         p = self.principal
         if p is None:
-            raise PermissionDenied("not signed in")
+            raise PermissionDenied(N_("not signed in"))
         if scope == "own":
             return owner == p.user_id
         if scope == "team":

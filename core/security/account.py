@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from core import formatting, i18n
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit, sessions, users
 from core.security.models import ApiToken, User
 from core.web import form_str, render, require_user
@@ -66,7 +67,7 @@ async def password_change(request: Request) -> Response:
     who = require_user(request)
     info = request.scope.get("state", {}).get("session")
     if who.via_token or info is None:
-        raise PermissionDenied("change your password from a logged-in page")
+        raise PermissionDenied(N_("change your password from a logged-in page"))
     form = await request.form()
     try:
         await users.change_own_password(who.user_id, str(form.get("current_password", "")),
@@ -91,18 +92,18 @@ async def token_list(request: Request, secret: str = "", status: int = 200) -> R
 async def token_create(request: Request) -> Response:
     who = require_user(request)
     if who.via_token:
-        raise PermissionDenied("an API token cannot create tokens")
+        raise PermissionDenied(N_("an API token cannot create tokens"))
     form = await request.form()
     wanted = sorted({str(r) for r in form.getlist("roles")})
     if not wanted:
-        raise ValidationError({"roles": "choose at least one role"})
+        raise ValidationError({"roles": N_("choose at least one role")})
     beyond = [r for r in wanted if r not in who.roles]
     if beyond:
         await audit.record("denied", model="core.api_token", detail=f"token roles beyond the user's: {beyond}")
         raise PermissionDenied(f"a token cannot carry roles you do not have: {', '.join(beyond)}", field="roles")
     days = form_str(form, "days") or "90"
     if not days.isdigit() or not 1 <= int(days) <= 3650:
-        raise ValidationError({"days": "must be between 1 and 3650"})
+        raise ValidationError({"days": N_("must be between 1 and 3650")})
     name = form_str(form, "name", required=True, max_length=200)
     secret = await sessions.create_token(who.user_id, name, roles=wanted, days=int(days))
     await audit.record("create", model="core.api_token", record_id=secret[:12],

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from core import labels
 from core.errors import Conflict, PermissionDenied, ValidationError
+from core.i18n import N_
 from core.search import contains
 from core.security import audit, users
 from core.security.access import Access, policy
@@ -31,7 +32,7 @@ async def _admin(request: Request) -> Principal:
     who = require_user(request)
     if not who.is_admin:
         await audit.record("denied", model="core.user", detail=f"admin page {request.method} {request.url.path}")
-        raise PermissionDenied("administrators only")
+        raise PermissionDenied(N_("administrators only"))
     return who
 
 

@@ -23,7 +23,7 @@ async def _admin(request: Request) -> Principal:
     who = require_user(request)
     if not who.is_admin:
         await audit.record("denied", model="core.user", detail=f"admin page {request.method} {request.url.path}")
-        raise PermissionDenied("administrators only")
+        raise PermissionDenied(N_("administrators only"))
     return who
 
 

@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from core.errors import ValidationError
+from core.i18n import N_
 
 MIN_LENGTH = 12
 _hasher = PasswordHasher()
@@ -27,9 +28,9 @@ def check_policy(password: str, *, login: str = "") -> None:
         raise ValidationError({"password": f"must be at least {MIN_LENGTH} characters"})
     lowered = password.lower()
     if lowered in _common() or (login and login.lower() in lowered):
-        raise ValidationError({"password": "is too easy to guess (a common password or your login)"})
+        raise ValidationError({"password": N_("is too easy to guess (a common password or your login)")})
     if len(set(password)) < 4:
-        raise ValidationError({"password": "needs more different characters"})
+        raise ValidationError({"password": N_("needs more different characters")})
 
 
 def hash_password(password: str) -> str:

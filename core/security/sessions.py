@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ValidationError
+from core.i18n import N_
 from core.security.models import ApiToken, LoginAttempt, Session, User
 
 
@@ -104,7 +105,7 @@ async def clear_failures(key: str) -> None:
 async def create_token(user_id: int, name: str, *, roles: list[str], days: int | None = 90) -> str:
     """Create an API token; the secret is returned once and never stored in clear."""
     if not name.strip():
-        raise ValidationError({"name": "is required"})
+        raise ValidationError({"name": N_("is required")})
     secret = "crm_" + secrets.token_urlsafe(32)
     expires = _now() + dt.timedelta(days=days) if days else None
     await ApiToken.insert(ApiToken(user=user_id, name=name.strip(), prefix=secret[:12], token_hash=_hash(secret),

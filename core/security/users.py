@@ -10,6 +10,7 @@ from typing import Any
 
 from core import db, formatting, i18n
 from core.errors import Conflict, NotFound, ValidationError
+from core.i18n import N_
 from core.security import audit, sessions
 from core.security.models import CustomRole, Session, Team, TeamMember, User, UserRole
 from core.security.passwords import check_policy, hash_password, verify
@@ -19,9 +20,9 @@ async def create_user(login: str, name: str, password: str, *, roles: list[str] 
                       email: str = "", language: str = "", known_roles: set[str] | None = None) -> int:
     login = login.strip()
     if not login:
-        raise ValidationError({"login": "is required"})
+        raise ValidationError({"login": N_("is required")})
     if len(login) > 150:
-        raise ValidationError({"login": "is longer than 150 characters"})
+        raise ValidationError({"login": N_("is longer than 150 characters")})
     check_policy(password, login=login)
     if known_roles is not None:
         check_roles(roles, known_roles)
@@ -77,7 +78,7 @@ async def set_password(user_id: int, password: str) -> None:
 
 async def create_team(name: str, *, leader: int | None = None, members: list[int] | tuple[int, ...] = ()) -> int:
     if not name.strip():
-        raise ValidationError({"name": "is required"})
+        raise ValidationError({"name": N_("is required")})
     async with db.atomic():
         if await Team.exists().where(Team.name == name.strip()):
             raise Conflict(f"a team named {name.strip()!r} exists already")
@@ -147,11 +148,11 @@ async def change_own_password(user_id: int, current: str, new: str, *, confirm: 
     if not await asyncio.to_thread(verify, user["password_hash"], current):
         await audit.record("denied", model="core.user", record_id=user_id,
                            detail="password change refused: wrong current password")
-        raise ValidationError({"current_password": "The current password is wrong."})
+        raise ValidationError({"current_password": N_("The current password is wrong.")})
     if confirm is not None and confirm != new:
-        raise ValidationError({"confirm_password": "The two new passwords differ."})
+        raise ValidationError({"confirm_password": N_("The two new passwords differ.")})
     if new == current:
-        raise ValidationError({"new_password": "The new password must differ from the current one."})
+        raise ValidationError({"new_password": N_("The new password must differ from the current one.")})
     try:
         check_policy(new, login=user["login"])
     except ValidationError as exc:
@@ -190,13 +191,13 @@ async def save_role(name: str, label: str, implies: list[str], *, declared: set[
     """Create (or, with ``role_id``, update) a custom role: a named bundle of declared or custom roles."""
     name = name.strip()
     if role_id is None and not ROLE_NAME.match(name):
-        raise ValidationError({"name": "use 2-60 lowercase letters, digits or _ , starting with a letter"})
+        raise ValidationError({"name": N_("use 2-60 lowercase letters, digits or _ , starting with a letter")})
     if role_id is None and name in declared:
         raise ValidationError({"name": f"{name!r} is a role declared by the kernel or an addon"})
     existing = {r["name"]: r for r in await custom_roles()}
     known = declared | set(existing)
     if not implies:
-        raise ValidationError({"implies": "choose at least one role to bundle"})
+        raise ValidationError({"implies": N_("choose at least one role to bundle")})
     check_roles(implies, known)
     async with db.atomic():
         if role_id is None:
@@ -212,7 +213,7 @@ async def save_role(name: str, label: str, implies: list[str], *, declared: set[
         if before is None:
             raise NotFound(f"role {role_id} not found")
         if before["name"] in implies:
-            raise ValidationError({"implies": "a role cannot imply itself"})
+            raise ValidationError({"implies": N_("a role cannot imply itself")})
         old = json.loads(before["implies"]) if isinstance(before["implies"], str) else before["implies"]
         await CustomRole.update({CustomRole.label: label.strip() or before["label"],
                                  CustomRole.implies: sorted(set(implies))}).where(CustomRole.id == role_id)

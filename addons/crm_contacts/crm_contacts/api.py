@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import NotFound
+from core.i18n import N_
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -194,7 +195,7 @@ async def add_address(person_id: int, *, line1: str, city: str, country: str, li
 
     country = country.strip().upper()
     if len(country) != 2 or not country.isalpha():
-        raise ValidationError({"country": "must be a two-letter ISO 3166 code"})
+        raise ValidationError({"country": N_("must be a two-letter ISO 3166 code")})
     await Address.insert(Address(person=person_id, kind=kind, line1=line1, line2=line2, city=city, province=province,
                                  postcode=postcode, country=country, is_primary=primary))
     await audit.record("update", model=PERSON_MODEL, record_id=person_id, detail="address added",

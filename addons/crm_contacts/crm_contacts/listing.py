@@ -23,6 +23,7 @@ from core import customfields
 from core.customfields.definitions import is_key
 from core.db import is_postgres
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.keyset import Keyset
 from core.security import audit
 from core.security.access import Access
@@ -75,7 +76,7 @@ def parse(params: Mapping[str, str]) -> ListQuery:
     try:
         limit = min(max(int(params.get("limit") or 50), 1), 500)
     except ValueError:
-        raise ValidationError({"limit": "must be a whole number"}) from None
+        raise ValidationError({"limit": N_("must be a whole number")}) from None
     custom = tuple(sorted((k, str(v).strip()[:200]) for k, v in params.items()
                           if is_custom_param(k) and str(v).strip()))
     return ListQuery(**{k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS if k != "sort"},
@@ -146,7 +147,7 @@ async def where(table: Any, model: str, lq: ListQuery, acc: Access | None = None
         clauses.append(table.owner.is_null())
     elif lq.owner:
         if not lq.owner.isdigit():
-            raise ValidationError({"owner": "must be a user id or 'none'"})
+            raise ValidationError({"owner": N_("must be a user id or 'none'")})
         clauses.append(table.owner == int(lq.owner))
     if lq.created_from:
         clauses.append(table.created_at >= dt.datetime.fromisoformat(lq.created_from).replace(tzinfo=dt.UTC))

@@ -16,6 +16,7 @@ from typing import Any
 
 from core import db, hooks, records
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
@@ -100,10 +101,10 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
     table = _table(model)
     if not acc.can(MERGE_MODEL, "create"):
         await audit.record("denied", model=model, record_id=survivor_id, detail="merge", principal=acc.principal)
-        raise PermissionDenied("you may not merge records")
+        raise PermissionDenied(N_("you may not merge records"))
     losers = sorted({int(i) for i in loser_ids} - {int(survivor_id)})
     if not losers:
-        raise ValidationError({"loser_ids": "name at least one other record to merge"})
+        raise ValidationError({"loser_ids": N_("name at least one other record to merge")})
     choices = {k: int(v) for k, v in (choices or {}).items()}
     async with db.atomic():
         rows: dict[int, dict[str, Any]] = {}

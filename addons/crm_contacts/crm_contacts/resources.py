@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from core.api import Resource, json_body
 from core.errors import ValidationError
+from core.i18n import N_
 from core.openapi import ID, NON_BLANK
 from core.security import audit
 from core.security.access import Access
@@ -61,7 +62,7 @@ async def _check_owner(values: dict[str, Any]) -> None:
         try:
             values["owner"] = int(values["owner"])
         except (TypeError, ValueError):
-            raise ValidationError({"owner": "must be a user id"}) from None
+            raise ValidationError({"owner": N_("must be a user id")}) from None
         if not await User.exists().where(User.id == values["owner"]):
             raise ValidationError({"owner": f"user {values['owner']} does not exist"})
 
@@ -86,7 +87,7 @@ async def validate_tag(values: dict[str, Any], before: dict[str, Any] | None) ->
     if "name" in values:
         name = " ".join(fold_width(str(values.get("name") or "")).split())
         if not name or len(name) > 60:
-            raise ValidationError({"name": "must be 1 to 60 characters"})
+            raise ValidationError({"name": N_("must be 1 to 60 characters")})
         values["name"] = name
         from crm_contacts.models import Tag
 
@@ -129,11 +130,11 @@ def _merge_action(model: str) -> Any:
         body = await _body(request)
         losers = body.get("loser_ids")
         if not isinstance(losers, list):
-            raise ValidationError({"loser_ids": "must be a list of record ids"})
+            raise ValidationError({"loser_ids": N_("must be a list of record ids")})
         losers = [record_id_of(i, "loser_ids") for i in losers]  # JSON ids: whole numbers, not text
         choices = body.get("choices") or {}
         if not isinstance(choices, dict):
-            raise ValidationError({"choices": "must map field names to record ids"})
+            raise ValidationError({"choices": N_("must map field names to record ids")})
         choices = {str(k): record_id_of(v, f"choices.{k}") for k, v in choices.items()}
         return await merge(acc, model, record_id, losers, choices)
 
@@ -155,7 +156,7 @@ def _reveal_action(model: str) -> Any:
     async def action(request: Request, acc: Access, record_id: int) -> Any:
         field = (await _body(request)).get("field")
         if field not in ("phone", "phone_original", "email"):
-            raise ValidationError({"field": "must be phone, phone_original or email"})
+            raise ValidationError({"field": N_("must be phone, phone_original or email")})
         return {"field": field, "value": await acc.reveal(_table(model), model, record_id, field)}
 
     return action
@@ -167,7 +168,7 @@ async def _tags_action(request: Request, acc: Access, record_id: int) -> Any:
     body = await _body(request)
     add, remove = body.get("add") or [], body.get("remove") or []
     if not isinstance(add, list) or not isinstance(remove, list):
-        raise ValidationError({"add": "add and remove must be lists of tag names"})
+        raise ValidationError({"add": N_("add and remove must be lists of tag names")})
     await acc.get(_table(PERSON_MODEL), PERSON_MODEL, record_id, action="update")
     names = await set_tags(acc, PERSON_MODEL, [record_id], add=[str(t) for t in add], remove=[str(t) for t in remove])
     await audit.record("update", model=PERSON_MODEL, record_id=record_id, changes={"tags": [None, names]})

@@ -8,6 +8,7 @@ from typing import Any
 from core import db
 from core.automation import record_changed
 from core.errors import PermissionDenied, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
@@ -38,7 +39,7 @@ async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: Seque
     tag_ids: list[int] = []
     for name in names:
         if len(name) > 60:
-            raise ValidationError({"tags": "a tag name is longer than 60 characters"})
+            raise ValidationError({"tags": N_("a tag name is longer than 60 characters")})
         row = await Tag.select(Tag.id).where(Tag.name == name).first()
         if row is None:
             if not acc.can(TAG_MODEL, "create"):
@@ -78,9 +79,9 @@ async def add_note(acc: Access, model: str, record_id: int, body: str) -> int:
     await acc.get(table_of(model), model, record_id)
     text = body.strip()
     if not text:
-        raise ValidationError({"body": "is required"})
+        raise ValidationError({"body": N_("is required")})
     if len(text) > 20_000:
-        raise ValidationError({"body": "is longer than 20000 characters"})
+        raise ValidationError({"body": N_("is longer than 20000 characters")})
     fk = "person" if model == PERSON_MODEL else "organization"
     note = Note(_data={Note._meta.get_column_by_name(fk): record_id, Note.body: text,
                        Note.owner: acc.principal.user_id if acc.principal else None})

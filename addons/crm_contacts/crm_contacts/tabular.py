@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from core.errors import ValidationError
+from core.i18n import N_
 
 MAX_CELL = 1_000_000  # a parser limit only: fields have their own, smaller limits checked per row
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -103,7 +104,7 @@ def read_table(content: bytes, filename: str, encoding: str | None = None) -> tu
     """(header, rows) of a CSV or XLSX file; blank trailing rows dropped. 422 on ``file`` if unreadable.
     A CSV file is read in ``encoding``, detected when not given."""
     if not content:
-        raise ValidationError({"file": "is empty"})
+        raise ValidationError({"file": N_("is empty")})
     if is_xlsx(content, filename):
         rows = _read_xlsx(content)
     else:
@@ -119,7 +120,7 @@ def read_table(content: bytes, filename: str, encoding: str | None = None) -> tu
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
     if not rows or not any(c.strip() for c in rows[0]):
-        raise ValidationError({"file": "has no header row"})
+        raise ValidationError({"file": N_("has no header row")})
     header = [h.strip() for h in rows[0]]
     return header, rows[1:]
 

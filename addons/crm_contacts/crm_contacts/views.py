@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from core import customfields, db, records
 from core.errors import NotFound, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.web import access, render
 from crm_contacts import listing
@@ -83,7 +84,7 @@ async def saved_filter_create(request: Request) -> Response:
     form = await request.form()
     name = str(form.get("name", "")).strip()[:100]
     if not name:
-        raise ValidationError({"name": "is required"})
+        raise ValidationError({"name": N_("is required")})
     model = _model(request)
     await SavedFilter.insert(SavedFilter(name=name, model=model, query=str(form.get("query", ""))[:2000],
                                          owner=acc.principal.user_id if acc.principal else None))
@@ -102,7 +103,7 @@ async def export(request: Request) -> Response:
         params = {"ids": ",".join(str(v) for v in form.getlist("ids")), "format": str(form.get("format", "csv"))}
     fmt = params.get("format", "csv")
     if fmt not in ("csv", "xlsx"):
-        raise ValidationError({"format": "must be csv or xlsx"})
+        raise ValidationError({"format": N_("must be csv or xlsx")})
     table = table_of(model)
     names = EXPORT_FIELDS[model]
     cols = [table.organization.name if n == "organization.name" else table._meta.get_column_by_name(n) for n in names]
@@ -143,7 +144,7 @@ async def bulk(request: Request) -> Response:
     action = str(form.get("action", ""))
     value = str(form.get("value", "")).strip()
     if not ids:
-        raise ValidationError({"ids": "select at least one row"})
+        raise ValidationError({"ids": N_("select at least one row")})
     if action == "export":
         return await export(request)
     if action == "tag":
@@ -156,10 +157,10 @@ async def bulk(request: Request) -> Response:
         await bulk_update(acc, model, ids, {"stage": value})
     elif action == "owner":
         if not value.isdigit():
-            raise ValidationError({"value": "must be a user id"})
+            raise ValidationError({"value": N_("must be a user id")})
         await bulk_update(acc, model, ids, {"owner": int(value)})
     else:
-        raise ValidationError({"action": "must be tag, stage, owner or export"})
+        raise ValidationError({"action": N_("must be tag, stage, owner or export")})
     return RedirectResponse(f"/contacts/{request.path_params['kind']}?{form.get('query', '')}", status_code=303)
 
 
@@ -198,7 +199,7 @@ async def reveal(request: Request) -> Response:
     model = _model(request)
     field = str((await request.form()).get("field", ""))
     if field not in ("phone", "email"):
-        raise ValidationError({"field": "must be phone or email"})
+        raise ValidationError({"field": N_("must be phone or email")})
     value = await acc.reveal(table_of(model), model, int(request.path_params["id"]), field)
     return await render(request, "crm_contacts/revealed.html", field=FIELD_LABELS[field], value=value,
                   back=f"/contacts/{request.path_params['kind']}/{request.path_params['id']}")
@@ -268,7 +269,7 @@ async def form_page(request: Request) -> Response:
             found = await scoped(acc, model, await find(clean, exclude_id=int(record_id) if record_id else None))
             candidates, outside_scope = found.visible, found.outside_scope
             if before is None and (candidates or outside_scope) and not form.get("confirm"):
-                raise ValidationError({"duplicates": "possible duplicates found: open them, or confirm to create"})
+                raise ValidationError({"duplicates": N_("possible duplicates found: open them, or confirm to create")})
             async with db.atomic():
                 if before is None:
                     clean.setdefault("owner", acc.principal.user_id if acc.principal else None)
@@ -283,7 +284,7 @@ async def form_page(request: Request) -> Response:
                         (table.id == before["id"]) & (table.version == int(str(form.get("version", "0")) or 0))
                     ).returning(table.id)
                     if not updated:
-                        raise ValidationError({"version": "someone else changed this record: reload it"})
+                        raise ValidationError({"version": N_("someone else changed this record: reload it")})
                     await audit.record("update", model=model, record_id=before["id"], changes=audit.diff(
                         customfields.flat(model, {k: before.get(k) for k in clean}), customfields.flat(model, clean)))
             return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from core import db, jobs
 from core.errors import ValidationError
+from core.i18n import N_
 from core.web import access, render
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.labels import FIELD_LABELS
@@ -75,7 +76,7 @@ async def merge_page(request: Request) -> Response:
         return RedirectResponse(f"/contacts/{kind}/{result['survivor_id']}", status_code=303)
     ids = [int(i) for i in request.query_params.get("ids", "").split(",") if i.strip().isdigit()]
     if len(ids) < 2:
-        raise ValidationError({"ids": "choose at least two records to merge"})
+        raise ValidationError({"ids": N_("choose at least two records to merge")})
     rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
     return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model), labels=FIELD_LABELS,
                   model="person" if model == PERSON_MODEL else "organization")

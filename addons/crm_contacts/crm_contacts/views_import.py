@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from core import customfields, db, jobs
 from core.errors import TooLarge, ValidationError
+from core.i18n import N_
 from core.web import access, render
 from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
 from crm_contacts.labels import FIELD_LABELS, MODE_LABELS, OUTCOME_LABELS
@@ -40,7 +41,7 @@ async def import_upload(request: Request) -> Response:
     form = await request.form()  # the kernel caps the whole body (CRM_MAX_REQUEST_MB); the file, here
     upload: Any = form.get("file")
     if upload is None or not getattr(upload, "filename", ""):
-        raise ValidationError({"file": "choose a CSV or XLSX file"})
+        raise ValidationError({"file": N_("choose a CSV or XLSX file")})
     if (upload.size or 0) > MAX_UPLOAD:  # Starlette's max_part_size does not apply to file parts
         raise TooLarge(f"The file is larger than the {MAX_UPLOAD // (1024 * 1024)} MB an import accepts.")
     content = await upload.read()
@@ -126,7 +127,7 @@ async def import_encoding(request: Request) -> Response:
 
     _, batch = await _batch(request, "update")
     if batch["status"] != "uploaded" or not batch["encoding"]:
-        raise ValidationError({"encoding": "only a CSV file not imported yet can be read again"})
+        raise ValidationError({"encoding": N_("only a CSV file not imported yet can be read again")})
     chosen = str((await request.form()).get("encoding", ""))
     if chosen not in ENCODINGS:
         raise ValidationError({"encoding": f"choose one of {', '.join(ENCODINGS)}"})

@@ -33,15 +33,15 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
     if kind not in KINDS:
         raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
     if not (values.get("subject") or "").strip():
-        raise ValidationError({"subject": "is required"})
+        raise ValidationError({"subject": N_("is required")})
     due = values.get("due_at")
     if isinstance(due, str):
         try:
             due = dt.datetime.fromisoformat(due)
         except ValueError:
-            raise ValidationError({"due_at": "is not a date and time"}) from None
+            raise ValidationError({"due_at": N_("is not a date and time")}) from None
     if not isinstance(due, dt.datetime):
-        raise ValidationError({"due_at": "is required"})
+        raise ValidationError({"due_at": N_("is required")})
     if due.tzinfo is None:
         due = due.replace(tzinfo=dt.UTC)
     raw = values.get("remind_minutes")
@@ -49,7 +49,7 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
         raw = int(raw)  # from a form
     remind = 30 if raw in (None, "") else integer(raw, "remind_minutes")
     if not 0 <= remind <= MAX_NOTICE.total_seconds() // 60:
-        raise ValidationError({"remind_minutes": "must be between 0 and 10080"})
+        raise ValidationError({"remind_minutes": N_("must be between 0 and 10080")})
     ids = {name: record_id(values[name], name) if values.get(name) not in (None, "") else None
            for name in ("opportunity", "lead", "person")}
     await acc.check_references(Activity, ids)  # each linked record must be one the user may read

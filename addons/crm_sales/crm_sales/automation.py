@@ -60,7 +60,7 @@ async def _check_activity(am: AutomationModel, params: Mapping[str, Any]) -> Map
         raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
     subject = template_param(params, "subject")
     if not subject.strip():
-        raise ValidationError({"subject": "is required"})
+        raise ValidationError({"subject": N_("is required")})
     return {"kind": kind, "subject": subject, "note": template_param(params, "note"),
             "due_in_hours": integer(params.get("due_in_hours", 24), "due_in_hours", (0, 24 * 366))}
 

@@ -10,6 +10,7 @@ from typing import Any
 from core import db
 from core.automation import record_changed
 from core.errors import ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_sales import assignment
@@ -24,7 +25,7 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()
                            if k in FIELDS or k == "custom"}  # custom fields: checked by core.customfields
     if not out.get("name"):
-        raise ValidationError({"name": "is required"})
+        raise ValidationError({"name": N_("is required")})
     raw = out.get("expected_revenue")
     if raw in (None, ""):
         out["expected_revenue"] = Decimal(0)
@@ -34,9 +35,9 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
         try:
             out["expected_revenue"] = Decimal(str(raw))
         except InvalidOperation:
-            raise ValidationError({"expected_revenue": "is not a number"}) from None
+            raise ValidationError({"expected_revenue": N_("is not a number")}) from None
         if out["expected_revenue"] < 0:
-            raise ValidationError({"expected_revenue": "must not be negative"})
+            raise ValidationError({"expected_revenue": N_("must not be negative")})
     return out
 
 

@@ -17,6 +17,7 @@ from piccolo.columns import Column
 from core import db, hooks
 from core.automation import record_changed
 from core.errors import Conflict, NotFound, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_sales.manifest import LEAD, OPPORTUNITY
@@ -44,14 +45,14 @@ async def _stage(team_id: int | None, stage_id: int) -> dict[str, Any]:
     for stage in await stages_for(team_id):
         if stage["id"] == stage_id:
             return stage
-    raise ValidationError({"stage": "is not a stage of this deal's pipeline"})
+    raise ValidationError({"stage": N_("is not a stage of this deal's pipeline")})
 
 
 async def _first_open_stage(team_id: int | None) -> dict[str, Any]:
     for stage in await stages_for(team_id):
         if not stage["is_won"] and not stage["is_lost"]:
             return stage
-    raise NotFound("the pipeline has no open stage")
+    raise NotFound(N_("the pipeline has no open stage"))
 
 
 async def _closing_stage(team_id: int | None, *, won: bool) -> dict[str, Any]:
@@ -108,10 +109,10 @@ async def move(acc: Access, opp_id: int, stage_id: int, *, expected_version: int
     async with db.atomic():
         opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
         if opp["state"] != "open":
-            raise ValidationError({"stage": "the deal is closed: restore it first"})
+            raise ValidationError({"stage": N_("the deal is closed: restore it first")})
         stage = await _stage(opp["team"], stage_id)
         if stage["is_lost"] and not lost_reason.strip():
-            raise ValidationError({"lost_reason": "is required to mark a deal lost"})
+            raise ValidationError({"lost_reason": N_("is required to mark a deal lost")})
         if stage["id"] != opp["stage"]:
             await _apply_move(opp, stage, acc.principal.user_id if acc.principal else None,
                               lost_reason=lost_reason.strip()[:300], expected_version=expected_version)
@@ -141,7 +142,7 @@ async def restore(acc: Access, opp_id: int) -> dict[str, Any]:
     async with db.atomic():
         opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
         if opp["state"] == "open":
-            raise ValidationError({"state": "the deal is already open"})
+            raise ValidationError({"state": N_("the deal is already open")})
         stages = {s["id"]: s for s in await stages_for(opp["team"])}
         past = await StageHistory.select(StageHistory.stage).where(
             StageHistory.opportunity == opp_id).order_by(StageHistory.id, ascending=False)

@@ -16,6 +16,7 @@ from piccolo.columns import Column
 
 from core import db
 from core.errors import NotFound, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from core.values import check as check_value
@@ -53,7 +54,7 @@ async def _complete(line: dict[str, Any], quote: dict[str, Any] | None = None) -
                 quantity=quantity, currency=quote["currency"])
         out.setdefault("tax_rate", product["tax_rate"])
     if not out.get("description"):
-        raise ValidationError({"description": "a line needs a description or a product"})
+        raise ValidationError({"description": N_("a line needs a description or a product")})
     return out
 
 
@@ -123,7 +124,7 @@ async def update_draft(acc: Access, quote_id: int, lines: Sequence[dict[str, Any
     async with db.atomic():
         quote = await acc.get(Quote, QUOTE, quote_id, action="update")
         if quote["state"] != "draft":
-            raise ValidationError({"state": "only a draft can be edited: revise the quote instead"})
+            raise ValidationError({"state": N_("only a draft can be edited: revise the quote instead")})
         changes: dict[Column | str, Any] = {Quote._meta.get_column_by_name(k): v for k, v in values.items()
                                             if k in ("valid_until", "terms", "notes", "language")}
         changes[Quote.version] = Quote.version + 1
@@ -142,7 +143,7 @@ async def revise(acc: Access, quote_id: int) -> int:
     async with db.atomic():
         old = await acc.get(Quote, QUOTE, quote_id, action="update")
         if old["state"] not in ("sent", "declined", "expired") or old["is_superseded"]:
-            raise ValidationError({"state": "only the latest sent, declined or expired revision can be revised"})
+            raise ValidationError({"state": N_("only the latest sent, declined or expired revision can be revised")})
         kept = ("number", "opportunity", "currency", "language", "customer_group", "terms", "notes", "owner", "team",
                 "untaxed", "tax", "total")
         copy = {k: v for k, v in old.items() if k in kept}

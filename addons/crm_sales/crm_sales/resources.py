@@ -91,7 +91,7 @@ async def _create_opportunity(acc: Access, values: dict[str, Any]) -> int:
 
 async def _validate_opportunity(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     if "probability" in values:
-        raise ValidationError({"probability": "use the probability action (it records a manual override)"})
+        raise ValidationError({"probability": N_("use the probability action (it records a manual override)")})
     return _money(values, "expected_revenue")
 
 
@@ -100,7 +100,7 @@ async def _move(request: Request, acc: Access, record_id: int) -> Any:
 
     body = await _body(request)
     if not isinstance(body.get("stage"), int):
-        raise ValidationError({"stage": "must be a stage id"})
+        raise ValidationError({"stage": N_("must be a stage id")})
     return await pipeline.move(acc, record_id, body["stage"], expected_version=body.get("version"),
                                lost_reason=str(body.get("lost_reason") or ""))
 
@@ -128,7 +128,7 @@ async def _probability(request: Request, acc: Access, record_id: int) -> Any:
 
     value = (await _body(request)).get("value")
     if value is not None and (not isinstance(value, int) or not 0 <= value <= 100):
-        raise ValidationError({"value": "must be a whole percentage 0-100, or null to follow the model"})
+        raise ValidationError({"value": N_("must be a whole percentage 0-100, or null to follow the model")})
     return await pipeline.set_probability(acc, record_id, value)
 
 
@@ -148,7 +148,7 @@ async def _done(request: Request, acc: Access, record_id: int) -> Any:
 async def _validate_product(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     _money(values, "list_price", "tax_rate")
     if values.get("tax_rate") is not None and values["tax_rate"] > 1:
-        raise ValidationError({"tax_rate": "must be a fraction (0.13 for 13 %)"})
+        raise ValidationError({"tax_rate": N_("must be a fraction (0.13 for 13 %)")})
     return values
 
 
@@ -157,17 +157,17 @@ async def _create_quote(acc: Access, values: dict[str, Any]) -> int:
 
     opp = values.pop("opportunity", None)
     if not isinstance(opp, int):
-        raise ValidationError({"opportunity": "must be an opportunity id"})
+        raise ValidationError({"opportunity": N_("must be an opportunity id")})
     lines = values.pop("lines", None) or []
     if not isinstance(lines, list) or not all(isinstance(x, dict) for x in lines):
-        raise ValidationError({"lines": "must be a list of objects"})
+        raise ValidationError({"lines": N_("must be a list of objects")})
     return await quotes.create_quote(acc, opp, lines, **values)
 
 
 async def _validate_quote(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     if before is not None:
         if before["state"] != "draft":
-            raise ValidationError({"state": "only a draft can be edited: revise the quote instead"})
+            raise ValidationError({"state": N_("only a draft can be edited: revise the quote instead")})
         for name in ("lines", "opportunity"):
             if name in values:
                 raise ValidationError({name: "cannot be changed here (use the lines action)"})
@@ -198,14 +198,14 @@ async def _lines(request: Request, acc: Access, record_id: int) -> Any:
 
     lines = (await _body(request)).get("lines")
     if not isinstance(lines, list):
-        raise ValidationError({"lines": "must be a list of objects"})
+        raise ValidationError({"lines": N_("must be a list of objects")})
     await quotes.update_draft(acc, record_id, lines)
     return {"id": record_id, "lines": await quotes.lines_of(record_id)}
 
 
 async def _validate_rule(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     if values.get("strategy", "round_robin") not in ("round_robin", "least_loaded"):
-        raise ValidationError({"strategy": "must be round_robin or least_loaded"})
+        raise ValidationError({"strategy": N_("must be round_robin or least_loaded")})
     return _money(values, "min_value", "max_value")
 
 
@@ -214,7 +214,7 @@ async def _validate_item(values: dict[str, Any], before: dict[str, Any] | None) 
 
 
 async def _no_create(acc: Access, values: dict[str, Any]) -> int:
-    raise PermissionDenied("orders are created by accepting a quote")
+    raise PermissionDenied(N_("orders are created by accepting a quote"))
 
 
 async def _cancel(request: Request, acc: Access, record_id: int) -> Any:

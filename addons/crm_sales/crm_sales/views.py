@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from core import i18n
 from core.errors import ValidationError
+from core.i18n import N_
 from core.web import access, form_str, render
 from crm_sales import activities, forecast, leads, pipeline, win
 from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, QUOTE
@@ -61,7 +62,7 @@ async def opportunity_move(request: Request) -> Response:
         stage = int(body["stage"])
         version = int(body["version"]) if body.get("version") is not None else None
     except (ValueError, KeyError, TypeError):
-        raise ValidationError({"stage": "must be a stage id"}) from None
+        raise ValidationError({"stage": N_("must be a stage id")}) from None
     opp = await pipeline.move(acc, int(request.path_params["id"]), stage, expected_version=version,
                               lost_reason=str(body.get("lost_reason") or ""))
     return JSONResponse({"id": opp["id"], "stage": opp["stage"], "state": opp["state"], "version": opp["version"],
@@ -142,10 +143,10 @@ async def opportunity_action(request: Request) -> Response:
     elif action == "probability":
         raw = form_str(form, "probability")
         if raw and not (raw.isdigit() and 0 <= int(raw) <= 100):
-            raise ValidationError({"probability": "must be a whole percentage 0-100"})
+            raise ValidationError({"probability": N_("must be a whole percentage 0-100")})
         await pipeline.set_probability(acc, opp_id, int(raw) if raw else None)
     else:
-        raise ValidationError({"action": "unknown action"})
+        raise ValidationError({"action": N_("unknown action")})
     return _see_other(f"/sales/opportunities/{opp_id}")
 
 
@@ -171,7 +172,7 @@ async def lead_import(request: Request) -> Response:
     form = await request.form()
     upload: Any = form.get("file")
     if upload is None or isinstance(upload, str):
-        raise ValidationError({"file": "choose a CSV file"})
+        raise ValidationError({"file": N_("choose a CSV file")})
     text = (await upload.read()).decode("utf-8-sig", errors="replace")
     created, errors = await leads.import_csv(acc, text)
     return await render(request, "crm_sales/lead_import.html", created=created, errors=errors)

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from core import records
 from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
+from core.i18n import N_
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
 from crm_sales.manifest import ORDER, PRODUCT, QUOTE
@@ -41,7 +42,7 @@ async def quote_create(request: Request) -> Response:
     form = await request.form()
     opp = form_str(form, "opportunity", required=True)
     if not opp.isdigit():
-        raise ValidationError({"opportunity": "must be an opportunity id"})
+        raise ValidationError({"opportunity": N_("must be an opportunity id")})
     quote_id = await quotes.create_quote(acc, int(opp))
     return _see_other(f"/sales/quotes/{quote_id}")
 
@@ -171,7 +172,7 @@ async def public_decide(request: Request) -> Response:
     elif decision == "decline":
         await acceptance.decline(quote["id"], by=name or "customer", reason=form_str(form, "reason", max_length=1000))
     else:
-        raise ValidationError({"decision": "choose accept or decline"})
+        raise ValidationError({"decision": N_("choose accept or decline")})
     with documents.language(quote["language"]):
         return await render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"])
 

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.errors import ValidationError
-from core.i18n import gettext
+from core.i18n import N_, gettext
 from erp_bridge import ledger
 from erp_bridge.money import exponent
 from erp_bridge.reconcile import LABELS, STATUSES
@@ -71,14 +71,14 @@ def filters_from(query: Any) -> dict[str, Any]:
         for k in ("date_from", "date_to"):
             out[k + "_v"] = dt.date.fromisoformat(out[k]) if out[k] else None
     except ValueError:
-        raise ValidationError({"date": "use YYYY-MM-DD"}) from None
+        raise ValidationError({"date": N_("use YYYY-MM-DD")}) from None
     try:
         for k in ("amount_min", "amount_max"):
             out[k + "_v"] = Decimal(out[k]) if out[k] else None
     except InvalidOperation:
-        raise ValidationError({"amount": "must be a number"}) from None
+        raise ValidationError({"amount": N_("must be a number")}) from None
     if out["status"] and out["status"] not in STATUSES:
-        raise ValidationError({"status": "unknown status"})
+        raise ValidationError({"status": N_("unknown status")})
     return out
 
 

@@ -15,7 +15,7 @@ from erp_bridge.manifest import BINDING, INVOICE, RECONCILIATION, TAX_MAP
 
 
 async def _read_only(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
-    raise ValidationError({"body": "this resource is written by the ERP bridge only"})
+    raise ValidationError({"body": N_("this resource is written by the ERP bridge only")})
 
 
 async def _redrive(request: Request, acc: Access, record_id: int) -> Any:
@@ -25,7 +25,7 @@ async def _redrive(request: Request, acc: Access, record_id: int) -> Any:
     from erp_bridge.models import Binding
 
     if not acc.can(BINDING, "update"):
-        raise PermissionDenied("you may not re-drive ERP syncs")
+        raise PermissionDenied(N_("you may not re-drive ERP syncs"))
     await acc.get(Binding, BINDING, record_id)
     await check_redrive(acc, record_id)  # an approval rule may hold it (core.approvals)
     state = await status.redrive(record_id)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import ValidationError
+from core.i18n import N_
 from erp_bridge.backends.base import ErpRules, RemoteTax
 
 __all__ = ["Mapped", "check_erp", "check_quote", "erp_rules", "key", "load", "percent", "problems", "resolve",
@@ -89,12 +90,12 @@ async def validate_row(values: dict[str, Any], before: dict[str, Any] | None) ->
     merged = {**(before or {}), **values}
     if "rate" in values or before is None:
         if merged.get("rate") is None:
-            raise ValidationError({"rate": "required: a fraction, 0.13 for 13 %"})
+            raise ValidationError({"rate": N_("required: a fraction, 0.13 for 13 %")})
         rate = finite_decimal(merged["rate"], "rate")
         if not 0 <= rate <= 1:
-            raise ValidationError({"rate": "must be a fraction between 0 and 1 (0.13 for 13 %)"})
+            raise ValidationError({"rate": N_("must be a fraction between 0 and 1 (0.13 for 13 %)")})
         if rate != rate.quantize(_RATE_PLACES):
-            raise ValidationError({"rate": "at most 4 decimal places, as the CRM stores tax rates"})
+            raise ValidationError({"rate": N_("at most 4 decimal places, as the CRM stores tax rates")})
         query = TaxMapping.select(TaxMapping.id).where(TaxMapping.rate == rate.quantize(_RATE_PLACES))
         if before is not None:
             query = query.where(TaxMapping.id != before["id"])
@@ -104,7 +105,7 @@ async def validate_row(values: dict[str, Any], before: dict[str, Any] | None) ->
         merged["rate"] = out["rate"]
     erp_tax = str(merged.get("erp_tax") or "").strip()
     if erp_tax and not erp_tax.isdigit():
-        raise ValidationError({"erp_tax": "the ERP's id of the tax (a number; `crm erp taxes` lists them)"})
+        raise ValidationError({"erp_tax": N_("the ERP's id of the tax (a number; `crm erp taxes` lists them)")})
     if not erp_tax and Decimal(merged["rate"]) != 0:
         raise ValidationError({"erp_tax": f"{percent(Decimal(merged['rate']))} needs an ERP tax: only 0 % may be "
                                           "sent with no tax"})

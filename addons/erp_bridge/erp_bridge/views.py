@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from core import db
 from core.errors import ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.web import access, form_str, pdf_response, render
 from erp_bridge.manifest import BINDING, RECONCILIATION
@@ -133,7 +134,7 @@ async def reconciliation_export(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     await access(request).require(RECONCILIATION, "export")  # before any look at the input
     if fmt not in ("csv", "xlsx", "pdf"):
-        raise ValidationError({"format": "must be csv, xlsx or pdf"})
+        raise ValidationError({"format": N_("must be csv, xlsx or pdf")})
     run, rows, f, _n = await _lines(request, action="export")
     acc = access(request)
     await audit.record("export", model=RECONCILIATION, record_id=run["id"] if run else "",
