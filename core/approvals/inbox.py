@@ -13,7 +13,8 @@ from typing import Any
 
 from core import i18n
 from core.approvals import registry
-from core.approvals.flow import loaded, names, step_text
+from core.approvals.approvers import names, step_text
+from core.approvals.flow import loaded
 from core.approvals.models import ApprovalRequest, ApprovalTask
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.security.access import Access

@@ -76,10 +76,11 @@ async def test_a_20_percent_discount_waits_for_the_team_leader_then_goes_out(org
     assert await Outbox.exists().where(Outbox.actor == "crm_sales.send_quote_email")
     done = await Notification.select().where(Notification.user_id == org.ids["rep1"])
     assert any("sent" in n["body"] for n in done), done
-    actions = [r["action"] for r in await AuditLog.select(AuditLog.action).where(
-        AuditLog.model == "crm_sales.quote").order_by(AuditLog.id)]
-    assert actions[-3:] == ["approval_request", "approval_approve", "send"] or \
-        actions.index("approval_request") < actions.index("approval_approve") < actions.index("send")
+    audit = [(r["action"], r["user_id"]) for r in await AuditLog.select(AuditLog.action, AuditLog.user_id).where(
+        (AuditLog.model == "crm_sales.quote") & AuditLog.action.is_in(["approval_request", "approval_approve",
+                                                                        "send"])).order_by(AuditLog.id)]
+    assert audit == [("approval_request", org.ids["rep1"]), ("approval_approve", org.ids["manager"]),
+                     ("send", org.ids["rep1"])]  # sent as the rep who asked
     # the job ran once: running it again sends nothing more
     request = await ApprovalRequest.select().where(ApprovalRequest.id == held.value.request_id).first()
     assert request["performed_at"] is not None and "sent" in request["outcome"]
@@ -183,3 +184,35 @@ async def test_the_api_answers_202_and_the_approver_decides_over_json(crm_client
     again = await client.post(f"/api/approvals/{request_id}/approve", json={},
                               headers={"X-CSRF-Token": csrf_of(page.text)})
     assert again.status_code == 409
+
+
+async def test_a_sending_rule_after_the_discount_rule_asks_next(org: Any) -> None:
+    await _rule()
+    await _rule_send()
+    rep, quote_id = await _quote(org)
+    with pytest.raises(ApprovalPending) as discount:
+        await acceptance.send(rep, quote_id)
+    manager = (await org.acc("manager")).principal
+    assert manager is not None
+    await decide(manager, discount.value.request_id, True)
+    await _run_jobs("core.perform_approved")
+    # the held sending ran, and met the second rule: a new request, the rep told why nothing went out yet
+    assert await _state(quote_id) == "draft"
+    second = await ApprovalRequest.select().where(ApprovalRequest.action == "crm_sales.quote_send").first()
+    assert second is not None and second["state"] == "pending"
+    told = await Notification.select(Notification.title, Notification.body).where(
+        Notification.user_id == org.ids["rep1"])
+    assert [n["title"].split(":")[0] for n in told] == ["Approved, but not done"] and "Fin" in told[0]["body"]
+    await decide((await org.acc("fin")).principal, int(second["id"]), True)
+    await _run_jobs("core.perform_approved")
+    assert await _state(quote_id) == "sent"
+
+
+async def _rule_send() -> dict[str, Any]:
+    from core.security.models import User
+
+    root = await User.select(User.id).where(User.login == "root").first()
+    admin = await principal.load(int(root["id"]), implied=policy().implied)
+    return await rules.create(admin, {"name": "Big quotes", "action": "crm_sales.quote_send",
+                                      "condition": {"field": "total", "op": "gt", "value": "10000"},
+                                      "steps": [{"approver": "user", "user": "fin"}]})
