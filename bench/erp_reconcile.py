@@ -217,7 +217,7 @@ async def main(n: int, seed: int, keep: bool) -> None:
         seconds, waiting = stats["seconds"], stats["erp_seconds"]
         print(f"{'reconciliation':<40} n={orders:<7} {orders / seconds:8.0f} orders/s  {seconds:7.1f} s  "
               f"waiting for Tryton {waiting:6.1f} s ({waiting / seconds:.0%}, {stats['erp_calls']} calls)")
-        print(f"{'':<40} at this rate 100k orders take {100_000 / (orders / seconds):.0f} s")
+        print(f"{'':<40} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in stats["phases"].items()))
     finally:
         proc.kill()
         proc.wait(timeout=10)

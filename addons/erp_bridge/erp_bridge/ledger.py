@@ -72,6 +72,8 @@ def outstanding(doc: Mapping[str, Any]) -> Decimal:
 
 def _payments(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     raw = doc.get("payments") or []
+    if raw == "[]":
+        return []
     if isinstance(raw, str):
         import json
 

@@ -13,12 +13,13 @@ import asyncio
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from core import db, hooks
 from core.bulk import any_of, insert_rows
 from erp_bridge import connection, ledger
-from erp_bridge.backends.base import ErpBackend
+from erp_bridge.backends.base import ErpBackend, SaleState
 from erp_bridge.backends.base import RemoteInvoice as Pulled
 from erp_bridge.models import Binding, RemoteInvoice
 
@@ -61,27 +62,43 @@ async def _rows(backend_id: int, external_ids: Sequence[str]) -> dict[str, dict[
     return out
 
 
-async def vanished(cfg: connection.Backend, backend: ErpBackend, page: Sequence[Pulled]) -> list[str]:
+@dataclass
+class PageFacts:
+    """What the ERP says about a page besides its documents: which documents of its sales are gone, and the
+    sales' current state (a sale is done once its invoices are paid: the order page follows it)."""
+
+    gone: list[str] = field(default_factory=list)
+    sales: list[SaleState] = field(default_factory=list)
+
+
+async def vanished(cfg: connection.Backend, backend: ErpBackend, page: Sequence[Pulled]) -> PageFacts:
     """Documents of this copy the ERP no longer has, among those of the sales that got a *new* invoice in
-    ``page`` (Tryton replaces a deleted draft invoice of a sale with a new one). Asks the ERP: call it outside
-    any transaction."""
+    ``page`` (Tryton replaces a deleted draft invoice of a sale with a new one), and the state of the page's
+    sales. Asks the ERP: call it outside any transaction."""
+    facts = PageFacts()
+    sale_ids = sorted({i.sale_id for i in page if i.sale_id})
+    if sale_ids:
+        facts.sales = await asyncio.to_thread(backend.sale_states, sale_ids)
     known = await _rows(cfg.id, [i.external_id for i in page])
     sales = sorted({i.sale_id for i in page if i.sale_id and i.external_id not in known and i.kind == "invoice"})
     if not sales:
-        return []
+        return facts
     rows = await RemoteInvoice.select(RemoteInvoice.external_id).where(
         (RemoteInvoice.backend == cfg.id) & any_of(RemoteInvoice.sale_id, sales)
         & RemoteInvoice.deleted_at.is_null())
     mine = sorted({r["external_id"] for r in rows} - {i.external_id for i in page})
-    if not mine:
-        return []
-    alive = await asyncio.to_thread(backend.existing_invoices, mine)
-    return [i for i in mine if i not in alive]
+    if mine:
+        alive = await asyncio.to_thread(backend.existing_invoices, mine)
+        facts.gone = [i for i in mine if i not in alive]
+    return facts
 
 
-async def store(cfg: connection.Backend, page: Sequence[Pulled], gone: Sequence[str] = ()) -> None:
-    """Write ``page`` (and mark ``gone`` deleted) in the caller's transaction; then the order summaries on the
-    bindings of the sales touched, and ``erp_bridge_invoice_paid`` once per newly paid invoice."""
+async def store(cfg: connection.Backend, page: Sequence[Pulled], facts: PageFacts | None = None) -> None:
+    """Write ``page`` (and mark the documents ``facts`` found gone deleted) in the caller's transaction; then the
+    order summaries and sale states on the bindings of the sales touched, and ``erp_bridge_invoice_paid`` once
+    per newly paid invoice."""
+    facts = facts or PageFacts()
+    gone = facts.gone
     known = await _rows(cfg.id, [i.external_id for i in page])
     fresh = [{"backend": cfg.id, "external_id": i.external_id, **values(i)} for i in page if i.external_id not in known]
     await insert_rows(RemoteInvoice, fresh)
@@ -92,6 +109,10 @@ async def store(cfg: connection.Backend, page: Sequence[Pulled], gone: Sequence[
         await mark_deleted(cfg.id, gone)
     await refresh_bindings(cfg.id, {i.sale_id for i in page if i.sale_id} | set(await _sales_of(cfg.id, gone)),
                            {i.order_reference for i in page if i.order_reference and not i.sale_id})
+    for sale in facts.sales:  # the order page follows the sale (done once its invoices are paid)
+        await Binding.update({Binding.remote_state: sale.state, Binding.external_number: sale.number or ""}).where(
+            (Binding.backend == cfg.id) & (Binding.external_id == sale.external_id) & (Binding.state == "synced")
+            & ((Binding.remote_state != sale.state) | (Binding.external_number != (sale.number or ""))))
     newly_paid = [i for i in page if i.is_paid and i.kind == "invoice"
                   and (i.external_id not in known or known[i.external_id]["paid_notified_at"] is None)]
     if not newly_paid:

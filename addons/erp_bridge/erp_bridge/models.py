@@ -99,7 +99,6 @@ class RemoteInvoice(Table, tablename="erp_bridge_invoice"):
     deleted_at = Timestamptz(null=True, default=None)  # gone from the ERP (a deleted draft): kept for the record
 
 
-
 class PullCursor(Table, tablename="erp_bridge_pull_cursor"):
     """Where the last incremental pull of ``kind`` stopped (an opaque keyset cursor, never an offset)."""
 
@@ -119,7 +118,6 @@ class ReconciliationRun(Table, tablename="erp_bridge_reconciliation_run"):
     counts = JSON(default="{}")  # status -> number of lines
     error = Text(default="")
     stats = JSON(default="{}")  # orders, seconds, seconds waiting for the ERP
-
 
 
 class ReconciliationLine(Table, tablename="erp_bridge_reconciliation_line"):

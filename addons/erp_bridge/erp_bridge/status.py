@@ -39,7 +39,8 @@ async def invoices_of_order(reference: str) -> list[dict[str, Any]]:
     rows = await RemoteInvoice.select(
         RemoteInvoice.external_id, RemoteInvoice.number, RemoteInvoice.state, RemoteInvoice.currency,
         RemoteInvoice.untaxed, RemoteInvoice.tax, RemoteInvoice.total, RemoteInvoice.amount_to_pay,
-        RemoteInvoice.is_paid, RemoteInvoice.invoice_date).where(RemoteInvoice.order_reference == reference).order_by(
+        RemoteInvoice.is_paid, RemoteInvoice.invoice_date).where(
+        (RemoteInvoice.order_reference == reference) & RemoteInvoice.deleted_at.is_null()).order_by(
         RemoteInvoice.id, ascending=False).limit(50)
     return [{**r, **{k: minor(r[k], r["currency"]) for k in ("untaxed", "tax", "total", "amount_to_pay")}}
             for r in rows]
@@ -52,7 +53,8 @@ async def invoices_of_person(person_id: int) -> list[dict[str, Any]]:
     return list(await RemoteInvoice.select(
         RemoteInvoice.external_id, RemoteInvoice.number, RemoteInvoice.order_reference, RemoteInvoice.state,
         RemoteInvoice.currency, RemoteInvoice.total, RemoteInvoice.amount_to_pay, RemoteInvoice.is_paid,
-        RemoteInvoice.invoice_date).where(RemoteInvoice.order_reference.is_in(refs)).order_by(
+        RemoteInvoice.invoice_date).where(
+        RemoteInvoice.order_reference.is_in(refs) & RemoteInvoice.deleted_at.is_null()).order_by(
         RemoteInvoice.id, ascending=False).limit(100))
 
 

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from core import db
+from core.bulk import any_of
 from core.errors import ValidationError
 from core.i18n import N_
 from core.security import audit
@@ -49,8 +50,9 @@ async def binding_redrive(request: Request) -> Response:
 
 
 async def _lines(request: Request, action: str = "read", limit: int | None = None
-                 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any], int]:
-    """The last finished run, its lines as filtered (up to ``limit``), the filters, and how many lines match."""
+                 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """The last finished run, its lines as filtered (whole rows: the first ``limit``, all without one), the
+    filters, and the figures of every line that matches (for subtotals: a run has a line per order)."""
     from erp_bridge import reports
     from erp_bridge.models import ReconciliationLine as L
     from erp_bridge.models import ReconciliationRun
@@ -62,20 +64,27 @@ async def _lines(request: Request, action: str = "read", limit: int | None = Non
                                                  & (ReconciliationRun.error == "")).order_by(
         ReconciliationRun.id, ascending=False).first()
     if run is None:
-        return None, [], f, 0
-    query = L.select().where(L.run == run["id"])
+        return None, [], f, []
+    where = L.run == run["id"]
     if f["status"]:
-        query = query.where(L.status == f["status"])
+        where &= L.status == f["status"]
     if f["customer"]:
-        query = query.where(L.customer.ilike(f"%{f['customer']}%") | L.reference.ilike(f"%{f['customer']}%"))
+        where &= L.customer.ilike(f"%{f['customer']}%") | L.reference.ilike(f"%{f['customer']}%")
     if f["currency"]:
-        query = query.where((L.crm_currency == f["currency"].upper()) | (L.erp_currency == f["currency"].upper()))
+        where &= (L.crm_currency == f["currency"].upper()) | (L.erp_currency == f["currency"].upper())
     if f["date_from_v"]:
-        query = query.where(L.order_date >= f["date_from_v"])
+        where &= L.order_date >= f["date_from_v"]
     if f["date_to_v"]:
-        query = query.where(L.order_date <= f["date_to_v"])
-    rows = [r for r in await query.order_by(L.id).output(load_json=True) if reports.keep(r, f)]
-    return dict(run), rows, f, len(rows)
+        where &= L.order_date <= f["date_to_v"]
+    figures = [r for r in await L.select(L.id, L.status, L.previous_status, L.reviewed_at, L.crm_currency,
+                                         L.erp_currency, *(getattr(L, c) for c in reports.SUMMED)).where(
+        where).order_by(L.id) if reports.keep(r, f)]
+    ids = [r["id"] for r in (figures if limit is None else figures[:limit])]
+    rows = []
+    for start in range(0, len(ids), 5000):
+        rows += await L.select().where(where & any_of(L.id, ids[start:start + 5000])).order_by(L.id).output(
+            load_json=True)
+    return dict(run), rows, f, figures
 
 
 PAGE_ROWS = 500  # lines on the page; the exports carry them all
@@ -85,14 +94,14 @@ async def reconciliation(request: Request) -> Response:
     from erp_bridge import reports
     from erp_bridge.reconcile import STATUSES
 
-    run, rows, f, total_rows = await _lines(request)
+    run, rows, f, figures = await _lines(request, limit=PAGE_ROWS)
     acc = access(request)
     cfg = await _backend_links()
-    totals = reports.subtotals(rows)
-    changes = {"new": sum(1 for r in rows if reports.change_of(r) == "new"),
-               "resolved": sum(1 for r in rows if reports.change_of(r) == "resolved")}
-    return await render(request, "erp_bridge/reconciliation.html", run=run, rows=rows[:PAGE_ROWS],
-                        total_rows=total_rows, totals=totals, currency_totals=reports.per_currency(totals), f=f,
+    totals = reports.subtotals(figures)
+    changes = {"new": sum(1 for r in figures if reports.change_of(r) == "new"),
+               "resolved": sum(1 for r in figures if reports.change_of(r) == "resolved")}
+    return await render(request, "erp_bridge/reconciliation.html", run=run, rows=rows,
+                        total_rows=len(figures), totals=totals, currency_totals=reports.per_currency(totals), f=f,
                         statuses=STATUSES, r=reports, link=cfg, changes=changes,
                         can_export=acc.can(RECONCILIATION, "export"), can_review=acc.can(RECONCILIATION, "update"),
                         can_run=acc.can(RECONCILIATION, "create"), query=request.url.query, order_url=order_url)
@@ -135,7 +144,7 @@ async def reconciliation_export(request: Request) -> Response:
     await access(request).require(RECONCILIATION, "export")  # before any look at the input
     if fmt not in ("csv", "xlsx", "pdf"):
         raise ValidationError({"format": N_("must be csv, xlsx or pdf")})
-    run, rows, f, _n = await _lines(request, action="export")
+    run, rows, f, _figures = await _lines(request, action="export")
     acc = access(request)
     await audit.record("export", model=RECONCILIATION, record_id=run["id"] if run else "",
                        detail=f"{fmt}: {len(rows)} rows", principal=acc.principal)

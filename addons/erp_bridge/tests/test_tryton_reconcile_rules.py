@@ -142,7 +142,7 @@ async def test_invoice_with_our_reference_and_no_sale_is_missing_in_crm(crm_boot
 
 
 async def test_totals_per_currency_and_paid_outstanding(crm_boot: Any, tryton: TrytonConnection) -> None:
-    from erp_bridge.views import subtotals
+    from erp_bridge.reports import subtotals
 
     await _bridge(crm_boot, tryton)
     eur = await _sent(tryton, n=2)

@@ -752,9 +752,11 @@ def _settled(row: dict[str, Any], lines: dict[int, dict[str, Any]]) -> tuple[Pay
             amount = -_money(line["amount_second_currency"])
         else:
             amount = _money(line["credit"]) - _money(line["debit"])
+        # Tryton's pay wizard makes the payment's move with the invoice itself as origin; a line of another
+        # invoice's move is that document settling this one (a credit note and the invoice it credits)
         origin = line.get("move_origin") or ""
-        out.append(Payment(line.get("date"), amount, "credit_note" if origin.startswith("account.invoice,")
-                           else "payment"))
+        other = origin.startswith("account.invoice,") and origin != f"account.invoice,{row['id']}"
+        out.append(Payment(line.get("date"), amount, "credit_note" if other else "payment"))
     return tuple(sorted(out, key=lambda p: (p.date or dt.date.min, p.amount)))
 
 
