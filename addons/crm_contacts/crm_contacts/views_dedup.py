@@ -14,7 +14,7 @@ from core.errors import ValidationError
 from core.i18n import N_
 from core.web import access, render
 from crm_contacts.api import PERSON_MODEL
-from crm_contacts.labels import FIELD_LABELS
+from crm_contacts.labels import FIELD_LABELS, LANGUAGE_LABELS
 from crm_contacts.merging import fields_of, merge
 from crm_contacts.services import table_of
 
@@ -79,7 +79,27 @@ async def merge_page(request: Request) -> Response:
         raise ValidationError({"ids": N_("choose at least two records to merge")})
     rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
     return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model), labels=FIELD_LABELS,
-                  model="person" if model == PERSON_MODEL else "organization")
+                  model="person" if model == PERSON_MODEL else "organization", shown=await _shown(rows))
+
+
+async def _shown(rows: list[dict[str, Any]]) -> dict[tuple[int, str], str]:
+    """(record id, field) → what to show for a value that is a key or an id: the organization's, owner's or
+    team's name, the stage's label (translated by the page), the language's name."""
+    from core.security.models import Team, User
+    from crm_contacts.models import Organization, Stage
+
+    def ids(field: str) -> list[int]:
+        return sorted({int(r[field]) for r in rows if r.get(field)}) or [-1]
+
+    names = {
+        "organization": {o["id"]: o["name"] for o in await Organization.select(Organization.id, Organization.name)
+                         .where(Organization.id.is_in(ids("organization")))},
+        "owner": {u["id"]: u["name"] for u in await User.select(User.id, User.name).where(User.id.is_in(ids("owner")))},
+        "team": {t["id"]: t["name"] for t in await Team.select(Team.id, Team.name).where(Team.id.is_in(ids("team")))},
+        "stage": {s["key"]: s["label"] for s in await Stage.select(Stage.key, Stage.label)},
+        "language": LANGUAGE_LABELS,
+    }
+    return {(r["id"], f): str(known[r[f]]) for r in rows for f, known in names.items() if r.get(f) in known}
 
 
 ROUTES = [
