@@ -21,6 +21,7 @@ from core.api import Resource, create_values, delete_values, update_values
 from core.customfields import forms as custom_forms
 from core.customfields import records as custom_records
 from core.errors import Conflict, NotFound, UserError, ValidationError
+from core.i18n import N_
 from core.security.access import Access, model_of, policy
 from core.web import access, render
 
@@ -38,7 +39,7 @@ def _resource(request: Request) -> Resource:
     for res in _resources(request):
         if res.path == path:
             return res
-    raise NotFound(f"no settings page {path}")
+    raise NotFound(N_("no settings page %(path)s") % {"path": path})
 
 
 def _input(column: Any) -> str:

@@ -97,16 +97,19 @@ def translate(text: str) -> str:
     done = gettext(text) if text else text
     if done != text or language() == "en":
         return done
+    # ValidationError's own summary: "field: message; other_field: message"
+    if "; " in text:
+        return "; ".join(translate(part) for part in text.split("; "))
     for pattern, msgid in _formatted(language()):
         found = pattern.fullmatch(text)
         if found:
             return _fill(gettext(msgid), found.groupdict())
-    # ValidationError's own summary: "field: message; other_field: message"
-    if "; " in text:
-        return "; ".join(translate(part) for part in text.split("; "))
     name, colon, rest = text.partition(": ")
     if colon and re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        return f"{translate(name.replace('_', ' ').capitalize())}: {translate(rest)}"
+        label = name.replace("_", " ").capitalize()
+        field, message = translate(label), translate(rest)
+        if (field, message) != (label, rest):
+            return f"{field}: {message}"
     return text
 
 
@@ -135,7 +138,10 @@ def _formatted(lang: str) -> list[tuple[re.Pattern[str], str]]:
                     regex += f"(?P={name.group(1)})"
                 else:
                     regex += "%" if part == "%%" else re.escape(part)
-            out.append((re.compile(regex, re.DOTALL), msgid))
+            if re.search(r"[^\W\d_]", re.sub(r"%\(\w+\)[sd]", "", msgid)):  # "%(a)s: %(b)s" would match anything
+                out.append((re.compile(regex, re.DOTALL), msgid))
+        # the most specific first: "no organization named %(name)s: …" before a bare "%(label)s: %(value)s"
+        out.sort(key=lambda pair: -len(re.sub(r"%\(\w+\)[sd]", "", pair[1])))
         _patterns[lang] = out
     return _patterns[lang]
 

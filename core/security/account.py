@@ -100,7 +100,8 @@ async def token_create(request: Request) -> Response:
     beyond = [r for r in wanted if r not in who.roles]
     if beyond:
         await audit.record("denied", model="core.api_token", detail=f"token roles beyond the user's: {beyond}")
-        raise PermissionDenied(f"a token cannot carry roles you do not have: {', '.join(beyond)}", field="roles")
+        raise PermissionDenied(N_("a token cannot carry roles you do not have: %(roles)s") % {
+            "roles": ", ".join(beyond)}, field="roles")
     days = form_str(form, "days") or "90"
     if not days.isdigit() or not 1 <= int(days) <= 3650:
         raise ValidationError({"days": N_("must be between 1 and 3650")})

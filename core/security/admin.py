@@ -83,7 +83,7 @@ async def user_detail(request: Request, error: str = "", status: int = 200) -> R
     if user is None:
         from core.errors import NotFound
 
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(N_("user %(id)s not found") % {"id": user_id})
     held = {r["role"] for r in await UserRole.select(UserRole.role).where(UserRole.user == user_id)}
     live = await Session.count().where((Session.user == user_id) & Session.revoked_at.is_null())
     teams = await Team.select(Team.name).where(Team.id.is_in(
@@ -103,7 +103,7 @@ async def user_update(request: Request) -> Response:
     language = form_str(form, "language") or "en"
     try:
         if language not in LANGUAGES:
-            raise ValidationError({"language": f"must be one of {', '.join(LANGUAGES)}"})
+            raise ValidationError({"language": N_("must be one of %(choices)s") % {"choices": ", ".join(LANGUAGES)}})
         await users.update_user(user_id, name=form_str(form, "name", max_length=200),
                                 email=form_str(form, "email", max_length=254), language=language)
         await users.set_roles(user_id, chosen, known_roles=await known_roles())

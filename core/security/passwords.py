@@ -25,7 +25,7 @@ def _common() -> frozenset[str]:
 def check_policy(password: str, *, login: str = "") -> None:
     """Raise ValidationError (field ``password``) unless the password is long and not a common one."""
     if len(password) < MIN_LENGTH:
-        raise ValidationError({"password": f"must be at least {MIN_LENGTH} characters"})
+        raise ValidationError({"password": N_("must be at least %(n)s characters") % {"n": MIN_LENGTH}})
     lowered = password.lower()
     if lowered in _common() or (login and login.lower() in lowered):
         raise ValidationError({"password": N_("is too easy to guess (a common password or your login)")})

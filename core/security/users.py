@@ -28,7 +28,7 @@ async def create_user(login: str, name: str, password: str, *, roles: list[str] 
         check_roles(roles, known_roles)
     async with db.atomic():
         if await User.exists().where(User.login == login):
-            raise Conflict(f"a user with login {login!r} exists already")
+            raise Conflict(N_("a user with login %(login)s exists already") % {"login": repr(login)})
         rows = await User.insert(User(login=login, name=name.strip() or login, email=email.strip(),
                                       language=language, password_hash=hash_password(password))).returning(User.id)
         user_id = int(rows[0]["id"])
@@ -44,7 +44,7 @@ async def set_roles(user_id: int, roles: list[str], *, known_roles: set[str] | N
         check_roles(roles, known_roles)
     async with db.atomic():
         if not await User.exists().where(User.id == user_id):
-            raise NotFound(f"user {user_id} not found")
+            raise NotFound(N_("user %(id)s not found") % {"id": user_id})
         before = [r["role"] for r in await UserRole.select(UserRole.role).where(UserRole.user == user_id)]
         await UserRole.delete().where(UserRole.user == user_id)
         for role in sorted(set(roles)):
@@ -58,7 +58,7 @@ async def set_active(user_id: int, active: bool) -> None:
     """Deactivating a user ends every session of theirs at once."""
     async with db.atomic():
         if not await User.exists().where(User.id == user_id):
-            raise NotFound(f"user {user_id} not found")
+            raise NotFound(N_("user %(id)s not found") % {"id": user_id})
         await User.update({User.is_active: active}).where(User.id == user_id)
         if not active:
             await sessions.revoke_user(user_id)
@@ -68,7 +68,7 @@ async def set_active(user_id: int, active: bool) -> None:
 async def set_password(user_id: int, password: str) -> None:
     login = await User.select(User.login).where(User.id == user_id).first()
     if login is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(N_("user %(id)s not found") % {"id": user_id})
     check_policy(password, login=login["login"])
     async with db.atomic():
         await User.update({User.password_hash: hash_password(password)}).where(User.id == user_id)
@@ -81,7 +81,7 @@ async def create_team(name: str, *, leader: int | None = None, members: list[int
         raise ValidationError({"name": N_("is required")})
     async with db.atomic():
         if await Team.exists().where(Team.name == name.strip()):
-            raise Conflict(f"a team named {name.strip()!r} exists already")
+            raise Conflict(N_("a team named %(name)s exists already") % {"name": repr(name.strip())})
         rows = await Team.insert(Team(name=name.strip(), leader=leader)).returning(Team.id)
         team_id = int(rows[0]["id"])
         for member in sorted(set(members)):
@@ -96,7 +96,7 @@ async def update_user(user_id: int, *, name: str, email: str, language: str) -> 
     async with db.atomic():
         before = await User.select(User.name, User.email, User.language).where(User.id == user_id).first()
         if before is None:
-            raise NotFound(f"user {user_id} not found")
+            raise NotFound(N_("user %(id)s not found") % {"id": user_id})
         after = {"name": name.strip() or before["name"], "email": email.strip(), "language": language or "en"}
         await User.update({User.name: after["name"], User.email: after["email"],
                            User.language: after["language"]}).where(User.id == user_id)
@@ -127,7 +127,7 @@ async def set_preferences(user_id: int, *, language: str, timezone: str, has_ema
         before = await User.select(User.language, User.timezone, User.has_email_notifications).where(
             User.id == user_id).first()
         if before is None:
-            raise NotFound(f"user {user_id} not found")
+            raise NotFound(N_("user %(id)s not found") % {"id": user_id})
         after = {"language": language, "timezone": timezone, "has_email_notifications": has_email_notifications}
         changes = audit.diff(dict(before), after)
         if changes:
@@ -143,7 +143,7 @@ async def change_own_password(user_id: int, current: str, new: str, *, confirm: 
     is audited as a denial; errors name ``current_password``, ``new_password`` or ``confirm_password``."""
     user = await User.select(User.login, User.password_hash).where(User.id == user_id).first()
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(N_("user %(id)s not found") % {"id": user_id})
     # argon2 takes a while on purpose: off the event loop
     if not await asyncio.to_thread(verify, user["password_hash"], current):
         await audit.record("denied", model="core.user", record_id=user_id,
@@ -173,7 +173,7 @@ async def change_own_password(user_id: int, current: str, new: str, *, confirm: 
 def check_roles(roles: list[str] | tuple[str, ...], known: set[str]) -> None:
     unknown = [r for r in roles if r not in known]
     if unknown:
-        raise ValidationError({"roles": f"unknown role(s): {', '.join(unknown)}"})
+        raise ValidationError({"roles": N_("unknown role(s): %(roles)s") % {"roles": ", ".join(unknown)}})
 
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
@@ -193,7 +193,8 @@ async def save_role(name: str, label: str, implies: list[str], *, declared: set[
     if role_id is None and not ROLE_NAME.match(name):
         raise ValidationError({"name": N_("use 2-60 lowercase letters, digits or _ , starting with a letter")})
     if role_id is None and name in declared:
-        raise ValidationError({"name": f"{name!r} is a role declared by the kernel or an addon"})
+        raise ValidationError({"name": N_("%(name)s is a role declared by the kernel or an addon") % {
+            "name": repr(name)}})
     existing = {r["name"]: r for r in await custom_roles()}
     known = declared | set(existing)
     if not implies:
@@ -202,7 +203,7 @@ async def save_role(name: str, label: str, implies: list[str], *, declared: set[
     async with db.atomic():
         if role_id is None:
             if name in existing:
-                raise Conflict(f"a role named {name!r} exists already")
+                raise Conflict(N_("a role named %(name)s exists already") % {"name": repr(name)})
             rows = await CustomRole.insert(CustomRole(name=name, label=label.strip() or name,
                                                       implies=sorted(set(implies)))).returning(CustomRole.id)
             role_id = int(rows[0]["id"])
@@ -211,7 +212,7 @@ async def save_role(name: str, label: str, implies: list[str], *, declared: set[
             return role_id
         before = await CustomRole.select().where(CustomRole.id == role_id).first()
         if before is None:
-            raise NotFound(f"role {role_id} not found")
+            raise NotFound(N_("role %(id)s not found") % {"id": role_id})
         if before["name"] in implies:
             raise ValidationError({"implies": N_("a role cannot imply itself")})
         old = json.loads(before["implies"]) if isinstance(before["implies"], str) else before["implies"]
@@ -226,7 +227,7 @@ async def delete_role(role_id: int) -> None:
     async with db.atomic():
         row = await CustomRole.select(CustomRole.name).where(CustomRole.id == role_id).first()
         if row is None:
-            raise NotFound(f"role {role_id} not found")
+            raise NotFound(N_("role %(id)s not found") % {"id": role_id})
         await UserRole.delete().where(UserRole.role == row["name"])
         await CustomRole.delete().where(CustomRole.id == role_id)
         await audit.record("delete", model="core.role", record_id=role_id, changes={"name": [row["name"], None]})
@@ -235,7 +236,7 @@ async def delete_role(role_id: int) -> None:
 async def update_team(team_id: int, *, leader: int | None, members: list[int]) -> None:
     async with db.atomic():
         if not await Team.exists().where(Team.id == team_id):
-            raise NotFound(f"team {team_id} not found")
+            raise NotFound(N_("team %(id)s not found") % {"id": team_id})
         before = await Team.select(Team.leader).where(Team.id == team_id).first()
         old = sorted(r["user"] for r in await TeamMember.select(TeamMember.user).where(TeamMember.team == team_id))
         await Team.update({Team.leader: leader}).where(Team.id == team_id)

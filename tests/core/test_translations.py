@@ -28,3 +28,23 @@ def test_the_extraction_sees_code_templates_and_labels() -> None:
     assert "Log in" in found  # core/templates/core/login.html
     assert "System status" in found  # core/web.py, i18n.gettext
     assert "Administrator" in found  # a kernel role's label
+
+
+def test_messages_formatted_in_english_are_shown_translated() -> None:
+    """What code raises or stores in English (``N_("… %(limit)s …") % {...}``, a ValidationError summary) reads
+    in Chinese where it is shown (``i18n.translate``, the templates' ``|t``); anything else is left as it is."""
+    from core import i18n
+
+    i18n.load(["core", *(a.package for a in discover().addons.values())])
+    try:
+        i18n.set_language("zh_CN")
+        assert i18n.translate("is longer than 60 characters") == "超过 60 个字符"
+        assert i18n.translate("name: is required; phone: is longer than 60 characters") == \
+            f"{i18n.gettext('Name')}: 为必填项; {i18n.gettext('Phone')}: 超过 60 个字符"
+        assert i18n.translate("Wrong login or password.") == "账号或密码错误。"
+        assert i18n.translate("Acme Ltd") == "Acme Ltd" and i18n.translate("") == ""
+        assert i18n.translate("50% off") == "50% off"  # a "%" in data is text
+        i18n.set_language("en")
+        assert i18n.translate("is longer than 60 characters") == "is longer than 60 characters"
+    finally:
+        i18n.set_language("en")

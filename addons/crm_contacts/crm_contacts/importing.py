@@ -78,7 +78,7 @@ def auto_mapping(header: list[str]) -> dict[str, str]:
 def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys: list[str]) -> None:
     """Refuse (422) a mapping that cannot work: unknown columns/fields, no name, keys not mapped."""
     if mode not in MODES:
-        raise ValidationError({"mode": f"must be one of {', '.join(MODES)}"})
+        raise ValidationError({"mode": N_("must be one of %(choices)s") % {"choices": ", ".join(MODES)}})
     bad = [c for c in mapping if c not in header]
     if bad:
         raise ValidationError({"mapping": N_("column %(name)s is not in the file") % {"name": repr(bad[0])}})
@@ -92,7 +92,8 @@ def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys
         raise ValidationError({"mapping": N_("map a column to name (or given/family name) to create people")})
     if mode != "create":
         if not keys or any(k not in KEYS for k in keys):
-            raise ValidationError({"keys": f"choose the matching keys among {', '.join(KEYS)}"})
+            raise ValidationError({"keys": N_("choose the matching keys among %(choices)s") % {
+                "choices": ", ".join(KEYS)}})
         missing = [k for k in keys if k not in targets]
         if missing:
             raise ValidationError({"keys": N_("key %(name)s is not mapped to a column") % {"name": repr(missing[0])}})
@@ -535,7 +536,8 @@ async def revert(acc: Access, batch_id: int) -> dict[str, int]:
 
     batch = await acc.get(ImportBatch, "crm_contacts.import", batch_id, action="update")
     if batch["status"] != "done":
-        raise ValidationError({"status": f"only a finished import can be reverted (this one is {batch['status']})"})
+        raise ValidationError({"status": N_("only a finished import can be reverted (this one is %(state)s)") % {
+            "state": batch["status"]}})
     archived = restored = conflicts = 0
     detail = f"revert of import {batch_id}"
     async with db.atomic():

@@ -66,7 +66,8 @@ def parse(params: Mapping[str, str]) -> ListQuery:
     """A ``ListQuery`` from request parameters; 422 naming the parameter when one is malformed."""
     sort = params.get("sort") or "-created_at"
     if sort not in SORTS and not is_custom_param(sort.lstrip("-")):
-        raise ValidationError({"sort": f"must be one of {', '.join(SORTS)} or a custom field (cf_<key>)"})
+        raise ValidationError({"sort": N_("must be one of %(choices)s or a custom field (cf_<key>)") % {
+            "choices": ", ".join(SORTS)}})
     for name in ("created_from", "created_to"):
         if params.get(name):
             try:
@@ -97,7 +98,8 @@ def custom_field(model: str, param: str, acc: Access | None, *, filtering: bool)
     if fd is None or (filtering and not fd.is_filterable) or (not filtering and fd.kind not in SORTABLE):
         raise ValidationError({param: "is not a custom field you can " + ("filter on" if filtering else "sort by")})
     if acc is not None and (acc.is_masked(model, fd.name) or not acc.visible_fields(model, [fd.name])):
-        raise PermissionDenied(f"you may not {'filter on' if filtering else 'sort by'} {fd.name!r}", field=param)
+        message = N_("you may not filter on %(field)s") if filtering else N_("you may not sort by %(field)s")
+        raise PermissionDenied(message % {"field": repr(fd.name)}, field=param)
     return fd
 
 

@@ -37,7 +37,7 @@ def _table(model: str) -> Any:
         return Person
     if model == ORGANIZATION_MODEL:
         return Organization
-    raise ValidationError({"model": f"cannot merge {model!r}"})
+    raise ValidationError({"model": N_("cannot merge %(model)s") % {"model": repr(model)}})
 
 
 def fields_of(model: str) -> tuple[str, ...]:

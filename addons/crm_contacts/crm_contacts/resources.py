@@ -64,7 +64,7 @@ async def _check_owner(values: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             raise ValidationError({"owner": N_("must be a user id")}) from None
         if not await User.exists().where(User.id == values["owner"]):
-            raise ValidationError({"owner": f"user {values['owner']} does not exist"})
+            raise ValidationError({"owner": N_("user %(id)s does not exist") % {"id": values["owner"]}})
 
 
 async def validate_person(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
@@ -93,7 +93,7 @@ async def validate_tag(values: dict[str, Any], before: dict[str, Any] | None) ->
 
         clash = await Tag.select(Tag.id).where(Tag.name == name).first()
         if clash is not None and (before is None or clash["id"] != before.get("id")):
-            raise ValidationError({"name": f"a tag named {name!r} already exists"})
+            raise ValidationError({"name": N_("a tag named %(name)s already exists") % {"name": repr(name)}})
     return values
 
 

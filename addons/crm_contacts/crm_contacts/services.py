@@ -43,7 +43,7 @@ async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: Seque
         row = await Tag.select(Tag.id).where(Tag.name == name).first()
         if row is None:
             if not acc.can(TAG_MODEL, "create"):
-                raise PermissionDenied(f"you may not create the tag {name!r}")
+                raise PermissionDenied(N_("you may not create the tag %(name)s") % {"name": repr(name)})
             tag = Tag(name=name)
             await tag.save()
             row = {"id": tag.id}
@@ -99,7 +99,7 @@ async def bulk_update(acc: Access, model: str, record_ids: list[int], values: di
         raise ValidationError({sorted(set(values) - allowed)[0]: "cannot be changed in bulk"})
     await acc.check_write(model, values)
     if "stage" in values and not await _stage_exists(str(values["stage"])):
-        raise ValidationError({"stage": f"{values['stage']!r} is not a lifecycle stage"})
+        raise ValidationError({"stage": N_("%(value)s is not a lifecycle stage") % {"value": repr(values["stage"])}})
     table = table_of(model)
     async with db.atomic():
         for record_id in record_ids:

@@ -76,7 +76,8 @@ def decode(content: bytes, encoding: str | None = None) -> tuple[str, str]:
         if _name(encoding) == "utf-8" and content.startswith(codecs.BOM_UTF8):
             encoding = "utf-8-sig"  # the BOM is not part of the first header
     except LookupError:
-        raise ValidationError({"encoding": f"{encoding!r} is not a known text encoding"}) from None
+        raise ValidationError({"encoding": N_("%(encoding)s is not a known text encoding") % {
+            "encoding": repr(encoding)}}) from None
     try:
         return content.decode(encoding), encoding
     except UnicodeDecodeError as exc:
@@ -116,7 +117,7 @@ def read_table(content: bytes, filename: str, encoding: str | None = None) -> tu
         try:
             rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""), dialect)]
         except csv.Error as exc:
-            raise ValidationError({"file": f"is not a readable CSV file ({exc})"}) from None
+            raise ValidationError({"file": N_("is not a readable CSV file (%(error)s)") % {"error": exc}}) from None
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
     if not rows or not any(c.strip() for c in rows[0]):
@@ -133,7 +134,7 @@ def _read_xlsx(content: bytes) -> list[list[str]]:
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ValidationError({"file": f"is not a readable XLSX file ({exc})"}) from None
+        raise ValidationError({"file": N_("is not a readable XLSX file (%(error)s)") % {"error": exc}}) from None
     try:
         sheet = book.worksheets[0]
         return [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]

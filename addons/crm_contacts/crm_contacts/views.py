@@ -36,7 +36,7 @@ EXPORT_FIELDS = {
 def _model(request: Request) -> str:
     kind = request.path_params.get("kind", "people")
     if kind not in KINDS:
-        raise NotFound(f"no page /contacts/{kind}")
+        raise NotFound(N_("no page /contacts/%(kind)s") % {"kind": kind})
     return KINDS[kind]
 
 
@@ -335,7 +335,8 @@ async def _organization_id(acc: Any, typed: str) -> int | None:
     found = await (await acc.select(org_table, ORGANIZATION_MODEL, org_table.id, where=where)).order_by(
         org_table.id).first()
     if found is None:
-        raise ValidationError({"organization": f"no organization named {typed[:100]!r}: create it first"})
+        raise ValidationError({"organization": N_("no organization named %(name)s: create it first") % {
+            "name": repr(typed[:100])}})
     return int(found["id"])
 
 

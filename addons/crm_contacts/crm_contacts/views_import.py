@@ -59,7 +59,7 @@ def _encoding(form: Any, content: bytes, filename: str) -> str | None:
         return None
     chosen = str(form.get("encoding", "") or "")
     if chosen and chosen not in ENCODINGS:
-        raise ValidationError({"encoding": f"choose one of {', '.join(ENCODINGS)}"})
+        raise ValidationError({"encoding": N_("choose one of %(choices)s") % {"choices": ", ".join(ENCODINGS)}})
     return chosen or (detect(content) if content else None)
 
 
@@ -130,7 +130,7 @@ async def import_encoding(request: Request) -> Response:
         raise ValidationError({"encoding": N_("only a CSV file not imported yet can be read again")})
     chosen = str((await request.form()).get("encoding", ""))
     if chosen not in ENCODINGS:
-        raise ValidationError({"encoding": f"choose one of {', '.join(ENCODINGS)}"})
+        raise ValidationError({"encoding": N_("choose one of %(choices)s") % {"choices": ", ".join(ENCODINGS)}})
     changes: dict[Any, Any] = {ImportBatch.encoding: chosen}
     with contextlib.suppress(ValidationError):  # the columns may read differently now: map them again (when
         changes[ImportBatch.mapping] = auto_mapping(_read({**batch, "encoding": chosen})[0])  # the file reads)
@@ -143,7 +143,7 @@ async def import_start(request: Request) -> Response:
 
     acc, batch = await _batch(request, "update")
     if batch["status"] != "uploaded":
-        raise ValidationError({"status": f"this import is already {batch['status']}"})
+        raise ValidationError({"status": N_("this import is already %(state)s") % {"state": batch["status"]}})
     header, rows = _read(batch)
     mapping, mode, keys = _settings(await request.form(), header)
     Importer(acc, header, rows, mapping, mode, keys)  # validates the settings (422 naming what is wrong)

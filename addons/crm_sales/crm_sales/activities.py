@@ -31,7 +31,7 @@ async def create_activity(acc: Access, values: dict[str, Any]) -> int:
     await acc.require(ACTIVITY, "create")
     kind = values.get("kind") or "todo"
     if kind not in KINDS:
-        raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
+        raise ValidationError({"kind": N_("must be one of %(choices)s") % {"choices": ", ".join(KINDS)}})
     if not (values.get("subject") or "").strip():
         raise ValidationError({"subject": N_("is required")})
     due = values.get("due_at")

@@ -57,7 +57,7 @@ async def _check_activity(am: AutomationModel, params: Mapping[str, Any]) -> Map
         raise ValidationError({unknown[0]: "is not a parameter of this action (kind, subject, note, due_in_hours)"})
     kind = params.get("kind", "todo")
     if kind not in KINDS:
-        raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
+        raise ValidationError({"kind": N_("must be one of %(choices)s") % {"choices": ", ".join(KINDS)}})
     subject = template_param(params, "subject")
     if not subject.strip():
         raise ValidationError({"subject": N_("is required")})

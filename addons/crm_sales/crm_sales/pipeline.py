@@ -87,7 +87,8 @@ async def _apply_move(opp: dict[str, Any], stage: dict[str, Any], user_id: int |
     moved = await Opportunity.update(values).where(
         (Opportunity.id == opp["id"]) & (Opportunity.version == version)).returning(Opportunity.id)
     if not moved:
-        raise Conflict(f"{OPPORTUNITY} {opp['id']} was changed by someone else; reload and try again")
+        raise Conflict(N_("%(model)s %(id)s was changed by someone else; reload and try again") % {
+            "model": OPPORTUNITY, "id": opp["id"]})
     await _enter(opp["id"], stage["id"], user_id, at)
     if state == "open":
         from crm_sales import win
@@ -180,7 +181,7 @@ async def qualify(acc: Access, lead_id: int) -> int:
         if lead["state"] == "qualified" and lead["opportunity_id"]:
             return int(lead["opportunity_id"])  # a double click qualifies once
         if lead["state"] != "new":
-            raise ValidationError({"state": f"a {lead['state']} lead cannot be qualified"})
+            raise ValidationError({"state": N_("a %(state)s lead cannot be qualified") % {"state": lead["state"]}})
         await acc.require(OPPORTUNITY, "create")
         owner = lead["owner"] or (acc.principal.user_id if acc.principal else None)
         contact, _ = await find_or_create_person(

@@ -40,7 +40,7 @@ async def _complete(line: dict[str, Any], quote: dict[str, Any] | None = None) -
     if out.get("product"):
         product = await Product.select().where(Product.id == out["product"]).first()
         if product is None:
-            raise ValidationError({"product": f"no product {out['product']}"})
+            raise ValidationError({"product": N_("no product %(id)s") % {"id": out["product"]}})
         out["product"] = product["id"]
         out.setdefault("code", product["code"])
         out.setdefault("description", product["name"])

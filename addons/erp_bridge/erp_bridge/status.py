@@ -7,6 +7,7 @@ from typing import Any
 
 from core import jobs, outbox
 from core.errors import NotFound
+from core.i18n import N_
 from core.models import Outbox
 from erp_bridge import connection, sales
 from erp_bridge.models import Binding, RemoteInvoice
@@ -69,7 +70,7 @@ async def redrive(binding_id: int) -> str:
     has reviewed it: the binding takes the ERP's current write marker, so the cancel applies to that version."""
     row = await Binding.select().where(Binding.id == binding_id).first()
     if row is None:
-        raise NotFound(f"binding {binding_id} not found")
+        raise NotFound(N_("binding %(id)s not found") % {"id": binding_id})
     if row["state"] != "failed":
         return str(row["state"])
     values: dict[Any, Any] = {Binding.state: "in_flight", Binding.locked_until: None, Binding.attempts: 0}

@@ -100,7 +100,7 @@ async def validate_row(values: dict[str, Any], before: dict[str, Any] | None) ->
         if before is not None:
             query = query.where(TaxMapping.id != before["id"])
         if await query.first():
-            raise ValidationError({"rate": f"{percent(rate)} is mapped already: edit that row"})
+            raise ValidationError({"rate": N_("%(rate)s is mapped already: edit that row") % {"rate": percent(rate)}})
         out["rate"] = rate.quantize(_RATE_PLACES)
         merged["rate"] = out["rate"]
     erp_tax = str(merged.get("erp_tax") or "").strip()
