@@ -118,8 +118,9 @@ def compose(app: Starlette, runtime: Runtime) -> None:
 async def _connection_pool(size: int) -> AsyncIterator[None]:
     """A PostgreSQL pool for a web process: a new connection per query costs more than most list pages.
 
-    Only where jobs run elsewhere (Redis workers): asyncpg pools belong to one event loop, and in-process
-    workers run their actors on loops of their own.
+    In every shape: the pool belongs to the web loop (``core.db.CrmPostgresEngine``), in-process job threads
+    (loops of their own) see none and connect per query; a request runs its queries on one pool connection
+    (``core.db.request_connection``, taken by the security middleware).
     """
     from piccolo.engine.postgres import PostgresEngine
 
@@ -163,7 +164,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         rt = runtime or await boot(settings)
         if runtime is None:
             compose(app, rt)
-        async with _connection_pool(rt.settings.db_pool_size if runtime is None and not jobs.is_embedded() else 0):
+        async with _connection_pool(rt.settings.db_pool_size if runtime is None else 0):
             if run_jobs:
                 async with _embedded_jobs(rt):
                     yield {}

@@ -6,6 +6,7 @@ class already imported at the engine in use, so tests can switch between SQLite 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
@@ -40,6 +41,113 @@ def redact(url: str) -> str:
     return url
 
 
+class _Pinned:
+    """The pool connection one request runs all its queries on (taken at its first query)."""
+
+    __slots__ = ("connection", "pool", "task")
+
+    def __init__(self, pool: Any, task: Any) -> None:
+        self.pool, self.task, self.connection = pool, task, None
+
+    async def get(self) -> Any:
+        if self.connection is None:
+            self.connection = await self.pool.acquire()
+        return self.connection
+
+
+_pinned: ContextVar[_Pinned | None] = ContextVar("crm_pinned_connection", default=None)
+
+
+def _pinned_for(pool: Any) -> _Pinned | None:
+    held = _pinned.get()
+    # a task spawned during the request copies the context: it must not share the request's connection
+    if held is not None and held.pool is pool and held.task is asyncio.current_task():
+        return held
+    return None
+
+
+class _Transaction(PostgresTransaction):
+    """A transaction on the request's pinned connection when there is one (else Piccolo's own), so a
+    request never holds one pool connection while waiting for a second (N such requests would deadlock)."""
+
+    _held: _Pinned | None = None
+
+    async def get_connection(self) -> Any:
+        held = _pinned_for(self.engine.pool) if self.engine.pool else None
+        if held is None:
+            return await super().get_connection()
+        self._held = held
+        return await held.get()
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent or self._held is None:
+            return await super().__aexit__(exception_type, exception, traceback)
+        if exception:
+            if not self._rolled_back:
+                await self.rollback()
+        elif not self._committed and not self._rolled_back:
+            await self.commit()
+        self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+
+class CrmPostgresEngine(PostgresEngine):
+    """Piccolo's PostgreSQL engine with a pool that belongs to the event loop that started it.
+
+    asyncpg pools are bound to one loop: the web loop pools, while in-process job threads (their own loops)
+    see no pool and open a connection per query, as without one. Inside :func:`request_connection` every
+    query of the request (transactions included) runs on one pool connection, acquired and reset once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._crm_pool: Any = None
+        self._crm_pool_loop: Any = None
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def pool(self) -> Any:
+        if self._crm_pool is None:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._crm_pool if loop is self._crm_pool_loop else None
+
+    @pool.setter
+    def pool(self, value: Any) -> None:
+        self._crm_pool = value
+        self._crm_pool_loop = asyncio.get_running_loop() if value is not None else None
+
+    async def _run_in_pool(self, query: str, args: Any = None) -> Any:
+        held = _pinned_for(self.pool)
+        if held is None:
+            return await super()._run_in_pool(query, args)
+        return await (await held.get()).fetch(query, *(args or []))
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return _Transaction(engine=self, allow_nested=allow_nested)
+
+
+@asynccontextmanager
+async def request_connection() -> AsyncIterator[None]:
+    """Run the queries of the enclosed block (one request) on one pool connection, taken at the first query
+    and given back at the end; nothing happens without a pool on this loop (SQLite, job threads)."""
+    engine = _engine
+    pool = engine.pool if isinstance(engine, CrmPostgresEngine) else None
+    if pool is None or _pinned_for(pool) is not None:
+        yield
+        return
+    held = _Pinned(pool, asyncio.current_task())
+    token = _pinned.set(held)
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+        if held.connection is not None:
+            await pool.release(held.connection)
+
+
 def engine_for(url: str) -> Engine[Any]:
     """Build the engine a database URL names, or say clearly why not."""
     scheme = urlsplit(url).scheme
@@ -52,7 +160,7 @@ def engine_for(url: str) -> Engine[Any]:
     if scheme in ("postgres", "postgresql"):
         # Custom plans always: a pooled connection would otherwise settle on a generic plan after five runs of
         # a prepared statement, one that cannot use the search term's trigram index (list pages 8x slower).
-        return PostgresEngine(config={"dsn": url, "server_settings": {"plan_cache_mode": "force_custom_plan"}})
+        return CrmPostgresEngine(config={"dsn": url, "server_settings": {"plan_cache_mode": "force_custom_plan"}})
     raise ConfigError(
         f"CRM_DATABASE_URL {redact(url)!r}: unsupported scheme {scheme!r} "
         "(use sqlite:///path or postgresql://user@host:port/db)"

@@ -43,6 +43,8 @@ def policy() -> Policy:
 class Access:
     def __init__(self, principal: Principal | None) -> None:
         self.principal = principal
+        self._rules: dict[str, tuple[str, str, bool]] = {}
+        self._rules_of: tuple[Any, str] | None = None
 
     @property
     def roles(self) -> frozenset[str]:
@@ -164,11 +166,17 @@ class Access:
         pol = policy()
         custom = custom_fields.column_of(model)
         out: dict[str, Any] = {}
+        # a list page presents 50 rows of the same fields: each field's rule is worked out once per page
+        seen = self._rules if self._rules_of == (pol, model) else {}
+        self._rules, self._rules_of = seen, (pol, model)
         for key, value in row.items():
             if key == custom:
                 out[key] = custom_values.present(self, model, value)
                 continue
-            rule, masker, _ = pol.field_rule(self.roles, model, key)
+            found = seen.get(key)
+            if found is None:
+                found = seen[key] = pol.field_rule(self.roles, model, key)
+            rule, masker, _ = found
             if rule == "hidden":
                 continue
             out[key] = mask(value, masker) if rule == "masked" else value

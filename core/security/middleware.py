@@ -22,7 +22,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import i18n
+from core import db, i18n
 from core.errors import BadRequest, TooLarge
 from core.security import access, audit, context, principal, sessions
 
@@ -51,11 +51,16 @@ class SecurityMiddleware:
         self.absolute_hours = absolute_hours
         self.default_language = default_language
         self.csrf_exempt = csrf_exempt
+        self.principals = principal.Cache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        async with db.request_connection():  # one pool connection for the request's queries (PostgreSQL)
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body_bytes:  # refused before a byte is read
@@ -129,14 +134,14 @@ class SecurityMiddleware:
             if found is None:
                 await audit.record("auth_failed", detail=f"unknown, expired or revoked API token {secret[:12]!r}")
                 return None, None, True
-            user_id, roles = found
-            who = await principal.load(user_id, roles_subset=roles, via_token=True, implied=implied)
+            who = await self.principals.get(found.user_id, found.generation, roles_subset=found.roles,
+                                         via_token=True, implied=implied)
             return who, None, True
         token = cookies.get(SESSION_COOKIE, "")
         if not token:
             return None, None, False
         info = await sessions.resolve(token, idle_minutes=self.idle_minutes, absolute_hours=self.absolute_hours)
-        who = await principal.load(info.user_id, implied=implied) if info else None
+        who = await self.principals.get(info.user_id, info.generation, implied=implied) if info else None
         if info is None or who is None:
             await audit.record("auth_failed", detail="unknown, expired or revoked session")
             return None, None, False

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +24,42 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: a session's idle timer and a token's ``last_used_at`` are written at most once per this many seconds: a
+#: read writes nothing else
+TOUCH_SECONDS = 60
+_GENERATION = "(SELECT value FROM core_security_generation WHERE id = 1) AS generation"
+_touched: dict[str, float] = {}  # what this process last wrote, so a burst writes once
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     session_id: int
     user_id: int
     csrf_token: str
+    #: the security generation read with the session (core.security.principal.cached)
+    generation: int = -1
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token_id: int
+    user_id: int
+    roles: frozenset[str]
+    generation: int = -1
+
+
+def _stale(key: str, last: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a timestamp last written at ``last`` is due (and not just written by this process); ``key``
+    is the row's token hash."""
+    if last is not None and now - last < dt.timedelta(seconds=TOUCH_SECONDS):
+        return False
+    clock = time.monotonic()
+    if key in _touched and clock - _touched[key] < TOUCH_SECONDS:
+        return False
+    if len(_touched) > 100_000:
+        _touched.clear()
+    _touched[key] = clock
+    return True
 
 
 async def open_session(user_id: int, *, ip: str = "", user_agent: str = "") -> tuple[str, str]:
@@ -39,23 +72,39 @@ async def open_session(user_id: int, *, ip: str = "", user_agent: str = "") -> t
 
 
 async def resolve(token: str, *, idle_minutes: int, absolute_hours: int) -> SessionInfo | None:
-    """The live session behind a cookie token, touching its idle timer; None if unknown, revoked or expired."""
+    """The live session behind a cookie token, touching its idle timer (at most once a minute); None if
+    unknown, revoked or expired. One query, which also reads the security generation."""
     if not token or len(token) > 200:
         return None
-    row = await Session.select(Session.id, Session.user, Session.csrf_token, Session.created_at,
-                               Session.last_seen_at, Session.revoked_at,
-                               Session.user.is_active.as_alias("is_active")).where(
-        Session.token_hash == _hash(token)).first()
+    rows = await Session.raw(
+        f'SELECT s.id, s."user", s.csrf_token, s.created_at, s.last_seen_at, s.revoked_at, u.is_active, '
+        f'{_GENERATION} FROM core_session s JOIN core_user u ON u.id = s."user" WHERE s.token_hash = {{}}',
+        _hash(token))
+    row = rows[0] if rows else None
     if row is None or row["revoked_at"] is not None or not row["is_active"]:
         return None
     now = _now()
-    created, seen = _aware(row["created_at"]), _aware(row["last_seen_at"])
+    created, seen = _timestamp(row["created_at"]), _timestamp(row["last_seen_at"])
     if now - created > dt.timedelta(hours=absolute_hours) or now - seen > dt.timedelta(minutes=idle_minutes):
         await Session.update({Session.revoked_at: now}).where(Session.id == row["id"])
         return None
-    if now - seen > dt.timedelta(seconds=30):  # spare a write per request
-        await Session.update({Session.last_seen_at: now}).where(Session.id == row["id"])
-    return SessionInfo(session_id=row["id"], user_id=row["user"], csrf_token=row["csrf_token"])
+    if _stale(_hash(token), seen, now):
+        cutoff = now - dt.timedelta(seconds=TOUCH_SECONDS)
+        await Session.update({Session.last_seen_at: now}).where(
+            (Session.id == row["id"]) & (Session.last_seen_at < cutoff))
+    return SessionInfo(session_id=row["id"], user_id=row["user"], csrf_token=row["csrf_token"],
+                       generation=_generation(row))
+
+
+def _generation(row: dict[str, Any]) -> int:
+    value = row.get("generation")
+    return -1 if value is None else int(value)
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _aware(value)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -113,22 +162,29 @@ async def create_token(user_id: int, name: str, *, roles: list[str], days: int |
     return secret
 
 
-async def resolve_token(secret: str) -> tuple[int, frozenset[str]] | None:
-    """(user id, role scope) of a live token, or None."""
+async def resolve_token(secret: str) -> TokenInfo | None:
+    """The live token behind ``secret`` (its user, role scope and the security generation, read in one query),
+    or None. Its ``last_used_at`` is written at most once a minute."""
     if not secret.startswith("crm_") or len(secret) > 200:
         return None
-    row = await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.roles, ApiToken.expires_at,
-                                ApiToken.revoked_at).where(ApiToken.token_hash == _hash(secret)).first()
+    rows = await ApiToken.raw(
+        f'SELECT id, "user", roles, expires_at, revoked_at, last_used_at, {_GENERATION} '
+        f"FROM core_api_token WHERE token_hash = {{}}", _hash(secret))
+    row = rows[0] if rows else None
     if row is None or row["revoked_at"] is not None:
         return None
-    if row["expires_at"] is not None and _aware(row["expires_at"]) < _now():
+    now = _now()
+    if row["expires_at"] is not None and _timestamp(row["expires_at"]) < now:
         return None
-    import json
-
     roles = row["roles"]
     roles = json.loads(roles) if isinstance(roles, str) else roles
-    await ApiToken.update({ApiToken.last_used_at: _now()}).where(ApiToken.id == row["id"])
-    return int(row["user"]), frozenset(roles)
+    last = _timestamp(row["last_used_at"]) if row["last_used_at"] is not None else None
+    if _stale(_hash(secret), last, now):
+        cutoff = now - dt.timedelta(seconds=TOUCH_SECONDS)
+        await ApiToken.update({ApiToken.last_used_at: now}).where(
+            (ApiToken.id == row["id"]) & (ApiToken.last_used_at.is_null() | (ApiToken.last_used_at < cutoff)))
+    return TokenInfo(token_id=int(row["id"]), user_id=int(row["user"]), roles=frozenset(roles or ()),
+                     generation=_generation(row))
 
 
 async def revoke_token(token_id: int, user_id: int | None = None) -> bool:
