@@ -235,8 +235,8 @@ async def test_import_maps_a_column_to_a_custom_field(api: Any, booted: Any) -> 
     admin = await token_for("boss", "admin")
     await _fields(client, admin)
     acc = await booted("importer", "sales_manager")
-    content = ("Name,custom.vip_level,Employees,custom.signed_on\n"
-               "Zhou Jie,Gold,12,2026-01-02\nWu Yan,platinum,3,\n").encode()
+    content = (b"Name,custom.vip_level,Employees,custom.signed_on\n"
+               b"Zhou Jie,Gold,12,2026-01-02\nWu Yan,platinum,3,\n")
     header, rows = read_table(content, "people.csv")
     mapping = auto_mapping(header)
     assert mapping["custom.vip_level"] == "custom.vip_level" and mapping["Employees"] == "custom.employees"
@@ -246,3 +246,22 @@ async def test_import_maps_a_column_to_a_custom_field(api: Any, booted: Any) -> 
     person = (await client.get(f"{PEOPLE}/{results[0].record_id}", headers=admin)).json()
     assert person["custom"]["vip_level"] == "gold" and person["custom"]["employees"] == 12
     assert person["custom"]["signed_on"] == "2026-01-02"
+
+
+async def test_searchable_fields_are_searched_and_audit_diffs_follow_the_rules(api: Any, booted: Any) -> None:
+    from core.testing import login_client
+
+    client, token_for = api
+    admin = await token_for("boss", "admin")
+    await _fields(client, admin)
+    await _field(client, admin, key="nickname", kind="text", is_searchable=True)
+    await _field(client, admin, key="secret_word", kind="text", is_searchable=True, rules={"marketing": "masked"})
+    pid = (await client.post(PEOPLE, headers=admin, json={"name": "Gao Yuan", "custom": {
+        "nickname": "Dragonfly", "secret_word": "Zephyrus", "budget": "10"}})).json()["id"]
+    await login_client(client, "boss")
+    assert f'data-id="{pid}"' in (await client.get("/contacts/people?q=dragonfly")).text
+    assert f'data-id="{pid}"' not in (await client.get("/contacts/people?q=zephyrus")).text, \
+        "a field some role sees masked never makes a record findable"
+    marketing = await booted("mkt", "marketing")
+    diff = marketing.present_diff("crm_contacts.person", {"custom.budget": ["10", "20"], "custom.nickname": ["a", "b"]})
+    assert diff == {"custom.budget": ["****", "****"], "custom.nickname": ["a", "b"]}
