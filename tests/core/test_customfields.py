@@ -63,12 +63,20 @@ async def test_definitions_are_checked_and_admins_only(crm_client: Any, found: D
     assert stale.status_code == 409
     ok = await client.patch(f"{FIELDS}/{made['id']}", json={"version": made["version"], "label_zh": "颜色"})
     assert ok.status_code == 200 and ok.json()["label_zh"] == "颜色" and ok.json()["version"] == 2
+    page = await client.get(f"/admin/fields/{made['id']}")
+    assert page.status_code == 200 and "red | Red | 红" in page.text
+    edited = await client.post(f"/admin/fields/{made['id']}", data={
+        "csrf_token": csrf_of(page.text), "version": "2", "label_en": "Colour", "label_zh": "颜色",
+        "options": "red | Red | 红\nblue | Blue | 蓝", "default": "Blue", "rule_tb_user": "readonly"})
+    assert edited.status_code == 303, edited.text[:2000]
+    again = (await client.get(f"{FIELDS}/{made['id']}")).json()
+    assert again["default"] == "blue" and again["rules"] == {"tb_user": "readonly"} and len(again["options"]) == 2
     listed = (await client.get(FIELDS)).json()
     assert [f["key"] for f in listed["items"]] == ["colour"] and MODEL in [m["model"] for m in listed["models"]]
     from core.security.models import AuditLog
 
     audited = await AuditLog.select(AuditLog.action).where(AuditLog.model == "core.custom_field")
-    assert [r["action"] for r in audited] == ["create", "update"]
+    assert [r["action"] for r in audited] == ["create", "update", "update"]
     user = await _client(crm_client, found, "plain", "tb_manager")
     assert (await user.get(FIELDS)).status_code == 403
     assert (await user.post(FIELDS, json={"model": MODEL, "key": "b", "kind": "text"})).status_code == 403
