@@ -92,8 +92,8 @@ def bare_app() -> Any:
 async def prepare(pg: str, people: int, keep: bool) -> tuple[str, str]:
     """The bench database (crm_contacts, 20k people, an admin with an API token); returns (url, token)."""
     import asyncpg
-
     from contacts_list import load_people, seed_users
+
     from core import db, lifecycle
     from core.discovery import discover
     from core.security import sessions

@@ -87,6 +87,15 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_plain))
 
 
+class _Json(JSONResponse):
+    """A JSON answer encoded once (``_json`` then ``JSONResponse`` encode a list page twice and decode it once),
+    with the same text: RFC 3339 times, decimals as digits (``_plain``)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=_plain, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+
+
 def coerce(column: Any, raw: Any, field_name: str) -> Any:
     """A query-string (or cursor) value as the column's Python type; 422 naming the field if it is not one."""
     return values_.parse(column, raw, field_name)
@@ -146,7 +155,7 @@ async def list_records(request: Request, res: Resource) -> Response:
         query = query.where(keyset.after(params["after"]))
     rows, nxt = keyset.page(await keyset.order(query).limit(limit + 1), limit)
     items = [acc.present(res.model, dict(r)) for r in rows]
-    return JSONResponse(_json({"items": items, "next": nxt}))
+    return _Json({"items": items, "next": nxt})
 
 
 def custom_filters(acc: Access, res: Resource, params: Any) -> list[Any]:

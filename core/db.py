@@ -75,7 +75,7 @@ class _Transaction(PostgresTransaction):
     async def get_connection(self) -> Any:
         held = _pinned_for(self.engine.pool) if self.engine.pool else None
         if held is None:
-            return await super().get_connection()
+            return await super().get_connection()  # type: ignore[no-untyped-call]
         self._held = held
         return await held.get()
 
@@ -84,9 +84,9 @@ class _Transaction(PostgresTransaction):
             return await super().__aexit__(exception_type, exception, traceback)
         if exception:
             if not self._rolled_back:
-                await self.rollback()
+                await self.rollback()  # type: ignore[no-untyped-call]
         elif not self._committed and not self._rolled_back:
-            await self.commit()
+            await self.commit()  # type: ignore[no-untyped-call]
         self.engine.current_transaction.reset(self.context)
         return exception is None
 
@@ -104,7 +104,7 @@ class CrmPostgresEngine(PostgresEngine):
         self._crm_pool_loop: Any = None
         super().__init__(*args, **kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def pool(self) -> Any:
         if self._crm_pool is None:
             return None

@@ -45,6 +45,7 @@ class Access:
         self.principal = principal
         self._rules: dict[str, tuple[str, str, bool]] = {}
         self._rules_of: tuple[Any, str] | None = None
+        self._plain_keys: tuple[Any, str, Any] | None = None
 
     @property
     def roles(self) -> frozenset[str]:
@@ -169,6 +170,13 @@ class Access:
         # a list page presents 50 rows of the same fields: each field's rule is worked out once per page
         seen = self._rules if self._rules_of == (pol, model) else {}
         self._rules, self._rules_of = seen, (pol, model)
+        plain_keys = self._plain_keys
+        if plain_keys is not None and plain_keys[:2] == (pol, model) and plain_keys[2] == row.keys():
+            out = dict(row)  # every field shown as it is (checked on the first row of this shape)
+            if custom in out:
+                out[custom] = custom_values.present(self, model, out[custom])
+            return out
+        plain = True
         for key, value in row.items():
             if key == custom:
                 out[key] = custom_values.present(self, model, value)
@@ -178,8 +186,11 @@ class Access:
                 found = seen[key] = pol.field_rule(self.roles, model, key)
             rule, masker, _ = found
             if rule == "hidden":
+                plain = False
                 continue
+            plain = plain and rule != "masked"
             out[key] = mask(value, masker) if rule == "masked" else value
+        self._plain_keys = (pol, model, frozenset(row)) if plain else None
         return out
 
     def present_diff(self, model: str, changes: dict[str, Any]) -> dict[str, Any]:

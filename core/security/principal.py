@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from core.security.models import CustomRole, Team, TeamMember, User, UserRole
+from core.security.models import CustomRole, Team, TeamMember, User
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ async def custom_implied() -> dict[str, tuple[str, ...]]:
 #: they belong to, the teams they lead, their teammates and (recursively) their subordinates.
 _PRINCIPAL_SQL = f"""
 WITH RECURSIVE
-mine(team) AS (SELECT team FROM core_team_member WHERE "user" = {{}} UNION SELECT id FROM core_team WHERE leader = {{}}),
+mine(team) AS (SELECT team FROM core_team_member WHERE "user" = {{}}
+    UNION SELECT id FROM core_team WHERE leader = {{}}),
 sub(uid, depth) AS (
     SELECT CAST({{}} AS INTEGER), 0
     UNION SELECT m."user", s.depth + 1 FROM sub s JOIN core_team t ON t.leader = s.uid
