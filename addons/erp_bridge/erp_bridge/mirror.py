@@ -104,7 +104,7 @@ async def store(cfg: connection.Backend, page: Sequence[Pulled], facts: PageFact
     await insert_rows(RemoteInvoice, fresh)
     for inv in page:
         if inv.external_id in known:
-            await RemoteInvoice.update(values(inv)).where(RemoteInvoice.id == known[inv.external_id]["id"])
+            await RemoteInvoice.update(**values(inv)).where(RemoteInvoice.id == known[inv.external_id]["id"])
     if gone:
         await mark_deleted(cfg.id, gone)
     await refresh_bindings(cfg.id, {i.sale_id for i in page if i.sale_id} | set(await _sales_of(cfg.id, gone)),
@@ -170,7 +170,7 @@ async def documents(backend_id: int, *, sale_ids: Sequence[str] = (), references
                     include_deleted: bool = True) -> list[dict[str, Any]]:
     """The copy's documents of these sales, and those without a sale carrying these references."""
     out: list[dict[str, Any]] = []
-    base = RemoteInvoice.backend == backend_id
+    base: Any = RemoteInvoice.backend == backend_id
     if not include_deleted:
         base = base & RemoteInvoice.deleted_at.is_null()
     for start in range(0, len(sale_ids), _CHUNK):

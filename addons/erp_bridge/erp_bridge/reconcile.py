@@ -240,8 +240,8 @@ async def classify(backend_id: int, backend: ErpBackend, wait: Waiting | None = 
     uninvoiced = sorted({sl[0].external_id for _, sl, docs, _ in pending if len(sl) == 1 and not docs},
                         key=int_or_str)
     amounts: dict[str, RemoteOrder] = {o.external_id: o for o in await _by_ids(backend.read_orders, uninvoiced, wait)}
-    for line, remote, docs, b in pending:
-        _settle(line, remote, docs, b, amounts)
+    for line, its_sales, docs, b in pending:
+        _settle(line, its_sales, docs, b, amounts)
 
     for sid, docs in by_sale.items():  # documents of sales no order claimed: ours if the reference says so
         for d in docs:

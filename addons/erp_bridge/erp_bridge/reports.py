@@ -87,9 +87,16 @@ def applied(f: dict[str, Any]) -> list[tuple[str, str]]:
     names = {"status": _("Status"), "customer": _("Customer"), "currency": _("Currency"), "date_from": _("From"),
              "date_to": _("To"), "amount_min": _("Min amount"), "amount_max": _("Max amount"),
              "changed": _("Changes"), "review": _("Review")}
-    words = {"status": status_word, "changed": lambda v: gettext(CHANGES.get(v, v)),
-             "review": lambda v: gettext(_("Reviewed") if v == "yes" else _("Not reviewed"))}
-    return [(gettext(names[k]), words.get(k, str)(f[k])) for k in FILTERS if f.get(k)]
+    def word(key: str, value: str) -> str:
+        if key == "status":
+            return status_word(value)
+        if key == "changed":
+            return gettext(CHANGES.get(value, value))
+        if key == "review":
+            return gettext(_("Reviewed") if value == "yes" else _("Not reviewed"))
+        return value
+
+    return [(gettext(names[k]), word(k, str(f[k]))) for k in FILTERS if f.get(k)]
 
 
 def keep(row: dict[str, Any], f: dict[str, Any]) -> bool:

@@ -191,13 +191,15 @@ async def reconciliation_review(request: Request) -> Response:
     note = form_str(form, "note", max_length=2000)
     run = await ReconciliationRun.select(ReconciliationRun.backend).where(
         ReconciliationRun.id == line["run"]).first()
+    if run is None:
+        raise ValidationError({"line": "its run is gone"})
     who = acc.principal.login if acc.principal else ""
-    values = {"fingerprint": line["fingerprint"], "note": note, "reviewed_by": who,
+    values: dict[str, Any] = {"fingerprint": line["fingerprint"], "note": note, "reviewed_by": who,
               "reviewer_id": acc.principal.user_id if acc.principal else None, "reviewed_at": dt.datetime.now(dt.UTC)}
     key = (ReconciliationReview.backend == run["backend"]) & (ReconciliationReview.reference == line["reference"])
     async with db.atomic():
         if await ReconciliationReview.exists().where(key):
-            await ReconciliationReview.update(values).where(key)
+            await ReconciliationReview.update(**values).where(key)
         else:
             await ReconciliationReview.insert(ReconciliationReview(backend=run["backend"],
                                                                    reference=line["reference"], **values))
