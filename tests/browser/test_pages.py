@@ -84,11 +84,13 @@ def login(browser: Any, server: str, role: str, lang: str) -> tuple[Any, Any]:
     page.fill("input[name=password]", DEMO_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(server + "/")
-    if page.get_attribute("html", "lang") != ("zh-CN" if lang == "zh" else "en"):
+    wanted = "zh-CN" if lang == "zh" else "en"
+    if page.get_attribute("html", "lang") != wanted:
         page.goto(server + "/account/preferences")
         page.select_option("form#preferences select[name=language]", "zh_CN" if lang == "zh" else "en")
         page.click("form#preferences button[type=submit]")
         page.wait_for_url("**/account/preferences?done=*")
+    assert page.get_attribute("html", "lang") == wanted, f"{role} could not switch to {lang}"
     return context, page
 
 

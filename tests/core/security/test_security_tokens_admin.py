@@ -139,8 +139,9 @@ async def test_custom_roles_and_teams(world_client) -> None:
     n, u = world.notes, world.users
     csrf = await sign_in(client, "root")
     roles_page = await client.get("/admin/roles")
-    assert re.search(r'data-role="tb_manager"><td>tb_manager</td><td>[^<]*</td><td class="implies">tb_user</td>',
-                     roles_page.text)
+    # the role's key, its label, and the roles it implies by their labels
+    assert re.search(r'data-role="tb_manager"><td[^>]*><code>tb_manager</code></td><td[^>]*>Note manager</td>'
+                     r'<td class="implies"[^>]*>Note user</td>', roles_page.text)
     clash = await client.post("/admin/roles", data={"csrf_token": csrf, "name": "tb_user", "implies": ["tb_user"]})
     assert clash.status_code == 422
     made = await client.post("/admin/roles", data={"csrf_token": csrf, "name": "note_boss", "label": "Boss",
