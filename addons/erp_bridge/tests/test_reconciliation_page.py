@@ -5,6 +5,7 @@ with numeric cells and the PDF with run date, filters, tax breakdown and paid ma
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 from decimal import Decimal
@@ -85,6 +86,12 @@ async def test_page_in_words_and_money_per_currency(crm_client: Any) -> None:
     assert re.search(r'<tr data-status="matched" data-currency="USD">.*?\$293.77', html, re.S)
     assert "881.31" not in html
     assert '<div class="scroll-x"><table class="list reconciliation-lines stay">' in html
+    api = (await client.get(f"/api/erp/reconciliation/lines?reference=CRM-SO-{ids['paid']}")).json()["items"]
+    documents = api[0]["documents"]  # a JSON column: the kernel's API gives it as the stored text
+    documents = json.loads(documents) if isinstance(documents, str) else documents
+    assert Decimal(str(api[0]["erp_paid"])) == TOTAL and documents[0]["state"] == "paid"
+    invoices = (await client.get("/api/erp/invoices")).json()["items"]
+    assert {i["kind"] for i in invoices} == {"invoice"} and all(i["deleted_at"] is None for i in invoices)
     zh = await _in_chinese(client, "/erp/reconciliation")
     assert "一致" in zh.text and "小计" in zh.text and "已付款" in zh.text and "matched<" not in zh.text
 
