@@ -162,6 +162,8 @@ def reconcile_cmd() -> None:
         return await reconcile.run(trigger="cli")
 
     result = run(go())
-    click.echo(f"reconciliation #{result['run_id']}: {result['lines']} line(s)")
+    stats = result.get("stats") or {}
+    click.echo(f"reconciliation #{result['run_id']}: {result['lines']} line(s) in {stats.get('seconds', 0):.1f} s "
+               f"({stats.get('erp_seconds', 0):.1f} s waiting for the ERP)")
     for name, n in result["counts"].items():
         click.echo(f"  {name:<18}{n}")
