@@ -40,13 +40,17 @@ def any_of(column: Any, values: Collection[Any]) -> WhereRaw:
     return WhereRaw(f"{name} IN (SELECT value FROM json_each({{}}))", json.dumps(list(values)))
 
 
-async def insert_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` (column name → value) into ``table``; the new primary keys, in the order of ``rows``."""
+async def insert_rows(table: Any, rows: Sequence[dict[str, Any]], *, skip_conflicts_on: str | None = None
+                      ) -> list[int]:
+    """Insert ``rows`` (column name → value) into ``table``; the new primary keys, in the order of ``rows``.
+
+    ``skip_conflicts_on`` (a unique column): a row whose value is taken already is left out (``ON CONFLICT DO
+    NOTHING``), and only the keys of the rows inserted are returned, in ascending order."""
     if not rows:
         return []
     if not db.in_atomic():
         async with db.atomic():
-            return await insert_rows(table, rows)
+            return await insert_rows(table, rows, skip_conflicts_on=skip_conflicts_on)
     names = list(dict.fromkeys(k for row in rows for k in row))
     columns = [table._meta.get_column_by_name(n) for n in names]
     missing = object()
@@ -58,6 +62,10 @@ async def insert_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
     head = (f'INSERT INTO "{table._meta.tablename}" ('
             + ", ".join(f'"{c._meta.db_column_name}"' for c in columns) + ") VALUES ")
     pk = table._meta.primary_key._meta.db_column_name
+    conflict = ""
+    if skip_conflicts_on is not None:
+        unique = table._meta.get_column_by_name(skip_conflicts_on)._meta.db_column_name
+        conflict = f' ON CONFLICT ("{unique}") DO NOTHING'
     per_statement = max(1, MAX_PARAMS // len(names))
     ids: list[int] = []
     for start in range(0, len(rows), per_statement):
@@ -68,11 +76,11 @@ async def insert_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
         if postgres:  # asyncpg: $1, $2, …
             values = ", ".join("(" + ", ".join(f"${r * width + i + 1}" for i in range(width)) + ")"
                                for r in range(len(part)))
-            found = [int(r[0]) for r in await connection.fetch(f'{head}{values} RETURNING "{pk}"', *args)]
+            found = [int(r[0]) for r in await connection.fetch(f'{head}{values}{conflict} RETURNING "{pk}"', *args)]
         else:  # aiosqlite: ?
             values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(part))
-            cursor = await connection.execute(f'{head}{values} RETURNING "{pk}"', args)
+            cursor = await connection.execute(f'{head}{values}{conflict} RETURNING "{pk}"', args)
             found = [int(r[pk] if isinstance(r, dict) else r[0]) for r in await cursor.fetchall()]
             await cursor.close()
-        ids += found if pk in names else sorted(found)
+        ids += found if pk in names and not conflict else sorted(found)
     return ids

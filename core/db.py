@@ -30,6 +30,9 @@ _after_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextV
     "crm_after_commit", default=None
 )
 _tx_state: ContextVar[dict[str, Any] | None] = ContextVar("crm_tx_state", default=None)
+_before_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "crm_before_commit", default=None
+)
 
 
 def redact(url: str) -> str:
@@ -218,6 +221,15 @@ def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
     pending.append(callback)
 
 
+def before_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` at the end of the enclosing outermost :func:`atomic` block, inside its transaction, just
+    before it commits (not when the block raises): where a service writes once what the whole transaction did."""
+    pending = _before_commit.get()
+    if pending is None:
+        raise RuntimeError("before_commit outside atomic()")
+    pending.append(callback)
+
+
 def in_atomic() -> bool:
     return _after_commit.get() is not None
 
@@ -253,10 +265,15 @@ async def atomic() -> AsyncIterator[None]:
     callbacks: list[Callable[[], Awaitable[None]]] = []
     token = _after_commit.set(callbacks)
     state_token = _tx_state.set({})
+    before: list[Callable[[], Awaitable[None]]] = []
+    before_token = _before_commit.set(before)
     try:
         async with _transaction(current()):
             yield
+            while before:  # a callback may register another one
+                await before.pop(0)()
     finally:
+        _before_commit.reset(before_token)
         _tx_state.reset(state_token)
         _after_commit.reset(token)
     for callback in callbacks:

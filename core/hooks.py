@@ -265,7 +265,9 @@ class AutomationAction:
     """An action kind rules may use. ``check(model, params)`` returns the params to store or raises
     ``ValidationError`` naming the param; ``run(ctx)`` does it and returns a short line for the run log.
     ``models`` limits it to some models (empty: any); an ``is_external`` action leaves the database (mail,
-    HTTP): it runs outside the run's transaction, at least once, with ``ctx.key`` as its idempotency key."""
+    HTTP): it runs outside the run's transaction, at least once, with ``ctx.key`` as its idempotency key.
+    ``run_many(ctxs)``, when given, does the same for many records at once (a time-based rule reaching
+    thousands) and returns a line per context; the kernel falls back to ``run`` one by one if it raises."""
 
     kind: str
     label: str
@@ -274,6 +276,7 @@ class AutomationAction:
     models: tuple[str, ...] = ()
     is_external: bool = False
     help: str = ""
+    run_many: Callable[[Sequence[AutomationContext]], Awaitable[Sequence[str]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,36 @@ async def notify(notification: Notification, dedup_key: str | None = None) -> li
     return failed
 
 
+async def notify_many(items: list[tuple[Notification, str]]) -> int:
+    """:func:`notify` for many notifications at once (a background job telling thousands of users): one query
+    for the keys already used, one multi-row insert, then each new one through every channel. Each item carries
+    its ``dedup_key``; returns how many were new."""
+    from core.bulk import any_of, insert_rows
+
+    keys = [key[:200] for _, key in items]
+    seen = {r["dedup_key"] for r in await Row.select(Row.dedup_key).where(any_of(Row.dedup_key, keys))} \
+        if keys else set()
+    fresh: list[tuple[Notification, str]] = []
+    for notification, key in items:
+        if key[:200] not in seen:
+            seen.add(key[:200])
+            fresh.append((notification, key[:200]))
+    now = dt.datetime.now(dt.UTC)
+    await insert_rows(Row, [{"user_id": n.user_id, "title": n.title[:300], "body": n.body, "url": (n.url or "")[:500],
+                             "kind": n.kind[:40], "source": n.source[:100], "dedup_key": key, "created_at": now}
+                            for n, key in fresh])
+    found = await channels()
+    for notification, _ in fresh if found else []:
+        for channel in found:
+            try:
+                await channel.deliver(notification)
+            except Exception as exc:
+                log.warning("notification channel %s failed for user %s: %s", channel.key, notification.user_id, exc)
+                await audit.record("notify_failed", model="core.user", record_id=notification.user_id,
+                                   detail=f"{channel.key}: {type(exc).__name__}: {exc}"[:500])
+    return len(fresh)
+
+
 async def notify_admins(title: str, body: str = "", url: str = "", *, kind: str = "error", source: str = "",
                         dedup_key: str | None = None, besides: int | None = None) -> int:
     """Tell every active administrator (but ``besides``, already told); returns how many were told."""

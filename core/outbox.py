@@ -32,8 +32,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = None) -> int:
-    """Insert the row; dispatch it after commit (at once when no transaction is open)."""
+async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = None, *,
+                light: bool = False) -> int:
+    """Insert the row; dispatch it after commit (at once when no transaction is open).
+
+    ``light`` (a request that must stay fast): the row is stamped as dispatched when it is written and its
+    message sent after commit without another query; should that send fail, the sweep sends the row again
+    once it is ``stale_seconds`` old."""
     json.dumps(payload)  # fail here, in the caller, on a payload that cannot be stored
     if dedup_key is not None:
         existing = await Outbox.select(Outbox.id).where(Outbox.dedup_key == dedup_key).first()
@@ -41,11 +46,18 @@ async def write(job: JobSpec, payload: dict[str, Any], dedup_key: str | None = N
             return int(existing["id"])
     who = context.get().principal
     rows = await Outbox.insert(Outbox(actor=job.name, payload=payload, dedup_key=dedup_key,
-                                      requested_by=who.user_id if who else None)).returning(Outbox.id)
+                                      requested_by=who.user_id if who else None,
+                                      dispatched_at=_now() if light else None)).returning(Outbox.id)
     outbox_id = int(rows[0]["id"])
 
     async def send() -> None:
-        await dispatch([outbox_id])
+        if not light:
+            await dispatch([outbox_id])
+            return
+        try:
+            broker().get_actor(job.name).send(outbox_id)
+        except Exception as exc:  # broker down: the sweep sends it later
+            log.warning("outbox %s not dispatched: %s", outbox_id, exc)
 
     if db.in_atomic():
         db.after_commit(send)

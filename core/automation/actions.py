@@ -15,12 +15,13 @@ import asyncio
 import hashlib
 import re
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from core import values as core_values
@@ -66,11 +67,18 @@ def _only(params: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
         raise ValidationError({unknown[0]: f"is not a parameter of this action ({', '.join(allowed)})"})
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    return _ENV.from_string(source)
+
+
 def render(source: str, ctx: AutomationContext) -> str:
     """``source`` rendered in the sandbox with the record, the rule's name and the record's page."""
+    if not source:
+        return ""
     try:
-        return _ENV.from_string(source).render(record=dict(ctx.record), rule={"id": ctx.rule_id, "name": ctx.rule_name},
-                                               url=ctx.url, model=ctx.model)[:20_000]
+        return _compiled(source).render(record=dict(ctx.record), rule={"id": ctx.rule_id, "name": ctx.rule_name},
+                                        url=ctx.url, model=ctx.model)[:20_000]
     except (TemplateError, TypeError, ValueError, AttributeError) as exc:  # sandbox refusals are TemplateErrors
         raise PermanentJobError(f"the template could not be rendered: {exc}") from None
 
@@ -273,18 +281,60 @@ async def _check_notify(am: AutomationModel, params: Mapping[str, Any]) -> Mappi
     return out
 
 
+def _message(ctx: AutomationContext, user: Mapping[str, Any]) -> tuple[Notification, str]:
+    lang = _language(user["language"])
+    title = render(_pick(ctx.params, "title", lang), ctx).strip() or ctx.rule_name
+    body = render(_pick(ctx.params, "body", lang), ctx)
+    return (Notification(user_id=int(user["id"]), title=title, body=body, url=ctx.url or None, kind="automation",
+                         source="core"), f"{ctx.key}:{user['id']}")
+
+
+def _told(users: Sequence[Mapping[str, Any]]) -> str:
+    return f"notified user(s) {', '.join(str(u['id']) for u in users)}" if users else "nobody to notify"
+
+
 async def _notify(ctx: AutomationContext) -> str:
     from core.notifications import notify
 
-    told = []
-    for user in await _recipients(ctx):
-        lang = _language(user["language"])
-        title = render(_pick(ctx.params, "title", lang), ctx).strip() or ctx.rule_name
-        body = render(_pick(ctx.params, "body", lang), ctx)
-        await notify(Notification(user_id=int(user["id"]), title=title, body=body, url=ctx.url or None,
-                                  kind="automation", source="core"), dedup_key=f"{ctx.key}:{user['id']}")
-        told.append(str(user["id"]))
-    return f"notified user(s) {', '.join(told)}" if told else "nobody to notify"
+    users = await _recipients(ctx)
+    for user in users:
+        notification, key = _message(ctx, user)
+        await notify(notification, dedup_key=key)
+    return _told(users)
+
+
+async def _notify_many(ctxs: Sequence[AutomationContext]) -> list[str]:
+    """Many records at once: the recipients read in one query, the notifications written in one insert."""
+    from core.bulk import any_of
+    from core.notifications import notify_many
+    from core.security.models import User, UserRole
+
+    wanted: dict[int, list[int]] = {}
+    roles: dict[str, list[int]] = {}
+    for n, ctx in enumerate(ctxs):
+        to = ctx.params.get("to", "owner")
+        if to == "role":
+            role = str(ctx.params.get("role"))
+            if role not in roles:
+                roles[role] = [int(r["user"]) for r in await UserRole.select(UserRole.user).where(
+                    UserRole.role == role)]
+            ids = roles[role]
+        else:
+            am = await _model(ctx) if to == "owner" else None
+            raw = ctx.record.get(am.owner) if am is not None else ctx.params.get("user_id")
+            ids = [int(raw)] if raw not in (None, "") else []
+        wanted[n] = sorted(set(ids))
+    every = sorted({i for ids in wanted.values() for i in ids})
+    users = {int(u["id"]): u for u in await User.select(User.id, User.email, User.language).where(
+        any_of(User.id, every) & (User.is_active == True))} if every else {}  # noqa: E712
+    items = []
+    lines = []
+    for n, ctx in enumerate(ctxs):
+        reached = [users[i] for i in wanted[n] if i in users]
+        items += [_message(ctx, user) for user in reached]
+        lines.append(_told(reached))
+    await notify_many(items)
+    return lines
 
 
 _EMAIL_PARAMS = ("to", "user_id", "role", "field", "address", "subject_en", "subject_zh", "body_en", "body_zh")
@@ -397,7 +447,8 @@ def builtin_actions() -> list[AutomationAction]:
         AutomationAction("assign_owner", N_("Assign an owner"), _assign, check=_check_assign),
         AutomationAction("add_tag", N_("Add a tag"), _add_tag, check=_check_tag),
         AutomationAction("remove_tag", N_("Remove a tag"), _remove_tag, check=_check_tag),
-        AutomationAction("notify", N_("Notify a user or a role"), _notify, check=_check_notify),
+        AutomationAction("notify", N_("Notify a user or a role"), _notify, check=_check_notify,
+                         run_many=_notify_many),
         AutomationAction("send_email", N_("Send an e-mail"), _send_email, check=_check_email, is_external=True),
         AutomationAction("webhook", N_("Call a webhook"), _webhook, check=_check_webhook, is_external=True),
         AutomationAction("require_approval", N_("Require approval"), _approval, check=_check_approval),

@@ -10,11 +10,12 @@ from core.jobs import actor
 
 
 @actor("core.automation_event", max_retries=5)
-async def automation_event(event: str, model: str, record_id: int, kind: str, before: dict[str, Any] | None,
-                           after: dict[str, Any] | None, chain: list[int]) -> None:
-    from core.automation import events
+async def automation_event(events: list[dict[str, Any]]) -> None:
+    """The changes one transaction made: each matched against the rules, its runs done."""
+    from core.automation import events as engine
 
-    await events.handle(event, model, record_id, kind, before, after, chain)
+    for event in events:
+        await engine.handle(**event)
 
 
 @actor("core.automation_tick", max_retries=1)

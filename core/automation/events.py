@@ -2,10 +2,11 @@
 it later, off the request, from the outbox.
 
 :func:`record_changed` costs a request nothing when no active rule listens to the model (the rules are cached,
-see :mod:`core.automation.registry`); otherwise it reads the record once and writes one outbox row per changed
-record and transaction (a second report of the same record in the same transaction updates that row, so a
-create that also goes through an addon's own write path is one event). The job then matches the rules,
-inserts one run per (rule, event) under a unique key and runs them (:mod:`core.automation.runs`).
+see :mod:`core.automation.registry`); otherwise it notes the change, and just before the transaction commits the
+changed records are read once and the transaction's changes written to one outbox row, sent after the commit
+without another query (a record reported twice in one transaction — a create that also goes through an addon's
+own write path — is one event). The job then matches the rules, inserts one run per (rule, event) under a
+unique key and runs them (:mod:`core.automation.runs`).
 
 Loop protection: while a rule's actions run, :data:`chain` holds the rules that led there; a change they make
 carries it, a rule never acts on a change that came from its own actions, and nothing acts past
@@ -26,8 +27,6 @@ from core import conditions, db
 from core.automation import registry
 from core.automation.models import AutomationRun
 from core.hooks import AutomationModel
-from core.jobs import enqueue
-from core.models import Outbox
 
 #: the rules whose actions are running in this task (outermost first)
 chain: ContextVar[tuple[int, ...]] = ContextVar("crm_automation_chain", default=())
@@ -42,7 +41,7 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
-    if isinstance(value, str) and value[:1] in "[{":
+    if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)  # a JSON column as SQLite hands it back
         except ValueError:
@@ -50,24 +49,31 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def columns_of(am: AutomationModel) -> list[str]:
+_COLUMNS: dict[tuple[str, str | None], tuple[str, ...]] = {}
+
+
+def columns_of(am: AutomationModel) -> tuple[str, ...]:
     """The columns a snapshot of ``am`` holds: its fields, custom fields, owner and tags, and the id."""
     from core.customfields import registry as custom_fields
 
+    custom = custom_fields.column_of(am.model)
+    found = _COLUMNS.get((am.model, custom))
+    if found is not None:
+        return found
     names = ["id", *am.fields]
-    for extra in (custom_fields.column_of(am.model), am.owner, am.tags,
-                  am.idle.since if am.idle else None, "is_archived", "version"):
+    for extra in (custom, am.owner, am.tags, am.idle.since if am.idle else None, "is_archived", "version"):
         if extra and extra not in names:
             try:
                 am.table._meta.get_column_by_name(extra)
             except ValueError:
                 continue
             names.append(extra)
-    return names
+    found = _COLUMNS[(am.model, custom)] = tuple(names)
+    return found
 
 
 def snapshot(am: AutomationModel, row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: jsonable(row.get(name)) for name in columns_of(am) if name in row}
+    return {name: jsonable(row[name]) for name in columns_of(am) if name in row}
 
 
 async def read(am: AutomationModel, record_id: int) -> dict[str, Any] | None:
@@ -93,33 +99,68 @@ async def record_event(model: str, record_id: int, event: str) -> None:
     await _report(model, int(record_id), f"event:{event}", None)
 
 
+#: the most changes one outbox row carries (a bulk change of more writes several)
+EVENTS_PER_ROW = 500
+
+
 async def _report(model: str, record_id: int, kind: str, before: Mapping[str, Any] | None) -> None:
     listening = [r for r in await registry.active(model) if not r.trigger.is_timed]
     if not listening:
         return
     state = db.transaction_state()
-    pending: dict[tuple[str, int, str], tuple[int, dict[str, Any]]] = (
-        state.setdefault("automation", {}) if state is not None else {})
+    if state is None:  # no transaction: this change alone, now
+        async with db.atomic():
+            await _report(model, record_id, kind, before)
+        return
+    pending: dict[tuple[str, int, str], dict[str, Any]] | None = state.get("automation")
     slot = (model, record_id, kind if kind.startswith("event:") else "change")
-    earlier = pending.get(slot)
-    if earlier is None and not any(r.trigger.listens(kind) for r in listening):
+    earlier = pending.get(slot) if pending is not None else None
+    if earlier is not None:  # the same record again in this transaction: one event, first before, last after
+        if kind == "deleted":
+            earlier["kind"] = "deleted"
+        return
+    if not any(r.trigger.listens(kind) for r in listening):
         return
     am = await registry.model(model)
     if am is None:
         return
-    after = await read(am, record_id) if kind != "deleted" else None
-    if earlier is not None:  # the same record again in this transaction: one event, first before, last after
-        outbox_id, payload = earlier
-        first = payload["kind"]
-        payload["kind"] = "deleted" if kind == "deleted" else first
-        payload["after"] = after
-        await Outbox.update({Outbox.payload: payload}).where(Outbox.id == outbox_id)
-        return
-    payload = {"event": uuid.uuid4().hex, "model": model, "record_id": record_id, "kind": kind,
-               "before": snapshot(am, before) if before is not None else None,
-               "after": after if kind != "deleted" else None, "chain": list(chain.get())}
-    outbox_id = await enqueue("core.automation_event", **payload)
-    pending[slot] = (outbox_id, payload)
+    if pending is None:
+        pending = state["automation"] = {}
+        db.before_commit(lambda: _flush(pending or {}))
+    pending[slot] = {"event": uuid.uuid4().hex, "model": model, "record_id": record_id, "kind": kind,
+                     "before": snapshot(am, before) if before is not None else None, "chain": list(chain.get())}
+
+
+async def _flush(pending: dict[tuple[str, int, str], dict[str, Any]]) -> None:
+    """Just before the transaction commits: each changed record read once (as the transaction leaves it), and
+    the changes written to the outbox (one row for up to :data:`EVENTS_PER_ROW`), dispatched off the request."""
+    from core import outbox
+    from core.bulk import any_of
+    from core.jobs import spec
+
+    by_model: dict[str, list[int]] = {}
+    for (model, record_id, _), event in pending.items():
+        if event["kind"] != "deleted":
+            by_model.setdefault(model, []).append(record_id)
+    current: dict[tuple[str, int], dict[str, Any]] = {}
+    for model, ids in by_model.items():
+        am = await registry.model(model)
+        if am is None:
+            continue
+        table = am.table
+        columns = [table._meta.get_column_by_name(n) for n in columns_of(am)]
+        for row in await table.select(*columns).where(any_of(table._meta.primary_key, sorted(set(ids)))):
+            current[(model, int(row["id"]))] = snapshot(am, row)
+    out = []
+    for (model, record_id, _), event in pending.items():
+        after = current.get((model, record_id)) if event["kind"] != "deleted" else None
+        if after is None and event["before"] is None:
+            continue  # created and gone in the same transaction
+        out.append({**event, "after": after})
+    pending.clear()
+    for start in range(0, len(out), EVENTS_PER_ROW):
+        await outbox.write(spec("core.automation_event"), {"events": out[start:start + EVENTS_PER_ROW]},
+                           light=True)
 
 
 async def related_values(rule_nodes: list[conditions.Node], am: AutomationModel,

@@ -31,7 +31,7 @@ log = logging.getLogger("crm.automation")
 
 LEASE_SECONDS = 240.0  # below the run job's outbox lease (time limit + 30 s): free again before it is resent
 MAX_ATTEMPTS = 3
-BATCH = 500
+BATCH = 1000
 _COLUMNS = (AutomationRun.id, AutomationRun.rule_id, AutomationRun.key, AutomationRun.model,
             AutomationRun.record_id, AutomationRun.chain, AutomationRun.snapshot, AutomationRun.step,
             AutomationRun.attempts, AutomationRun.result, AutomationRun.trigger)
@@ -77,45 +77,56 @@ async def _finish(run_id: int, state: str, *, step: int | None = None, result: l
 
 
 async def execute(ids: list[int]) -> None:
-    """Run the runs ``ids`` (the job of a batch); raises :class:`RunsLeft` when some must be tried again."""
+    """Run the runs ``ids`` (the job of a batch); raises :class:`RunsLeft` when some must be tried again.
+
+    Runs of rules with database actions only are claimed, done and marked in one transaction per batch (a
+    worker killed before the commit leaves them pending, as if never taken); runs with external actions are
+    claimed in that transaction and done afterwards, one by one, outside it."""
     left = 0
     for start in range(0, len(ids), BATCH):
-        claimed = await claim(ids[start:start + BATCH])
-        if not claimed:
-            continue
-        try:
-            left += await _execute(claimed)
-        except BaseException:
-            # give the runs not finished back at once (a retry of the job takes them again)
-            await AutomationRun.update({AutomationRun.state: "pending", AutomationRun.lease_until: None}).where(
-                any_of(AutomationRun.id, [r["id"] for r in claimed]) & (AutomationRun.state == "running"))
-            raise
+        outside: list[tuple[Rule, AutomationModel, dict[str, Any], dict[str, Any] | None]] = []
+        async with db.atomic():
+            claimed = await claim(ids[start:start + BATCH])
+            if claimed:
+                outside = await _execute(claimed)
+        for position, (rule, am, row, record) in enumerate(outside):
+            try:
+                left += await _run_alone(rule, am, row, record)
+            except BaseException:
+                # give the runs not done back at once (a retry of the job takes them again)
+                rest = [int(r["id"]) for _, _, r, _ in outside[position:]]
+                await AutomationRun.update({AutomationRun.state: "pending", AutomationRun.lease_until: None}).where(
+                    any_of(AutomationRun.id, rest) & (AutomationRun.state == "running"))
+                raise
     if left:
         raise RunsLeft(f"{left} automation run(s) will be tried again")
 
 
-async def _execute(claimed: list[dict[str, Any]]) -> int:
-    compiled = await registry.rules(force=True)
+async def _execute(claimed: list[dict[str, Any]]
+                   ) -> list[tuple[Rule, AutomationModel, dict[str, Any], dict[str, Any] | None]]:
+    """Inside the claim's transaction: skip what may not run, do the runs of database-only rules; the runs
+    with external actions are returned, to be done after the commit."""
+    compiled = await registry.rules()
     by_rule: dict[int, list[dict[str, Any]]] = {}
     for row in claimed:
         by_rule.setdefault(int(row["rule_id"]), []).append(row)
-    left = 0
+    outside = []
     for rule_id, rows in by_rule.items():
         rule = compiled.get(rule_id)
         am = await registry.model(rule.model) if rule is not None else None
         if rule is None or am is None or not rule.is_active or rule.error:
             why = "not run: the rule was deleted" if rule is None else (
                 f"not run: {rule.error}" if rule.error or am is None else "not run: the rule was disabled")
-            for row in rows:
-                await _finish(int(row["id"]), "skipped", error=why)
+            await AutomationRun.update({
+                AutomationRun.state: "skipped", AutomationRun.lease_until: None, AutomationRun.error: why,
+                AutomationRun.finished_at: _now()}).where(any_of(AutomationRun.id, [int(r["id"]) for r in rows]))
             continue
         records = await _records(am, rows)
         if rule.is_external:
-            for row in rows:
-                left += await _run_alone(rule, am, row, records.get(int(row["id"])))
+            outside += [(rule, am, row, records.get(int(row["id"]))) for row in rows]
         else:
             await _run_batch(rule, am, rows, records)
-    return left
+    return outside
 
 
 async def _records(am: AutomationModel, rows: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
@@ -162,9 +173,59 @@ async def _savepoint() -> Any:
     return await transaction.savepoint()  # type: ignore[union-attr]
 
 
+def _bulk_ready(rule: Rule, rows: list[dict[str, Any]], records: dict[int, dict[str, Any] | None]
+                ) -> list[dict[str, Any]]:
+    """The runs a batch may do together: every action has ``run_many``, the run starts at its first action
+    and came from no other rule's change (one loop-protection chain for all)."""
+    if not all(s.action is not None and s.action.run_many is not None for s in rule.steps):
+        return []
+    return [r for r in rows if int(r["step"]) == 0 and records.get(int(r["id"])) is not None
+            and not _loaded(r["chain"], [])]
+
+
+async def _run_together(rule: Rule, am: AutomationModel, rows: list[dict[str, Any]],
+                        records: dict[int, dict[str, Any] | None]) -> None:
+    """Each action once for all ``rows`` (``run_many``), then the runs marked done, a statement per distinct
+    log: what a time-based rule reaching thousands of records costs a few statements per batch."""
+    lines: dict[int, list[str]] = {int(r["id"]): [] for r in rows}
+    token = events.chain.set((rule.id,))
+    try:
+        for index, step in enumerate(rule.steps):
+            assert step.action is not None and step.action.run_many is not None
+            ctxs = [_context(rule, am, r, records[int(r["id"])] or {}, index) for r in rows]
+            out = list(await step.action.run_many(ctxs))
+            if len(out) != len(rows):
+                raise RuntimeError(f"{step.kind}: run_many answered {len(out)} lines for {len(rows)} records")
+            for row, line in zip(rows, out, strict=True):
+                lines[int(row["id"])].append(str(line)[:500])
+    finally:
+        events.chain.reset(token)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for run_id, said in lines.items():
+        groups.setdefault(tuple(said), []).append(run_id)
+    now = _now()
+    for result, ids in groups.items():
+        await AutomationRun.update({
+            AutomationRun.state: "done", AutomationRun.step: len(rule.steps), AutomationRun.result: list(result),
+            AutomationRun.lease_until: None, AutomationRun.error: "", AutomationRun.finished_at: now,
+        }).where(any_of(AutomationRun.id, ids))
+
+
 async def _run_batch(rule: Rule, am: AutomationModel, rows: list[dict[str, Any]],
                      records: dict[int, dict[str, Any] | None]) -> None:
     async with db.atomic():
+        together = _bulk_ready(rule, rows, records)
+        if together:
+            point = await _savepoint()
+            try:
+                await _run_together(rule, am, together, records)
+            except Exception as exc:  # one record spoils the lot: each in turn, its error in its own run
+                await point.rollback_to()
+                log.info("automation rule %s: batch of %s failed (%s), one by one", rule.id, len(together), exc)
+            else:
+                await point.release()
+                done = {int(r["id"]) for r in together}
+                rows = [r for r in rows if int(r["id"]) not in done]
         for row in rows:
             run_id = int(row["id"])
             record = records.get(run_id)

@@ -27,11 +27,13 @@ from core import conditions, db
 from core.automation import registry, runs
 from core.automation.models import AutomationRule, AutomationRun
 from core.automation.registry import Rule
+from core.bulk import insert_rows
 from core.hooks import AutomationModel
 from core.jobs import enqueue
 
-SCAN_BATCH = 2000
-RUN_BATCH = 500
+SCAN_BATCH = 10_000
+INSERT_BATCH = 5000
+RUN_BATCH = 1000
 #: a time-based rule looks again at most this often
 EVERY = dt.timedelta(seconds=55)
 
@@ -195,33 +197,33 @@ async def scan(rule_id: int, start: dt.datetime, end: dt.datetime) -> int:
     pk = table._meta.primary_key
     columns = [pk] + ([table._meta.get_column_by_name(rule.trigger.field)] if rule.trigger.type == "time_after"
                       else [])
-    inserted = 0
+    # read first (no write lock held while the query runs), then insert the runs in a few large transactions
+    found: list[dict[str, Any]] = []
     last = 0
     while True:
         query = table.select(*columns).where(pk > last)
         if where is not None:
             query = query.where(where)
         rows = await query.order_by(pk).limit(SCAN_BATCH)
-        if not rows:
+        found += [dict(r) for r in rows]
+        if len(rows) < SCAN_BATCH:
             break
         last = int(rows[-1][pk._meta.name])
+    inserted = 0
+    for start_at in range(0, len(found), INSERT_BATCH):
         async with db.atomic():
-            ids = await _insert_runs(rule, [dict(r) for r in rows], end)
+            ids = await _insert_runs(rule, found[start_at:start_at + INSERT_BATCH], end)
             for first in range(0, len(ids), RUN_BATCH):
                 chunk = ids[first:first + RUN_BATCH]
                 await enqueue("core.automation_run", run_ids=chunk, dedup_key=f"automation-runs:{chunk[0]}")
         inserted += len(ids)
-        if len(rows) < SCAN_BATCH:
-            break
     return inserted
 
 
 async def _insert_runs(rule: Rule, records: list[dict[str, Any]], end: dt.datetime) -> list[int]:
     """Insert a run per record (what exists already is left alone); the ids of those inserted."""
     now = _now()
-    rows = [AutomationRun(rule_id=rule.id, key=run_key(rule, rec, end), model=rule.model,
-                          record_id=int(rec["id"]), trigger=rule.trigger.type, created_at=now)
-            for rec in records]
-    found = await AutomationRun.insert(*rows).on_conflict(target=AutomationRun.key, action="DO NOTHING").returning(
-        AutomationRun.id)
-    return sorted(int(r["id"]) for r in found)
+    # the other columns take their defaults in the database (pending, step 0, empty JSON): fewer values to bind
+    return await insert_rows(AutomationRun, [
+        {"rule_id": rule.id, "key": run_key(rule, rec, end), "model": rule.model, "record_id": int(rec["id"]),
+         "trigger": rule.trigger.type, "created_at": now} for rec in records], skip_conflicts_on="key")

@@ -95,7 +95,8 @@ async def test_a_stage_move_to_won_notifies_and_tags_once(sales: dict[str, Any])
     event = await Outbox.select(Outbox.id, Outbox.payload).where(Outbox.actor == "core.automation_event").order_by(
         Outbox.id, ascending=False).first()
     payload = event["payload"] if isinstance(event["payload"], dict) else json.loads(event["payload"])
-    await events.handle(**payload)
+    for change in payload["events"]:
+        await events.handle(**change)
     await Outbox.update({Outbox.state: "pending"}).where(Outbox.id == event["id"])
     await _drain()
     assert await AutomationRun.count().where(AutomationRun.rule_id == rule_id) == 1
@@ -112,10 +113,10 @@ async def test_a_killed_worker_resumes_after_the_last_action_done(sales: dict[st
     opp_id = await _deal(sales["rep"], "Kill")
     # the worker took the event, inserted the run, did the first action and died: running, lease run out
     event = await Outbox.select(Outbox.id, Outbox.payload).where(Outbox.actor == "core.automation_event").first()
-    payload = event["payload"] if isinstance(event["payload"], dict) else json.loads(event["payload"])
+    change = (event["payload"] if isinstance(event["payload"], dict) else json.loads(event["payload"]))["events"][0]
     await AutomationRun.insert(AutomationRun(
-        rule_id=rule_id, key=f"{rule_id}:ev:{payload['event']}", model=OPP, record_id=opp_id, trigger="created",
-        snapshot=payload["after"], state="running", step=1, result=["tags: [] → ['first'] (before the kill)"],
+        rule_id=rule_id, key=f"{rule_id}:ev:{change['event']}", model=OPP, record_id=opp_id, trigger="created",
+        snapshot=change["after"], state="running", step=1, result=["tags: [] → ['first'] (before the kill)"],
         lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     await Outbox.update({Outbox.state: "running", Outbox.lease_until: dt.datetime.now(dt.UTC)}).where(
         Outbox.id == event["id"])
@@ -381,3 +382,21 @@ async def test_jobs_run_on_the_in_process_worker(sales: dict[str, Any]) -> None:
             raise AssertionError("the rule did not run")
     finally:
         worker.stop()
+
+
+async def test_crm_contacts_bulk_changes_reach_rules(sales: dict[str, Any]) -> None:
+    from crm_contacts.models import Person
+    from crm_contacts.services import bulk_update
+
+    await rules.create(sales["admin"], {
+        "name": "New customer", "model": "crm_contacts.person", "is_active": True,
+        "trigger": {"type": "changed", "field": "stage", "to": "customer"},
+        "actions": [{"kind": "notify", "params": {"to": "owner", "title_en": "Customer: {{ record.name }}"}}]})
+    row = await Person.insert(Person(name="Han Mei", owner=sales["rep"], stage="prospect")).returning(Person.id)
+    manager = await make_user("boss", "sales_manager")
+    acc = Access(await principal.load(manager, implied=policy().implied))
+    boss = Access(await principal.load(await make_user("root2", "admin"), implied=policy().implied))
+    await bulk_update(boss, "crm_contacts.person", [row[0]["id"]], {"stage": "customer"})
+    await _drain()
+    assert await Notification.count().where(Notification.title == "Customer: Han Mei") == 1
+    assert acc.can("crm_contacts.person")

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core import customfields, db, records
+from core.automation import record_changed
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from core.security import audit
@@ -278,6 +279,7 @@ async def form_page(request: Request) -> Response:
                     record_id = str(row.id)
                     await audit.record("create", model=model, record_id=row.id,
                                        changes=audit.diff(None, customfields.flat(model, clean)))
+                    await record_changed(model, int(row.id), None, clean)
                 else:
                     updated = await table.update({table._meta.get_column_by_name(k): v for k, v in clean.items()} | {
                         table.version: table.version + 1}).where(
@@ -287,6 +289,7 @@ async def form_page(request: Request) -> Response:
                         raise ValidationError({"version": N_("someone else changed this record: reload it")})
                     await audit.record("update", model=model, record_id=before["id"], changes=audit.diff(
                         customfields.flat(model, {k: before.get(k) for k in clean}), customfields.flat(model, clean)))
+                    await record_changed(model, int(before["id"]), before, clean)
             return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)
         except ValidationError as exc:
             errors = exc.fields
