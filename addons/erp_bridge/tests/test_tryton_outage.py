@@ -227,19 +227,24 @@ async def test_a_slow_batch_keeps_its_leases_renewed(crm_boot: Any, erp: tuple[T
     ids = [await order(person) for _ in range(5)]
     first = await Outbox.select(Outbox.id).where(Outbox.dedup_key == f"push-order:{ids[0]}").first()
     run = asyncio.create_task(outbox.run_job(jobs.spec("erp_bridge.push_order"), int(first["id"])))
-    await asyncio.to_thread(slow.entered.wait, 30)
-    await asyncio.sleep(4 * 1.5)  # four leases: without renewal every one would have run out
-    at = sync.now()
-    for i in ids:
-        b = await binding(i)
-        assert b["state"] == "in_flight" and b["locked_until"] is not None and b["locked_until"] > at, b
-        assert b["locked_until"] <= at + sync.LEASE
-    job = await Outbox.select(Outbox.state, Outbox.lease_until).where(Outbox.id == first["id"]).first()
-    assert job["state"] == "running" and at < job["lease_until"] <= at + sync.LEASE  # short, and renewed
-    with pytest.raises(sync.Busy):  # a second runner keeps off the batch's orders
-        await sync.push_order(ids[3])
-    slow.release.set()
-    await run
+    try:
+        assert await asyncio.to_thread(slow.entered.wait, 60), "the batch never reached the ERP"
+        await asyncio.sleep(4 * 1.5)  # four leases: without renewal every one would have run out
+        at = sync.now()
+        for i in ids:
+            b = await binding(i)
+            assert b["state"] == "in_flight" and b["locked_until"] is not None and b["locked_until"] > at, b
+            assert b["locked_until"] <= at + sync.LEASE
+        job = await Outbox.select(Outbox.state, Outbox.lease_until).where(Outbox.id == first["id"]).first()
+        assert job["state"] == "running" and at < job["lease_until"] <= at + sync.LEASE  # short, and renewed
+        with pytest.raises(sync.Busy):  # a second runner keeps off the batch's orders
+            await sync.push_order(ids[3])
+        slow.release.set()
+        await run
+    finally:
+        slow.dead.set()  # a failed test leaves no thread waiting forever
+        with contextlib.suppress(BaseException):
+            await run
     for i in ids:
         b = await binding(i)
         assert (b["state"], b["locked_until"], b["attempts"]) == ("synced", None, 0), b
@@ -263,12 +268,14 @@ async def test_a_dead_workers_orders_are_taken_by_another_within_the_lease(
     jobs.broker().flush_all()  # this process has no worker yet: the dying one gets the first job directly
     first = await Outbox.select(Outbox.id).where(Outbox.dedup_key == f"push-order:{ids[0]}").first()
     dying = asyncio.create_task(outbox.run_job(jobs.spec("erp_bridge.push_order"), int(first["id"])))
-    await asyncio.to_thread(slow.entered.wait, 30)
-    dying.cancel()  # the worker dies mid-call: its leases stay as they are, nobody renews them
-    died = time.monotonic()
-    slow.dead.set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await dying
+    try:
+        assert await asyncio.to_thread(slow.entered.wait, 60), "the batch never reached the ERP"
+    finally:
+        dying.cancel()  # the worker dies mid-call: its leases stay as they are, nobody renews them
+        died = time.monotonic()
+        slow.dead.set()
+        with contextlib.suppress(BaseException):
+            await dying
     await asyncio.sleep(0.5)
     held = [await binding(i) for i in ids]
     assert all(b["state"] == "in_flight" and b["locked_until"] > sync.now() for b in held), held
