@@ -109,7 +109,8 @@ async def test_a_killed_worker_resumes_after_the_last_action_done(sales: dict[st
     from crm_sales.models import Opportunity
 
     rule_id = await _rule(sales["admin"], trigger={"type": "created"},
-                          actions=[{"kind": "add_tag", "params": {"tag": "first"}}, _notify("Second {{ record.name }}")])
+                          actions=[{"kind": "add_tag", "params": {"tag": "first"}},
+                                   _notify("Second {{ record.name }}")])
     opp_id = await _deal(sales["rep"], "Kill")
     # the worker took the event, inserted the run, did the first action and died: running, lease run out
     event = await Outbox.select(Outbox.id, Outbox.payload).where(Outbox.actor == "core.automation_event").first()
