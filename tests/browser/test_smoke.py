@@ -22,7 +22,7 @@ def test_home_login_and_navigation(demo_server: str, browser, tmp_path) -> None:
     page.fill("input[name=password]", DEMO_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(demo_server + "/")
-    assert "Welcome, Admin" in page.locator("h1").inner_text()
+    assert "Welcome, Demo Admin" in page.locator("h1").inner_text()
     page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
 
     links = page.locator("nav.menu a")

@@ -57,7 +57,7 @@ async def test_order_page_shows_erp_panel_by_role(crm_client: Any) -> None:
     assert panel is not None and 'data-erp-label="sent"' in panel
     assert sent_binding["external_number"] and sent_binding["external_number"] in panel
     total = (await Order.select(Order.total).where(Order.id == sent).first())["total"]
-    assert 'class="list erp-invoices"' in panel and f"{total:.2f} EUR" in panel and "<strong>paid</strong>" in panel
+    assert 'class="list erp-invoices"' in panel and f"{total:.2f} EUR" in panel and "<strong>Paid</strong>" in panel
     assert "erp-redrive" not in panel
 
     page = await client.get(f"/sales/orders/{queued}")
@@ -83,7 +83,7 @@ async def test_order_page_shows_erp_panel_by_role(crm_client: Any) -> None:
     assert page.status_code == 200
     panel = _panel(page.text) or ""
     assert 'data-erp-label="sent"' in panel and sent_binding["external_number"] in panel
-    assert "erp-invoices" not in panel and "<strong>paid</strong>" in panel
+    assert "erp-invoices" not in panel and "<strong>Paid</strong>" in panel
 
     # a role that may read orders but not erp_bridge's bindings sees the order and no ERP panel
     access.policy().add_grant(Grant("marketing", "crm_sales.order", ("read",)))
