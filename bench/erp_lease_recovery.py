@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from typing import Any
 async def _run(n: int, workers: int, threads: int, workdir: Path) -> dict[str, Any]:
     from erp_bridge.models import Binding
     from erp_bridge.testing import fault
-    from erp_bridge.testing.tryton_server import build_database, running_server
+    from erp_bridge.testing.tryton_server import build_database, running_server, tax_ids
 
     from core.testing import pg_admin
 
@@ -44,6 +45,7 @@ async def _run(n: int, workers: int, threads: int, workdir: Path) -> dict[str, A
             fault._crm(env, "addons", "install", "erp_bridge")
             fault._crm(env, "erp", "configure", "main", "--kind", "tryton", "--url", conn.url, "--database",
                        conn.database, "--username", conn.username)
+            fault._crm(env, "erp", "taxes", "map", "0.13", tax_ids(conn)[Decimal("0.13")])
             log = open(workdir / "workers.log", "ab")  # noqa: SIM115 - closed below
 
             def spawn(*args: str) -> subprocess.Popen[bytes]:

@@ -19,10 +19,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from erp_bridge.testing.tryton_server import TrytonConnection, build_database, free_port, running_server
+from erp_bridge.testing.tryton_server import TrytonConnection, build_database, free_port, running_server, tax_ids
 
 PG_ADMIN = os.environ.get("CRM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CRM = str(Path(sys.executable).parent / "crm")
@@ -163,6 +164,7 @@ async def _run(n: int, workers: int, threads: int, kill_every: float, min_kills:
             _crm(env, "addons", "install", "erp_bridge")
             _crm(env, "erp", "configure", "main", "--kind", "tryton", "--url", conn.url, "--database",
                  conn.database, "--username", conn.username)
+            _crm(env, "erp", "taxes", "map", "0.13", tax_ids(conn)[Decimal("0.13")])  # the orders' 13 %
             log = open(workdir / "workers.log", "ab")  # noqa: SIM115 - closed with the processes below
 
             def spawn(*args: str) -> subprocess.Popen[bytes]:
