@@ -55,11 +55,11 @@ def test_phone_menu_is_a_button_and_nothing_scrolls_sideways(demo_server: str, b
 def test_header_search_answers_as_you_type_and_with_enter(demo_server: str, browser) -> None:
     context, page = _login(browser, demo_server, "admin", DESK, "en-US")
     assert page.locator("nav#main-nav").is_visible()
-    sections = page.locator(".menu-section-title").all_inner_texts()
-    assert sections[:2] == ["CONTACTS", "SALES"] or sections[:2] == ["Contacts", "Sales"], sections
+    # one section per addon, in dependency order, then the system's (labels in the user's stored language)
+    first = page.locator(".menu-section").first.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert page.locator(".menu-section-title").count() >= 3 and "/contacts/people" in first, first
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.name") == "q"
-    first = page.locator("table.list td a, .list a").first
     page.goto(demo_server + "/contacts/people")
     name = page.locator("table.list tbody tr td a").first.inner_text().strip()
     page.fill("[data-global-search]", name[:3] if name.isascii() else name[:2])
@@ -70,5 +70,4 @@ def test_header_search_answers_as_you_type_and_with_enter(demo_server: str, brow
     page.press("[data-global-search]", "Enter")
     page.wait_for_url("**/search?q=*")
     assert page.locator(".search-group").count() >= 1
-    del first
     context.close()
