@@ -62,7 +62,7 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
         rep.fill("input[name=unit_price_0]", "30000")
         rep.fill("input[name=tax_rate_0]", "0.13")
         rep.click("text=Save")
-        expect(rep.locator("tfoot")).to_contain_text("67800.00")
+        expect(rep.locator("tfoot")).to_contain_text("67,800.00")  # money formatted in the reader's locale
         pdf = rep.request.get(rep.url + "/pdf")
         assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
         rep.click("text=Send by e-mail")
