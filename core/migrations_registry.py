@@ -43,7 +43,8 @@ def _folder(package: str, addon: str = "core") -> Path:
 
 def kernel_tables() -> list[type[Table]]:
     return (tables_of("core.models") + tables_of("core.security.models") + tables_of("core.automation.models")
-            + tables_of("core.approvals.models") + tables_of("core.webhooks.models"))
+            + tables_of("core.approvals.models") + tables_of("core.webhooks.models")
+            + tables_of("core.timeline.models"))
 
 
 def app_config(addon: Addon | None) -> AppConfig:
