@@ -12,6 +12,17 @@ ID = "2026-12-02T19:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "record timelines: notes and followers"
 
+#: a record's timeline reads its audit rows: (model, record_id) finds them without scanning the model's rows
+AUDIT_INDEX = "CREATE INDEX IF NOT EXISTS core_audit_log_model_record ON core_audit_log (model, record_id)"
+FOLLOW_INDEX = "CREATE INDEX IF NOT EXISTS core_record_follower_record ON core_record_follower (model, record_id)"
+
+
+async def install_indexes() -> None:
+    from core.db import current
+
+    await current().run_ddl(AUDIT_INDEX)
+    await current().run_ddl(FOLLOW_INDEX)
+
 
 async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="core", description=DESCRIPTION)
@@ -31,5 +42,6 @@ async def forwards():
     manager.add_column(table_class_name="RecordFollower", tablename="core_record_follower", column_name="url", db_column_name="url", column_class_name="Varchar", column_class=Varchar, params={"default": '', "null": False, "primary_key": False, "unique": False, "index": False, "index_method": IndexMethod.btree, "choices": None, "db_column_name": None, "secret": False, "length": 500}, schema=None)
     manager.add_column(table_class_name="RecordFollower", tablename="core_record_follower", column_name="created_at", db_column_name="created_at", column_class_name="Timestamptz", column_class=Timestamptz, params={"default": TimestamptzNow(), "null": False, "primary_key": False, "unique": False, "index": False, "index_method": IndexMethod.btree, "choices": None, "db_column_name": None, "secret": False}, schema=None)
 
+    manager.add_raw(install_indexes)
     return manager
 
