@@ -12,16 +12,15 @@ ID = "2026-12-02T19:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "record timelines: notes and followers"
 
+#: (Piccolo runs raw steps before it adds tables: this one only touches an existing table.)
 #: a record's timeline reads its audit rows: (model, record_id) finds them without scanning the model's rows
 AUDIT_INDEX = "CREATE INDEX IF NOT EXISTS core_audit_log_model_record ON core_audit_log (model, record_id)"
-FOLLOW_INDEX = "CREATE INDEX IF NOT EXISTS core_record_follower_record ON core_record_follower (model, record_id)"
 
 
 async def install_indexes() -> None:
     from core.db import current
 
     await current().run_ddl(AUDIT_INDEX)
-    await current().run_ddl(FOLLOW_INDEX)
 
 
 async def forwards():
