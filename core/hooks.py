@@ -500,5 +500,10 @@ async def publish(event: str, **payload: Any) -> list[Any]:
 
     Listeners stay cheap and hand slow or must-not-be-lost work to their own actor with
     :func:`core.jobs.enqueue` (an outbox row in that same transaction). Only ids and frozen values belong in
-    ``payload``. Returns what the listeners returned (tests use it)."""
-    return await call(event, **payload)
+    ``payload``. Returns what the listeners returned (tests use it). Webhook subscriptions naming ``event``
+    get it too (:mod:`core.webhooks`), with the payload as its data."""
+    from core.webhooks import events as webhooks
+
+    found = await call(event, **payload)
+    await webhooks.published(event, payload)
+    return found

@@ -70,6 +70,12 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"
     #: the largest request body any endpoint reads (a file upload included); larger ones get 413
     max_request_mb: int = 64
+    #: networks (comma-separated, e.g. ``127.0.0.1/32,10.1.0.0/16``) webhooks may reach although private or
+    #: loopback; any other private, loopback, link-local or reserved target is refused
+    webhook_allow_networks: str = ""
+    #: failed attempts in a row after which a webhook subscription is disabled and its owner told
+    webhook_max_failures: int = 10
+    webhook_timeout_seconds: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,5 +112,8 @@ class Settings:
             forwarded_allow_ips=(os.environ.get("CRM_FORWARDED_ALLOW_IPS") or os.environ.get("FORWARDED_ALLOW_IPS")
                                  or "127.0.0.1"),
             max_request_mb=_int("CRM_MAX_REQUEST_MB", 64),
+            webhook_allow_networks=os.environ.get("CRM_WEBHOOK_ALLOW_NETWORKS", ""),
+            webhook_max_failures=_int("CRM_WEBHOOK_MAX_FAILURES", 10),
+            webhook_timeout_seconds=_int("CRM_WEBHOOK_TIMEOUT_SECONDS", 10),
             extra={k: v for k, v in os.environ.items() if k.startswith("CRM_X_")},
         )

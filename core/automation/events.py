@@ -90,12 +90,18 @@ async def record_changed(model: str, record_id: int, before: Mapping[str, Any] |
     it: created (``before`` None), updated, or deleted (``after`` None). ``before`` is the stored row before the
     change (for "changed to" triggers); ``after`` may be partial (the record is read again when a rule
     listens)."""
+    from core.webhooks import events as webhooks
+
     kind = "created" if before is None else "deleted" if after is None else "updated"
+    await webhooks.record_changed(model, int(record_id), kind)
     await _report(model, int(record_id), kind, before)
 
 
 async def record_event(model: str, record_id: int, event: str) -> None:
     """Report a named event of a record (one its model declares in ``AutomationModel.events``)."""
+    from core.webhooks import events as webhooks
+
+    await webhooks.record_changed(model, int(record_id), event)
     await _report(model, int(record_id), f"event:{event}", None)
 
 
