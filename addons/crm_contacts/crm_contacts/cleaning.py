@@ -15,6 +15,7 @@ from typing import Any
 
 from core.errors import ValidationError
 from core.i18n import N_
+from crm_contacts.countries import COVERED, country_code
 from crm_contacts.standardize import (
     StandardizationError,
     canonical_region,
@@ -27,7 +28,7 @@ from crm_contacts.standardize import (
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 _LIMITS = {"name": 200, "given_name": 100, "family_name": 100, "job_title": 100, "industry": 100,
-           "source": 100, "website": 300, "tax_id": 60, "stage": 40}
+           "source": 100, "website": 300, "tax_id": 60, "stage": 40, "province": 40, "city": 60}
 _TEXT = ("job_title", "industry", "source", "website")
 
 
@@ -58,7 +59,7 @@ def _fail(exc: StandardizationError, field: str | None = None) -> ValidationErro
     return ValidationError({field or exc.field: exc.message})
 
 
-def _phone(out: dict[str, Any], values: Mapping[str, Any]) -> None:
+def _phone(out: dict[str, Any], values: Mapping[str, Any], region: str) -> None:
     raw = values.get("phone")
     if raw is None:
         return
@@ -68,7 +69,7 @@ def _phone(out: dict[str, Any], values: Mapping[str, Any]) -> None:
     if len(str(raw)) > 60:
         raise ValidationError({"phone": N_("is longer than %(limit)s characters") % {"limit": 60}})
     try:
-        phone = normalize_phone(str(raw), default_region())
+        phone = normalize_phone(str(raw), region)
     except StandardizationError as exc:
         raise _fail(exc, "phone") from None
     out["phone"], out["phone_original"] = phone.e164, str(raw).strip()
@@ -88,8 +89,28 @@ def _email(out: dict[str, Any], values: Mapping[str, Any]) -> None:
         raise _fail(exc, "email") from None
 
 
-def _region(out: dict[str, Any], values: Mapping[str, Any]) -> None:
-    """``region`` (free text: "广东省深圳市") or ``province``/``city`` → canonical short names."""
+def _country(out: dict[str, Any], values: Mapping[str, Any], before: Mapping[str, Any] | None) -> str:
+    """Store the ``country`` given as its ISO code; return the country the record's region and phone are read
+    in: the one given, else the stored one, else the site's (``CRM_DEFAULT_REGION``)."""
+    if "country" in values:
+        try:
+            out["country"] = country_code(str(values.get("country") or ""))
+        except StandardizationError as exc:
+            raise _fail(exc) from None
+    country = out["country"] if "country" in out else str((before or {}).get("country") or "")
+    return country or default_region()
+
+
+def _region(out: dict[str, Any], values: Mapping[str, Any], country: str) -> None:
+    """``region`` (free text: "广东省深圳市") or ``province``/``city`` → canonical short names when a dictionary
+    covers the country (China); for any other country they are kept as entered (``region`` as the province)."""
+    if country not in COVERED:
+        for name in ("province", "city"):
+            if name in values:
+                out[name] = _text(dict(values), name)
+        if str(values.get("region") or "").strip() and not out.get("province"):
+            out["province"] = _text({"province": values["region"]}, "province")
+        return
     for name in ("region", "province", "city"):
         raw = values.get(name)
         if raw is None or str(raw).strip() == "":
@@ -110,16 +131,17 @@ def _region(out: dict[str, Any], values: Mapping[str, Any]) -> None:
             out["city"] = region.city
 
 
-def _common(values: Mapping[str, Any], out: dict[str, Any]) -> None:
+def _common(values: Mapping[str, Any], out: dict[str, Any], before: Mapping[str, Any] | None) -> None:
     v = dict(values)
+    country = _country(out, v, before)
     for name in _TEXT:
         if name in v:
             out[name] = _text(v, name)
     if "stage" in v:
         out["stage"] = _text(v, "stage").lower()
-    _phone(out, v)
+    _phone(out, v, country)
     _email(out, v)
-    _region(out, v)
+    _region(out, v, country)
     out.pop("region", None)
     if "custom" in v and v["custom"] is not None and not isinstance(v["custom"], dict):
         raise ValidationError({"custom": N_("must be an object of free fields")})
@@ -167,7 +189,7 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
             out["name"] = normalize_name(raw if isinstance(raw, str) else "", field="name")
         except StandardizationError as exc:
             raise _fail(exc) from None
-    _common(values, out)
+    _common(values, out, before)
     if "language" in values:
         lang = _text(dict(values), "language").replace("-", "_")
         if lang and not _LANGUAGE.match(lang):
@@ -228,7 +250,7 @@ async def clean_organization(values: Mapping[str, Any], before: Mapping[str, Any
                 out["tax_id"] = out["tax_id_key"] = normalize_tax_id(str(raw))
             except StandardizationError as exc:
                 raise _fail(exc, "tax_id") from None
-    _common(values, out)
+    _common(values, out, before)
     merged = {**(before or {}), **out}
     if merged.get("stage") and not await _stage_exists(str(merged["stage"])):
         raise ValidationError({"stage": N_("%(value)s is not a lifecycle stage") % {"value": repr(merged["stage"])}})

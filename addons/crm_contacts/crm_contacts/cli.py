@@ -48,10 +48,16 @@ def contacts() -> None:
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the per-row result as CSV here.")
 @click.option("--encoding", default=None, help="Text encoding of a CSV file (default: detected), e.g. cp1252.")
+@click.option("--drop-invalid", "drop_invalid", multiple=True, metavar="FIELD",
+              help="Leave a bad value of this optional field out (a warning) instead of failing the row (repeatable).")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even when some rows failed.")
 @handle_errors
 def import_cmd(path: Path, mode: str, keys: tuple[str, ...], mapping_json: str, login: str | None,
-               dry_run: bool, report: Path | None, encoding: str | None) -> None:
-    """Import people from a CSV or XLSX file."""
+               dry_run: bool, report: Path | None, encoding: str | None, drop_invalid: tuple[str, ...],
+               allow_failures: bool) -> None:
+    """Import people from a CSV or XLSX file.
+
+    Exits 1 when a row failed (each is listed, with --report for all of them), unless --allow-failures."""
     from crm_contacts.importing import Importer, auto_mapping
     from crm_contacts.tabular import detect, is_xlsx, read_table, write_csv
 
@@ -65,7 +71,7 @@ def import_cmd(path: Path, mode: str, keys: tuple[str, ...], mapping_json: str, 
         header, rows = read_table(content, path.name, used)
         mapping = auto_mapping(header) | (json.loads(mapping_json) if mapping_json else {})
         click.echo("mapping: " + ", ".join(f"{k} → {v}" for k, v in mapping.items()))
-        importer = Importer(acc, header, rows, mapping, mode, list(keys))
+        importer = Importer(acc, header, rows, mapping, mode, list(keys), drop_invalid=list(drop_invalid))
         with click.progressbar(length=len(rows), label="importing" if not dry_run else "checking") as bar:
             seen = [0]
 
@@ -80,11 +86,17 @@ def import_cmd(path: Path, mode: str, keys: tuple[str, ...], mapping_json: str, 
     for r in results:
         counts[r.action] = counts.get(r.action, 0) + 1
     click.echo(("dry run: " if dry_run else "") + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    for r in [r for r in results if r.action == "failed"][:20]:
+    failed = [r for r in results if r.action == "failed"]
+    for r in failed[:20]:
         click.echo(f"  row {r.row_no}: {r.message}", err=True)
+    for r in [r for r in results if r.action in ("created", "updated") and r.message][:20]:
+        click.echo(f"  row {r.row_no}: {r.action}, left out {r.message}", err=True)
     if report:
         report.write_bytes(write_csv(["row", "result", "record_id", "message"],
                                      [[r.row_no, r.action, r.record_id or "", r.message] for r in results]))
+    if failed and not allow_failures:
+        fail(f"{len(failed)} row(s) failed" + ("" if dry_run else " (the other rows were imported)")
+             + "; --allow-failures to accept them")
 
 
 @contacts.command("dedup-scan")

@@ -26,9 +26,11 @@ from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.tabular import read_table, write_csv
 
-FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "region", "province",
-          "city", "stage", "source", "language", "birth_date", "industry", "tags", "note", "id")
+FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "country", "region",
+          "province", "city", "stage", "source", "language", "birth_date", "industry", "tags", "note", "id")
 KEYS = ("email", "phone", "id")
+#: fields a row can do without: a bad value in one of them may be dropped with a warning instead (``drop_invalid``)
+REQUIRED = ("name", "given_name", "family_name", "id")
 MODES = ("create", "update", "upsert")
 SYNONYMS = {
     "name": ("name", "full name", "fullname", "contact", "contact name", "姓名", "联系人", "名称", "客户名称"),
@@ -38,6 +40,7 @@ SYNONYMS = {
     "phone": ("phone", "mobile", "telephone", "tel", "cell", "phone number", "手机", "手机号", "电话", "联系电话"),
     "company": ("company", "organization", "organisation", "employer", "account", "公司", "单位", "企业", "公司名称"),
     "job_title": ("title", "job title", "position", "job_title", "职位", "职务"),
+    "country": ("country", "nation", "country code", "country/region", "国家", "国家/地区", "国家或地区", "国别"),
     "region": ("region", "location", "area", "地区", "区域", "所在地"),
     "province": ("province", "state", "省", "省份"),
     "city": ("city", "town", "城市", "市"),
@@ -75,8 +78,16 @@ def auto_mapping(header: list[str]) -> dict[str, str]:
     return out
 
 
-def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys: list[str]) -> None:
-    """Refuse (422) a mapping that cannot work: unknown columns/fields, no name, keys not mapped."""
+def optional_fields(mapping: Mapping[str, str], mode: str, keys: list[str]) -> list[str]:
+    """The mapped fields whose bad values may be dropped with a warning (not names, the id or the matching keys)."""
+    fixed = {*REQUIRED, *(keys if mode != "create" else ())}
+    return [f for f in mapping.values() if f and f not in fixed]
+
+
+def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys: list[str],
+                  drop_invalid: list[str] | None = None) -> None:
+    """Refuse (422) a mapping that cannot work: unknown columns/fields, no name, keys not mapped, a value
+    dropped from a field a row cannot do without."""
     if mode not in MODES:
         raise ValidationError({"mode": N_("must be one of %(choices)s") % {"choices": ", ".join(MODES)}})
     bad = [c for c in mapping if c not in header]
@@ -97,6 +108,10 @@ def check_mapping(header: list[str], mapping: Mapping[str, str], mode: str, keys
         missing = [k for k in keys if k not in targets]
         if missing:
             raise ValidationError({"keys": N_("key %(name)s is not mapped to a column") % {"name": repr(missing[0])}})
+    fixed = [f for f in drop_invalid or () if f not in optional_fields(mapping, mode, keys)]
+    if fixed:
+        raise ValidationError({"drop_invalid": N_("a bad %(name)s cannot be left out: the row needs it") % {
+            "name": repr(fixed[0])}})
 
 
 @dataclass
@@ -165,6 +180,7 @@ class _Pending:
     record_id: int | None
     existing: dict[str, Any] | None = None
     custom: dict[str, Any] = field(default_factory=dict)  # custom fields the row sets (checked)
+    warning: str = ""  # the bad values dropped from the row
 
 
 class Importer:
@@ -179,10 +195,12 @@ class Importer:
     CHUNK = 500
 
     def __init__(self, acc: Access, header: list[str], rows: list[list[str]], mapping: Mapping[str, str],
-                 mode: str = "create", keys: list[str] | None = None, batch_id: int | None = None) -> None:
+                 mode: str = "create", keys: list[str] | None = None, batch_id: int | None = None,
+                 drop_invalid: list[str] | None = None) -> None:
         self.acc, self.header, self.rows, self.mapping = acc, header, rows, dict(mapping)
         self.mode, self.keys, self.batch_id = mode, list(keys or []), batch_id
-        check_mapping(header, self.mapping, mode, self.keys)
+        self.drop_invalid = frozenset(drop_invalid or ())
+        check_mapping(header, self.mapping, mode, self.keys, list(self.drop_invalid))
         self.seen: dict[str, int] = {}
         self.stages: set[str] = set()
         self.orgs: dict[str, int | None] = {}
@@ -190,8 +208,11 @@ class Importer:
         self.writable: set[frozenset[str]] = set()  # field sets check_write has let through
 
     async def _prepare(self, row_no: int, raw_row: list[str]) -> RowResult | _Pending:
-        """Standardize one row without touching the database (caches only); a result if it is final."""
-        from crm_contacts.cleaning import clean_organization, clean_person
+        """Standardize one row without touching the database (caches only); a result if it is final.
+
+        Every bad value of the row is found (the row is cleaned again without each field found bad), so the
+        report names them all; a bad value of a field in ``drop_invalid`` is dropped with a warning instead."""
+        from crm_contacts.cleaning import clean_organization
 
         raw = _mapped(self.header, raw_row, self.mapping)
         if not raw:
@@ -199,10 +220,13 @@ class Importer:
         custom_text = {k: raw.pop(k) for k in [k for k in raw if k.startswith("custom.")]}
         tags = [t.strip() for t in raw.pop("tags", "").replace("，", ",").split(",") if t.strip()]
         note, company, given_id = raw.pop("note", ""), raw.pop("company", ""), raw.pop("id", "")
-        try:
-            record_id = int(given_id) if given_id else None
-        except ValueError:
-            return RowResult(row_no, "failed", message=N_("id: must be a whole number"))
+        bad: dict[str, str] = {}
+        record_id = None
+        if given_id:
+            try:
+                record_id = int(given_id)
+            except ValueError:
+                bad["id"] = N_("must be a whole number")
         try:
             if company:
                 if company not in self.org_names:
@@ -210,25 +234,58 @@ class Importer:
                 company = self.org_names[company]
                 if company not in self.orgs:
                     self.orgs[company] = await _org_id(company, self.acc, dry_run=True)
-            clean = await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
-                                       org_name=company)
-            written = [k for k in raw if k != "region"]
-            written += list(custom_text)
+        except ValidationError as exc:
+            bad["company"] = "; ".join(exc.fields.values())
+            company = ""
+        try:
+            clean = await self._clean_all(raw, bad, company)
+            custom = await self._custom_all(custom_text, bad)
+            written = [k for k in raw if k != "region"] + list(custom_text)
             if frozenset(written) not in self.writable:  # the same columns on every row: ask the policy once
                 await self.acc.check_write(PERSON_MODEL, written)
                 self.writable.add(frozenset(written))
-            custom = await _custom_values(self.acc, custom_text)
         except CrmError as exc:
             fields = getattr(exc, "fields", None)
-            return RowResult(row_no, "failed", message="; ".join(f"{k}: {v}" for k, v in fields.items())
-                             if fields else exc.message)
+            return RowResult(row_no, "failed", message=_reasons({**bad, **fields}) if fields else exc.message)
+        failing = {k: v for k, v in bad.items() if k not in self.drop_invalid}
+        if failing or clean is None:
+            return RowResult(row_no, "failed", message=_reasons(bad))
+        warning = _reasons(bad)
         for key in ("email_key", "phone"):
             if clean.get(key):
                 first = self.seen.setdefault(f"{key}:{clean[key]}", row_no)
                 if first != row_no:
                     return RowResult(row_no, "skipped",
                                      message=N_("duplicate of row %(row)s in this file") % {"row": first})
-        return _Pending(row_no, raw, clean, tags, note, company, record_id, custom=custom)
+        return _Pending(row_no, raw, clean, tags, note, company, record_id, custom=custom, warning=warning)
+
+    async def _clean_all(self, raw: dict[str, str], bad: dict[str, str], company: str) -> dict[str, Any] | None:
+        """The row's standardized values with every bad field taken out of ``raw`` and named in ``bad``; None
+        when what is left cannot be standardized either (a name missing)."""
+        from crm_contacts.cleaning import clean_person
+
+        for _ in range(len(raw) + 1):
+            try:
+                return await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
+                                          org_name=company)
+            except ValidationError as exc:
+                found = [k for k in exc.fields if k in raw]
+                bad.update(exc.fields)
+                if not found:
+                    return None
+                for k in found:
+                    raw.pop(k)
+        return None
+
+    async def _custom_all(self, texts: dict[str, str], bad: dict[str, str]) -> dict[str, Any]:
+        """The row's checked custom values; bad ones taken out of ``texts`` and named in ``bad``."""
+        try:
+            return await _custom_values(self.acc, texts)
+        except ValidationError as exc:
+            bad.update(exc.fields)
+            for k in exc.fields:
+                texts.pop(k, None)
+            return await _custom_values(self.acc, texts) if texts else {}
 
     async def _match(self, pending: list[_Pending]) -> None:
         """Find each row's existing person for the whole chunk: one query, then the keys in their order."""
@@ -308,7 +365,7 @@ class Importer:
             ids = await insert_rows(Person, [{"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
                                              for p in new])
             for p, person_id in zip(new, ids, strict=True):
-                out.append(RowResult(p.row_no, "created", person_id))
+                out.append(RowResult(p.row_no, "created", person_id, p.warning))
             befores: dict[int, dict[str, Any]] = {}
             afters: dict[int, dict[str, Any]] = {}
             audited: dict[object, dict[str, Any]] = {}
@@ -319,7 +376,7 @@ class Importer:
                     afters[p.row_no] = _plain(p.clean)
                     await Person.update({**{Person._meta.get_column_by_name(k): v for k, v in p.clean.items()},
                                          Person.version: Person.version + 1}).where(Person.id == record_id)
-                    out.append(RowResult(p.row_no, "updated", record_id))
+                    out.append(RowResult(p.row_no, "updated", record_id, p.warning))
                     audited[record_id] = audit.diff(befores[p.row_no], afters[p.row_no])
             # each record audited as a single write would be (one INSERT for the chunk), in its transaction
             detail = f"import {self.batch_id}" if self.batch_id is not None else "import"
@@ -337,7 +394,8 @@ class Importer:
             if self.batch_id is not None:
                 await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
                                                "record_id": r.record_id, "before": befores.get(r.row_no, {}),
-                                               "after": afters.get(r.row_no, {})} for r in out])
+                                               "after": afters.get(r.row_no, {}), "message": r.message[:2000]}
+                                              for r in out])
         return out
 
     async def row(self, row_no: int, raw_row: list[str], dry_run: bool) -> RowResult:
@@ -372,7 +430,7 @@ class Importer:
                 results[p.row_no] = decided
             elif dry_run:
                 results[p.row_no] = RowResult(p.row_no, "updated" if p.existing else "created",
-                                              p.existing["id"] if p.existing else None, values=p.clean)
+                                              p.existing["id"] if p.existing else None, p.warning, values=p.clean)
             else:
                 todo.append(p)
         return results, todo
@@ -435,6 +493,12 @@ class Importer:
         return results
 
 
+def _reasons(bad: Mapping[str, str]) -> str:
+    """A row's bad values in one line, "phone: …; email: …" (translated part by part where it is shown). On a row
+    that was imported, they are the values left out."""
+    return "; ".join(f"{k}: {v}" for k, v in bad.items())
+
+
 async def _custom_values(acc: Access, texts: Mapping[str, str]) -> dict[str, Any]:
     """A row's custom field cells (``custom.<key>`` → text) as checked values (kinds, links); 422 naming each."""
     values: dict[str, Any] = {}
@@ -487,7 +551,9 @@ async def run_batch(acc: Access, batch_id: int, progress: Callable[[int, int], A
     start = max(0, int(last["row_no"]) - 1) if last else 0
     mapping = batch["mapping"] if isinstance(batch["mapping"], dict) else json.loads(batch["mapping"])
     keys = batch["keys"] if isinstance(batch["keys"], list) else json.loads(batch["keys"])
-    importer = Importer(acc, header, rows, mapping, batch["mode"], keys, batch_id)
+    drop = batch["drop_invalid"]
+    drop = drop if isinstance(drop, list) else json.loads(drop or "[]")
+    importer = Importer(acc, header, rows, mapping, batch["mode"], keys, batch_id, drop_invalid=drop)
     await ImportBatch.update({ImportBatch.status: "running", ImportBatch.total: len(rows)}).where(
         ImportBatch.id == batch_id)
 

@@ -16,6 +16,7 @@ FIELD_LABELS = {
     "job_title": N_("Job title"),
     "email": N_("Email"),
     "phone": N_("Phone"),
+    "country": N_("Country"),
     "region": N_("Region"),
     "province": N_("Province"),
     "city": N_("City"),

@@ -23,9 +23,9 @@ from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
 
 MERGE_MODEL = "crm_contacts.merge"
 PERSON_FIELDS = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone", "language",
-                 "province", "city", "industry", "stage", "source", "birth_date", "owner", "team")
-ORGANIZATION_FIELDS = ("name", "tax_id", "industry", "website", "email", "phone", "province", "city", "stage",
-                       "source", "owner", "team")
+                 "country", "province", "city", "industry", "stage", "source", "birth_date", "owner", "team")
+ORGANIZATION_FIELDS = ("name", "tax_id", "industry", "website", "email", "phone", "country", "province", "city",
+                       "stage", "source", "owner", "team")
 # a chosen field brings the values stored alongside it
 _COMPANIONS = {"email": ("email_key",), "phone": ("phone_original",), "tax_id": ("tax_id_key",)}
 

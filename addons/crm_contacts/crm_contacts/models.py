@@ -55,6 +55,7 @@ class Organization(BusinessRecord, Timestamped, Table, tablename="crm_contacts_o
     email_key = Varchar(length=254, default="", index=True)
     phone = Varchar(length=40, default="", index=True)
     phone_original = Varchar(length=60, default="")
+    country = Varchar(length=2, default="")  # ISO 3166 code; "" reads as the site's region (CRM_DEFAULT_REGION)
     province = Varchar(length=40, default="")
     city = Varchar(length=60, default="")
     stage = Varchar(length=40, default="lead")
@@ -77,6 +78,7 @@ class Person(BusinessRecord, Timestamped, Table, tablename="crm_contacts_person"
     phone = Varchar(length=40, default="", index=True)
     phone_original = Varchar(length=60, default="")
     language = Varchar(length=10, default="")
+    country = Varchar(length=2, default="")  # ISO 3166 code; "" reads as the site's region (CRM_DEFAULT_REGION)
     province = Varchar(length=40, default="")
     city = Varchar(length=60, default="")
     industry = Varchar(length=100, default="")
@@ -178,6 +180,7 @@ class ImportBatch(Owned, Created, Table, tablename="crm_contacts_import_batch"):
     mode = Varchar(length=10, default="create")  # create | update | upsert
     keys = JSON(default="[]")
     mapping = JSON(default="{}")
+    drop_invalid = JSON(default="[]")  # optional fields whose bad values are dropped (a warning), not failing the row
     status = Varchar(length=20, default="uploaded")  # uploaded | queued | running | done | failed | reverted
     total = Integer(default=0)
     done = Integer(default=0)

@@ -23,16 +23,18 @@ from core.values import INT32, integer
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
 
 PERSON_FIELDS = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone",
-                 "phone_original", "language", "province", "city", "industry", "stage", "source", "birth_date",
-                 "custom", "owner", "team", "merged_into", "is_archived", "version", "created_at", "updated_at")
+                 "phone_original", "language", "country", "province", "city", "industry", "stage", "source",
+                 "birth_date", "custom", "owner", "team", "merged_into", "is_archived", "version", "created_at",
+                 "updated_at")
 PERSON_WRITABLE = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone", "language",
-                   "region", "province", "city", "industry", "stage", "source", "birth_date", "custom", "owner")
-ORG_FIELDS = ("name", "tax_id", "industry", "website", "email", "phone", "phone_original", "province", "city",
-              "stage", "source", "custom", "owner", "team", "merged_into", "is_archived", "version", "created_at",
-              "updated_at")
-ORG_WRITABLE = ("name", "tax_id", "industry", "website", "email", "phone", "region", "province", "city", "stage",
-                "source", "custom", "owner")
-FILTERS = ("stage", "owner", "team", "province", "city", "source", "industry")
+                   "country", "region", "province", "city", "industry", "stage", "source", "birth_date", "custom",
+                   "owner")
+ORG_FIELDS = ("name", "tax_id", "industry", "website", "email", "phone", "phone_original", "country", "province",
+              "city", "stage", "source", "custom", "owner", "team", "merged_into", "is_archived", "version",
+              "created_at", "updated_at")
+ORG_WRITABLE = ("name", "tax_id", "industry", "website", "email", "phone", "country", "region", "province", "city",
+                "stage", "source", "custom", "owner")
+FILTERS = ("stage", "owner", "team", "country", "province", "city", "source", "industry")
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -14,7 +14,18 @@ from core import customfields, db, jobs
 from core.errors import TooLarge, ValidationError
 from core.i18n import N_
 from core.web import access, render
-from crm_contacts.importing import FIELDS, KEYS, MODES, Importer, auto_mapping, report_csv, revert
+from crm_contacts.importing import (
+    FIELDS,
+    KEYS,
+    MODES,
+    REQUIRED,
+    Importer,
+    auto_mapping,
+    batch_counts,
+    optional_fields,
+    report_csv,
+    revert,
+)
 from crm_contacts.labels import FIELD_LABELS, MODE_LABELS, OUTCOME_LABELS
 from crm_contacts.tabular import ENCODINGS, detect, is_xlsx, read_table
 
@@ -72,15 +83,21 @@ async def _batch(request: Request, action: str = "read") -> tuple[Any, dict[str,
 
     acc = access(request)
     row = await acc.get(ImportBatch, IMPORT, int(request.path_params["id"]), action=action)
-    for key in ("mapping", "keys"):
+    for key in ("mapping", "keys", "drop_invalid"):
         if isinstance(row[key], str):
             row[key] = json.loads(row[key])
     return acc, row
 
 
-def _settings(form: Any, header: list[str]) -> tuple[dict[str, str], str, list[str]]:
+def _settings(form: Any, header: list[str]) -> tuple[dict[str, str], str, list[str], list[str]]:
+    """Mapping, mode, keys and the fields whose bad values are left out (per column: ``drop_<i>``; a choice on a
+    field a row needs is moot, as on an unmapped column)."""
     mapping = {col: str(form.get(f"map_{i}", "")) for i, col in enumerate(header) if form.get(f"map_{i}")}
-    return mapping, str(form.get("mode", "create")), [str(k) for k in form.getlist("keys")]
+    mode, keys = str(form.get("mode", "create")), [str(k) for k in form.getlist("keys")]
+    optional = optional_fields(mapping, mode, keys)
+    drop = [mapping[col] for i, col in enumerate(header)
+            if form.get(f"drop_{i}") == "1" and mapping.get(col) in optional]
+    return mapping, mode, keys, drop
 
 
 async def import_detail(request: Request) -> Response:
@@ -95,30 +112,46 @@ async def import_detail(request: Request) -> Response:
         header, rows, problems = [], [], exc.fields
     if header and request.method == "POST":
         form = await request.form()
-        mapping, mode, keys = _settings(form, header)
-        batch.update(mapping=mapping, mode=mode, keys=keys)
+        mapping, mode, keys, drop = _settings(form, header)
+        batch.update(mapping=mapping, mode=mode, keys=keys, drop_invalid=drop)
         try:
-            importer = Importer(acc, header, rows, mapping, mode, keys)
+            importer = Importer(acc, header, rows, mapping, mode, keys, drop_invalid=drop)
             results = await importer.run(dry_run=True)
         except ValidationError as exc:
             problems = exc.fields
     elif header and batch["status"] == "uploaded":
         try:
-            preview = await Importer(acc, header, rows[:5], batch["mapping"], batch["mode"], batch["keys"]).run(
-                dry_run=True)
+            preview = await Importer(acc, header, rows[:5], batch["mapping"], batch["mode"], batch["keys"],
+                                     drop_invalid=batch["drop_invalid"]).run(dry_run=True)
         except ValidationError as exc:
             problems = exc.fields
     failures = await ImportRow.select().where((ImportRow.batch == batch["id"]) & ImportRow.action.is_in(
         ["failed", "skipped"])).order_by(ImportRow.row_no).limit(200)
-    conflicts = await ImportRow.select().where((ImportRow.batch == batch["id"]) & (ImportRow.action == "updated") & (
-        ImportRow.message != "")).order_by(ImportRow.row_no).limit(200)
+    # an imported row's message: values left out (import) or, once reverted, fields changed since (revert)
+    noted = await ImportRow.select().where((ImportRow.batch == batch["id"]) & ImportRow.action.is_in(
+        ["created", "updated"]) & (ImportRow.message != "")).order_by(ImportRow.row_no).limit(200)
+    reverted = batch["status"] == "reverted"
+    conflicts = [r for r in noted if reverted and r["action"] == "updated"]
+    warnings = [] if reverted else noted
     custom = {f.name: f.label for f in customfields.visible(acc, "crm_contacts.person")}  # custom fields, too
     return await render(request, "crm_contacts/import_detail.html", batch=batch, header=header, sample=rows[:5],
                   fields=(*FIELDS, *custom), keys=KEYS, modes=MODES, preview=preview, results=results,
+                  warnings=warnings, content=_content(header, rows, [*failures, *warnings]), required=REQUIRED,
                   problems=problems, labels={**FIELD_LABELS, **custom}, mode_labels=MODE_LABELS,
                   outcomes=OUTCOME_LABELS,
                   failures=failures, conflicts=conflicts, encodings=ENCODINGS,
                   running=batch["status"] in ("queued", "running"))
+
+
+def _content(header: list[str], rows: list[list[str]], reported: list[dict[str, Any]]
+             ) -> dict[int, list[tuple[str, str]]]:
+    """Row number → its non-empty cells as (column, value): what the user reads to fix a row not imported."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    for r in reported:
+        at = int(r["row_no"]) - 2  # row 1 is the header
+        if 0 <= at < len(rows):
+            out[int(r["row_no"])] = [(c, v) for c, v in zip(header, rows[at], strict=False) if str(v).strip()]
+    return out
 
 
 async def import_encoding(request: Request) -> Response:
@@ -145,10 +178,11 @@ async def import_start(request: Request) -> Response:
     if batch["status"] != "uploaded":
         raise ValidationError({"status": N_("this import is already %(state)s") % {"state": batch["status"]}})
     header, rows = _read(batch)
-    mapping, mode, keys = _settings(await request.form(), header)
-    Importer(acc, header, rows, mapping, mode, keys)  # validates the settings (422 naming what is wrong)
+    mapping, mode, keys, drop = _settings(await request.form(), header)
+    Importer(acc, header, rows, mapping, mode, keys, drop_invalid=drop)  # validates the settings (422 naming why)
     async with db.atomic():
         await ImportBatch.update({ImportBatch.mapping: mapping, ImportBatch.mode: mode, ImportBatch.keys: keys,
+                                  ImportBatch.drop_invalid: drop,
                                   ImportBatch.status: "queued", ImportBatch.total: len(rows)}).where(
             ImportBatch.id == batch["id"])
         await jobs.enqueue("crm_contacts.run_import", dedup_key=f"crm_contacts.import:{batch['id']}",
@@ -163,9 +197,16 @@ async def import_report(request: Request) -> Response:
 
 
 async def import_revert(request: Request) -> Response:
+    """GET: what reverting would do, and a button to confirm; POST (confirmed): revert."""
     acc, batch = await _batch(request, "update")
-    await revert(acc, batch["id"])
-    return RedirectResponse(f"/contacts/imports/{batch['id']}", status_code=303)
+    if request.method == "POST" and (await request.form()).get("confirm") == "yes":
+        await revert(acc, batch["id"])
+        return RedirectResponse(f"/contacts/imports/{batch['id']}", status_code=303)
+    if batch["status"] != "done":
+        raise ValidationError({"status": N_("only a finished import can be reverted (this one is %(state)s)") % {
+            "state": batch["status"]}})
+    return await render(request, "crm_contacts/import_revert.html", batch=batch,
+                        counts=await batch_counts(int(batch["id"])))
 
 
 ROUTES = [
@@ -175,5 +216,5 @@ ROUTES = [
     Route("/imports/{id:int}/encoding", import_encoding, methods=["POST"], name="import_encoding"),
     Route("/imports/{id:int}/start", import_start, methods=["POST"], name="import_start"),
     Route("/imports/{id:int}/report.csv", import_report, name="import_report"),
-    Route("/imports/{id:int}/revert", import_revert, methods=["POST"], name="import_revert"),
+    Route("/imports/{id:int}/revert", import_revert, methods=["GET", "POST"], name="import_revert"),
 ]

@@ -200,9 +200,13 @@ async def test_cli_import_and_dedup_scan(crm_boot: Any, crm_db_url: str, tmp_pat
         return CliRunner().invoke(contacts, list(args), catch_exceptions=False)
 
     result = await asyncio.to_thread(invoke, "import", str(path), "--report", str(report))
-    assert result.exit_code == 0, result.output
-    assert "created 1, failed 1, skipped 1" in result.output
+    assert result.exit_code == 1, result.output  # a row failed: a script must notice
+    assert "created 1, failed 1, skipped 1" in result.output and "1 row(s) failed" in result.output
     assert "3,skipped" in report.read_text(encoding="utf-8-sig")
+    again = await asyncio.to_thread(invoke, "import", str(path), "--allow-failures", "--dry-run")
+    assert again.exit_code == 0, again.output
+    left_out = await asyncio.to_thread(invoke, "import", str(path), "--drop-invalid", "phone")
+    assert left_out.exit_code == 0 and "row 4: created, left out phone:" in left_out.output
     scan = await asyncio.to_thread(invoke, "dedup-scan")
     assert scan.exit_code == 0 and "duplicate group" in scan.output
     assert await DuplicateGroup.count() == 0  # the in-file duplicate was never imported
