@@ -1,0 +1,78 @@
+"""Dispatch: ordered routing rules pick a ticket's team; the team's mode picks the agent. Both audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo.query.functions.aggregate import Count
+
+from core.security import audit
+from core.security.models import TeamMember, User
+from crm_service.manifest import TICKET
+from crm_service.models import RoutingRule, ServiceTeam, Ticket
+
+OPEN_STATES = ("new", "open", "pending_customer", "pending_third_party")
+
+
+def matches(rule: dict[str, Any], ticket: dict[str, Any]) -> bool:
+    for column, field in (("ticket_type", "ticket_type"), ("priority", "priority"), ("channel", "channel")):
+        if rule[column] and rule[column] != ticket.get(field, ""):
+            return False
+    words = [w.strip().lower() for w in (rule["keywords"] or "").split(",") if w.strip()]
+    if words:
+        text = f"{ticket.get('subject', '')} {ticket.get('description', '')}".lower()
+        if not any(w in text for w in words):
+            return False
+    return True
+
+
+async def route(ticket: dict[str, Any]) -> int | None:
+    """The team of the first active rule (by sequence, then id) the ticket matches."""
+    rules = await RoutingRule.select().where(RoutingRule.is_active == True).order_by(  # noqa: E712
+        RoutingRule.sequence).order_by(RoutingRule.id)
+    for rule in rules:
+        if matches(rule, ticket):
+            await audit.record("route", model=TICKET, detail=f"rule {rule['id']} {rule['name']} -> team {rule['team']}")
+            return int(rule["team"])
+    return None
+
+
+async def _members(team_id: int) -> list[int]:
+    rows = await TeamMember.select(TeamMember.user).where(
+        (TeamMember.team == team_id) & TeamMember.user.is_in(
+            User.select(User.id).where(User.is_active == True))).order_by(TeamMember.user)  # noqa: E712
+    return [int(r["user"]) for r in rows]
+
+
+async def assign(ticket_id: int, team_id: int) -> int | None:
+    """Give the ticket to an agent of ``team_id``: round-robin (the member after the last one served) or
+    least-loaded (fewest open tickets, below the team's capacity). Returns the agent, or None (manual mode,
+    empty team, everyone at capacity: the ticket waits in the team's queue)."""
+    settings = await ServiceTeam.select().where(ServiceTeam.team == team_id).first()
+    mode = settings["assignment"] if settings else "round_robin"
+    members = await _members(team_id)
+    if mode == "manual" or not members:
+        return None
+    chosen: int | None = None
+    if mode == "least_loaded":
+        loads = {m: 0 for m in members}
+        rows = await Ticket.select(Ticket.owner, Count(Ticket.id).as_alias("n")).where(
+            Ticket.owner.is_in(members) & Ticket.state.is_in(list(OPEN_STATES))).group_by(Ticket.owner)
+        for r in rows:
+            loads[int(r["owner"])] = int(r["n"])
+        capacity = settings["capacity"] if settings else 20
+        free = [m for m in members if loads[m] < capacity]
+        chosen = min(free, key=lambda m: (loads[m], m)) if free else None
+    else:
+        last = settings["last_assignee"] if settings else None
+        later = [m for m in members if last is not None and m > last]
+        chosen = later[0] if later else members[0]
+        if settings:
+            await ServiceTeam.update({ServiceTeam.last_assignee: chosen}).where(ServiceTeam.id == settings["id"])
+        else:
+            await ServiceTeam.insert(ServiceTeam(team=team_id, last_assignee=chosen))
+    if chosen is not None:
+        await Ticket.update({Ticket.owner: chosen}).where(Ticket.id == ticket_id)
+        await audit.record("assign", model=TICKET, record_id=ticket_id, changes={"owner": [None, chosen]},
+                           detail=f"{mode} in team {team_id}")
+    return chosen

@@ -1,0 +1,54 @@
+"""Agents' public replies out by SMTP, with the ticket reference in the subject and threading headers, so the
+customer's answer comes back onto the same ticket. Internal notes are never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from core.runtime import current
+from crm_service.models import Message, Ticket
+from crm_service.tickets import reference
+
+
+def outgoing_id(message_id: int, sender: str) -> str:
+    """A stable Message-ID per reply: a retried send produces the same mail (the receiver deduplicates)."""
+    domain = sender.rpartition("@")[2] or "localhost"
+    return f"<crm-service-reply-{message_id}@{domain}>"
+
+
+async def send_reply(message_id: int) -> str:
+    """Send reply ``message_id`` to its ticket's customer; '' when there is nothing (more) to send."""
+    settings = current().settings
+    msg_row = await Message.select().where(Message.id == message_id).first()
+    if msg_row is None or msg_row["kind"] != "reply" or msg_row["message_id"]:
+        return ""  # not a public reply, or already sent
+    ticket = await Ticket.select().where(Ticket.id == msg_row["ticket"]).first()
+    if ticket is None or not ticket["customer_email"]:
+        return ""
+    earlier = await Message.select(Message.message_id).where(
+        (Message.ticket == ticket["id"]) & (Message.message_id != "") & (Message.id < message_id)).order_by(Message.id)
+    refs = [r["message_id"] for r in earlier][-20:]
+    mail = EmailMessage()
+    mail["From"] = settings.smtp_from
+    mail["To"] = ticket["customer_email"]
+    mail["Subject"] = f"Re: {ticket['subject']} [{reference(int(ticket['id']))}]"
+    mail["Date"] = formatdate(localtime=False)
+    mid = outgoing_id(message_id, settings.smtp_from)
+    mail["Message-ID"] = mid
+    if refs:
+        mail["In-Reply-To"] = refs[-1]
+        mail["References"] = " ".join(refs)
+    mail.set_content(msg_row["body"])
+
+    def deliver() -> None:
+        with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=30) as smtp:
+            smtp.send_message(mail)
+
+    if not settings.smtp_host:
+        raise RuntimeError("CRM_SMTP_HOST is not set: the reply stays queued")
+    await asyncio.to_thread(deliver)
+    await Message.update({Message.message_id: mid}).where(Message.id == message_id)
+    return str(ticket["customer_email"])

@@ -1,0 +1,64 @@
+"""crm_service: the service desk. This module is the addon's table of contents (cheap to import)."""
+
+from __future__ import annotations
+
+from core.addon import Action, Addon, Every, Grant, Menu, Role
+
+TICKET = "crm_service.ticket"
+MESSAGE = "crm_service.message"
+TEAM = "crm_service.team"
+RULE = "crm_service.routing_rule"
+SLA = "crm_service.sla_policy"
+CALENDAR = "crm_service.calendar"
+CALENDAR_DAY = "crm_service.calendar_day"
+ARTICLE = "crm_service.article"
+MAIL = "crm_service.inbound_mail"
+
+_CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
+_SETUP = (TEAM, RULE, SLA, CALENDAR, CALENDAR_DAY, ARTICLE)  # what a service manager configures
+
+
+def _grants() -> tuple[Grant, ...]:
+    out: list[Grant] = [
+        # agents work the tickets of their teams (and those assigned to them)
+        Grant("service_agent", TICKET, ("create", "read", "update"), scope="team"),
+        Grant("service_agent", MESSAGE, ("create", "read"), scope="team"),
+        Grant("service_manager", TICKET, _CRUD, scope="all"),
+        Grant("service_manager", MESSAGE, ("create", "read", "export"), scope="all"),
+        Grant("service_manager", MAIL, ("read", "update")),
+        Grant("service_agent", ARTICLE, ("read",)),
+        Grant("service_agent", CALENDAR, ("read",)),
+        Grant("service_agent", SLA, ("read",)),
+        Grant("service_agent", TEAM, ("read",)),
+        Grant("readonly", ARTICLE, ("read",)),
+    ]
+    out += [Grant("service_manager", model, _CRUD) for model in _SETUP]
+    return tuple(out)
+
+
+ADDON = Addon(
+    name="crm_service", version="1.0.0", depends=("crm_contacts",),
+    label="Service",
+    summary="Service desk: tickets from e-mail and the web, SLA on business hours, dispatch, knowledge base",
+    models="crm_service.models", migrations="crm_service.migrations",
+    routes="crm_service.views:ROUTES", mount="/service",
+    templates="crm_service:templates",
+    actors="crm_service.actors", hooks=("crm_service.hooks",),
+    hookspecs="crm_service.hookspecs",
+    schedules=(
+        Every(minutes=5, actor="crm_service.check_sla"),
+        Every(minutes=2, actor="crm_service.fetch_mail"),
+    ),
+    roles=(
+        # service_agent is crm_contacts' role (it reads contacts' service data); the manager implies it
+        Role("service_manager", "Service manager", implies=("service_agent",)),
+    ),
+    permissions=_grants(),
+    menus=(
+        Menu("Tickets", "/service/", model=TICKET, order=30),
+        Menu("Knowledge base", "/service/articles", model=ARTICLE, order=31),
+        Menu("Service setup", "/settings/service/routing-rules", model=RULE, order=32),
+        Menu("Inbound mail", "/service/mail", model=MAIL, order=33),
+    ),
+    data=("data/crm_service_calendar.csv",),
+)

@@ -1,0 +1,225 @@
+"""Pages of crm_service: the agent's ticket list and ticket page, the knowledge base, the inbound-mail log.
+
+Every read and write goes through the kernel's access layer; forms carry the CSRF token. The ticket list is
+keyset-paged (``?after=<id>``): the same cost on the first page and on the thousandth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_contacts import api as contacts
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core import records
+from core.errors import ValidationError
+from core.i18n import N_
+from core.search import contains
+from core.security.access import Access
+from core.security.models import Team, User
+from core.web import access, form_str, render
+from crm_service import kb, tickets
+from crm_service.manifest import ARTICLE, MAIL, MESSAGE, TICKET
+from crm_service.models import Article, InboundMail, Message, Ticket
+
+PAGE = 50
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _int(raw: str | None, name: str) -> int | None:
+    if raw in (None, ""):
+        return None
+    if not str(raw).isdigit() or len(str(raw)) > 12:
+        raise ValidationError({name: N_("must be a whole number")})
+    return int(str(raw))
+
+
+async def ticket_list(request: Request) -> Response:
+    acc = access(request)
+    q = request.query_params
+    where: Any = None
+
+    def both(clause: Any) -> None:
+        nonlocal where
+        where = clause if where is None else where & clause
+
+    state = q.get("state", "")
+    if state == "active" or not state:
+        both(Ticket.state.not_in(["resolved", "closed"]))
+    elif state in tickets.STATES:
+        both(Ticket.state == state)
+    if q.get("priority") in tickets.PRIORITIES:
+        both(Ticket.priority == q["priority"])
+    if q.get("mine") and acc.principal:
+        both(Ticket.owner == acc.principal.user_id)
+    text = " ".join(q.get("q", "").split())[:100]
+    if text:
+        both(contains(Ticket.subject, text))
+    after = _int(q.get("after"), "after")
+    if after is not None:
+        both(Ticket.id < after)
+    rows = await (await acc.select(
+        Ticket, TICKET, Ticket.id, Ticket.subject, Ticket.state, Ticket.priority, Ticket.channel, Ticket.person,
+        Ticket.owner.name, Ticket.team.name, Ticket.first_response_due_at, Ticket.resolution_due_at,
+        Ticket.first_response_breached, Ticket.resolution_breached, Ticket.first_response_at,
+        Ticket.created_at, where=where)).order_by(Ticket.id, ascending=False).limit(PAGE + 1)
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    names = await contacts.contact_names([r["person"] for r in rows if r["person"]])
+    for r in rows:
+        r["ref"] = tickets.reference(r["id"])
+        r["customer"] = names.get(r["person"], "") if r["person"] else ""
+    keep = {k: v for k, v in q.items() if k != "after"}
+    return await render(request, "crm_service/ticket_list.html", rows=rows, filters=keep, L=_labels(),
+                        next_after=rows[-1]["id"] if more and rows else None,
+                        can_create=acc.can(TICKET, "create"))
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    return {"state": tickets.STATES, "priority": tickets.PRIORITIES, "channel": tickets.CHANNELS,
+            "type": tickets.TYPES, "kind": tickets.KINDS}
+
+
+async def ticket_create(request: Request) -> Response:
+    acc = access(request)
+    form = await request.form()
+    values: dict[str, Any] = {"subject": form_str(form, "subject", required=True, max_length=300),
+                              "description": form_str(form, "description", max_length=tickets.MAX_BODY),
+                              "channel": form_str(form, "channel") or "web",
+                              "ticket_type": form_str(form, "ticket_type") or "question",
+                              "priority": form_str(form, "priority") or "normal"}
+    for name in ("customer_name", "customer_email", "customer_phone"):
+        if form.get(name):
+            values[name] = form_str(form, name, max_length=254)
+    ticket_id = await tickets.create_ticket(acc, values)
+    return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def _customer(acc: Access, ticket: dict[str, Any]) -> dict[str, Any] | None:
+    if not ticket["person"]:
+        return None
+    ref = contacts.seen_by(acc, await contacts.get_contact(int(ticket["person"])))
+    return {"name": ref.display_name, "email": ref.email, "organization": ref.organization_name,
+            "url": await contacts.contact_url(acc, contacts.PERSON_MODEL, ref.id)}
+
+
+async def ticket_detail(request: Request) -> Response:
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    ticket = acc.present(TICKET, await acc.get(Ticket, TICKET, ticket_id))
+    messages = await Message.select(Message.id, Message.kind, Message.body, Message.author.name,
+                                    Message.author_email, Message.created_at).where(
+        Message.ticket == ticket_id).order_by(Message.id) if acc.can(MESSAGE) else []
+    extras = await records.extras(acc, TICKET, ticket_id, timeline=True)
+    team = await Team.select(Team.name).where(Team.id == ticket["team"]).first() if ticket["team"] else None
+    owner = await User.select(User.name).where(User.id == ticket["owner"]).first() if ticket["owner"] else None
+    teams = await Team.select(Team.id, Team.name).order_by(Team.name)
+    agents = await User.select(User.id, User.name).where(User.is_active == True).order_by(User.name)  # noqa: E712
+    return await render(
+        request, "crm_service/ticket_detail.html", ticket=ticket, ref=tickets.reference(ticket_id),
+        messages=messages, extras=extras, customer=await _customer(acc, ticket), L=_labels(),
+        team_name=team["name"] if team else "", owner_name=owner["name"] if owner else "", teams=teams,
+        agents=agents, can_update=acc.can(TICKET, "update"), can_reply=acc.can(MESSAGE, "create"),
+        suggestions=await kb.suggest(acc, ticket["subject"], ticket["description"]))
+
+
+async def ticket_update(request: Request) -> Response:
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    form = await request.form()
+    values: dict[str, Any] = {}
+    for name in ("priority", "ticket_type"):
+        if form.get(name):
+            values[name] = form_str(form, name, max_length=30)
+    for name in ("team", "owner"):
+        if name in form:
+            values[name] = _int(form_str(form, name), name)
+    if "tags" in form:
+        values["tags"] = form_str(form, "tags", max_length=1000)
+    await tickets.update_ticket(acc, ticket_id, values)
+    return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def ticket_state(request: Request) -> Response:
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    form = await request.form()
+    await tickets.change_state(acc, ticket_id, form_str(form, "state", required=True, max_length=30))
+    return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def ticket_message(request: Request) -> Response:
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    form = await request.form()
+    kind = "note" if form_str(form, "kind") == "note" else "reply"
+    await tickets.add_message(acc, ticket_id, kind, form_str(form, "body", required=True,
+                                                             max_length=tickets.MAX_BODY))
+    return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def article_list(request: Request) -> Response:
+    acc = access(request)
+    text = " ".join(request.query_params.get("q", "").split())[:200]
+    if text:
+        rows = await kb.search(acc, text, limit=50)
+    else:
+        rows = await (await acc.select(Article, ARTICLE, Article.id, Article.title, Article.category,
+                                       Article.language, Article.is_public)).order_by(
+            Article.updated_at, ascending=False).limit(100)
+    return await render(request, "crm_service/article_list.html", rows=rows, q=text, languages=kb.LANGUAGES,
+                        can_create=acc.can(ARTICLE, "create"))
+
+
+def _article_values(form: Any) -> dict[str, Any]:
+    return {"title": form_str(form, "title", required=True, max_length=200),
+            "body": form_str(form, "body", max_length=200_000), "category": form_str(form, "category", max_length=80),
+            "language": form_str(form, "language") or "zh_CN", "is_public": form.get("is_public") == "on"}
+
+
+async def article_create(request: Request) -> Response:
+    acc = access(request)
+    article_id = await kb.save_article(acc, _article_values(await request.form()))
+    return _see_other(f"/service/articles/{article_id}")
+
+
+async def article_detail(request: Request) -> Response:
+    acc = access(request)
+    article = await acc.get(Article, ARTICLE, int(request.path_params["id"]))
+    return await render(request, "crm_service/article_detail.html", article=article, html=kb.render(article["body"]),
+                        languages=kb.LANGUAGES, can_update=acc.can(ARTICLE, "update"))
+
+
+async def article_update(request: Request) -> Response:
+    acc = access(request)
+    article_id = int(request.path_params["id"])
+    await kb.save_article(acc, _article_values(await request.form()), article_id)
+    return _see_other(f"/service/articles/{article_id}")
+
+
+async def mail_log(request: Request) -> Response:
+    acc = access(request)
+    rows = await (await acc.select(InboundMail, MAIL, InboundMail.id, InboundMail.created_at, InboundMail.sender,
+                                   InboundMail.subject, InboundMail.outcome, InboundMail.note,
+                                   InboundMail.ticket)).order_by(InboundMail.id, ascending=False).limit(200)
+    return await render(request, "crm_service/mail_log.html", rows=rows)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/", ticket_list, name="ticket_list"),
+    Route("/", ticket_create, methods=["POST"], name="ticket_create"),
+    Route("/tickets/{id:int}", ticket_detail, name="ticket_detail"),
+    Route("/tickets/{id:int}/update", ticket_update, methods=["POST"], name="ticket_update"),
+    Route("/tickets/{id:int}/state", ticket_state, methods=["POST"], name="ticket_state"),
+    Route("/tickets/{id:int}/messages", ticket_message, methods=["POST"], name="ticket_message"),
+    Route("/articles", article_list, name="article_list"),
+    Route("/articles", article_create, methods=["POST"], name="article_create"),
+    Route("/articles/{id:int}", article_detail, name="article_detail"),
+    Route("/articles/{id:int}", article_update, methods=["POST"], name="article_update"),
+    Route("/mail", mail_log, name="mail_log"),
+]
