@@ -79,21 +79,27 @@ async def merge_page(request: Request) -> Response:
         raise ValidationError({"ids": N_("choose at least two records to merge")})
     rows = [acc.present(model, await acc.get(table, model, i, action="update")) for i in ids]
     return await render(request, "crm_contacts/merge.html", rows=rows, fields=fields_of(model), labels=FIELD_LABELS,
-                  model="person" if model == PERSON_MODEL else "organization", shown=await _shown(rows))
+                  model="person" if model == PERSON_MODEL else "organization", shown=await _shown(acc, rows))
 
 
-async def _shown(rows: list[dict[str, Any]]) -> dict[tuple[int, str], str]:
+async def _shown(acc: Any, rows: list[dict[str, Any]]) -> dict[tuple[int, str], str]:
     """(record id, field) → what to show for a value that is a key or an id: the organization's, owner's or
-    team's name, the stage's label (translated by the page), the language's name."""
+    team's name, the stage's label (translated by the page), the language's name. An organization is named
+    only to a user who may read it (a reference is read like the record); to others it is "not visible"."""
     from core.security.models import Team, User
+    from crm_contacts.api import ORGANIZATION_MODEL
     from crm_contacts.models import Organization, Stage
 
     def ids(field: str) -> list[int]:
         return sorted({int(r[field]) for r in rows if r.get(field)}) or [-1]
 
+    readable: dict[int, str] = {}
+    if acc.can(ORGANIZATION_MODEL):
+        readable = {o["id"]: o["name"] for o in await (await acc.select(
+            Organization, ORGANIZATION_MODEL, Organization.id, Organization.name,
+            where=Organization.id.is_in(ids("organization"))))}
     names = {
-        "organization": {o["id"]: o["name"] for o in await Organization.select(Organization.id, Organization.name)
-                         .where(Organization.id.is_in(ids("organization")))},
+        "organization": {i: readable.get(i, N_("(not visible to you)")) for i in ids("organization")},
         "owner": {u["id"]: u["name"] for u in await User.select(User.id, User.name).where(User.id.is_in(ids("owner")))},
         "team": {t["id"]: t["name"] for t in await Team.select(Team.id, Team.name).where(Team.id.is_in(ids("team")))},
         "stage": {s["key"]: s["label"] for s in await Stage.select(Stage.key, Stage.label)},

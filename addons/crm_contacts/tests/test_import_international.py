@@ -73,10 +73,11 @@ async def test_bad_optional_values_left_out_on_request(booted: Any) -> None:
 
 
 async def test_import_pages_choice_headers_content_and_confirmed_revert(crm_client: Any, found: Any) -> None:
-    from core.security.access import Access
-    from core.security.principal import load
     from crm_contacts.importing import run_batch
     from crm_contacts.models import ImportBatch, Person
+
+    from core.security.access import Access
+    from core.security.principal import load
 
     client = await crm_client("crm_contacts", "crm_contacts_probe", found=found)
     user_id = await make_user("rep", "sales_rep")
