@@ -11,7 +11,7 @@ These functions act as the system, not as a user: call them after your own acces
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +29,7 @@ ORGANIZATION_TABLE = "crm_contacts_organization"
 
 __all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
            "add_address", "contact_names", "contact_url", "find_or_create_person", "get_contact", "get_organization",
-           "seen_by", "survivor_of"]
+           "seen_by", "standardize_fields", "survivor_of"]
 
 _PAGES = {PERSON_MODEL: "people", ORGANIZATION_MODEL: "organizations"}  # the folder of each model's pages
 
@@ -200,6 +200,47 @@ async def add_address(person_id: int, *, line1: str, city: str, country: str, li
                                  postcode=postcode, country=country, is_primary=primary))
     await audit.record("update", model=PERSON_MODEL, record_id=person_id, detail="address added",
                        changes={"address": [None, ", ".join(v for v in (line1, line2, postcode, city, country) if v)]})
+
+
+def standardize_fields(values: Mapping[str, Any]) -> dict[str, str]:
+    """``phone``, ``email`` and ``region`` of another addon's record (a lead, a ticket's caller) standardized by
+    the rules people follow, so the same customer reads the same everywhere; only the keys given come back.
+
+    Phone: E.164 (read in ``CRM_DEFAULT_REGION`` without a country code); e-mail: trimmed, domain lower-cased;
+    region: a Chinese province or city in any spelling becomes its province's short name ("广东省深圳市",
+    "Shenzhen" → "广东"), what the Chinese dictionary does not know is kept as typed (spaces folded), like other
+    countries' regions. Empty stays empty. ``core.errors.ValidationError`` names the field that does not read.
+    """
+    from core.errors import ValidationError
+    from crm_contacts.cleaning import default_region
+    from crm_contacts.standardize import (
+        StandardizationError,
+        canonical_region,
+        fold_width,
+        normalize_email,
+        normalize_phone,
+    )
+
+    out: dict[str, Any] = {}
+    try:
+        if values.get("phone") is not None:
+            raw = str(values["phone"]).strip()
+            if len(raw) > 60:
+                raise ValidationError({"phone": N_("is longer than %(limit)s characters") % {"limit": 60}})
+            out["phone"] = normalize_phone(raw, default_region()).e164 if raw else ""
+        if values.get("email") is not None:
+            raw = str(values["email"]).strip()
+            out["email"] = normalize_email(raw) if raw else ""
+    except StandardizationError as exc:
+        raise ValidationError({exc.field: exc.message}) from None
+    region = values.get("region")
+    if region is not None:
+        text = " ".join(fold_width(str(region)).split())
+        try:
+            out["region"] = canonical_region(text).province if text else ""
+        except StandardizationError:
+            out["region"] = text
+    return {k: str(out[k]) for k in ("phone", "email", "region") if k in out}
 
 
 async def contact_url(acc: Access, model: str, record_id: int) -> str | None:

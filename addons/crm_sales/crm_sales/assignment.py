@@ -34,10 +34,16 @@ class Assignment:
 
 
 def matches(rule: dict[str, Any], lead: dict[str, Any]) -> bool:
-    """Does ``rule`` apply to ``lead``? (Text criteria compare case-insensitively.)"""
+    """Does ``rule`` apply to ``lead``? (Text criteria compare case-insensitively; a region in any spelling,
+    standardized like the lead's: a rule for "Shanghai" takes a lead from "上海市".)"""
+    from crm_contacts.api import standardize_fields
+
     pairs = (("region", "region"), ("industry", "industry"), ("source", "source"), ("product", "product_interest"))
     for criterion, field in pairs:
-        wanted = (rule[criterion] or "").strip().lower()
+        wanted = (rule[criterion] or "").strip()
+        if criterion == "region" and wanted:
+            wanted = standardize_fields({"region": wanted})["region"]
+        wanted = wanted.lower()
         if wanted and wanted != (lead.get(field) or "").strip().lower():
             return False
     value = Decimal(str(lead.get("expected_revenue") or 0))

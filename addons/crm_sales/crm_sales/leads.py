@@ -1,4 +1,5 @@
-"""Lead creation from every entry point (web form, API, CSV import): insert, audit, then assign by the rules."""
+"""Leads from every entry point (web form, API, CSV import): insert, audit, then assign by the rules; their
+phone, e-mail and region standardized like people's (``crm_contacts.api.standardize_fields``); disqualifying."""
 
 from __future__ import annotations
 
@@ -21,15 +22,19 @@ FIELDS = ("name", "contact_name", "company_name", "email", "phone", "language", 
           "product_interest", "utm_source", "utm_medium", "utm_campaign", "expected_revenue", "currency")
 
 
-def clean(values: dict[str, Any]) -> dict[str, Any]:
+def clean(values: dict[str, Any], *, creating: bool = True) -> dict[str, Any]:
+    """The lead's values checked and standardized; ``creating=False``: only the fields given (an update)."""
+    from crm_contacts.api import standardize_fields
+
     out: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()
                            if k in FIELDS or k == "custom"}  # custom fields: checked by core.customfields
-    if not out.get("name"):
+    if (creating or "name" in out) and not out.get("name"):
         raise ValidationError({"name": N_("is required")})
+    out.update(standardize_fields({k: v for k, v in out.items() if k in ("phone", "email", "region")}))
     raw = out.get("expected_revenue")
-    if raw in (None, ""):
+    if raw in (None, "") and (creating or "expected_revenue" in out):
         out["expected_revenue"] = Decimal(0)
-    else:
+    elif raw not in (None, ""):
         if isinstance(raw, float):
             raw = repr(raw)  # JSON numbers arrive as float: go through their shortest text, not binary
         try:
@@ -66,6 +71,39 @@ async def create_lead(acc: Access | None, values: dict[str, Any], *, assign_fall
         await assignment.assign_lead(lead_id, fallback_owner=_fallback(acc) if assign_fallback else None)
         await record_changed(LEAD, lead_id, None, data)  # after the assignment: rules see the owner
     return lead_id
+
+
+async def disqualify(acc: Access, lead_id: int, reason: str) -> None:
+    """Set a lead aside with the reason (kept, audited, shown on the lead); a qualified one has its deal."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationError({"reason": N_("is required")})
+    if len(reason) > 300:
+        raise ValidationError({"reason": N_("is longer than %(limit)s characters") % {"limit": 300}})
+    async with db.atomic():
+        lead = await acc.get(Lead, LEAD, lead_id, action="update")
+        if lead["state"] != "new":
+            raise ValidationError({"state": N_("a %(state)s lead cannot be disqualified") % {"state": lead["state"]}})
+        await Lead.update({Lead.state: "disqualified", Lead.disqualified_reason: reason,
+                           Lead.version: Lead.version + 1}).where(Lead.id == lead_id)
+        changes = {"state": "disqualified", "disqualified_reason": reason}
+        await audit.record("disqualify", model=LEAD, record_id=lead_id,
+                           changes=audit.diff({k: lead[k] for k in changes}, changes))
+        await record_changed(LEAD, lead_id, lead, changes)
+
+
+async def reopen(acc: Access, lead_id: int) -> None:
+    """A disqualified lead back to the incoming ones (the reason is kept in the audit log)."""
+    async with db.atomic():
+        lead = await acc.get(Lead, LEAD, lead_id, action="update")
+        if lead["state"] != "disqualified":
+            raise ValidationError({"state": N_("only a disqualified lead can be reopened")})
+        await Lead.update({Lead.state: "new", Lead.disqualified_reason: "", Lead.version: Lead.version + 1}).where(
+            Lead.id == lead_id)
+        changes = {"state": "new", "disqualified_reason": ""}
+        await audit.record("reopen", model=LEAD, record_id=lead_id,
+                           changes=audit.diff({k: lead[k] for k in changes}, changes))
+        await record_changed(LEAD, lead_id, lead, changes)
 
 
 async def import_csv(acc: Access, text: str) -> tuple[list[int], dict[int, str]]:

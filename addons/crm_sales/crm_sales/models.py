@@ -79,6 +79,7 @@ class Lead(BusinessRecord, Table, tablename="crm_sales_lead"):
     expected_revenue = Numeric(digits=MONEY, default=Decimal(0))
     currency = Varchar(length=3, default="CNY")
     state = Varchar(length=20, default="new", index=True)  # new | qualified | disqualified
+    disqualified_reason = Varchar(length=300, default="")
     opportunity_id = BigInt(null=True, default=None)
     assignment_rule_id = BigInt(null=True, default=None)
     assigned_at = Timestamptz(null=True, default=None)
@@ -224,6 +225,9 @@ class Quote(BusinessRecord, Created, Table, tablename="crm_sales_quote"):
     total = Numeric(digits=MONEY, default=Decimal(0))
     token_hash = Varchar(length=64, default="", index=True)  # sha256 of the latest acceptance token
     sent_at = Timestamptz(null=True, default=None)
+    # the e-mail's own state: "sending" until the SMTP server took it, then "sent"; "failed" (the owner is told)
+    email_state = Varchar(length=10, default="")
+    discount_percent = Numeric(digits=(6, 2), default=Decimal(0))  # applied to the lines that follow the quote
     decided_at = Timestamptz(null=True, default=None)
     decided_by = Varchar(length=200, default="")
     custom = JSON(default="{}")  # custom fields (core.customfields)

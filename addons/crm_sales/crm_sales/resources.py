@@ -36,6 +36,7 @@ MOVE_BODY = {"type": "object", "required": ["stage"], "properties": {
     "stage": ID, "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     "lost_reason": {"type": "string", "maxLength": 500}}}
 LOST_BODY = {"type": "object", "required": ["reason"], "properties": {"reason": NON_BLANK}}
+DISQUALIFY_BODY = LOST_BODY
 PROBABILITY_BODY = {"type": "object", "required": ["value"],
                     "properties": {"value": {"type": ["integer", "null"], "minimum": 0, "maximum": 100}}}
 ACCEPT_BODY = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 200}}}
@@ -72,6 +73,20 @@ async def _create_lead(acc: Access, values: dict[str, Any]) -> int:
     from crm_sales import leads
 
     return await leads.create_lead(acc, values)
+
+
+async def _validate_lead(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from crm_sales import leads
+
+    return leads.clean(values, creating=before is None)
+
+
+async def _disqualify(request: Request, acc: Access, record_id: int) -> Any:
+    from crm_sales import leads
+
+    body = await _body(request)
+    await leads.disqualify(acc, record_id, str(body.get("reason") or ""))
+    return {"id": record_id, "state": "disqualified"}
 
 
 async def _qualify(request: Request, acc: Access, record_id: int) -> Any:
@@ -242,11 +257,12 @@ def resources() -> list[Resource]:
 
     return [
         Resource(path="/sales/leads", model=LEAD, table=Lead, summary="Leads (assignment rules run on create)",
-                 fields=(*leads.FIELDS, "state", "opportunity_id", "assignment_rule_id", "assigned_at",
-                         "custom", "created_at", *OWNED),
+                 fields=(*leads.FIELDS, "state", "disqualified_reason", "opportunity_id", "assignment_rule_id",
+                         "assigned_at", "custom", "created_at", *OWNED),
                  writable=(*leads.FIELDS, "custom"), required=("name",), filters=("state", "owner", "source", "team"),
                  sortable=("id", "created_at", "name"), create=_create_lead, archive_on_delete=True, custom="custom",
-                 actions={"qualify": _qualify}),
+                 validate=_validate_lead, actions={"qualify": _qualify, "disqualify": _disqualify},
+                 action_bodies={"disqualify": DISQUALIFY_BODY}),
         Resource(path="/sales/opportunities", model=OPPORTUNITY, table=Opportunity, summary="Opportunities",
                  fields=("name", "person", "lead_id", "stage", "stage_entered_at", "state", "expected_revenue",
                          "currency", "probability", "is_probability_manual", "score_explanation",

@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import i18n
-from core.errors import ValidationError
+from core import customfields, i18n
+from core.errors import Conflict, ValidationError
 from core.i18n import N_
+from core.search import contains
 from core.web import access, form_str, render
-from crm_sales import activities, forecast, leads, pipeline, win
+from crm_sales import activities, editing, forecast, leads, pipeline, win
 from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, QUOTE
 from crm_sales.models import Activity, Lead, Opportunity, Quote
 
@@ -50,8 +51,11 @@ async def board(request: Request) -> Response:
             Opportunity.expected_close, where=where)).order_by(Opportunity.id, ascending=False).limit(BOARD_CARDS)
         columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0)})
     closing = {s["key"]: s for s in await pipeline.stages_for(team) if s["is_won"] or s["is_lost"]}
+    can_create = acc.can(OPPORTUNITY, "create")
+    new_form = await _deal_form(acc, None, creating=True) if can_create else {}
     return await render(request, "crm_sales/board.html", columns=columns, closing=closing,
-                  can_move=acc.can(OPPORTUNITY, "update"), limit=BOARD_CARDS)
+                  can_move=acc.can(OPPORTUNITY, "update"), limit=BOARD_CARDS, can_create=can_create,
+                  row={"currency": "CNY"}, errors={}, opp_id=None, **new_form)
 
 
 async def opportunity_move(request: Request) -> Response:
@@ -127,6 +131,47 @@ async def _factor_values(explanation: dict[str, Any], stages: list[dict[str, Any
     return out
 
 
+DEAL_FORM = ("name", "expected_revenue", "expected_close", "source", "region", "industry", "products_of_interest")
+
+
+async def opportunity_form(request: Request) -> Response:
+    """A deal's create form (also drawn on the pipeline page, which posts here) or edit form; custom fields and
+    the layout like the other forms; a refused post comes back with the reasons next to the fields."""
+    acc = access(request)
+    raw_id = request.path_params.get("id")
+    opp_id = int(raw_id) if raw_id is not None else None
+    creating = opp_id is None
+    row: dict[str, Any] = {"currency": "CNY"}
+    if opp_id is None:
+        await acc.require(OPPORTUNITY, "create")
+    else:
+        row = acc.present(OPPORTUNITY, await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update"))
+    errors: dict[str, str] = {}
+    status, typed = 200, None
+    if request.method == "POST":
+        form = await request.form()
+        values: dict[str, Any] = {f: form_str(form, f, max_length=300) for f in (*DEAL_FORM, "currency")
+                                  if f in form}
+        if "expected_close" in values and not values["expected_close"]:
+            values["expected_close"] = None
+        try:
+            saved = await editing.save(acc, OPPORTUNITY, values, form, record_id=opp_id,
+                                       version=form_str(form, "version"))
+            return _see_other(f"/sales/opportunities/{saved}")
+        except (ValidationError, Conflict) as exc:
+            errors = _form_errors(exc)
+            status, typed, row = exc.status, form, {**row, **values}
+    return await render(request, "crm_sales/opportunity_form.html", status=status, row=row, opp_id=opp_id,
+                  errors=errors, **await _deal_form(acc, row.get("custom"), creating=creating, typed=typed))
+
+
+async def _deal_form(acc: Any, stored: Any, *, creating: bool, typed: Any = None) -> dict[str, Any]:
+    inputs = await editing.inputs(acc, OPPORTUNITY, stored, creating=creating, typed=typed)
+    return {"groups": customfields.arrange(OPPORTUNITY, [*DEAL_FORM, *[i.name for i in inputs]], creating=creating),
+            "custom_inputs": {i.name: i for i in inputs}, "on_form": {*DEAL_FORM, *(i.name for i in inputs)},
+            "required": {"name", *(customfields.layout(OPPORTUNITY).required if creating else ())}}
+
+
 async def opportunity_action(request: Request) -> Response:
     acc = access(request)
     opp_id = int(request.path_params["id"])
@@ -150,21 +195,87 @@ async def opportunity_action(request: Request) -> Response:
     return _see_other(f"/sales/opportunities/{opp_id}")
 
 
+LEAD_STATES = ("new", "qualified", "disqualified")
+
+
 async def lead_list(request: Request) -> Response:
+    """Leads with a search (name, company, contact, e-mail, phone), filters (state, source, mine, custom fields)."""
     acc = access(request)
+    params = request.query_params
+    q = " ".join(params.get("q", "").split())[:100]
+    state = params.get("state", "new")
+    source = params.get("source", "")[:60]
+    clauses: list[Combinable] = []
+    if state in LEAD_STATES:
+        clauses.append(Lead.state == state)
+    if source:
+        clauses.append(Lead.source == source)
+    if params.get("mine") and acc.principal:
+        clauses.append(Lead.owner == acc.principal.user_id)
+    if q:
+        text: Combinable = (contains(Lead.name, q) | contains(Lead.company_name, q) | contains(Lead.contact_name, q)
+                            | contains(Lead.email, q))
+        digits = "".join(c for c in q if c.isdigit())
+        clauses.append(text | contains(Lead.phone, digits) if len(digits) >= 4 else text)
+    custom = await editing.listing(acc, LEAD, params)
+    clauses.extend(custom["where"])
+    where: Combinable | None = None
+    for clause in clauses:
+        where = clause if where is None else where & clause
     rows = await (await acc.select(Lead, LEAD, Lead.id, Lead.name, Lead.company_name, Lead.source, Lead.state,
-                                   Lead.expected_revenue, Lead.currency, Lead.owner.name, Lead.created_at)).order_by(
-        Lead.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/lead_list.html", rows=rows, fields=leads.FIELDS,
-                  can_create=acc.can(LEAD, "create"))
+                                   Lead.expected_revenue, Lead.currency, Lead.owner.name, Lead.created_at,
+                                   Lead.custom, where=where)).order_by(Lead.id, ascending=False).limit(200)
+    sources = [r["source"] for r in await (await acc.select(Lead, LEAD, Lead.source, where=Lead.source != "")
+                                           ).distinct().order_by(Lead.source).limit(100)]
+    return await render(request, "crm_sales/lead_list.html", rows=editing.cells(acc, LEAD, custom["listed"], rows),
+                  listed=custom["listed"], custom_filters=custom["filters"], custom_values=custom["values"],
+                  q=q, state=state, source=source, sources=sources, mine=bool(params.get("mine")),
+                  states=LEAD_STATES, can_create=acc.can(LEAD, "create"))
+
+
+def _form_errors(exc: ValidationError | Conflict) -> dict[str, str]:
+    if isinstance(exc, ValidationError) and exc.fields:
+        return dict(exc.fields)
+    return {getattr(exc, "field", None) or "": exc.message}
+
+
+LEAD_FORM = tuple(f for f in leads.FIELDS if f != "currency")
+
+
+async def lead_form(request: Request) -> Response:
+    """A lead's create (``/sales/leads/new``) or edit form: the layout's sections and custom fields; a refused
+    post comes back with what was typed and the reason next to each field."""
+    acc = access(request)
+    raw_id = request.path_params.get("id")
+    lead_id = int(raw_id) if raw_id is not None else None
+    creating = lead_id is None
+    row: dict[str, Any] = {"currency": "CNY"}
+    if lead_id is None:
+        await acc.require(LEAD, "create")
+    else:
+        row = acc.present(LEAD, await acc.get(Lead, LEAD, lead_id, action="update"))
+    errors: dict[str, str] = {}
+    status, typed = 200, None
+    if request.method == "POST":
+        form = await request.form()
+        values = {f: form_str(form, f, max_length=300) for f in (*LEAD_FORM, "currency") if f in form}
+        try:
+            saved = await editing.save(acc, LEAD, values, form, record_id=lead_id,
+                                       version=form_str(form, "version"))
+            return _see_other(f"/sales/leads/{saved}")
+        except (ValidationError, Conflict) as exc:
+            errors = _form_errors(exc)
+            status, typed, row = exc.status, form, {**row, **values}
+    inputs = await editing.inputs(acc, LEAD, row.get("custom"), creating=creating, typed=typed)
+    groups = customfields.arrange(LEAD, [*LEAD_FORM, *[i.name for i in inputs]], creating=creating)
+    return await render(request, "crm_sales/lead_form.html", status=status, row=row, lead_id=lead_id,
+                  groups=groups, custom_inputs={i.name: i for i in inputs}, errors=errors,
+                  on_form={*LEAD_FORM, *(i.name for i in inputs)},
+                  required={"name", *(customfields.layout(LEAD).required if creating else ())})
 
 
 async def lead_create(request: Request) -> Response:
-    acc = access(request)
-    form = await request.form()
-    values = {name: form_str(form, name, max_length=300) for name in leads.FIELDS if form.get(name)}
-    lead_id = await leads.create_lead(acc, values)
-    return _see_other(f"/sales/leads/{lead_id}")
+    return await lead_form(request)
 
 
 async def lead_import(request: Request) -> Response:
@@ -181,12 +292,25 @@ async def lead_import(request: Request) -> Response:
 async def lead_detail(request: Request) -> Response:
     acc = access(request)
     lead = acc.present(LEAD, await acc.get(Lead, LEAD, int(request.path_params["id"])))
-    return await render(request, "crm_sales/lead_detail.html", lead=lead, can_update=acc.can(LEAD, "update"))
+    return await render(request, "crm_sales/lead_detail.html", lead=lead,
+                  can_update=acc.can(LEAD, "update"),
+                  custom=await customfields.shown(acc, LEAD, lead.get("custom")))
 
 
 async def lead_qualify(request: Request) -> Response:
     opp_id = await pipeline.qualify(access(request), int(request.path_params["id"]))
     return _see_other(f"/sales/opportunities/{opp_id}")
+
+
+async def lead_disqualify(request: Request) -> Response:
+    acc = access(request)
+    form = await request.form()
+    lead_id = int(request.path_params["id"])
+    if form.get("reopen"):
+        await leads.reopen(acc, lead_id)
+    else:
+        await leads.disqualify(acc, lead_id, form_str(form, "reason", required=True, max_length=300))
+    return _see_other(f"/sales/leads/{lead_id}")
 
 
 async def activity_list(request: Request) -> Response:
@@ -252,15 +376,20 @@ def _routes() -> list[BaseRoute]:
     return [
         Route("/", board, name="board"),
         Route("/opportunities", opportunity_list, name="opportunity_list"),
+        Route("/opportunities/new", opportunity_form, methods=["GET", "POST"], name="opportunity_new"),
         Route("/opportunities/{id:int}", opportunity_detail, name="opportunity_detail"),
+        Route("/opportunities/{id:int}/edit", opportunity_form, methods=["GET", "POST"], name="opportunity_edit"),
         Route("/opportunities/{id:int}/move", opportunity_move, methods=["POST"], name="opportunity_move"),
         Route("/opportunities/{id:int}/{action:str}", opportunity_action, methods=["POST"],
               name="opportunity_action"),
         Route("/leads", lead_list, name="lead_list"),
         Route("/leads", lead_create, methods=["POST"], name="lead_create"),
+        Route("/leads/new", lead_form, methods=["GET", "POST"], name="lead_new"),
         Route("/leads/import", lead_import, methods=["POST"], name="lead_import"),
         Route("/leads/{id:int}", lead_detail, name="lead_detail"),
+        Route("/leads/{id:int}/edit", lead_form, methods=["GET", "POST"], name="lead_edit"),
         Route("/leads/{id:int}/qualify", lead_qualify, methods=["POST"], name="lead_qualify"),
+        Route("/leads/{id:int}/disqualify", lead_disqualify, methods=["POST"], name="lead_disqualify"),
         Route("/activities", activity_list, name="activity_list"),
         Route("/activities", activity_create, methods=["POST"], name="activity_create"),
         Route("/activities/{id:int}/done", activity_done, methods=["POST"], name="activity_done"),
