@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import uuid
 from http.cookies import SimpleCookie
@@ -28,6 +29,10 @@ from core.security import access, audit, context, principal, sessions
 
 SESSION_COOKIE = "crm_session"
 PRELOGIN_COOKIE = "crm_csrf"
+#: ``/<mount>/public/…``: signed-link endpoints (a route named ``public_…``) whose URL token is the credential, never
+#: the session; they take unsafe requests without a CSRF token, as mail clients send RFC 8058 one-click POSTs
+#: without cookies (docs/security.md)
+SIGNED_PUBLIC = re.compile(r"^/[a-z0-9_-]+/public/")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_FIELD_BYTES = 1024 * 1024  # a form field that is not a file (Starlette's own default)
@@ -85,7 +90,7 @@ class SecurityMiddleware:
         # A token-less, session-less API call has no credentials to protect: it goes on to a JSON 401.
         anonymous_api = scope["path"].startswith("/api/") and info is None
         if (scope["method"] in UNSAFE and not via_bearer and not anonymous_api
-                and not scope["path"].startswith(self.csrf_exempt)):
+                and not scope["path"].startswith(self.csrf_exempt) and not SIGNED_PUBLIC.match(scope["path"])):
             try:
                 receive, token = await _csrf_token(scope, receive, headers)
             except (TooLarge, BadRequest) as exc:

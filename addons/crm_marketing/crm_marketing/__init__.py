@@ -1,0 +1,1 @@
+"""crm_marketing: segments, lists, e-mail campaigns with tracking and ROI."""

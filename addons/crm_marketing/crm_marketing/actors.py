@@ -1,0 +1,26 @@
+"""Background jobs of crm_marketing (idempotent: a job may run twice)."""
+
+from __future__ import annotations
+
+from core.jobs import actor
+
+
+@actor("crm_marketing.send_batch", max_retries=5, min_backoff_ms=2000)
+async def send_batch(campaign_id: int, first_id: int, last_id: int) -> None:
+    from crm_marketing import campaigns
+
+    await campaigns.send_batch(campaign_id, first_id, last_id)
+
+
+@actor("crm_marketing.rebuild_segments")
+async def rebuild_segments() -> None:
+    from crm_marketing import segments
+
+    await segments.rebuild_all()
+
+
+@actor("crm_marketing.build_segment")
+async def build_segment(segment_id: int) -> None:
+    from crm_marketing import segments
+
+    await segments.build(segment_id)

@@ -1,0 +1,390 @@
+"""Campaigns: saving (templates checked), preview, test send, and the send itself.
+
+Sending fixes the recipients in one ``INSERT … SELECT`` from the segment's members (people with an e-mail,
+not archived, merged or anonymized, not on the do-not-contact list), then hands them to
+``crm_marketing.send_batch`` jobs in id ranges of :data:`BATCH`. Each recipient row is claimed by an ``UPDATE …
+WHERE state = 'queued'`` before its message goes out and marked ``sent`` after: a batch retried or delivered
+twice by the broker skips what was sent. An SMTP refusal puts that recipient back in the queue with a backoff
+(:data:`RETRY_DELAYS`) and, after the last try, marks it ``failed``; the others of the batch go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import css_inline
+import lxml.html
+from crm_contacts.api import PERSON_TABLE
+
+from core import db, jobs
+from core.errors import RetryLater, ValidationError
+from core.i18n import N_
+from core.runtime import current
+from core.security import audit
+from core.security.access import Access
+from crm_marketing import personalization, tokens
+from crm_marketing.manifest import CAMPAIGN, SEGMENT
+from crm_marketing.models import Campaign, CampaignRecipient, Segment
+
+BATCH = 200
+#: seconds before the 2nd, 3rd… try of a recipient the SMTP server refused; after the last, it is failed
+RETRY_DELAYS: tuple[float, ...] = (30.0, 120.0, 600.0)
+TEXT_FIELDS = ("subject_en", "body_en", "subject_zh", "body_zh")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def save(acc: Access, values: dict[str, Any], campaign_id: int | None = None) -> int:
+    """Create or update a draft campaign; templates checked (422 with the line), the segment must be readable."""
+    await acc.require(CAMPAIGN, "update" if campaign_id else "create")
+    name = str(values.get("name") or "").strip()
+    if not name:
+        raise ValidationError({"name": N_("is required")})
+    clean: dict[str, Any] = {"name": name[:200]}
+    for key in TEXT_FIELDS:
+        text = str(values.get(key) or "")
+        personalization.check(text, key)
+        clean[key] = text
+    if not (clean["subject_en"] or clean["subject_zh"]):
+        raise ValidationError({"subject_en": N_("a subject in English or Chinese is required")})
+    segment = values.get("segment")
+    try:
+        clean["segment"] = int(segment) if segment not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ValidationError({"segment": N_("is not a segment")}) from None
+    if clean["segment"] is not None and (
+        not acc.can(SEGMENT) or await acc.count(Segment, SEGMENT, where=Segment.id == clean["segment"]) == 0
+    ):
+        raise ValidationError({"segment": N_("does not exist or is not yours to use")})
+    try:
+        cost = Decimal(str(values.get("cost") or "0").strip())
+    except InvalidOperation:
+        raise ValidationError({"cost": N_("must be a number")}) from None
+    if not cost.is_finite() or cost < 0 or cost >= Decimal("1e12"):
+        raise ValidationError({"cost": N_("must be a number")})
+    clean["cost"] = cost.quantize(Decimal("0.01"))
+    async with db.atomic():
+        if campaign_id is None:
+            rows = await Campaign.insert(Campaign(**clean))
+            campaign_id = int(rows[0]["id"])
+            await audit.record("create", model=CAMPAIGN, record_id=campaign_id, changes=audit.diff(None, clean))
+        else:
+            before = await acc.get(Campaign, CAMPAIGN, campaign_id, action="update")
+            if before["state"] != "draft":
+                # what was sent stays as it was sent; only the cost (for ROI) may still change
+                clean = {"cost": clean["cost"]}
+            await Campaign.update(
+                {
+                    **{Campaign._meta.get_column_by_name(k): v for k, v in clean.items()},
+                    Campaign.version: Campaign.version + 1,
+                }
+            ).where(Campaign.id == campaign_id)
+            await audit.record(
+                "update",
+                model=CAMPAIGN,
+                record_id=campaign_id,
+                changes=audit.diff({k: before[k] for k in clean}, clean),
+            )
+    return campaign_id
+
+
+async def _person_table() -> Any:
+    from crm_marketing.segments import schema
+
+    return (await schema()).table
+
+
+async def contact_values(person_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What personalization reads of each person (name, first name, company, owner, city)."""
+    if not person_ids:
+        return {}
+    person = await _person_table()
+    rows = await person.select(
+        person.id,
+        person.name,
+        person.given_name,
+        person.city,
+        person.language,
+        person.email,
+        person.organization.name.as_alias("company"),
+        person.owner.name.as_alias("owner"),
+    ).where(person.id.is_in(person_ids))
+    return {
+        int(r["id"]): {
+            "name": r["name"],
+            "first_name": r["given_name"],
+            "company": r["company"],
+            "owner": r["owner"],
+            "city": r["city"],
+            "language": r["language"],
+            "email": r["email"],
+        }
+        for r in rows
+    }
+
+
+def _pick(campaign: dict[str, Any], language: str) -> tuple[str, str]:
+    zh = language.startswith("zh")
+    first, second = ("zh", "en") if zh else ("en", "zh")
+    for lang in (first, second):
+        if campaign[f"subject_{lang}"]:
+            return campaign[f"subject_{lang}"], campaign[f"body_{lang}"]
+    return "", ""
+
+
+def compose(
+    campaign: dict[str, Any], contact: dict[str, Any], language: str, recipient_id: int | None
+) -> tuple[str, str, str, dict[str, str]]:
+    """(subject, html, text, links) for one contact; tracking links only for a real recipient."""
+    links = tokens.links(recipient_id) if recipient_id is not None else {"unsubscribe_url": "#", "open_url": ""}
+    values = personalization.context(contact, campaign, language, links)
+    subject_src, body_src = _pick(campaign, language)
+    subject = " ".join(personalization.render(subject_src, values, html=False).split())
+    body = personalization.render(body_src, values, html=True) or "<p></p>"
+    doc = lxml.html.fragment_fromstring(body, create_parent="div")
+    text = doc.text_content().strip()
+    if recipient_id is not None:
+        for anchor in doc.iter("a"):
+            href = anchor.get("href") or ""
+            if href.startswith(("http://", "https://")) and href != links["unsubscribe_url"]:
+                anchor.set("href", tokens.click_url(recipient_id, href))
+    footer = lxml.html.fragment_fromstring('<p class="unsubscribe"><a href="">unsubscribe</a></p>')
+    link = footer.find("a")
+    assert link is not None
+    link.set("href", links["unsubscribe_url"])
+    link.text = "退订" if language.startswith("zh") else "Unsubscribe"
+    doc.append(footer)
+    if links["open_url"]:
+        pixel = lxml.html.fragment_fromstring('<img alt="" width="1" height="1">')
+        pixel.set("src", links["open_url"])
+        doc.append(pixel)
+    html = lxml.html.tostring(doc, encoding="unicode")
+    page = (
+        "<html><head><style>body{font-family:sans-serif;color:#222}"
+        "p.unsubscribe{font-size:12px;color:#888}</style></head><body>" + html + "</body></html>"
+    )
+    text += f"\n\n{link.text}: {links['unsubscribe_url']}"
+    return subject, css_inline.inline(page), text, links
+
+
+def message(
+    campaign: dict[str, Any], contact: dict[str, Any], to: str, language: str, recipient_id: int | None
+) -> EmailMessage:
+    settings = current().settings
+    subject, html, text, links = compose(campaign, contact, language, recipient_id)
+    msg = EmailMessage()
+    msg["From"] = settings.smtp_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    domain = settings.smtp_from.rpartition("@")[2] or "crm"
+    if recipient_id is not None:
+        # the same id on every try: a receiver (or the bench's sink) sees a replay as the same message
+        msg["Message-ID"] = f"<crm-marketing-{campaign['id']}-{recipient_id}@{domain}>"
+        msg["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 one-click
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+async def get(acc: Access, campaign_id: int, action: str = "read") -> dict[str, Any]:
+    return dict(await acc.get(Campaign, CAMPAIGN, campaign_id, action=action))
+
+
+async def preview(acc: Access, campaign_id: int, person_id: int, language: str = "") -> dict[str, str]:
+    """The mail as ``person_id`` would get it (links inert), read through ``acc``."""
+    from crm_contacts.api import PERSON_MODEL
+
+    campaign = await get(acc, campaign_id)
+    person = await _person_table()
+    await acc.get(person, PERSON_MODEL, person_id)  # 404 outside the user's reach, audited as a read
+    contact = (await contact_values([person_id])).get(person_id, {})
+    subject, html, text, _links = compose(campaign, contact, language or contact.get("language") or "", None)
+    return {"subject": subject, "html": html, "text": text}
+
+
+def _smtp() -> tuple[str, int]:
+    settings = current().settings
+    if not settings.smtp_host:
+        raise ValidationError({"smtp": N_("no SMTP server is configured (CRM_SMTP_HOST)")})
+    return settings.smtp_host, settings.smtp_port
+
+
+async def test_send(acc: Access, campaign_id: int, to: str, person_id: int, language: str = "") -> None:
+    """One message to ``to`` (the user's own address, say) personalised with ``person_id``; no tracking."""
+    from crm_contacts.api import PERSON_MODEL
+
+    await acc.require(CAMPAIGN, "update")
+    campaign = await get(acc, campaign_id)
+    to = to.strip()
+    if "@" not in to or len(to) > 254 or any(c.isspace() for c in to):
+        raise ValidationError({"to": N_("is not an e-mail address")})
+    person = await _person_table()
+    await acc.get(person, PERSON_MODEL, person_id)
+    contact = (await contact_values([person_id]))[person_id]
+    msg = message(campaign, contact, to, language or contact.get("language") or "", None)
+    msg.replace_header("Subject", f"[TEST] {msg['Subject']}")
+    host, port = _smtp()
+    try:
+        await aiosmtplib.send(msg, hostname=host, port=port, timeout=30)
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise ValidationError({"to": f"the SMTP server refused: {exc}"}) from None
+    await audit.record("send_test", model=CAMPAIGN, record_id=campaign_id, detail=f"test to {to}")
+
+
+_RECIPIENTS_SQL = (
+    'INSERT INTO "crm_marketing_campaign_recipient" ("campaign", "person", "email", "language", "state", '
+    '"attempts", "error") '
+    'SELECT {}, p."id", p."email", p."language", \'queued\', 0, \'\' '
+    'FROM "crm_marketing_segment_member" m JOIN "' + PERSON_TABLE + '" p ON p."id" = m."person" '
+    'WHERE m."segment" = {} AND p."email" <> \'\' AND p."is_archived" = {} AND p."merged_into" IS NULL '
+    'AND p."is_anonymized" = {} '
+    'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_suppression" s '
+    '                WHERE s."email" = lower(p."email") OR s."person" = p."id") '
+    'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_campaign_recipient" r '
+    '                WHERE r."campaign" = {} AND r."person" = p."id")'
+)
+
+
+async def send(acc: Access, campaign_id: int) -> int:
+    """Fix the recipients and queue the batches; how many recipients. Sending twice queues nobody twice."""
+    await acc.require(CAMPAIGN, "update")
+    _smtp()
+    async with db.atomic():
+        campaign = await get(acc, campaign_id, action="update")
+        if campaign["state"] != "draft":
+            raise ValidationError({"state": N_("this campaign was sent already")})
+        if campaign["segment"] is None:
+            raise ValidationError({"segment": N_("is required")})
+        await CampaignRecipient.raw(_RECIPIENTS_SQL, campaign_id, campaign["segment"], False, False, campaign_id)
+        ids = [
+            int(r["id"])
+            for r in await CampaignRecipient.select(CampaignRecipient.id)
+            .where((CampaignRecipient.campaign == campaign_id) & (CampaignRecipient.state == "queued"))
+            .order_by(CampaignRecipient.id)
+        ]
+        await Campaign.update(
+            {Campaign.state: "sending", Campaign.sent_at: _now(), Campaign.version: Campaign.version + 1}
+        ).where(Campaign.id == campaign_id)
+        for start in range(0, len(ids), BATCH):
+            part = ids[start : start + BATCH]
+            await jobs.enqueue(
+                "crm_marketing.send_batch",
+                dedup_key=f"campaign-{campaign_id}-{part[0]}",
+                campaign_id=campaign_id,
+                first_id=part[0],
+                last_id=part[-1],
+            )
+        if not ids:
+            await Campaign.update({Campaign.state: "sent"}).where(Campaign.id == campaign_id)
+        await audit.record("send", model=CAMPAIGN, record_id=campaign_id, detail=f"{len(ids)} recipients")
+    return len(ids)
+
+
+async def _suppressed_to_skipped(campaign_id: int, first_id: int, last_id: int) -> None:
+    """Someone unsubscribed between queueing and sending: never mail them."""
+    await CampaignRecipient.raw(
+        'UPDATE "crm_marketing_campaign_recipient" SET "state" = \'skipped\' '
+        'WHERE "campaign" = {} AND "id" BETWEEN {} AND {} AND "state" = \'queued\' '
+        'AND EXISTS (SELECT 1 FROM "crm_marketing_suppression" s '
+        'WHERE s."email" = lower("crm_marketing_campaign_recipient"."email") '
+        'OR s."person" = "crm_marketing_campaign_recipient"."person")',
+        campaign_id,
+        first_id,
+        last_id,
+    )
+
+
+async def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict[str, int]:
+    """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome."""
+    campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
+    if campaign is None:
+        return {}
+    await _suppressed_to_skipped(campaign_id, first_id, last_id)
+    in_batch = (
+        (CampaignRecipient.campaign == campaign_id)
+        & (CampaignRecipient.id >= first_id)
+        & (CampaignRecipient.id <= last_id)
+    )
+    now = _now()
+    due = (
+        await CampaignRecipient.select()
+        .where(
+            in_batch
+            & (CampaignRecipient.state == "queued")
+            & (CampaignRecipient.next_try_at.is_null() | (CampaignRecipient.next_try_at <= now))
+        )
+        .order_by(CampaignRecipient.id)
+    )
+    contacts = await contact_values([int(r["person"]) for r in due if r["person"]])
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    smtp: aiosmtplib.SMTP | None = None
+    host, port = current().settings.smtp_host or "", current().settings.smtp_port
+    try:
+        for row in due:
+            claimed = (
+                await CampaignRecipient.update(
+                    {CampaignRecipient.state: "sending", CampaignRecipient.attempts: CampaignRecipient.attempts + 1}
+                )
+                .where((CampaignRecipient.id == row["id"]) & (CampaignRecipient.state == "queued"))
+                .returning(CampaignRecipient.attempts)
+            )
+            if not claimed:
+                continue  # another run of this batch has it
+            attempts = int(claimed[0]["attempts"])
+            contact = contacts.get(int(row["person"] or 0), {})
+            try:
+                if not host:
+                    raise aiosmtplib.SMTPException("no SMTP server is configured (CRM_SMTP_HOST)")
+                if smtp is None or not smtp.is_connected:
+                    smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+                    await smtp.connect()
+                await smtp.send_message(message(campaign, contact, row["email"], row["language"], int(row["id"])))
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                if smtp is not None and not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+                    smtp.close()
+                    smtp = None
+                last = attempts > len(RETRY_DELAYS)
+                delay = 0.0 if last else RETRY_DELAYS[attempts - 1]
+                await CampaignRecipient.update(
+                    {
+                        CampaignRecipient.state: "failed" if last else "queued",
+                        CampaignRecipient.error: str(exc)[:1000],
+                        CampaignRecipient.next_try_at: None if last else _now() + dt.timedelta(seconds=delay),
+                    }
+                ).where(CampaignRecipient.id == row["id"])
+                counts["failed" if last else "retry"] += 1
+                continue
+            await CampaignRecipient.update(
+                {CampaignRecipient.state: "sent", CampaignRecipient.sent_at: _now(), CampaignRecipient.error: ""}
+            ).where(CampaignRecipient.id == row["id"])
+            counts["sent"] += 1
+    finally:
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+    waiting = (
+        await CampaignRecipient.select(CampaignRecipient.next_try_at)
+        .where(in_batch & (CampaignRecipient.state == "queued"))
+        .order_by(CampaignRecipient.next_try_at)
+    )
+    if waiting:
+        soonest = waiting[0]["next_try_at"]
+        delay = max(0.0, (soonest - _now()).total_seconds()) if soonest else 0.0
+        raise RetryLater(f"{len(waiting)} recipients of campaign {campaign_id} wait for a retry", delay=delay)
+    left = await CampaignRecipient.count().where(
+        (CampaignRecipient.campaign == campaign_id) & CampaignRecipient.state.is_in(["queued", "sending"])
+    )
+    if not left:
+        await Campaign.update({Campaign.state: "sent"}).where(
+            (Campaign.id == campaign_id) & (Campaign.state == "sending")
+        )
+    return counts

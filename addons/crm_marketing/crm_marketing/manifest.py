@@ -1,0 +1,48 @@
+"""crm_marketing: who to reach (segments, lists), how (e-mail campaigns) and what it brought (ROI).
+
+This module is the addon's table of contents (cheap to import). It depends on crm_contacts only: it installs,
+works and uninstalls without crm_sales.
+"""
+
+from __future__ import annotations
+
+from core.addon import Action, Addon, Every, Grant, Menu
+
+SEGMENT = "crm_marketing.segment"  # dynamic segments and static lists, with their members
+CAMPAIGN = "crm_marketing.campaign"  # e-mail campaigns, their recipients and tracked events
+SUPPRESSION = "crm_marketing.suppression"  # the do-not-contact list (unsubscribes land here too)
+
+_CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
+
+
+def _grants() -> tuple[Grant, ...]:
+    out: list[Grant] = []
+    for model in (SEGMENT, CAMPAIGN, SUPPRESSION):
+        # crm_contacts declares the marketing role; its field rules mask contacts' phones and e-mails for it
+        out.append(Grant("marketing", model, _CRUD))
+        out.append(Grant("sales_manager", model, ("read",)))
+    return tuple(out)
+
+
+ADDON = Addon(
+    name="crm_marketing",
+    version="1.0.0",
+    depends=("crm_contacts",),
+    label="Marketing",
+    summary="Segments, static and do-not-contact lists, e-mail campaigns with tracking, and ROI",
+    models="crm_marketing.models",
+    migrations="crm_marketing.migrations",
+    routes="crm_marketing.views:ROUTES",
+    mount="/marketing",
+    templates="crm_marketing:templates",
+    static="crm_marketing:static",
+    actors="crm_marketing.actors",
+    hooks=("crm_marketing.hooks",),
+    schedules=(Every(hours=1, actor="crm_marketing.rebuild_segments"),),
+    permissions=_grants(),
+    menus=(
+        Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),
+        Menu("Campaigns", "/marketing/", model=CAMPAIGN, order=41),
+        Menu("Do not contact", "/marketing/suppressions", model=SUPPRESSION, order=42),
+    ),
+)

@@ -1,0 +1,107 @@
+"""Tables of crm_marketing.
+
+People are referenced through ``LazyTableReference`` (crm_contacts' models are never imported). Segment
+membership is a plain table rebuilt set-based by one ``INSERT … SELECT`` (``segments.build``); a campaign's
+recipients are fixed when it is sent (one row per person, unique per campaign), and carry their own send state
+so a batch retried by the job runner never mails anyone twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LazyTableReference,
+    Numeric,
+    OnDelete,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+from core.mixins import Created, Versioned
+
+
+def _person() -> LazyTableReference:
+    return LazyTableReference("Person", module_path="crm_contacts.models")
+
+
+class Segment(Versioned, Created, Table, tablename="crm_marketing_segment"):
+    """A dynamic segment (``condition`` in the kernel's condition language over people) or a static list."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    name = Varchar(length=200)
+    is_static = Boolean(default=False)
+    condition = JSON(default="{}")
+    member_count = Integer(default=0)
+    built_at = Timestamptz(null=True, default=None)
+    build_ms = Integer(null=True, default=None)
+
+
+class SegmentMember(Table, tablename="crm_marketing_segment_member"):
+    id: Serial  # added by Piccolo; declared for type checkers
+    segment = ForeignKey(Segment, on_delete=OnDelete.cascade, index=True)
+    person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, index=True)
+
+
+class Suppression(Created, Table, tablename="crm_marketing_suppression"):
+    """An address never to be mailed: put on the do-not-contact list by hand, or unsubscribed by its owner."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    email = Varchar(length=254, unique=True)  # lowercased
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null, index=True)
+    reason = Varchar(length=20, default="do_not_contact")  # do_not_contact | unsubscribed | bounced
+    campaign = BigInt(null=True, default=None)  # the campaign an unsubscribe came from
+    note = Varchar(length=300, default="")
+
+
+class Campaign(Versioned, Created, Table, tablename="crm_marketing_campaign"):
+    id: Serial  # added by Piccolo; declared for type checkers
+    name = Varchar(length=200)
+    segment = ForeignKey(Segment, null=True, on_delete=OnDelete.set_null)
+    subject_en = Varchar(length=300, default="")
+    body_en = Text(default="")
+    subject_zh = Varchar(length=300, default="")
+    body_zh = Text(default="")
+    state = Varchar(length=20, default="draft")  # draft | sending | sent
+    cost = Numeric(digits=(14, 2), default=Decimal("0"))
+    currency = Varchar(length=3, default="CNY")
+    sent_at = Timestamptz(null=True, default=None)
+
+
+class CampaignRecipient(Table, tablename="crm_marketing_campaign_recipient"):
+    """One person a campaign goes to; ``state``: queued → sending → sent, or failed after the last try."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    campaign = ForeignKey(Campaign, on_delete=OnDelete.cascade, index=True)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null, index=True)
+    email = Varchar(length=254)
+    language = Varchar(length=10, default="")
+    state = Varchar(length=20, default="queued", index=True)
+    attempts = Integer(default=0)
+    next_try_at = Timestamptz(null=True, default=None)
+    error = Text(default="")
+    sent_at = Timestamptz(null=True, default=None)
+
+
+class CampaignEvent(Table, tablename="crm_marketing_campaign_event"):
+    """An open, a click or an unsubscribe; scanner hits are kept (``is_scanner``) but never counted."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    campaign = ForeignKey(Campaign, on_delete=OnDelete.cascade, index=True)
+    recipient = ForeignKey(CampaignRecipient, on_delete=OnDelete.cascade, index=True)
+    kind = Varchar(length=20)  # open | click | unsubscribe
+    url = Varchar(length=2000, default="")
+    user_agent = Varchar(length=500, default="")
+    is_scanner = Boolean(default=False)
+    at = Timestamptz()
+
+
+__all__ = ["Campaign", "CampaignEvent", "CampaignRecipient", "Segment", "SegmentMember", "Suppression"]

@@ -1,0 +1,183 @@
+"""Segments: a condition over people stored as data, and its members rebuilt set-based in SQL.
+
+The condition is the kernel's condition language (``core.conditions``, docs/engines.md) over crm_contacts'
+people as the automation registry describes them (their columns, custom fields and ``organization.*`` one hop
+away), plus ``tags`` (the names of a person's tags: ``contains`` a tag, ``is_empty``). Region is
+``province``/``city``, the lifecycle stage ``stage``.
+
+A build is one ``DELETE`` and one ``INSERT … SELECT`` in one transaction: no Python loop over contacts, whatever
+the segment's size. Archived, merged and anonymized people are never members.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from crm_contacts.api import PERSON_MODEL, PERSON_TABLE
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
+
+from core import conditions, db
+from core.conditions import Field, Group, Leaf, Node, Not, Schema
+from core.errors import NotFound, ValidationError
+from core.i18n import N_
+from core.security.access import Access
+from crm_marketing.models import Segment, SegmentMember
+
+TAGS = "tags"
+# crm_contacts' tag tables, read by name in SQL (never imported: the contacts addon's public surface is its api)
+_TAG_SQL = (
+    '"{person}"."id" IN (SELECT "crm_contacts_person_tag"."person" FROM "crm_contacts_person_tag" '
+    'JOIN "crm_contacts_tag" ON "crm_contacts_tag"."id" = "crm_contacts_person_tag"."tag" '
+    "WHERE {match})"
+).format(person=PERSON_TABLE, match="{match}")
+_ANY_TAG_SQL = f'"{PERSON_TABLE}"."id" IN (SELECT "crm_contacts_person_tag"."person" FROM "crm_contacts_person_tag")'
+
+
+async def schema() -> Schema:
+    """What a segment condition may name: a person's fields (the automation registry's), plus ``tags``."""
+    from core.automation import registry
+
+    base = await registry.schema(PERSON_MODEL)
+    if base is None:  # crm_contacts is a dependency: its automation models are always registered
+        raise NotFound(f"{PERSON_MODEL} is not registered")
+    fields = dict(base.fields)
+    fields[TAGS] = Field(TAGS, "tags", N_("Tags"))
+    return Schema(base.model, base.table, fields, base.relations)
+
+
+def _negate(clause: Combinable | None) -> Combinable:
+    if clause is None:
+        return WhereRaw("1 = 0")
+    # a comparison with a missing value is false, so its negation is true (as in core.conditions.matches)
+    return WhereRaw("NOT COALESCE(({}), FALSE)", clause.querystring)
+
+
+def _tags(leaf: Leaf) -> Combinable:
+    if leaf.op == "contains":
+        return WhereRaw(_TAG_SQL.format(match='"crm_contacts_tag"."name" = {}'), leaf.value)
+    if leaf.op == "is_empty":
+        anything = WhereRaw(_ANY_TAG_SQL)
+        return _negate(anything) if leaf.value else anything
+    raise ValidationError({f"{leaf.path}.op": N_("tags take contains or is_empty")})
+
+
+def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable | None:
+    """``node`` as a where-clause over people (None: everyone). With ``access``, a field the user sees masked
+    or hidden is refused (403 naming the path), as for any condition the kernel compiles for a user."""
+    if isinstance(node, Group):
+        clauses = [where(item, sch, access) for item in node.items]
+        present = [c for c in clauses if c is not None]
+        if node.op == "all":
+            if not present:
+                return None
+        elif len(present) < len(clauses):  # an empty "all" inside "any": always true
+            return None
+        out = present[0]
+        for other in present[1:]:
+            out = (out & other) if node.op == "all" else (out | other)
+        return out
+    if isinstance(node, Not):
+        return _negate(where(node.item, sch, access))
+    if node.name == TAGS:
+        return _tags(node)
+    return conditions.to_where(node, sch, access)
+
+
+async def parse(raw: Any, access: Access | None = None) -> tuple[Node, Schema]:
+    """``raw`` (decoded JSON) checked as a segment condition: 422 naming the path of an unknown field or a bad
+    value, 403 for a field ``access``'s user may not filter on."""
+    sch = await schema()
+    node = conditions.parse(raw, sch, path="condition")
+    where(node, sch, access)  # compiled once for the checks the SQL side makes (masked fields)
+    return node, sch
+
+
+def decode(text: str) -> Any:
+    """A condition typed into a form (JSON text); 422 on ``condition`` when it is not JSON."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValidationError({"condition": N_('must be JSON: {"all": [...]}')}) from None
+
+
+def _live(sch: Schema) -> Combinable:
+    table = sch.table
+    return (
+        table._meta.get_column_by_name("is_archived").eq(False)
+        & table._meta.get_column_by_name("merged_into").is_null()
+        & table._meta.get_column_by_name("is_anonymized").eq(False)
+    )
+
+
+async def count(raw: Any, access: Access | None = None) -> int:
+    """How many people the condition selects now (the builder's live count)."""
+    node, sch = await parse(raw, access)
+    clause = where(node, sch)
+    full = _live(sch) if clause is None else _live(sch) & clause
+    return int(await sch.table.count().where(full))
+
+
+async def build(segment_id: int) -> dict[str, Any]:
+    """Recompute a dynamic segment's members in one ``INSERT … SELECT``; its count, build time and duration."""
+    row = await Segment.select().where(Segment.id == segment_id).first()
+    if row is None:
+        raise NotFound(f"segment {segment_id} not found")
+    if row["is_static"]:
+        return {"count": row["member_count"], "ms": 0}
+    raw = json.loads(row["condition"]) if isinstance(row["condition"], str) else row["condition"]
+    node, sch = await parse(raw)
+    clause = where(node, sch)
+    full = _live(sch) if clause is None else _live(sch) & clause
+    started = time.perf_counter()
+    async with db.atomic():
+        await SegmentMember.delete().where(SegmentMember.segment == segment_id)
+        await SegmentMember.raw(
+            f'INSERT INTO "crm_marketing_segment_member" ("segment", "person") '
+            f'SELECT {{}}, "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}',
+            segment_id,
+            full.querystring,
+        )
+        members = await SegmentMember.count().where(SegmentMember.segment == segment_id)
+        ms = int((time.perf_counter() - started) * 1000)
+        await Segment.update(
+            {Segment.member_count: members, Segment.built_at: dt.datetime.now(dt.UTC), Segment.build_ms: ms}
+        ).where(Segment.id == segment_id)
+    return {"count": int(members), "ms": ms}
+
+
+async def rebuild_all() -> int:
+    """Rebuild every dynamic segment (the scheduled job); how many were built."""
+    ids = [r["id"] for r in await Segment.select(Segment.id).where(Segment.is_static.eq(False))]
+    for segment_id in ids:
+        await build(int(segment_id))
+    return len(ids)
+
+
+async def set_static_members(segment_id: int, person_ids: list[int], *, add: bool) -> int:
+    """Add people to (or remove them from) a static list; the list's new size."""
+    async with db.atomic():
+        if add:
+            have = {
+                int(r["person"])
+                for r in await SegmentMember.select(SegmentMember.person).where(
+                    (SegmentMember.segment == segment_id) & SegmentMember.person.is_in(person_ids or [0])
+                )
+            }
+            new = [SegmentMember(segment=segment_id, person=p) for p in dict.fromkeys(person_ids) if p not in have]
+            if new:
+                await SegmentMember.insert(*new)
+        elif person_ids:
+            await SegmentMember.delete().where(
+                (SegmentMember.segment == segment_id) & SegmentMember.person.is_in(person_ids)
+            )
+        members = await SegmentMember.count().where(SegmentMember.segment == segment_id)
+        await Segment.update({Segment.member_count: members, Segment.built_at: dt.datetime.now(dt.UTC)}).where(
+            Segment.id == segment_id
+        )
+    return int(members)
