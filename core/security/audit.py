@@ -56,6 +56,10 @@ async def record(action: str, *, model: str = "", record_id: object = "", change
         held.append(row)
         return
     await AuditLog.insert(row)
+    if model and action not in REFUSALS:
+        from core.timeline.notes import audited  # followers of the record hear of its changes
+
+        await audited(action, model, str(record_id), changes, who.user_id if who else None)
 
 
 async def record_many(action: str, *, model: str, changes: Mapping[object, dict[str, Any]], detail: str = "",

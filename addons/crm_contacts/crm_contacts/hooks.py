@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,28 +77,13 @@ async def _notes(access: Access, kind: str, record_id: int) -> list[dict[str, An
 
 @hookimpl
 async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Sequence[TimelineEntry]:
-    """Changes from the audit log (who changed which fields, never the values), notes and merges."""
-    from core.security.models import AuditLog
+    """The contact's notes (the kernel's timeline shows the changes from the audit log, in words)."""
     from crm_contacts.manifest import NOTE
 
     kind = _kind(model)
     if kind is None:
         return []
     out: list[TimelineEntry] = []
-    rows = await AuditLog.select(AuditLog.at, AuditLog.action, AuditLog.user_login, AuditLog.changes,
-                                 AuditLog.detail).where((AuditLog.model == model) & (
-        AuditLog.record_id == str(record_id)) & AuditLog.action.is_in(
-        ["create", "update", "merge", "archive", "import", "erase"])).order_by(AuditLog.id, ascending=False).limit(100)
-    for row in rows:
-        changes = row["changes"]
-        if isinstance(changes, str):
-            changes = json.loads(changes or "{}")
-        # only the names of fields the user may see at all, never the values
-        names = [k for k in (changes or {}) if k not in ("search_text", "updated_at", "email_key")]
-        fields = ", ".join(access.visible_fields(model, names))
-        out.append(TimelineEntry(at=row["at"], kind=row["action"], source="crm_contacts",
-                                 title=f"{row['action']} by {row['user_login'] or 'system'}",
-                                 body=fields or row["detail"]))
     if access.can(NOTE):
         for note in await _notes(access, kind, record_id):
             out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],

@@ -14,6 +14,7 @@ from core.automation import record_changed
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from core.security import audit
+from core.timeline import feed
 from core.web import access, render
 from crm_contacts import listing
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
@@ -178,7 +179,8 @@ async def detail(request: Request) -> Response:
         return RedirectResponse(f"/contacts/{request.path_params['kind']}/{raw['merged_into']}?from={record_id}",
                                 status_code=303)
     row = acc.present(model, raw)
-    found = await records.extras(acc, model, record_id, timeline=True)
+    found = await records.extras(acc, model, record_id)
+    record_timeline = await feed.build(acc, model, record_id, url=request.url.path)
     org = members = None
     if model == PERSON_MODEL and raw.get("organization"):
         org = await table_of(ORGANIZATION_MODEL).select().where(
@@ -188,7 +190,8 @@ async def detail(request: Request) -> Response:
                                           where=Person.organization == record_id)).limit(200)
     masked = [f for f in ("phone", "email") if acc.is_masked(model, f)]
     return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
-                  panels=found.panels, actions=found.actions, timeline=found.timeline[:200], org=org, members=members,
+                  panels=found.panels, actions=found.actions, record_timeline=record_timeline, org=org,
+                  members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),
                   merged_from=request.query_params.get("from"), languages=LANGUAGE_LABELS,
                   custom=await customfields.shown(acc, model, row.get("custom")),

@@ -69,7 +69,9 @@ async def test_360_page_collects_panels_and_timeline_from_other_addons(crm_clien
     page = await client.get(f"/contacts/people/{pid}")
     assert 'data-panel="probe_tickets"' in page.text and "Probe ticket opened" in page.text
     assert "Called about renewal" in page.text and 'data-panel="crm_contacts_notes"' in page.text
-    assert "create by rep" in page.text  # a change from the audit log
+    # a change from the audit log, on the kernel's timeline
+    assert re.search(r'data-kind="change">\s*<time[^>]*>[^<]*</time>\s*<strong>Created</strong> '
+                     r'<small class="muted">Rep', page.text)
 
 
 async def test_export_is_masked_neutralized_and_audited(crm_client: Any, found: Any) -> None:

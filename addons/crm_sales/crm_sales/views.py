@@ -22,6 +22,7 @@ from core import customfields, i18n
 from core.errors import Conflict, ValidationError
 from core.i18n import N_
 from core.search import contains
+from core.timeline import feed
 from core.web import access, form_str, render
 from crm_sales import activities, editing, forecast, leads, pipeline, win
 from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, QUOTE
@@ -112,7 +113,8 @@ async def opportunity_detail(request: Request) -> Response:
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
                   contact_url=contact_url, explanation=explanation,
                   factor_values=await _factor_values(explanation, stages),
-                  can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS)
+                  can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS,
+                  record_timeline=await feed.build(acc, OPPORTUNITY, opp_id, url=request.url.path))
 
 
 async def _factor_values(explanation: dict[str, Any], stages: list[dict[str, Any]]) -> dict[str, str]:
@@ -293,6 +295,7 @@ async def lead_detail(request: Request) -> Response:
     acc = access(request)
     lead = acc.present(LEAD, await acc.get(Lead, LEAD, int(request.path_params["id"])))
     return await render(request, "crm_sales/lead_detail.html", lead=lead,
+                  record_timeline=await feed.build(acc, LEAD, lead["id"], url=request.url.path),
                   can_update=acc.can(LEAD, "update"),
                   custom=await customfields.shown(acc, LEAD, lead.get("custom")))
 

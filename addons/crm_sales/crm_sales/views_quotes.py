@@ -16,6 +16,7 @@ from core import records
 from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
 from core.i18n import N_
+from core.timeline import feed
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, quotes
 from crm_sales.manifest import ORDER, PRODUCT, QUOTE
@@ -59,8 +60,10 @@ async def quote_detail(request: Request) -> Response:
                                         where=Quote.number == quote["number"])).order_by(Quote.revision)
     # blocks from installed addons and the kernel (e.g. "awaiting approval by …"), each checking rights itself
     found = await records.extras(acc, QUOTE, quote["id"])
+    record_timeline = await feed.build(acc, QUOTE, quote["id"], url=request.url.path)
     return await render(request, "crm_sales/quote_detail.html", quote=quote, lines=lines,
                   products=products, opp=opp, panels=found.panels, actions=found.actions,
+                  record_timeline=record_timeline,
                   approval=request.query_params.get("approval", ""),
                   revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
                   editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
