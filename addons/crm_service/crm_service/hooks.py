@@ -4,6 +4,7 @@ the customer portal."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +51,8 @@ async def _ticket_timeline(access: Access, ticket_id: int) -> list[TimelineEntry
             (AuditLog.model == TICKET) & (AuditLog.record_id == str(ticket_id))).order_by(AuditLog.id).limit(500):
         if a["action"] == "message":
             continue  # the message itself is listed below
-        changes = access.present_diff(TICKET, a["changes"] or {})
+        raw = a["changes"]
+        changes = access.present_diff(TICKET, (json.loads(raw) if isinstance(raw, str) else raw) or {})
         parts = []
         for field, pair in sorted(changes.items()):
             if isinstance(pair, list) and len(pair) == 2:

@@ -10,6 +10,7 @@ first-response clock stops at the first public reply. A breach flag, once set, s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,8 @@ async def load_calendar(calendar_id: int, years: range | None = None) -> Busines
     if row is None:
         return BusinessCalendar(hours=businesstime.office_hours())
     hours: dict[int, tuple[tuple[int, int], ...]] = {}
-    for day, windows in (row["hours"] or {}).items():
+    stored = row["hours"]
+    for day, windows in ((json.loads(stored) if isinstance(stored, str) else stored) or {}).items():
         hours[int(day)] = tuple((businesstime._minute(a), businesstime._minute(b)) for a, b in windows)
     this_year = dt.date.today().year
     years = years or range(this_year - 2, this_year + 3)

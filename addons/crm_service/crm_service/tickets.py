@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from crm_contacts import api as contacts
@@ -31,6 +32,12 @@ PAUSED = frozenset({"pending_customer", "pending_third_party"})
 DONE = frozenset({"resolved", "closed"})
 EDITABLE = ("subject", "description", "ticket_type", "priority", "team", "owner", "tags")
 MAX_BODY = 100_000
+
+
+def tag_list(stored: Any) -> list[str]:
+    """A ticket's tags as stored (the JSON column reads back as text on some backends)."""
+    value = json.loads(stored) if isinstance(stored, str) else stored
+    return [str(t) for t in value] if isinstance(value, list) else []
 
 
 def reference(ticket_id: int) -> str:
@@ -137,6 +144,7 @@ async def update_ticket(acc: Access, ticket_id: int, values: dict[str, Any]) -> 
     data = clean(values, creating=False)
     async with db.atomic():
         before = await acc.get(Ticket, TICKET, ticket_id, action="update")
+        before["tags"] = tag_list(before.get("tags"))
         changes = {k: v for k, v in data.items() if before.get(k) != v}
         if not changes:
             return

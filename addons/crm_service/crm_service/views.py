@@ -112,6 +112,7 @@ async def ticket_detail(request: Request) -> Response:
     acc = access(request)
     ticket_id = int(request.path_params["id"])
     ticket = acc.present(TICKET, await acc.get(Ticket, TICKET, ticket_id))
+    ticket["tags"] = tickets.tag_list(ticket.get("tags"))
     messages = await Message.select(Message.id, Message.kind, Message.body, Message.author.name,
                                     Message.author_email, Message.created_at).where(
         Message.ticket == ticket_id).order_by(Message.id) if acc.can(MESSAGE) else []
