@@ -4,6 +4,7 @@ team leader, once), a policy or calendar change recomputed from the state histor
 from __future__ import annotations
 
 import datetime as dt
+
 from service_helpers import Desk
 
 from core.notifications import recent

@@ -78,7 +78,7 @@ async def test_ticket_lifecycle_rules_and_pages(crm_client: Any) -> None:
     assert "Password reset" in searched.text and "Login fails" not in searched.text
     page = await client.get(f"/service/tickets/{again}")
     assert page.status_code == 200
-    assert "请重启打印机" in page.text and "客户是 VIP" in page.text and "SR-%06d" % again in page.text
+    assert "请重启打印机" in page.text and "客户是 VIP" in page.text and f"SR-{again:06d}" in page.text
     assert "pending_customer" in page.text or "Pending customer" in page.text  # the timeline's state change
     assert (await client.get(f"/service/tickets/{refund}")).status_code == 404
     # a form post with CSRF resolves the ticket
