@@ -15,6 +15,7 @@ fc-list :lang=zh-cn family 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-micro
 if [ "$WITH_TEST" = 1 ]; then
   command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)   # crm_service mail tests start their own IMAP server
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}"
