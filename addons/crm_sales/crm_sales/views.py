@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from piccolo.custom_types import Combinable
-from piccolo.query.functions.aggregate import Count
+from piccolo.query.functions.aggregate import Count, Sum
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,9 +40,15 @@ async def board(request: Request) -> Response:
     team = min(acc.principal.team_ids) if acc.principal and acc.principal.team_ids else None
     stages = [s for s in await pipeline.stages_for(team) if not s["is_won"] and not s["is_lost"]]
     # one grouped count for every column (same record rules), then a short page of cards per column
-    counted = await (await acc.select(Opportunity, OPPORTUNITY, Opportunity.stage, Count(),
-                                      where=Opportunity.state == "open")).group_by(Opportunity.stage)
-    counts = {row["stage"]: row["count"] for row in counted}
+    # the sums per stage and currency (a column may hold deals in several currencies: never added together)
+    counted = await (await acc.select(Opportunity, OPPORTUNITY, Opportunity.stage, Opportunity.currency, Count(),
+                                      Sum(Opportunity.expected_revenue), where=Opportunity.state == "open")).group_by(
+        Opportunity.stage, Opportunity.currency)
+    counts: dict[int, int] = {}
+    sums: dict[int, list[tuple[str, Decimal]]] = {}
+    for row in counted:
+        counts[row["stage"]] = counts.get(row["stage"], 0) + row["count"]
+        sums.setdefault(row["stage"], []).append((row["currency"], Decimal(str(row["sum"] or 0))))
     columns = []
     for stage in stages:
         where = (Opportunity.stage == stage["id"]) & (Opportunity.state == "open")
@@ -50,7 +56,8 @@ async def board(request: Request) -> Response:
             Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.expected_revenue,
             Opportunity.currency, Opportunity.probability, Opportunity.version, Opportunity.owner.name,
             Opportunity.expected_close, where=where)).order_by(Opportunity.id, ascending=False).limit(BOARD_CARDS)
-        columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0)})
+        columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0),
+                        "sums": sorted(sums.get(stage["id"], []))})
     closing = {s["key"]: s for s in await pipeline.stages_for(team) if s["is_won"] or s["is_lost"]}
     can_create = acc.can(OPPORTUNITY, "create")
     new_form = await _deal_form(acc, None, creating=True) if can_create else {}

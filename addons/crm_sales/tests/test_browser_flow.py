@@ -27,33 +27,55 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        rep = browser.new_page()
+        # a phone (390×844, touch): the whole flow must work there, the board's drag with a finger included
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        rep = phone.new_page()
         errors: list[str] = []
         # any script, stylesheet or page of ours that fails to load (the browser's own favicon probe aside)
         rep.on("response", lambda r: errors.append(f"{r.status} {r.url}")
                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        rep.on("pageerror", lambda e: errors.append(f"script error: {e}"))
         rep.goto(server + "/login")
         rep.fill("input[name=login]", "rep")
         rep.fill("input[name=password]", PASSWORD)
         rep.click("button[type=submit]")
-        rep.goto(server + "/sales/leads")
+        rep.goto(server + "/sales/leads/new")
         rep.fill("input[name=name]", "展会线索 Trade fair")
         rep.fill("input[name=contact_name]", "王芳")
         rep.fill("input[name=email]", "wang.fang@example.com")
+        rep.fill("input[name=phone]", "138 0013 8000")
         rep.fill("input[name=expected_revenue]", "80000")
-        rep.click("form[action='/sales/leads'] button[type=submit]")
+        rep.click("form.lead-form button[type=submit]")
+        expect(rep.locator("[data-field=phone]")).to_have_text("+8613800138000")  # standardized like contacts'
         rep.click("text=Qualify")
         expect(rep.locator("h1")).to_contain_text("展会线索 Trade fair")
         opp_url = rep.url
 
-        rep.goto(server + "/sales/")  # drag the card from New to Contacted; the server must record it
-        card = rep.locator(".deal", has_text="展会线索")
-        target = rep.locator(".column").nth(1)
-        card.drag_to(target)
-        expect(target.locator(".deal", has_text="展会线索")).to_be_visible()
+        # the board: column totals, then a finger drags the card by its handle from the first column to the
+        # second (touch events → pointer events); the server records it and the totals follow
+        rep.goto(server + "/sales/")
+        first, second = rep.locator(".column").nth(0), rep.locator(".column").nth(1)
+        expect(first.locator(".column-total")).to_contain_text("80,000.00")
+        handle = first.locator(".deal", has_text="展会线索").locator(".drag-handle")
+        box = handle.bounding_box()
+        goal = second.bounding_box()
+        assert box and goal
+        cdp = phone.new_cdp_session(rep)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        tx, ty = min(goal["x"] + 60, 380), goal["y"] + 80
+        for i in range(1, 11):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": x + (tx - x) * i / 10, "y": y + (ty - y) * i / 10}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(second.locator(".deal", has_text="展会线索")).to_be_visible()
+        expect(second.locator(".column-total .count")).to_have_text("1")
+        expect(first.locator(".column-total .count")).to_have_text("0")
         rep.wait_for_timeout(500)
         rep.reload()
         expect(rep.locator(".column").nth(1).locator(".deal", has_text="展会线索")).to_be_visible()
+        expect(rep.locator(".column").nth(1).locator(".column-total")).to_contain_text("80,000.00")
+        assert rep.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways page scroll
 
         rep.goto(opp_url)
         rep.click("text=New quote")

@@ -81,6 +81,10 @@ async def test_lead_pages_and_a_deal_from_the_pipeline(crm_client: Any) -> None:
     assert deal.status_code == 303
     opp = await Opportunity.select().where(Opportunity.name == "Direct deal 直接").first()
     assert opp["state"] == "open" and opp["expected_revenue"] == Decimal("8800")
-    assert "Direct deal 直接" in (await client.get("/sales/")).text
+    board = (await client.get("/sales/")).text
+    assert "Direct deal 直接" in board
+    first = board[board.index('class="column-total"'):]
+    first = first[:first.index("</p>")]  # the first column: its count and its amount as money
+    assert 'data-count="1"' in first and "CN¥8,800.00" in first
     empty = await client.post("/sales/opportunities/new", data={"csrf_token": csrf_of(board), "name": ""})
     assert empty.status_code == 422 and 'data-field="name"' in empty.text

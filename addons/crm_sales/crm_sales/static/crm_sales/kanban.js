@@ -1,33 +1,58 @@
-// Drag a deal card to another column: POST the move, let the server decide, reflect its answer.
+// Move a deal card to another column with a mouse, a pen or a finger (Pointer Events: one code path; the card's
+// handle has touch-action: none so a finger drags it while the rest of the board still scrolls). The move is
+// POSTed, the server decides, the board reflects its answer: on refusal the card goes back with the reason.
 // Loaded as a file (CSP: script-src 'self'); the CSRF token comes from the board's data attribute.
 (function () {
   "use strict";
   const board = document.querySelector(".board");
   if (!board || board.dataset.canMove !== "true") return;
   const status = document.getElementById("board-status");
-  let dragged = null;
+  const lang = document.documentElement.lang || "en";
+  let drag = null;  // {card, from, ghost, dx, dy, over, pointerId}
 
   function say(text) {
     status.textContent = text;
     status.hidden = !text;
   }
 
-  board.addEventListener("dragstart", (event) => {
-    dragged = event.target.closest(".deal");
-    if (dragged) event.dataTransfer.setData("text/plain", dragged.dataset.id);
-  });
-  board.addEventListener("dragover", (event) => {
-    if (dragged && event.target.closest(".column")) event.preventDefault();
-  });
-  board.addEventListener("drop", async (event) => {
-    const column = event.target.closest(".column");
-    if (!dragged || !column) return;
-    event.preventDefault();
-    const card = dragged;
-    dragged = null;
-    const from = card.closest(".column");
-    if (from === column) return;
+  // column totals follow the cards: count, and the sum per currency formatted like the server does
+  function sums(column) {
+    const total = column.querySelector(".column-total");
+    const out = {};
+    (total.dataset.sums || "").trim().split(/\s+/).filter(Boolean).forEach((pair) => {
+      const [cur, amount] = pair.split("=");
+      out[cur] = Number(amount);
+    });
+    return out;
+  }
+  function adjust(column, card, sign) {
+    const total = column.querySelector(".column-total");
+    const count = total.querySelector(".count");
+    const n = Number(count.dataset.count) + sign;
+    count.dataset.count = String(n);
+    count.textContent = new Intl.NumberFormat(lang).format(n);
+    const all = sums(column);
+    const cur = card.dataset.currency;
+    all[cur] = (all[cur] || 0) + sign * Number(card.dataset.amount || 0);
+    total.dataset.sums = Object.entries(all).map(([c, a]) => `${c}=${a.toFixed(2)}`).join(" ");
+    total.querySelectorAll(".sum, .sep").forEach((el) => el.remove());
+    Object.keys(all).sort().forEach((c) => {
+      if (n === 0) return;
+      const sep = document.createElement("span");
+      sep.className = "sep";
+      sep.textContent = " · ";
+      const span = document.createElement("span");
+      span.className = "sum";
+      span.dataset.currency = c;
+      span.textContent = new Intl.NumberFormat(lang, {style: "currency", currency: c}).format(all[c]);
+      total.append(sep, span);
+    });
+  }
+
+  async function move(card, from, column) {
     column.querySelector(".cards").prepend(card);  // optimistic; undone if the server refuses
+    adjust(from, card, -1);
+    adjust(column, card, +1);
     try {
       const response = await fetch(`/sales/opportunities/${card.dataset.id}/move`, {
         method: "POST",
@@ -41,7 +66,61 @@
       say("");
     } catch (error) {
       from.querySelector(".cards").prepend(card);
+      adjust(column, card, -1);
+      adjust(from, card, +1);
       say(error.message);
     }
+  }
+
+  function columnAt(x, y) {
+    const hit = document.elementFromPoint(x, y);
+    return hit ? hit.closest(".board .column") : null;
+  }
+
+  board.addEventListener("pointerdown", (event) => {
+    const handle = event.target.closest(".drag-handle");
+    if (!handle || (event.pointerType === "mouse" && event.button !== 0)) return;
+    const card = handle.closest(".deal");
+    const rect = card.getBoundingClientRect();
+    event.preventDefault();
+    handle.setPointerCapture(event.pointerId);
+    const ghost = card.cloneNode(true);
+    ghost.classList.add("ghost");
+    ghost.style.width = `${rect.width}px`;
+    ghost.style.left = `${rect.left}px`;
+    ghost.style.top = `${rect.top}px`;
+    document.body.append(ghost);
+    card.classList.add("dragging");
+    drag = {card, from: card.closest(".column"), ghost, dx: event.clientX - rect.left, dy: event.clientY - rect.top,
+            over: null, pointerId: event.pointerId};
   });
+
+  board.addEventListener("pointermove", (event) => {
+    if (!drag || event.pointerId !== drag.pointerId) return;
+    drag.ghost.style.left = `${event.clientX - drag.dx}px`;
+    drag.ghost.style.top = `${event.clientY - drag.dy}px`;
+    // near an edge of the board (a phone shows one column or two), scroll it so every column can be reached
+    const box = board.getBoundingClientRect();
+    if (event.clientX > box.right - 40) board.scrollLeft += 12;
+    else if (event.clientX < box.left + 40) board.scrollLeft -= 12;
+    const over = columnAt(event.clientX, event.clientY);
+    if (over !== drag.over) {
+      if (drag.over) drag.over.classList.remove("drop-target");
+      if (over) over.classList.add("drop-target");
+      drag.over = over;
+    }
+  });
+
+  function end(event, cancelled) {
+    if (!drag || event.pointerId !== drag.pointerId) return;
+    const {card, from, ghost} = drag;
+    const target = cancelled ? null : columnAt(event.clientX, event.clientY);
+    if (drag.over) drag.over.classList.remove("drop-target");
+    ghost.remove();
+    card.classList.remove("dragging");
+    drag = null;
+    if (target && target !== from) move(card, from, target);
+  }
+  board.addEventListener("pointerup", (event) => end(event, false));
+  board.addEventListener("pointercancel", (event) => end(event, true));
 })();
