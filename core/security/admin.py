@@ -1,11 +1,9 @@
 """Admin pages: users (create, profile, roles, (de)activate, password reset), roles (declared and custom),
-teams (leader, members), and the audit log search (admin and auditor). Every change is audited by
-:mod:`core.security.users`; every page refuses non-admins (403, audited)."""
+teams (leader, members); the audit log page (admin and auditor) is :mod:`core.security.audit_page`. Every change
+is audited by :mod:`core.security.users`; every page refuses non-admins (403, audited)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -13,15 +11,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from core import labels
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.i18n import N_
-from core.search import contains
-from core.security import audit, users
-from core.security.access import Access, policy
+from core.security import audit, audit_page, users
+from core.security.access import policy
 from core.security.account import ROUTES as ACCOUNT_ROUTES
 from core.security.handover_routes import ROUTES as HANDOVER_ROUTES
-from core.security.models import AuditLog, Session, Team, TeamMember, User, UserRole
+from core.security.models import Session, Team, TeamMember, User, UserRole
 from core.security.principal import Principal
 from core.web import form_str, render, require_user
 
@@ -210,43 +206,6 @@ async def team_update(request: Request) -> Response:
     return RedirectResponse("/admin/teams", status_code=303)
 
 
-# --- audit log ---------------------------------------------------------------------------------------------
-
-def _day(value: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-
-
-def _loaded(changes: Any) -> dict[str, Any]:
-    loaded = json.loads(changes or "{}") if isinstance(changes, str) else changes
-    return loaded if isinstance(loaded, dict) else {}
-
-
-async def audit_list(request: Request) -> Response:
-    """Search the audit log (admin, auditor): by action, model, record, user, day range; newest first."""
-    await Access(require_user(request)).require("core.audit_log", "read")
-    q = request.query_params
-    query = AuditLog.select().order_by(AuditLog.id, ascending=False).limit(200)
-    for name, column in (("action", AuditLog.action), ("model", AuditLog.model),
-                         ("record", AuditLog.record_id), ("user", AuditLog.user_login)):
-        if q.get(name):
-            query = query.where(column == q[name][:150])
-    since, until = _day(q.get("since", "")), _day(q.get("until", ""))
-    if since:
-        query = query.where(AuditLog.at >= since)
-    if until:
-        query = query.where(AuditLog.at < until + dt.timedelta(days=1))
-    if q.get("q"):
-        query = query.where(contains(AuditLog.detail, q["q"][:100]))
-    if q.get("before", "").isdigit() and len(q["before"]) < 19:
-        query = query.where(AuditLog.id < int(q["before"]))
-    acc = Access(require_user(request))
-    rows = [{**r, "changes": acc.present_diff(r["model"], _loaded(r["changes"]))} for r in await query]
-    return await render(request, "core/admin_audit.html", rows=rows, filters=dict(q), labels=labels)
-
-
 ROUTES = [
     Route("/admin/users", user_list, methods=["GET"]),
     Route("/admin/users", user_create, methods=["POST"]),
@@ -261,7 +220,7 @@ ROUTES = [
     Route("/admin/teams", team_list, methods=["GET"]),
     Route("/admin/teams", team_create, methods=["POST"]),
     Route("/admin/teams/{id:int}", team_update, methods=["POST"]),
-    Route("/admin/audit", audit_list, methods=["GET"]),
+    Route("/admin/audit", audit_page.audit_list, methods=["GET"]),
     *ACCOUNT_ROUTES,
     *HANDOVER_ROUTES,
 ]
