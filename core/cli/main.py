@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from core.cli.addons import addons
+from core.cli.backup import backup_cmd, restore_cmd
 from core.cli.common import connect, handle_errors, run, settings
 from core.cli.jobs import jobs_group
 from core.cli.run import scheduler_cmd, serve, worker
@@ -113,3 +114,5 @@ main.add_command(worker)
 main.add_command(scheduler_cmd, name="scheduler")
 main.add_command(jobs_group)
 main.add_command(users_group)
+main.add_command(backup_cmd)
+main.add_command(restore_cmd)
