@@ -5,22 +5,27 @@ user sees hidden or masked is refused, so a report never leaks what the model's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from piccolo.columns import Numeric
+from piccolo.columns import BigInt, Date, ForeignKey, Integer, Numeric, Real, SmallInt, Timestamp, Timestamptz
 from piccolo.columns.base import Column
 from piccolo.custom_types import Combinable
 from piccolo.query.functions.aggregate import Avg, Count, Max, Min, Sum
+from piccolo.querystring import QueryString
+from piccolo.table import Table
 
-from core import hooks
+from core import conditions, db, hooks
 from core.customfields import registry as custom_fields
 from core.customfields import storage
-from core.errors import NotFound, PermissionDenied, ValidationError
+from core.errors import NotFound, PermissionDenied, UserError, ValidationError
 from core.hooks import Dataset, Dimension, Measure
 from core.security.access import Access
+
+T = TypeVar("T")
 
 _AGGREGATES = {"sum": Sum, "avg": Avg, "min": Min, "max": Max}
 
@@ -124,3 +129,277 @@ async def aggregate(access: Access, key: str, dimensions: Sequence[str] = (), me
         out.append(item)
     first = measures[0]
     return sorted(out, key=lambda r: r[first] if r[first] is not None else 0, reverse=True)
+
+
+# --- Report queries: what a report builder asks of a dataset, answered by SQL aggregations ---------------------
+
+GRAINS = ("day", "week", "month", "quarter", "year")
+AGGREGATES = ("count", "sum", "avg", "min", "max", "distinct")
+#: a report runs at most this long on PostgreSQL before the database cancels it
+TIMEOUT_SECONDS = 20.0
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_LABEL_COLUMNS = ("name", "title", "display_name", "reference", "login")
+_PG_GRAIN = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "quarter": 'YYYY-"Q"Q', "year": "YYYY"}
+_SQLITE_GRAIN = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A report's question: ``dimensions`` are dimension names, a date one with a grain (``created_at:month``);
+    ``measures`` are the dataset's measure names or ``aggregate:column`` over a column the dataset declares
+    (``distinct:owner``); ``condition`` is a :mod:`core.conditions` tree over those columns; ``sort`` names a
+    dimension or measure (``-`` first: descending); ``totals`` adds subtotal and grand-total rows."""
+
+    dataset: str
+    dimensions: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ("count",)
+    condition: Any = None
+    sort: str = ""
+    limit: int = 1000
+    totals: bool = False
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """One column of a result: ``key`` in the rows, what it is, and (for a reference) ``label_key``."""
+
+    key: str
+    label: str
+    kind: str  # "dimension" | "measure"
+    label_key: str = ""
+    money: bool = False
+
+
+@dataclass
+class Result:
+    """Rows (one per group) and, with totals, ``totals``: rows with ``_level`` = how many leading dimensions
+    they keep (0: the grand total)."""
+
+    columns: list[ResultColumn]
+    rows: list[dict[str, Any]]
+    totals: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Dim:
+    name: str
+    key: str
+    expr: Any  # a column or a QueryString selected as ``key``
+    label: str
+    label_expr: Any = None
+    label_key: str = ""
+
+
+@dataclass(frozen=True)
+class _Measure:
+    key: str
+    label: str
+    aggregate: str
+    column: str | None
+
+
+def _declared_columns(ds: Dataset) -> list[str]:
+    return list(dict.fromkeys([d.column for d in ds.dimensions] + [m.column for m in ds.measures if m.column]))
+
+
+def _is_date(column: Column) -> bool:
+    return isinstance(column, (Date, Timestamp, Timestamptz))
+
+
+def _grain_expr(column: Column, grain: str, alias: str) -> QueryString:
+    name = column._meta.get_full_name(with_alias=False)
+    if db.is_postgres():
+        if grain == "week":
+            return QueryString(f"to_char(date_trunc('week', {name}), 'YYYY-MM-DD')", alias=alias)
+        return QueryString(f"to_char({name}, '{_PG_GRAIN[grain]}')", alias=alias)
+    if grain == "week":  # the Monday the week starts on, as on PostgreSQL
+        return QueryString(f"date({name}, 'weekday 0', '-6 days')", alias=alias)
+    if grain == "quarter":
+        return QueryString(f"strftime('%Y', {name}) || '-Q' || ((CAST(strftime('%m', {name}) AS INTEGER) + 2) / 3)",
+                           alias=alias)
+    return QueryString(f"strftime('{_SQLITE_GRAIN[grain]}', {name})", alias=alias)
+
+
+def _dimension(access: Access, ds: Dataset, spec: str) -> _Dim:
+    name, _, grain = spec.partition(":")
+    dims = {d.name: d for d in ds.dimensions}
+    if name not in dims:
+        raise ValidationError({"dimensions": f"{ds.key} has no dimension {name!r}"})
+    dim = dims[name]
+    _check_field(access, ds, dim.column, "dimensions")
+    if custom_fields.by_name(ds.model, dim.column) is not None:
+        if grain:
+            raise ValidationError({"dimensions": f"{name!r} takes no date grain"})
+        return _Dim(name, name, _group(ds, dim), dim.label)
+    column = _column(ds, dim.column, "dimensions")
+    if grain:
+        if grain not in GRAINS or not _is_date(column):
+            raise ValidationError({"dimensions": f"{name!r} takes no date grain {grain!r}"})
+        key = f"{name}__{grain}"
+        return _Dim(spec, key, _grain_expr(column, grain, key), dim.label)
+    if isinstance(column, ForeignKey):
+        target = column._foreign_key_meta.resolved_references
+        names = {c._meta.name for c in target._meta.columns}
+        found = next((n for n in _LABEL_COLUMNS if n in names), None)
+        if found is not None:
+            label_key = f"{name}__label"
+            return _Dim(name, dim.column, column, dim.label, getattr(column, found).as_alias(label_key), label_key)
+    return _Dim(name, dim.column, column, dim.label)
+
+
+def _measure(access: Access, ds: Dataset, spec: str) -> _Measure:
+    declared = {m.name: m for m in ds.measures}
+    if spec in declared:
+        m = declared[spec]
+        if m.column:
+            _check_field(access, ds, m.column, "measures")
+        return _Measure(spec, m.label, m.aggregate, m.column)
+    aggregate_, _, column = spec.partition(":")
+    if aggregate_ not in AGGREGATES or not column:
+        raise ValidationError({"measures": f"{ds.key} has no measure {spec!r}"})
+    if column not in _declared_columns(ds):
+        raise ValidationError({"measures": f"{ds.key} has no column {column!r}"})
+    col = _column(ds, column, "measures")
+    if aggregate_ in ("sum", "avg") and not isinstance(col, (Numeric, Integer, BigInt, SmallInt, Real)):
+        raise ValidationError({"measures": f"{aggregate_} needs a number, {column!r} is not one"})
+    _check_field(access, ds, column, "measures")
+    labels = {d.column: d.label for d in ds.dimensions} | {m.column: m.label for m in ds.measures if m.column}
+    return _Measure(f"{aggregate_}__{column}", f"{aggregate_}({labels.get(column, column)})", aggregate_, column)
+
+
+def _figure(ds: Dataset, m: _Measure) -> Any:
+    if m.aggregate == "count":
+        return Count(alias=m.key)
+    column = _column(ds, m.column or "", "measures")
+    if m.aggregate == "distinct":
+        return Count(distinct=[column], alias=m.key)
+    return _AGGREGATES[m.aggregate](column, alias=m.key)
+
+
+def _typed(ds: Dataset, m: _Measure, value: Any) -> Any:
+    if value is None or m.aggregate in ("count", "distinct"):
+        return value
+    return _number(ds, Measure(m.key, m.label, "sum", m.column), value)
+
+
+def filter_schema(ds: Dataset) -> conditions.Schema:
+    """The fields a report's condition may name: the columns the dataset declares (and its custom fields)."""
+    usable = [c for c in _declared_columns(ds) if custom_fields.by_name(ds.model, c) is None
+              and conditions._column_kind(ds.table._meta.get_column_by_name(c)) is not None]
+    labels = {d.column: d.label for d in ds.dimensions} | {m.column: m.label for m in ds.measures if m.column}
+    return conditions.schema_for(ds.model, ds.table, usable, labels=labels)
+
+
+def _order(query: Any, sort: str, keys: set[str]) -> Any:
+    key = sort.lstrip("-")
+    if key not in keys or not _NAME.match(key):
+        raise ValidationError({"sort": f"cannot sort by {key!r}: choose a dimension or a measure of the report"})
+    return query.order_by(QueryString(f'"{key}"'), ascending=not sort.startswith("-"))
+
+
+async def _level(access: Access, ds: Dataset, dims: Sequence[_Dim], measures: Sequence[_Measure],
+                 where: Combinable | None, sort: str, limit: int) -> list[dict[str, Any]]:
+    selected = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    query = await access.select(ds.table, ds.model, *selected, *[_figure(ds, m) for m in measures], where=where)
+    groups = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    if groups:
+        query = query.group_by(*groups)
+    if sort:
+        query = _order(query, sort, {d.key for d in dims} | {m.key for m in measures})
+    return list(await query.limit(limit))
+
+
+async def _rollup_pg(access: Access, ds: Dataset, dims: Sequence[_Dim], measures: Sequence[_Measure],
+                     where: Combinable | None) -> list[dict[str, Any]]:
+    """Every subtotal level in one statement: ``GROUP BY ROLLUP`` with ``GROUPING()`` telling a subtotal's
+    empty cell from a real NULL."""
+    parts, names = [], []
+    for d in dims:
+        cols = [d.expr] + ([d.label_expr] if d.label_expr is not None else [])
+        names.append(d.expr)
+        parts.append(QueryString("(" + ", ".join("{}" for _ in cols) + ")", *[_bare(c) for c in cols]))
+    grouping = QueryString("GROUPING(" + ", ".join("{}" for _ in names) + ")", *[_bare(c) for c in names],
+                           alias="_grouping")
+    selected = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    query = await access.select(ds.table, ds.model, *selected, grouping, *[_figure(ds, m) for m in measures],
+                                where=where)
+    query = query.group_by(QueryString("ROLLUP(" + ", ".join("{}" for _ in parts) + ")", *parts))
+    out = []
+    for row in await query:
+        if row["_grouping"] == 0:
+            continue  # the detail rows come from the main query (sorted and limited there)
+        level = next(i for i in range(len(dims) + 1) if row["_grouping"] == (1 << (len(dims) - i)) - 1)
+        out.append({**row, "_level": level})
+    return out
+
+
+def _bare(expr: Any) -> QueryString:
+    """A column or expression as it appears in GROUP BY (no alias)."""
+    if isinstance(expr, Column):
+        return QueryString(expr._meta.get_full_name(with_alias=False))
+    return QueryString(expr.template, *expr.args)
+
+
+async def run(access: Access, q: Query, *, timeout: float | None = None) -> Result:
+    """The result of ``q`` over the rows of its dataset the user may read, computed by the database (GROUP BY,
+    and ROLLUP for totals on PostgreSQL; one GROUP BY per level on SQLite). Unknown names are a 422 naming
+    them, fields the user may not read a 403; on PostgreSQL the statement is cancelled past ``timeout``
+    seconds (:data:`TIMEOUT_SECONDS` by default) with a :class:`~core.errors.UserError` saying so."""
+    ds = await dataset(q.dataset, access)
+    if not q.measures:
+        raise ValidationError({"measures": "choose at least one"})
+    if len(q.dimensions) > 4 or len(q.measures) > 8:
+        raise ValidationError({"dimensions": "at most 4 dimensions and 8 measures"})
+    dims = [_dimension(access, ds, spec) for spec in q.dimensions]
+    measures = [_measure(access, ds, spec) for spec in q.measures]
+    schema = filter_schema(ds)
+    where = conditions.to_where(conditions.parse(q.condition, schema), schema, access) if q.condition else None
+    limit = max(1, min(int(q.limit), 1_100_000))
+    sort = q.sort or (f"-{measures[0].key}" if dims else "")
+    money = {m.key for m in measures if m.column and m.aggregate in ("sum", "avg", "min", "max")
+             and isinstance(ds.table._meta.get_column_by_name(m.column), Numeric)}
+    columns = [ResultColumn(d.key, d.label, "dimension", d.label_key) for d in dims]
+    columns += [ResultColumn(m.key, m.label, "measure", money=m.key in money) for m in measures]
+
+    def shaped(row: dict[str, Any]) -> dict[str, Any]:
+        out = {d.key: row.get(d.key) for d in dims}
+        out.update({d.label_key: row.get(d.label_key) for d in dims if d.label_key})
+        out.update({m.key: _typed(ds, m, row.get(m.key)) for m in measures})
+        if "_level" in row:
+            out["_level"] = row["_level"]
+        return out
+
+    async def go() -> Result:
+        rows = await _level(access, ds, dims, measures, where, sort, limit)
+        totals: list[dict[str, Any]] = []
+        if q.totals and dims:
+            if db.is_postgres():
+                totals = await _rollup_pg(access, ds, dims, measures, where)
+            else:
+                for level in range(len(dims) - 1, -1, -1):
+                    for row in await _level(access, ds, dims[:level], measures, where, "", limit):
+                        totals.append({**row, "_level": level})
+        return Result(columns, [shaped(r) for r in rows], [shaped(r) for r in totals])
+
+    if not db.is_postgres():
+        return await go()
+    return await limited(ds.table, go, TIMEOUT_SECONDS if timeout is None else timeout)
+
+
+async def limited(table: type[Table], work: Callable[[], Awaitable[T]], seconds: float) -> T:
+    """Run ``work``'s queries in one transaction whose statements PostgreSQL cancels past ``seconds``."""
+    import asyncpg
+
+    try:
+        async with db.atomic():
+            await table.raw("SELECT set_config('statement_timeout', {}, true)", str(max(1, int(seconds * 1000))))
+            return await work()
+    except asyncpg.exceptions.QueryCanceledError:
+        raise QueryTimeout(f"the report took longer than {seconds:g} s and was cancelled: narrow its filters or "
+                           "group by fewer fields", seconds=seconds) from None
+
+
+class QueryTimeout(UserError):
+    """A report cancelled by the database's statement timeout (``params["seconds"]``)."""
+
+    code = "timeout"

@@ -8,7 +8,7 @@ from core.hooks import Dataset, Dimension, Measure, SearchHit, SearchProvider
 from core.i18n import gettext
 from core.search import contains
 from core.security.access import Access
-from crm_sales.manifest import LEAD, OPPORTUNITY
+from crm_sales.manifest import LEAD, OPPORTUNITY, ORDER
 
 
 async def _deals(access: Access, query: str, limit: int) -> Sequence[SearchHit]:
@@ -42,14 +42,26 @@ def providers() -> list[SearchProvider]:
 
 
 def datasets() -> list[Dataset]:
-    from crm_sales.models import Opportunity
+    from crm_sales.models import Opportunity, Order
 
     return [Dataset(
         key="crm_sales.opportunities", label=gettext("Deals"), model=OPPORTUNITY, table=Opportunity,
         dimensions=(Dimension("state", gettext("State"), "state"), Dimension("stage", gettext("Stage"), "stage"),
                     Dimension("currency", gettext("Currency"), "currency"),
                     Dimension("source", gettext("Source"), "source"), Dimension("region", gettext("Region"), "region"),
-                    Dimension("owner", gettext("Owner"), "owner")),
+                    Dimension("owner", gettext("Owner"), "owner"),
+                    Dimension("industry", gettext("Industry"), "industry"),
+                    Dimension("created_at", gettext("Created"), "created_at"),
+                    Dimension("closed_at", gettext("Closed"), "closed_at"),
+                    Dimension("expected_close", gettext("Expected close"), "expected_close")),
         measures=(Measure("count", gettext("Number of deals"), "count"),
                   Measure("expected_revenue", gettext("Expected revenue"), "sum", "expected_revenue"),
-                  Measure("probability", gettext("Average probability"), "avg", "probability")))]
+                  Measure("probability", gettext("Average probability"), "avg", "probability"))),
+        Dataset(key="crm_sales.orders", label=gettext("Orders"), model=ORDER, table=Order,
+                dimensions=(Dimension("state", gettext("State"), "state"),
+                            Dimension("currency", gettext("Currency"), "currency"),
+                            Dimension("owner", gettext("Owner"), "owner"),
+                            Dimension("confirmed_at", gettext("Confirmed"), "confirmed_at")),
+                measures=(Measure("count", gettext("Number of orders"), "count"),
+                          Measure("total", gettext("Total"), "sum", "total"),
+                          Measure("untaxed", gettext("Untaxed amount"), "sum", "untaxed")))]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import Panel, StatusCheck, Widget, hookimpl
+from core.hooks import Dataset, Dimension, Measure, Panel, StatusCheck, Widget, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -131,3 +131,25 @@ async def crm_dashboard_widgets(access: Access) -> Sequence[Widget]:
                           template="erp_bridge/widget_reconciliation.html",
                           context={"run": run, "counts": [(LABELS.get(k, k), n) for k, n in counts.items() if n]}))
     return out
+
+
+@hookimpl
+def crm_datasets() -> Sequence[Dataset]:
+    """What finance reports on: the sync state of orders in the ERP, and the ERP's invoices paid and unpaid."""
+    from core.i18n import gettext
+    from erp_bridge.manifest import BINDING, INVOICE
+    from erp_bridge.models import Binding, RemoteInvoice
+
+    return [Dataset(key="erp_bridge.bindings", label=gettext("Order sync"), model=BINDING, table=Binding,
+                    dimensions=(Dimension("state", gettext("Status"), "state"),
+                                Dimension("is_paid", gettext("Paid"), "is_paid"),
+                                Dimension("sync_date", gettext("Synced at"), "sync_date")),
+                    measures=(Measure("count", gettext("Orders"), "count"),)),
+            Dataset(key="erp_bridge.invoices", label=gettext("Invoices"), model=INVOICE, table=RemoteInvoice,
+                    dimensions=(Dimension("state", gettext("State"), "state"),
+                                Dimension("is_paid", gettext("Paid"), "is_paid"),
+                                Dimension("currency", gettext("Currency"), "currency"),
+                                Dimension("invoice_date", gettext("Invoice date"), "invoice_date")),
+                    measures=(Measure("count", gettext("Invoices"), "count"),
+                              Measure("total", gettext("Total"), "sum", "total"),
+                              Measure("amount_to_pay", gettext("To pay"), "sum", "amount_to_pay")))]

@@ -1,0 +1,129 @@
+"""Saved reports: their spec checked against the dataset on save, who sees them (the owner, the users and roles
+they are shared with), and their results, always computed as the viewer through ``core.datasets``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core import datasets
+from core.errors import NotAuthenticated, NotFound, UserError, ValidationError
+from core.i18n import N_, gettext
+from core.security import audit
+from core.security.access import Access
+from core.security.principal import Principal
+from crm_reports.manifest import REPORT
+from crm_reports.models import Report
+
+CHARTS = ("bar", "stacked_bar", "line", "pie", "funnel", "table", "pivot")
+CHART_LABELS = {"bar": N_("Bar"), "stacked_bar": N_("Stacked bar"), "line": N_("Line"), "pie": N_("Pie"),
+                "funnel": N_("Funnel"), "table": N_("Table"), "pivot": N_("Pivot")}
+MAX_ROWS_SHOWN = 500
+
+
+def query_of(dataset: str, spec: Mapping[str, Any], *, limit: int | None = None) -> datasets.Query:
+    """The kernel query a report spec stands for (lists of names, a condition tree, sort, limit, totals)."""
+    def names(key: str) -> tuple[str, ...]:
+        raw = spec.get(key) or ()
+        if isinstance(raw, str):
+            raw = [p.strip() for p in raw.split(",") if p.strip()]
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(n, str) for n in raw):
+            raise ValidationError({key: "must be a list of names"})
+        return tuple(raw)
+
+    try:
+        wanted = int(spec.get("limit") or MAX_ROWS_SHOWN)
+    except (TypeError, ValueError):
+        raise ValidationError({"limit": "must be a whole number"}) from None
+    return datasets.Query(dataset=dataset, dimensions=names("dimensions"), measures=names("measures") or ("count",),
+                          condition=spec.get("condition") or None, sort=str(spec.get("sort") or ""),
+                          limit=limit or wanted, totals=bool(spec.get("totals")))
+
+
+def clean(name: str, dataset: str, spec: Mapping[str, Any], chart: str) -> dict[str, Any]:
+    if not name.strip():
+        raise ValidationError({"name": "is required"})
+    if chart not in CHARTS:
+        raise ValidationError({"chart": f"unknown chart type {chart!r}"})
+    q = query_of(dataset, spec)
+    if chart in ("stacked_bar", "pivot") and len(q.dimensions) < 2:
+        raise ValidationError({"dimensions": f"a {chart} chart needs two dimensions"})
+    if chart in ("bar", "line", "pie", "funnel") and not q.dimensions:
+        raise ValidationError({"dimensions": f"a {chart} chart needs a dimension"})
+    return {"dimensions": list(q.dimensions), "measures": list(q.measures), "condition": q.condition,
+            "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot"}
+
+
+def _ids(raw: Any, field: str) -> list[Any]:
+    if not isinstance(raw, (list, tuple)):
+        raise ValidationError({field: "must be a list"})
+    return list(raw)
+
+
+async def save(acc: Access, values: Mapping[str, Any], report_id: int | None = None) -> int:
+    """Create or update a report: the spec is run once (limit 1) as the author, so an unknown dataset or field
+    is a 422 and a field the author may not read a 403, both naming it, before anything is stored."""
+    name, dataset, chart = str(values.get("name") or ""), str(values.get("dataset") or ""), str(
+        values.get("chart") or "bar")
+    spec = clean(name, dataset, values.get("spec") or {}, chart)
+    await datasets.run(acc, query_of(dataset, spec, limit=1))
+    row: dict[str, Any] = {"name": name.strip()[:200], "dataset": dataset, "spec": spec, "chart": chart,
+                           "shared_roles": _ids(values.get("shared_roles", []), "shared_roles"),
+                           "shared_users": [int(u) for u in _ids(values.get("shared_users", []), "shared_users")]}
+    if report_id is None:
+        await acc.require(REPORT, "create")
+        created = await Report.insert(Report(**row, owner=me(acc).user_id)).returning(Report.id)
+        report_id = int(created[0]["id"])
+        await audit.record("create", model=REPORT, record_id=report_id, changes=audit.diff(None, row))
+        return report_id
+    before = await acc.get(Report, REPORT, report_id, action="update")
+    await Report.update({**{getattr(Report, k): v for k, v in row.items()},
+                         Report.version: Report.version + 1}).where(Report.id == report_id)
+    await audit.record("update", model=REPORT, record_id=report_id, changes=audit.diff(
+        {k: before.get(k) for k in row}, row))
+    return report_id
+
+
+def me(acc: Access) -> Principal:
+    """The signed-in user behind ``acc`` (every route has one: anonymous requests never get this far)."""
+    if acc.principal is None:
+        raise NotAuthenticated("sign in first")
+    return acc.principal
+
+
+def shared_with(acc: Access, row: Mapping[str, Any]) -> bool:
+    who = me(acc)
+    if who.is_admin or row.get("owner") == who.user_id:
+        return True
+    return who.user_id in (row.get("shared_users") or []) or bool(set(who.roles) & set(row.get("shared_roles") or []))
+
+
+async def visible(acc: Access) -> list[dict[str, Any]]:
+    """The reports this user may open: their own and those shared with them or one of their roles."""
+    if not acc.can(REPORT):
+        return []
+    rows = await (await acc.select(Report, REPORT, Report.id, Report.name, Report.dataset, Report.chart,
+                                   Report.owner, Report.shared_roles, Report.shared_users, Report.template_key)
+                  ).order_by(Report.name).limit(1000)
+    return [dict(r) for r in rows if shared_with(acc, r)]
+
+
+async def get(acc: Access, report_id: int) -> dict[str, Any]:
+    row = await acc.get(Report, REPORT, report_id)
+    if not shared_with(acc, row):
+        raise NotFound(f"no report {report_id}")
+    return dict(row)
+
+
+async def result(acc: Access, report: Mapping[str, Any], *, limit: int | None = None) -> datasets.Result:
+    try:
+        return await datasets.run(acc, query_of(report["dataset"], report["spec"] or {}, limit=limit))
+    except datasets.QueryTimeout as exc:
+        raise UserError(gettext("The report took longer than %(seconds)s s and was cancelled: narrow its filters "
+                                "or group by fewer fields.") % {"seconds": f"{exc.params['seconds']:g}"}) from None
+
+
+async def delete(acc: Access, report_id: int) -> None:
+    await acc.get(Report, REPORT, report_id, action="delete")
+    await Report.delete().where(Report.id == report_id)
+    await audit.record("delete", model=REPORT, record_id=report_id)
