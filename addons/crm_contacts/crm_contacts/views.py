@@ -23,15 +23,16 @@ from crm_contacts.services import table_of, tags_of
 
 KINDS = {"people": PERSON_MODEL, "organizations": ORGANIZATION_MODEL}
 FORM_FIELDS = {
-    PERSON_MODEL: ("name", "organization", "job_title", "email", "phone", "region", "language", "stage", "source",
-                   "industry", "birth_date"),
-    ORGANIZATION_MODEL: ("name", "tax_id", "industry", "website", "email", "phone", "region", "stage", "source"),
+    PERSON_MODEL: ("name", "organization", "job_title", "email", "phone", "country", "region", "language", "stage",
+                   "source", "industry", "birth_date"),
+    ORGANIZATION_MODEL: ("name", "tax_id", "industry", "website", "email", "phone", "country", "region", "stage",
+                         "source"),
 }
 EXPORT_FIELDS = {
-    PERSON_MODEL: ("id", "name", "organization.name", "job_title", "email", "phone", "province", "city", "stage",
-                   "source", "language", "created_at"),
-    ORGANIZATION_MODEL: ("id", "name", "tax_id", "industry", "email", "phone", "province", "city", "stage", "source",
-                         "created_at"),
+    PERSON_MODEL: ("id", "name", "organization.name", "job_title", "email", "phone", "country", "province", "city",
+                   "stage", "source", "language", "created_at"),
+    ORGANIZATION_MODEL: ("id", "name", "tax_id", "industry", "email", "phone", "country", "province", "city", "stage",
+                         "source", "created_at"),
 }
 
 
@@ -189,7 +190,12 @@ async def detail(request: Request) -> Response:
         members = await (await acc.select(Person, PERSON_MODEL, Person.id, Person.name, Person.job_title,
                                           where=Person.organization == record_id)).limit(200)
     masked = [f for f in ("phone", "email") if acc.is_masked(model, f)]
+    from core.i18n import language
+    from crm_contacts.countries import country_name
+
+    country = country_name(row["country"], language()) if row.get("country") else ""
     return await render(request, "crm_contacts/detail.html", row=row, model=model, kind=request.path_params["kind"],
+                        country=country,
                   panels=found.panels, actions=found.actions, record_timeline=record_timeline, org=org,
                   members=members,
                   tags=await tags_of(model, record_id), masked=masked, can_update=acc.can(model, "update"),

@@ -107,3 +107,12 @@ async def test_import_pages_choice_headers_content_and_confirmed_revert(crm_clie
     assert await Person.count().where(Person.is_archived == False) == 1  # noqa: E712
     assert (await client.post(url + "/revert", data={"csrf_token": token, "confirm": "yes"})).status_code == 303
     assert await Person.count().where(Person.is_archived == False) == 0  # noqa: E712
+    # the person form takes a country too: its region kept as entered, its phone read there, its name shown
+    new = await client.get("/contacts/people/new")
+    assert 'name="country"' in new.text
+    made = await client.post("/contacts/people/new", data={
+        "csrf_token": csrf_of(new.text), "name": "Cy Ng", "country": "美国", "region": "California",
+        "phone": "650 253 0000", "stage": "lead"})
+    assert made.status_code == 303, made.text[:1000]
+    shown = (await client.get(made.headers["location"])).text
+    assert "California" in shown and '<span class="country">United States</span>' in shown and "+16502530000" in shown
