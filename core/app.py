@@ -38,6 +38,7 @@ from core.settings import Settings
 from core.status_routes import ROUTES as STATUS_ROUTES
 from core.timeline.routes import ROUTES as TIMELINE_ROUTES
 from core.views import ROUTES as KERNEL_ROUTES
+from core.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("crm.app")
 
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
 
     app = Starlette(
         routes=[*KERNEL_ROUTES, *ADMIN_ROUTES, *CUSTOM_FIELD_ROUTES, *AUTOMATION_ROUTES, *APPROVAL_ROUTES,
-                *SETTINGS_ROUTES, *SEARCH_ROUTES, *NOTIFICATION_ROUTES, *STATUS_ROUTES,
+                *SETTINGS_ROUTES, *SEARCH_ROUTES, *NOTIFICATION_ROUTES, *STATUS_ROUTES, *WEBHOOK_ROUTES,
                 *TIMELINE_ROUTES],
         middleware=[Middleware(SecurityMiddleware, idle_minutes=settings.session_idle_minutes,
                                absolute_hours=settings.session_absolute_hours,

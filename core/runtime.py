@@ -22,7 +22,8 @@ from core.security import access
 from core.security.policy import compile_policy
 from core.settings import Settings
 
-KERNEL_MODULES = ("core.security.actors", "core.automation.actors", "core.approvals.actors", "core.timeline.actors")
+KERNEL_MODULES = ("core.security.actors", "core.automation.actors", "core.approvals.actors", "core.timeline.actors",
+                  "core.webhooks.actors")
 #: the kernel's own implementations of its hooks (registered first: called first, like a dependency)
 KERNEL_HOOKS = ("core.approvals.hooks",)
 #: the kernel's own periodic jobs (time-based automation rules look every minute)
