@@ -45,7 +45,7 @@ async def schema() -> Schema:
     if base is None:  # crm_contacts is a dependency: its automation models are always registered
         raise NotFound(f"{PERSON_MODEL} is not registered")
     fields = dict(base.fields)
-    fields[TAGS] = Field(TAGS, "tags", N_("Tags"))
+    fields[TAGS] = Field(TAGS, "tags", N_("Tags"), column=TAGS)  # read by conditions.matches as record["tags"]
     return Schema(base.model, base.table, fields, base.relations)
 
 
@@ -107,12 +107,9 @@ def decode(text: str) -> Any:
 
 
 def _live(sch: Schema) -> Combinable:
-    table = sch.table
-    return (
-        table._meta.get_column_by_name("is_archived").eq(False)
-        & table._meta.get_column_by_name("merged_into").is_null()
-        & table._meta.get_column_by_name("is_anonymized").eq(False)
-    )
+    table: Any = sch.table  # crm_contacts' Person, known here only through the automation registry
+    live: Combinable = table.is_archived.eq(False) & table.merged_into.is_null() & table.is_anonymized.eq(False)
+    return live
 
 
 async def count(raw: Any, access: Access | None = None) -> int:

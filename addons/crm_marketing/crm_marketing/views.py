@@ -23,6 +23,22 @@ from crm_marketing.models import Campaign, CampaignRecipient, Segment, SegmentMe
 from crm_marketing.public import PUBLIC_ROUTES
 
 MEMBERS_SHOWN = 50
+NEW_SEGMENT: dict[str, Any] = {
+    "id": None,
+    "name": "",
+    "is_static": False,
+    "condition": {},
+    "member_count": 0,
+    "built_at": None,
+    "build_ms": None,
+}
+NEW_CAMPAIGN: dict[str, Any] = {
+    "id": None,
+    "name": "",
+    "segment": None,
+    "cost": None,
+    **dict.fromkeys(("subject_en", "body_en", "subject_zh", "body_zh"), ""),
+}
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -81,7 +97,11 @@ async def campaign_new(request: Request) -> Response:
     acc = access(request)
     await acc.require(CAMPAIGN, "create")
     return await render(
-        request, "crm_marketing/campaign_form.html", c={}, errors={}, segments=await _segment_choices(acc)
+        request,
+        "crm_marketing/campaign_form.html",
+        c=dict(NEW_CAMPAIGN),
+        errors={},
+        segments=await _segment_choices(acc),
     )
 
 
@@ -97,7 +117,7 @@ async def campaign_save(request: Request) -> Response:
             request,
             "crm_marketing/campaign_form.html",
             status=422,
-            c={**values, "id": campaign_id},
+            c={**NEW_CAMPAIGN, **values, "id": campaign_id},
             errors=exc.fields,
             segments=await _segment_choices(acc),
         )
@@ -251,7 +271,7 @@ async def _segment_page(
 async def segment_new(request: Request) -> Response:
     acc = access(request)
     await acc.require(SEGMENT, "create")
-    return await _segment_page(request, acc, {"name": "", "is_static": False}, {})
+    return await _segment_page(request, acc, {**NEW_SEGMENT}, {})
 
 
 async def segment_save(request: Request) -> Response:
@@ -270,7 +290,12 @@ async def segment_save(request: Request) -> Response:
         await segments.parse(raw, acc)
     except ValidationError as exc:
         return await _segment_page(
-            request, acc, {**current, "name": name, "is_static": is_static}, exc.fields, status=422, condition_text=text
+            request,
+            acc,
+            {**NEW_SEGMENT, **current, "name": name, "is_static": is_static},
+            exc.fields,
+            status=422,
+            condition_text=text,
         )
     async with db.atomic():
         if segment_id is None:

@@ -103,3 +103,39 @@ async def segment_of(condition: Any, name: str = "segment") -> int:
     segment_id = int(rows[0]["id"])
     await segments.build(segment_id)
     return segment_id
+
+
+BODY_ZH = '<p>{{ contact.name }}，您好！</p><p><a href="https://shop.example.cn/sale">查看优惠</a></p>'
+BODY_EN = '<p>Hello {{ contact.first_name }} of {{ contact.company }},</p><a href="https://shop.example.com/">Shop</a>'
+
+
+async def campaign_for(world: Any, port: int, condition: Any) -> int:
+    world.runtime.settings = world.runtime.settings.with_(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_from="news@example.com"
+    )
+    from crm_marketing import campaigns
+
+    mk = await world.acc("mk")
+    segment = await segment_of(condition)
+    return await campaigns.save(
+        mk,
+        {
+            "name": "双十二",
+            "segment": segment,
+            "subject_zh": "{{ contact.name }} 的优惠",
+            "body_zh": BODY_ZH,
+            "subject_en": "Offer for {{ contact.name }}",
+            "body_en": BODY_EN,
+            "cost": "500",
+        },
+    )
+
+
+async def run_send_jobs() -> None:
+    from core import jobs, outbox
+    from core.models import Outbox
+
+    for job in await Outbox.select(Outbox.id).where(
+        (Outbox.actor == "crm_marketing.send_batch") & (Outbox.state == "pending")
+    ):
+        await outbox.run_job(jobs.spec("crm_marketing.send_batch"), job["id"])

@@ -3,70 +3,26 @@ never mail anyone twice nor hold others back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from crm_marketing import campaigns
 from crm_marketing.models import Campaign, CampaignRecipient, Suppression
-from marketing_helpers import Sink, segment_of
+from marketing_helpers import Sink, campaign_for, run_send_jobs
 
-from core import jobs, outbox
 from core.errors import ValidationError
-from core.models import Outbox
-from core.testing import free_port
-
-BODY_ZH = '<p>{{ contact.name }}，您好！</p><p><a href="https://shop.example.cn/sale">查看优惠</a></p>'
-BODY_EN = '<p>Hello {{ contact.first_name }} of {{ contact.company }},</p><a href="https://shop.example.com/">Shop</a>'
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
-
-
-async def _campaign(world: Any, port: int, condition: Any) -> int:
-    world.runtime.settings = world.runtime.settings.with_(
-        smtp_host="127.0.0.1", smtp_port=port, smtp_from="news@example.com"
-    )
-    mk = await world.acc("mk")
-    segment = await segment_of(condition)
-    return await campaigns.save(
-        mk,
-        {
-            "name": "双十二",
-            "segment": segment,
-            "subject_zh": "{{ contact.name }} 的优惠",
-            "body_zh": BODY_ZH,
-            "subject_en": "Offer for {{ contact.name }}",
-            "body_en": BODY_EN,
-            "cost": "500",
-        },
-    )
-
-
-async def _run_jobs() -> None:
-    for job in await Outbox.select(Outbox.id).where(
-        (Outbox.actor == "crm_marketing.send_batch") & (Outbox.state == "pending")
-    ):
-        await outbox.run_job(jobs.spec("crm_marketing.send_batch"), job["id"])
 
 
 async def test_send_reaches_the_segment_once_with_unsubscribe_headers(world: Any, sink: tuple[Sink, int]) -> None:
     handler, port = sink
-    campaign_id = await _campaign(world, port, {"field": "tags", "op": "contains", "value": "vip"})
+    campaign_id = await campaign_for(world, port, {"field": "tags", "op": "contains", "value": "vip"})
     await Suppression.insert(Suppression(email="anna@example.com", reason="do_not_contact"))
     mk = await world.acc("mk")
     # vip: 王芳, Anna (on the do-not-contact list), 赵敏 (no e-mail)
     assert await campaigns.send(mk, campaign_id) == 1
     with pytest.raises(ValidationError):  # a campaign goes out once
         await campaigns.send(mk, campaign_id)
-    await _run_jobs()
+    await run_send_jobs()
     # the same batch once more, as a broker redelivery would run it: nobody mailed twice
     row = await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id).first()
     again = await campaigns.send_batch(campaign_id, row["id"], row["id"])
@@ -90,15 +46,15 @@ async def test_smtp_refusal_retries_then_fails_that_recipient_only(
     handler, port = sink
     handler.refuse.add("li.lei@example.cn")
     monkeypatch.setattr(campaigns, "RETRY_DELAYS", (0.0, 0.0))
-    campaign_id = await _campaign(world, port, {"field": "province", "op": "eq", "value": "广东"})
+    campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "广东"})
     assert await campaigns.send(await world.acc("mk"), campaign_id) == 2  # 王芳, 李雷 (赵敏 has no e-mail)
-    await _run_jobs()
+    await run_send_jobs()
     # the others were not held back by the refused address
     assert len(handler.to("wang.fang@example.cn")) == 1
     states = {r["email"]: r for r in await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id)}
     assert states["li.lei@example.cn"]["state"] == "queued" and states["li.lei@example.cn"]["attempts"] == 1
-    await _run_jobs()
-    await _run_jobs()
+    await run_send_jobs()
+    await run_send_jobs()
     states = {r["email"]: r for r in await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id)}
     assert states["li.lei@example.cn"]["state"] == "failed" and states["li.lei@example.cn"]["attempts"] == 3
     assert "550" in states["li.lei@example.cn"]["error"]
