@@ -72,9 +72,12 @@ def spec(name: str) -> JobSpec:
 
 
 def make_broker(redis_url: str | None) -> dramatiq.Broker:
-    """The broker the settings ask for; an unreachable Redis is a clear error, not a hang."""
+    """The broker the settings ask for (``Settings.broker_url``): RabbitMQ for an ``amqp://`` URL, Redis for a
+    ``redis://`` one, in-process for None; an unreachable broker is a clear error, not a hang."""
     broker: dramatiq.Broker
-    if redis_url:
+    if redis_url and redis_url.startswith(("amqp://", "amqps://")):
+        broker = _rabbitmq(redis_url)
+    elif redis_url:
         import redis
         from dramatiq.brokers.redis import RedisBroker
 
@@ -88,6 +91,22 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())
     return broker
+
+
+def _rabbitmq(url: str) -> dramatiq.Broker:
+    import pika
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    from core.db import redact
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = params.blocked_connection_timeout = 3
+    params.connection_attempts = 1
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:  # pika's errors share no useful base
+        raise ConfigError(f"CRM_RABBITMQ_URL {redact(url)!r} is unreachable: {type(exc).__name__}: {exc}") from exc
+    return RabbitmqBroker(url=url)
 
 
 def configure(redis_url: str | None, owners: set[str]) -> dramatiq.Broker:

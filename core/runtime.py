@@ -102,7 +102,7 @@ async def boot(settings: Settings, *, found: Discovered | None = None) -> Runtim
                 hooks.add_impls(pm, glue, addon.name, f"extras[{other!r}]")
     hooks.check(pm)
     db.bind(engine)  # tables imported above join the engine in use
-    broker = jobs.configure(settings.redis_url, names | {"core"})
+    broker = jobs.configure(settings.broker_url, names | {"core"})
     i18n.load(["core", *names])
     access.set_policy(compile_policy(addons))
     _current = Runtime(settings=settings, found=found, addons=addons, plugins=pm, broker=broker)

@@ -76,7 +76,14 @@ class Settings:
     #: failed attempts in a row after which a webhook subscription is disabled and its owner told
     webhook_max_failures: int = 10
     webhook_timeout_seconds: int = 10
+    #: ``amqp://…``: jobs go through RabbitMQ (durable queues) instead of Redis
+    rabbitmq_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def broker_url(self) -> str | None:
+        """Where jobs go: RabbitMQ when ``CRM_RABBITMQ_URL`` is set, else Redis, else in-process (None)."""
+        return self.rabbitmq_url or self.redis_url
 
     @property
     def secure_cookies(self) -> bool:
@@ -115,5 +122,6 @@ class Settings:
             webhook_allow_networks=os.environ.get("CRM_WEBHOOK_ALLOW_NETWORKS", ""),
             webhook_max_failures=_int("CRM_WEBHOOK_MAX_FAILURES", 10),
             webhook_timeout_seconds=_int("CRM_WEBHOOK_TIMEOUT_SECONDS", 10),
+            rabbitmq_url=os.environ.get("CRM_RABBITMQ_URL") or None,
             extra={k: v for k, v in os.environ.items() if k.startswith("CRM_X_")},
         )

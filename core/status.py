@@ -58,9 +58,20 @@ async def _migrations(runtime: Any) -> StatusCheck:
 
 
 async def _broker(runtime: Any) -> StatusCheck:
-    url = runtime.settings.redis_url
+    url = runtime.settings.broker_url
     if not url:
         return StatusCheck("broker", _("Job broker"), True, _("in-process (jobs run inside the web process)"))
+    if url.startswith(("amqp://", "amqps://")):
+        import asyncio
+
+        from core.jobs import make_broker
+
+        try:
+            (await asyncio.to_thread(make_broker, url)).close()
+        except Exception as exc:
+            return StatusCheck("broker", _("Job broker"), False, f"RabbitMQ: {exc}",
+                               hint=_("check CRM_RABBITMQ_URL and that RabbitMQ is running"))
+        return StatusCheck("broker", _("Job broker"), True, "RabbitMQ")
     try:
         import redis.asyncio as aioredis
 

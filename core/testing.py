@@ -170,7 +170,8 @@ def crm_boot(crm_settings: Any, crm_install_cache: _InstallCache) -> Callable[..
     from core.discovery import discover
     from core.runtime import boot
 
-    async def go(*names: str, demo: bool = False, found: Any = None, redis_url: str | None = None) -> Any:
+    async def go(*names: str, demo: bool = False, found: Any = None, redis_url: str | None = None,
+                 rabbitmq_url: str | None = None) -> Any:
         found = found or discover()
         if names:
             url = crm_settings.database_url
@@ -180,7 +181,7 @@ def crm_boot(crm_settings: Any, crm_install_cache: _InstallCache) -> Callable[..
                 await lifecycle.install(list(names), found, demo=demo)
                 if fresh:
                     await crm_install_cache.store(key, url)
-        return await boot(crm_settings.with_(redis_url=redis_url), found=found)
+        return await boot(crm_settings.with_(redis_url=redis_url, rabbitmq_url=rabbitmq_url), found=found)
 
     return go
 

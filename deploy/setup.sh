@@ -46,8 +46,14 @@ if [ "$WITH_TEST" = 1 ]; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
       --dir /tmp --logfile /tmp/redis-ci.log
   fi
+  # RabbitMQ: the second job broker the tests run on (Debian's rabbitmq-server; already running on CI machines)
+  if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && command -v rabbitmq-server >/dev/null; then
+    echo "starting RabbitMQ"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
   for _ in $(seq 1 30); do
-    pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break
+    pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 \
+      && (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break
     sleep 1
   done
 fi

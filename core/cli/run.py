@@ -55,12 +55,14 @@ def _wait_for_signal() -> asyncio.Event:
 @click.option("--threads", default=4, show_default=True)
 @handle_errors
 def worker(threads: int) -> None:
-    """Run job worker threads against the configured Redis (start more processes to scale out)."""
+    """Run job worker threads against the configured broker, Redis or RabbitMQ (start more processes to scale
+    out)."""
 
     async def go() -> None:
         cfg = settings()
-        if not cfg.redis_url:
-            raise click.UsageError("CRM_REDIS_URL is not set: the embedded server runs its own jobs")
+        if not cfg.broker_url:
+            raise click.UsageError("neither CRM_REDIS_URL nor CRM_RABBITMQ_URL is set: the embedded server runs "
+                                   "its own jobs")
         await boot(cfg)
         w = jobs.start_worker(threads)
         click.echo(f"worker running with {threads} threads; Ctrl-C to stop")

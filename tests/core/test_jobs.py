@@ -12,6 +12,7 @@ from core.discovery import Discovered
 from core.models import Outbox
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 async def _wait(predicate, timeout: float = 15.0) -> None:
@@ -27,18 +28,23 @@ async def _state(outbox_id: int) -> str:
     return (await Outbox.select(Outbox.state).where(Outbox.id == outbox_id).first())["state"]
 
 
-@pytest.fixture(params=["inprocess", "redis"])
+@pytest.fixture(params=["inprocess", "redis", "rabbitmq"])
 async def worker(request, crm_boot, found: Discovered):
     """A booted runtime with worker threads on the requested broker."""
     redis_url = REDIS_URL if request.param == "redis" else None
+    rabbitmq_url = RABBITMQ_URL if request.param == "rabbitmq" else None
     if redis_url:
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
-    runtime = await crm_boot("crm_testext", found=found, redis_url=redis_url)
+    runtime = await crm_boot("crm_testext", found=found, redis_url=redis_url, rabbitmq_url=rabbitmq_url)
+    if rabbitmq_url:
+        jobs.broker().flush_all()  # what an earlier run left in the durable queues
     w = jobs.start_worker(2)
     yield runtime
     w.stop()
+    if rabbitmq_url:
+        jobs.broker().close()
 
 
 async def test_job_enqueued_in_a_transaction_runs_after_commit(worker) -> None:
@@ -176,3 +182,26 @@ async def test_unknown_actor_is_refused(crm_boot, found: Discovered) -> None:
     await crm_boot("crm_testbase", found=found)
     with pytest.raises(ConfigError, match="unknown actor 'crm_testbase.nope'"):
         await jobs.enqueue("crm_testbase.nope")
+
+def test_unreachable_rabbitmq_is_a_clear_error() -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"CRM_RABBITMQ_URL 'amqp://guest:\*\*\*@127.0.0.1:1/' is unreachable"):
+        jobs.make_broker("amqp://guest:guest@127.0.0.1:1/")
+
+
+def test_one_setting_chooses_rabbitmq(tmp_path, monkeypatch) -> None:
+    from core.settings import Settings
+
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_REDIS_URL", REDIS_URL)
+    assert Settings.from_env(env_file=None).broker_url == REDIS_URL
+    monkeypatch.setenv("CRM_RABBITMQ_URL", RABBITMQ_URL)
+    assert Settings.from_env(env_file=None).broker_url == RABBITMQ_URL
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = jobs.make_broker(RABBITMQ_URL)
+    try:
+        assert isinstance(broker, RabbitmqBroker)
+    finally:
+        broker.close()
