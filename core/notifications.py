@@ -1,5 +1,6 @@
-"""Notifications: every one lands in the user's in-app list (the bell), and is handed to every installed
-channel (``crm_notification_channels``: e-mail, chat…).
+"""Notifications: every one lands in the user's in-app list (the bell), goes by e-mail to a user who chose it
+(:mod:`core.notification_email`), and is handed to every installed channel (``crm_notification_channels``:
+chat…).
 
 A channel that fails does not stop the others; its failure is logged and audited so an admin can see that a
 user was not reached, and the caller learns which channels failed. A ``dedup_key`` makes a notification
@@ -25,14 +26,19 @@ async def channels() -> list[NotificationChannel]:
     return found
 
 
-async def notify(notification: Notification, dedup_key: str | None = None) -> list[str]:
-    """Store ``notification`` in its user's list and deliver it through every channel; returns the keys of
-    the channels that failed. With ``dedup_key``, a second call with the same key does nothing."""
+async def notify(notification: Notification, dedup_key: str | None = None, *, email: bool = True) -> list[str]:
+    """Store ``notification`` in its user's list, e-mail it to a user who chose e-mail (unless ``email`` is
+    False: what tells of an e-mail failure) and deliver it through every channel; returns the keys of the channels
+    that failed. With ``dedup_key``, a second call with the same key does nothing."""
+    from core import notification_email
+
     if dedup_key is not None and await Row.exists().where(Row.dedup_key == dedup_key[:200]):
         return []
     await Row.insert(Row(user_id=notification.user_id, title=notification.title[:300], body=notification.body,
                          url=(notification.url or "")[:500], kind=notification.kind[:40],
                          source=notification.source[:100], dedup_key=dedup_key[:200] if dedup_key else None))
+    if email:
+        await notification_email.queue([(notification, dedup_key)])
     failed: list[str] = []
     for channel in await channels():
         try:
@@ -49,6 +55,7 @@ async def notify_many(items: list[tuple[Notification, str]]) -> int:
     """:func:`notify` for many notifications at once (a background job telling thousands of users): one query
     for the keys already used, one multi-row insert, then each new one through every channel. Each item carries
     its ``dedup_key``; returns how many were new."""
+    from core import notification_email
     from core.bulk import any_of, insert_rows
 
     keys = [key[:200] for _, key in items]
@@ -63,6 +70,7 @@ async def notify_many(items: list[tuple[Notification, str]]) -> int:
     await insert_rows(Row, [{"user_id": n.user_id, "title": n.title[:300], "body": n.body, "url": (n.url or "")[:500],
                              "kind": n.kind[:40], "source": n.source[:100], "dedup_key": key, "created_at": now}
                             for n, key in fresh])
+    await notification_email.queue([(n, key) for n, key in fresh])
     found = await channels()
     for notification, _ in fresh if found else []:
         for channel in found:
@@ -76,7 +84,7 @@ async def notify_many(items: list[tuple[Notification, str]]) -> int:
 
 
 async def notify_admins(title: str, body: str = "", url: str = "", *, kind: str = "error", source: str = "",
-                        dedup_key: str | None = None, besides: int | None = None) -> int:
+                        dedup_key: str | None = None, besides: int | None = None, email: bool = True) -> int:
     """Tell every active administrator (but ``besides``, already told); returns how many were told."""
     from core.security.models import User, UserRole
 
@@ -88,7 +96,7 @@ async def notify_admins(title: str, body: str = "", url: str = "", *, kind: str 
         if user_id == besides:
             continue
         await notify(Notification(user_id=user_id, title=title, body=body, url=url, kind=kind, source=source),
-                     dedup_key=f"{dedup_key}:{user_id}" if dedup_key else None)
+                     dedup_key=f"{dedup_key}:{user_id}" if dedup_key else None, email=email)
         told += 1
     return told
 

@@ -23,6 +23,7 @@ from core.security.policy import compile_policy
 from core.settings import Settings
 
 KERNEL_MODULES = ("core.security.actors", "core.automation.actors", "core.approvals.actors", "core.timeline.actors",
+                  "core.notification_email",
                   "core.webhooks.actors")
 #: the kernel's own implementations of its hooks (registered first: called first, like a dependency)
 KERNEL_HOOKS = ("core.approvals.hooks",)

@@ -153,6 +153,9 @@ async def notices(path: str) -> list[StatusCheck]:
     if not runtime.settings.smtp_host and path.startswith("/sales/quotes"):
         found.append(StatusCheck("smtp", _("E-mail (SMTP)"), False, _("not configured"),
                                  hint=_("e-mail is not set up: quotes cannot be sent — configure CRM_SMTP_HOST")))
+    if not runtime.settings.smtp_host and path.startswith("/account/preferences"):
+        found.append(StatusCheck("smtp", _("E-mail (SMTP)"), False, _("not configured"),
+                                 hint=_("e-mail is not set up: notifications reach you here only, not by e-mail")))
     for check in await hooks.call("crm_status_checks", probe=False):
         if not check.ok and any(path.startswith(p) for p in check.pages):
             found.append(check)
