@@ -1,1 +1,147 @@
+"""Hook implementations of crm_marketing: the JSON API, the contact's 360° panel, merges, datasets."""
+
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from core.hooks import Dataset, Dimension, Measure, Panel, hookimpl
+from core.i18n import gettext
+from core.security.access import Access
+
+
+@hookimpl
+def crm_api_resources() -> Any:
+    from crm_marketing.resources import resources
+
+    return resources()
+
+
+@hookimpl
+async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
+    """On a person's 360° page: the campaigns they were sent (opened? clicked?) and the segments they are in."""
+    from crm_contacts.api import PERSON_MODEL
+
+    from crm_marketing.manifest import CAMPAIGN, SEGMENT
+    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient, Segment, SegmentMember
+
+    if model != PERSON_MODEL or access.principal is None or not (access.can(CAMPAIGN) or access.can(SEGMENT)):
+        return []
+    sent: list[dict[str, Any]] = []
+    if access.can(CAMPAIGN):
+        sent = [
+            dict(r)
+            for r in await CampaignRecipient.select(
+                CampaignRecipient.id,
+                CampaignRecipient.campaign,
+                CampaignRecipient.campaign.name.as_alias("name"),
+                CampaignRecipient.state,
+                CampaignRecipient.sent_at,
+            )
+            .where(CampaignRecipient.person == record_id)
+            .order_by(CampaignRecipient.id, ascending=False)
+            .limit(50)
+        ]
+        readable = {
+            int(r["id"])
+            for r in await (
+                await access.select(
+                    Campaign, CAMPAIGN, Campaign.id, where=Campaign.id.is_in([r["campaign"] for r in sent] or [0])
+                )
+            )
+        }
+        sent = [r for r in sent if int(r["campaign"]) in readable]
+        hits: dict[tuple[int, str], int] = {}
+        if sent:
+            for e in await CampaignEvent.select(CampaignEvent.recipient, CampaignEvent.kind).where(
+                CampaignEvent.recipient.is_in([r["id"] for r in sent]) & CampaignEvent.is_scanner.eq(False)
+            ):
+                key = (int(e["recipient"]), e["kind"])
+                hits[key] = hits.get(key, 0) + 1
+        for r in sent:
+            r["opens"], r["clicks"] = hits.get((int(r["id"]), "open"), 0), hits.get((int(r["id"]), "click"), 0)
+    groups: list[dict[str, Any]] = []
+    if access.can(SEGMENT):
+        ids = [
+            int(r["segment"])
+            for r in await SegmentMember.select(SegmentMember.segment).where(SegmentMember.person == record_id)
+        ]
+        if ids:
+            groups = list(
+                await (
+                    await access.select(
+                        Segment, SEGMENT, Segment.id, Segment.name, Segment.is_static, where=Segment.id.is_in(ids)
+                    )
+                ).order_by(Segment.name)
+            )
+    return [
+        Panel(
+            key="crm_marketing",
+            title=gettext("Marketing"),
+            template="crm_marketing/panel_person.html",
+            context={"campaigns": sent, "segments": groups},
+            order=40,
+            count=len(sent),
+        )
+    ]
+
+
+@hookimpl
+async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) -> None:
+    """Re-point memberships, recipients and do-not-contact entries from merged people to the survivor, keeping
+    one membership (one recipient) per segment (campaign) where both were there."""
+    from crm_contacts.api import PERSON_MODEL
+
+    from crm_marketing.models import CampaignRecipient, SegmentMember, Suppression
+
+    if model != PERSON_MODEL or not loser_ids:
+        return
+    for table, group in ((SegmentMember, SegmentMember.segment), (CampaignRecipient, CampaignRecipient.campaign)):
+        taken = [r[group._meta.name] for r in await table.select(group).where(table.person == survivor_id)]
+        if taken:
+            await table.delete().where(table.person.is_in(loser_ids) & group.is_in(taken))
+        await table.update({table.person: survivor_id}).where(table.person.is_in(loser_ids))
+    await Suppression.update({Suppression.person: survivor_id}).where(Suppression.person.is_in(loser_ids))
+
+
+@hookimpl
+def crm_datasets() -> Sequence[Dataset]:
+    from crm_marketing.manifest import CAMPAIGN
+    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient
+
+    return [
+        Dataset(
+            key="crm_marketing.campaigns",
+            label=gettext("Campaigns"),
+            model=CAMPAIGN,
+            table=Campaign,
+            dimensions=(
+                Dimension("state", gettext("State"), "state"),
+                Dimension("currency", gettext("Currency"), "currency"),
+            ),
+            measures=(Measure("count", gettext("Campaigns"), "count"), Measure("cost", gettext("Cost"), "sum", "cost")),
+        ),
+        Dataset(
+            key="crm_marketing.recipients",
+            label=gettext("Campaign recipients"),
+            model=CAMPAIGN,
+            table=CampaignRecipient,
+            dimensions=(
+                Dimension("campaign", gettext("Campaign"), "campaign"),
+                Dimension("state", gettext("State"), "state"),
+            ),
+            measures=(Measure("count", gettext("Recipients"), "count"),),
+        ),
+        Dataset(
+            key="crm_marketing.events",
+            label=gettext("Opens and clicks"),
+            model=CAMPAIGN,
+            table=CampaignEvent,
+            dimensions=(
+                Dimension("campaign", gettext("Campaign"), "campaign"),
+                Dimension("kind", gettext("Kind"), "kind"),
+                Dimension("is_scanner", gettext("Mail scanner"), "is_scanner"),
+            ),
+            measures=(Measure("count", gettext("Events"), "count"),),
+        ),
+    ]

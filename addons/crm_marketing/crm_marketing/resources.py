@@ -1,0 +1,95 @@
+"""The JSON API of crm_marketing (``core.api.Resource``): segments and campaigns.
+
+The kernel does paging, 409 on stale versions, Idempotency-Key replay, OpenAPI and auditing. Conditions and
+templates are checked as the pages check them (422 naming the field, with the template's line). Named actions:
+``segments/{id}/build`` (rebuild the members now) and ``campaigns/{id}/send``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from starlette.requests import Request
+
+from core.api import Resource
+from core.errors import ValidationError
+from core.i18n import N_
+from core.openapi import decimal_text
+from core.security.access import Access
+from crm_marketing.manifest import CAMPAIGN, SEGMENT
+from crm_marketing.models import Campaign, Segment
+
+TEXTS = ("subject_en", "body_en", "subject_zh", "body_zh")
+
+
+async def _validate_segment(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from crm_marketing import segments
+
+    if "condition" in values:
+        await segments.parse(values["condition"])
+    return values
+
+
+async def _build(request: Request, acc: Access, record_id: int) -> Any:
+    from crm_marketing import segments
+
+    await acc.get(Segment, SEGMENT, record_id, action="update")
+    return {"id": record_id, **await segments.build(record_id)}
+
+
+async def _validate_campaign(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from crm_marketing import personalization
+
+    if before is not None and before.get("state") != "draft" and set(values) - {"cost"}:
+        raise ValidationError({sorted(set(values) - {"cost"})[0]: N_("a sent campaign keeps what it was sent with")})
+    for key in TEXTS:
+        if key in values:
+            personalization.check(str(values[key] or ""), key)
+    if "cost" in values:
+        try:
+            cost = Decimal(str(values["cost"]))
+        except InvalidOperation:
+            raise ValidationError({"cost": N_("must be a number")}) from None
+        if not cost.is_finite() or cost < 0 or cost >= Decimal("1e12"):
+            raise ValidationError({"cost": N_("must be a number")})
+        values["cost"] = cost.quantize(Decimal("0.01"))
+    return values
+
+
+async def _send(request: Request, acc: Access, record_id: int) -> Any:
+    from crm_marketing import campaigns
+
+    return {"id": record_id, "recipients": await campaigns.send(acc, record_id)}
+
+
+def resources() -> list[Resource]:
+    return [
+        Resource(
+            path="/marketing/segments",
+            model=SEGMENT,
+            table=Segment,
+            summary="Segments and static lists",
+            fields=("name", "is_static", "condition", "member_count", "built_at", "build_ms", "created_at", "version"),
+            writable=("name", "is_static", "condition"),
+            required=("name",),
+            filters=("is_static",),
+            sortable=("id", "name"),
+            validate=_validate_segment,
+            actions={"build": _build},
+        ),
+        Resource(
+            path="/marketing/campaigns",
+            model=CAMPAIGN,
+            table=Campaign,
+            summary="E-mail campaigns",
+            fields=("name", "segment", *TEXTS, "state", "cost", "currency", "sent_at", "created_at", "version"),
+            writable=("name", "segment", *TEXTS, "cost"),
+            required=("name",),
+            filters=("state", "segment"),
+            sortable=("id", "name"),
+            validate=_validate_campaign,
+            actions={"send": _send},
+            field_schemas={"cost": decimal_text(12, 2)},
+        ),
+    ]
