@@ -3,7 +3,8 @@
 The link carries a token signed with the kernel secret (itsdangerous, HMAC-SHA1 over a salt specific to this
 use) holding the quote id and an expiry; the quote stores the SHA-256 of the latest token it was sent with.
 A token is honoured only if the signature holds, it has not expired, its hash is the quote's current one
-(re-sending or revising revokes older links) and the quote is still ``sent``. Sending publishes
+(re-sending or revising revokes older links). Once the customer decided, the same link still opens the quote and
+its PDF, read-only (an accepted one even after the link's date). Sending publishes
 ``crm_sales_quote_sent`` inside its transaction: a listener (the ERP bridge, for taxes the ERP cannot apply) may
 refuse it with a ``ValidationError``, and then the quote stays as it was and no e-mail goes out.
 
@@ -62,11 +63,12 @@ async def quote_for_token(token: str) -> dict[str, Any]:
         raise NotFound(N_("this link is not valid")) from None
     if not isinstance(data, dict) or not isinstance(data.get("q"), int) or not isinstance(data.get("exp"), int):
         raise NotFound(N_("this link is not valid"))
-    if data["exp"] < time.time():
-        raise NotFound(N_("this link has expired"))
     quote = await Quote.select().where(Quote.id == data["q"]).first()
     if quote is None or not quote["token_hash"] or quote["token_hash"] != _hash(token):
         raise NotFound(N_("this link is no longer valid"))
+    # an accepted quote is the customer's copy of what they signed: its link keeps opening it (read-only)
+    if data["exp"] < time.time() and quote["state"] != "accepted":
+        raise NotFound(N_("this link has expired"))
     return await expire_if_due(dict(quote))
 
 
@@ -85,8 +87,9 @@ async def send(acc: Access, quote_id: int) -> dict[str, Any]:
         valid = quote["valid_until"] or dt.date.today()
         expires = dt.datetime.combine(valid + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         token = make_token(quote_id, expires)
+        # "sending" until the e-mail job has handed the message to the SMTP server (documents.send_email)
         await Quote.update({Quote.state: "sent", Quote.sent_at: now(), Quote.token_hash: _hash(token),
-                            Quote.version: Quote.version + 1}).where(Quote.id == quote_id)
+                            Quote.email_state: "sending", Quote.version: Quote.version + 1}).where(Quote.id == quote_id)
         # a listener may refuse (ValidationError): then nothing of this transaction, e-mail included, happens
         await hooks.publish("crm_sales_quote_sent", quote_id=quote_id)
         # the token travels in the outbox payload (database only) so a retried job mails the same link
@@ -124,7 +127,7 @@ async def accept(quote_id: int, *, by: str, via: str) -> int:
         if existing is not None:
             return int(existing["id"])  # a replayed acceptance: same order, no second event
         claimed = await Quote.update({Quote.state: "accepted", Quote.decided_at: now(), Quote.decided_by: by,
-                                      Quote.token_hash: "", Quote.version: Quote.version + 1}).where(
+                                      Quote.version: Quote.version + 1}).where(
             (Quote.id == quote_id) & (Quote.state == "sent") & (Quote.is_superseded == False)  # noqa: E712
         ).returning(Quote.id)
         if not claimed:
@@ -144,7 +147,7 @@ async def accept(quote_id: int, *, by: str, via: str) -> int:
 async def decline(quote_id: int, *, by: str, reason: str = "") -> None:
     async with db.atomic():
         claimed = await Quote.update({Quote.state: "declined", Quote.decided_at: now(),
-                                      Quote.decided_by: by.strip()[:200], Quote.token_hash: "",
+                                      Quote.decided_by: by.strip()[:200],
                                       Quote.version: Quote.version + 1}).where(
             (Quote.id == quote_id) & (Quote.state == "sent")).returning(Quote.id, Quote.owner, Quote.number)
         if not claimed:

@@ -129,13 +129,19 @@ async def send_email(quote_id: int, accept_url: str) -> str:
     from core.errors import PermanentJobError
 
     settings = current().settings
+
+    async def failed(reason: str) -> PermanentJobError:
+        # for good: the quote says so (the job's failure tells the rep and the admins why)
+        await Quote.update({Quote.email_state: "failed"}).where(Quote.id == quote_id)
+        return PermanentJobError(reason)
+
     if not settings.smtp_host:
-        raise PermanentJobError("CRM_SMTP_HOST is not set: quotes cannot be e-mailed")
+        raise await failed("CRM_SMTP_HOST is not set: quotes cannot be e-mailed")
     quote = await _quote(quote_id)
     opp = await Opportunity.select(Opportunity.person).where(Opportunity.id == quote["opportunity"]).first()
     ref = await get_contact(opp["person"]) if opp and opp["person"] else None
     if ref is None or not ref.email:
-        raise PermanentJobError(f"quote {quote_id}: the customer has no e-mail address")
+        raise await failed(f"quote {quote_id}: the customer has no e-mail address")
     pdf = await render_pdf(quote_id)
     with language(quote["language"]):
         subject = i18n.gettext("Quote {number} (version {version})").format(
@@ -154,4 +160,6 @@ async def send_email(quote_id: int, accept_url: str) -> str:
             smtp.send_message(msg)
 
     await asyncio.to_thread(deliver)
+    # only now "sent": the SMTP server took it (a failed attempt stays "sending" while the job retries)
+    await Quote.update({Quote.email_state: "sent"}).where(Quote.id == quote_id)
     return str(ref.email)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from piccolo.columns import Column
@@ -93,6 +93,8 @@ async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]]
     await acc.require(QUOTE, "create")
     await acc.check_references(Quote, {"opportunity": opp_id})  # 422 naming the field, like the API
     await _check_products(acc, lines)
+    discount = quote_discount(values.get("discount_percent") or 0)
+    lines = follow_discount(lines, discount, Decimal(0)) if discount else lines
     async with db.atomic():
         opp = await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update")
         currency = values.get("currency") or opp["currency"]
@@ -102,7 +104,8 @@ async def create_quote(acc: Access, opp_id: int, lines: Sequence[dict[str, Any]]
                     language=values.get("language") or await language_of(opp["person"]), quote_date=today,
                     valid_until=values.get("valid_until") or today + DEFAULT_VALIDITY,
                     terms=values.get("terms", ""), notes=values.get("notes", ""),
-                    customer_group=values.get("customer_group", ""), custom=values.get("custom") or {})
+                    customer_group=values.get("customer_group", ""), custom=values.get("custom") or {},
+                    discount_percent=discount)
         await row.save()
         quote_id = int(row.id)
         await Quote.update({Quote.number: f"Q{quote_id:05d}"}).where(Quote.id == quote_id)
@@ -118,6 +121,34 @@ async def _check_products(acc: Access, lines: Sequence[dict[str, Any]]) -> None:
             await acc.check_references(QuoteLine, {"product": line.get("product")})
 
 
+def quote_discount(raw: Any) -> Decimal:
+    """A quote-level discount as typed (``""`` is none): a percentage 0–100 with at most two decimals."""
+    try:
+        value = Decimal(str(_dec(raw)).strip() or "0")
+    except InvalidOperation:
+        raise ValidationError({"discount_percent": N_("is not a number")}) from None
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise ValidationError({"discount_percent": N_("must be between 0 and 100")})
+    if value != value.quantize(Decimal("0.01")):
+        raise ValidationError({"discount_percent": N_("at most two decimals")})
+    return value
+
+
+def follow_discount(lines: Sequence[dict[str, Any]], new: Decimal, old: Decimal) -> list[dict[str, Any]]:
+    """Lines with the quote's discount: a line without a discount of its own, or with the quote's previous one,
+    takes the new one; a line given another discount keeps it. Stored on each line, so the PDF, the order and
+    the ERP compute the same figures from the lines alone."""
+    out = []
+    for line in lines:
+        raw = line.get("discount_percent")
+        try:
+            own = None if raw in (None, "") else Decimal(str(_dec(raw)))
+        except InvalidOperation:
+            own = Decimal(-1)  # not a number: left for the line's own check to refuse, naming it
+        out.append({**line, "discount_percent": new} if own is None or own == old else dict(line))
+    return out
+
+
 async def update_draft(acc: Access, quote_id: int, lines: Sequence[dict[str, Any]] | None = None,
                        **values: Any) -> None:
     await _check_products(acc, lines or ())
@@ -125,13 +156,21 @@ async def update_draft(acc: Access, quote_id: int, lines: Sequence[dict[str, Any
         quote = await acc.get(Quote, QUOTE, quote_id, action="update")
         if quote["state"] != "draft":
             raise ValidationError({"state": N_("only a draft can be edited: revise the quote instead")})
+        if "discount_percent" in values:
+            values["discount_percent"] = quote_discount(values["discount_percent"])
         changes: dict[Column | str, Any] = {Quote._meta.get_column_by_name(k): v for k, v in values.items()
-                                            if k in ("valid_until", "terms", "notes", "language")}
+                                            if k in ("valid_until", "terms", "notes", "language", "discount_percent")}
         changes[Quote.version] = Quote.version + 1
         await Quote.update(changes).where(Quote.id == quote_id)
+        old = Decimal(str(quote["discount_percent"] or 0))
+        new = values.get("discount_percent", old)
+        if lines is None and new != old:
+            lines = [{k: ln[k] for k in LINE_FIELDS} for ln in await lines_of(quote_id)]
         if lines is not None:
-            await set_lines(dict(await Quote.select().where(Quote.id == quote_id).first() or {}), lines)
-        await audit.record("update", model=QUOTE, record_id=quote_id, changes=audit.diff({}, values))
+            await set_lines(dict(await Quote.select().where(Quote.id == quote_id).first() or {}),
+                            follow_discount(lines, new, old))
+        await audit.record("update", model=QUOTE, record_id=quote_id, changes=audit.diff(
+            {k: quote.get(k) for k in values}, values))
 
 
 async def lines_of(quote_id: int) -> list[dict[str, Any]]:
@@ -145,7 +184,7 @@ async def revise(acc: Access, quote_id: int) -> int:
         if old["state"] not in ("sent", "declined", "expired") or old["is_superseded"]:
             raise ValidationError({"state": N_("only the latest sent, declined or expired revision can be revised")})
         kept = ("number", "opportunity", "currency", "language", "customer_group", "terms", "notes", "owner", "team",
-                "untaxed", "tax", "total")
+                "untaxed", "tax", "total", "discount_percent")
         copy = {k: v for k, v in old.items() if k in kept}
         today = dt.date.today()
         row = Quote(_data={Quote._meta.get_column_by_name(k): v for k, v in copy.items()})

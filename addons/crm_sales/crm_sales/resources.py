@@ -10,6 +10,7 @@ through the same services as the web forms (assignment rules run on API-created 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -186,6 +187,13 @@ async def _validate_quote(values: dict[str, Any], before: dict[str, Any] | None)
         for name in ("lines", "opportunity"):
             if name in values:
                 raise ValidationError({name: "cannot be changed here (use the lines action)"})
+        if "discount_percent" in values:  # the lines that follow the quote's discount take the new one
+            from crm_sales import quotes
+
+            new = values["discount_percent"] = quotes.quote_discount(values["discount_percent"])
+            old = Decimal(str(before["discount_percent"] or 0))
+            lines = [{k: ln[k] for k in quotes.LINE_FIELDS} for ln in await quotes.lines_of(before["id"])]
+            await quotes.set_lines({**before, "discount_percent": new}, quotes.follow_discount(lines, new, old))
     return values
 
 
@@ -296,10 +304,10 @@ def resources() -> list[Resource]:
         Resource(path="/sales/quotes", model=QUOTE, table=Quote, summary="Quotes (actions: send, accept, revise)",
                  fields=("number", "revision", "revision_of", "opportunity", "state", "is_superseded", "currency",
                          "language", "customer_group", "quote_date", "valid_until", "terms", "notes", "untaxed", "tax",
-                         "total",
+                         "total", "discount_percent", "email_state",
                          "sent_at", "decided_at", "decided_by", "custom", "created_at", *OWNED),
                  writable=("opportunity", "lines", "currency", "language", "customer_group", "valid_until", "terms",
-                           "notes", "custom"), custom="custom",
+                           "notes", "discount_percent", "custom"), custom="custom",
                  required=("opportunity",), filters=("state", "opportunity", "number", "owner"),
                  sortable=("id", "created_at"), validate=_validate_quote, create=_create_quote,
                  archive_on_delete=True,

@@ -6,19 +6,20 @@ protected like every other form; they show the quote and nothing else of the CRM
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import records
+from core import customfields, db, records
 from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
 from core.i18n import N_
 from core.timeline import feed
 from core.web import access, form_str, render
-from crm_sales import acceptance, documents, quotes
+from crm_sales import acceptance, documents, editing, pricing, quotes
 from crm_sales.manifest import ORDER, PRODUCT, QUOTE
 from crm_sales.models import Opportunity, Order, OrderLine, Product, Quote
 
@@ -48,11 +49,31 @@ async def quote_create(request: Request) -> Response:
     return _see_other(f"/sales/quotes/{quote_id}")
 
 
+async def _product_prices(products: list[dict[str, Any]], quote: dict[str, Any]) -> dict[int, str]:
+    """The unit price each product gets on this quote (its price list, else its list price in the quote's
+    currency), for the editor to fill in when the product is picked; blank where only the server can tell."""
+    from crm_sales.models import PriceList
+    from crm_sales.pricelists import price_for
+
+    has_lists = await PriceList.exists().where((PriceList.is_active == True)  # noqa: E712
+                                               & (PriceList.currency == quote["currency"]))
+    out: dict[int, str] = {}
+    for p in products:
+        if has_lists and len(products) <= 200:
+            out[p["id"]] = str(await price_for(p["id"], customer_group=quote["customer_group"],
+                                               on=quote["quote_date"], currency=quote["currency"]))
+        elif not has_lists and p["currency"] == quote["currency"]:
+            out[p["id"]] = str(p["list_price"])
+    return out
+
+
 async def quote_detail(request: Request) -> Response:
     acc = access(request)
     quote = acc.present(QUOTE, await acc.get(Quote, QUOTE, int(request.path_params["id"])))
     lines = await quotes.lines_of(quote["id"])
-    products = await (await acc.select(Product, PRODUCT, Product.id, Product.code, Product.name,
+    editable = quote["state"] == "draft" and acc.can(QUOTE, "update")
+    products = await (await acc.select(Product, PRODUCT, Product.id, Product.code, Product.name, Product.name_zh,
+                                       Product.unit, Product.list_price, Product.currency, Product.tax_rate,
                                        where=Product.is_active == True)).order_by(Product.code)  # noqa: E712
     opp = await Opportunity.select(Opportunity.id, Opportunity.name).where(
         Opportunity.id == quote["opportunity"]).first()
@@ -61,35 +82,52 @@ async def quote_detail(request: Request) -> Response:
     # blocks from installed addons and the kernel (e.g. "awaiting approval by …"), each checking rights itself
     found = await records.extras(acc, QUOTE, quote["id"])
     record_timeline = await feed.build(acc, QUOTE, quote["id"], url=request.url.path)
+    totals = pricing.quote_totals([pricing.QuoteLineInput(ln["quantity"], ln["unit_price"], ln["discount_percent"],
+                                                          ln["tax_rate"]) for ln in lines], quote["currency"])
     return await render(request, "crm_sales/quote_detail.html", quote=quote, lines=lines,
-                  products=products, opp=opp, panels=found.panels, actions=found.actions,
+                  products=products, prices=await _product_prices(products, quote) if editable else {},
+                  opp=opp, panels=found.panels, actions=found.actions, totals=totals,
                   record_timeline=record_timeline,
                   approval=request.query_params.get("approval", ""),
-                  revisions=revisions, blank=range(len(lines), len(lines) + BLANK_ROWS), inputs=LINE_INPUTS,
-                  editable=quote["state"] == "draft" and acc.can(QUOTE, "update"),
+                  revisions=revisions, blank=range(len(lines), len(lines) + (1 if lines else BLANK_ROWS)),
+                  inputs=LINE_INPUTS, editable=editable,
+                  custom=await customfields.shown(acc, QUOTE, quote.get("custom")),
+                  custom_inputs=await editing.inputs(acc, QUOTE, quote.get("custom"), creating=False)
+                  if editable else [],
                   sent_link=request.query_params.get("link", ""))
 
 
+_LINE_KEY = re.compile(r"(?:description|product)_(\d{1,4})")
+
+
 def _form_lines(form: Any) -> list[dict[str, Any]]:
+    """The lines a quote form posted, in the order of their index: rows added or removed in the browser leave
+    gaps in the numbering, which do not matter."""
     out: list[dict[str, Any]] = []
-    index = 0
-    while f"description_{index}" in form or f"product_{index}" in form:
+    indexes = sorted({int(m.group(1)) for key in form if (m := _LINE_KEY.fullmatch(key))})
+    for index in indexes:
         row = {name: form_str(form, f"{name}_{index}", max_length=500) for name in LINE_INPUTS}
         if row["description"] or row["product"]:
             if row["product"] and not row["product"].isdigit():
-                raise ValidationError({f"product_{index}": "unknown product"})
+                raise ValidationError({f"product_{index}": N_("unknown product")})
             out.append({k: (int(v) if k == "product" else v) for k, v in row.items() if v})
-        index += 1
     return out
 
 
 async def quote_save(request: Request) -> Response:
     quote_id = int(request.path_params["id"])
     form = await request.form()
-    await quotes.update_draft(access(request), quote_id, _form_lines(form),
-                              terms=form_str(form, "terms", max_length=5000),
-                              notes=form_str(form, "notes", max_length=2000),
-                              language=form_str(form, "language") or "zh_CN")
+    acc = access(request)
+    lines = _form_lines(form)
+    async with db.atomic():  # lines and custom fields together, or nothing
+        await quotes.update_draft(acc, quote_id, lines,
+                                  terms=form_str(form, "terms", max_length=5000),
+                                  notes=form_str(form, "notes", max_length=2000),
+                                  language=form_str(form, "language") or "zh_CN",
+                                  discount_percent=form_str(form, "discount_percent", max_length=20))
+        if customfields.definitions(QUOTE):  # custom fields: the API's write path (rights, kinds, audit)
+            current = await acc.get(Quote, QUOTE, quote_id)
+            await editing.save(acc, QUOTE, {}, form, record_id=quote_id, version=str(current["version"]))
     return _see_other(f"/sales/quotes/{quote_id}")
 
 
@@ -177,7 +215,8 @@ async def public_decide(request: Request) -> Response:
     else:
         raise ValidationError({"decision": N_("choose accept or decline")})
     with documents.language(quote["language"]):
-        return await render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"])
+        return await render(request, "crm_sales/public_done.html", decision=decision, number=quote["number"],
+                            token=token)
 
 
 ROUTES: list[BaseRoute] = [

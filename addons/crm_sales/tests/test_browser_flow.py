@@ -78,13 +78,24 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
         assert rep.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways page scroll
 
         rep.goto(opp_url)
-        rep.click("text=New quote")
+        rep.click("text=New quote")  # the editor: a line added and one removed without saving, a discount
         rep.fill("input[name=description_0]", "机架式服务器")
         rep.fill("input[name=quantity_0]", "2")
         rep.fill("input[name=unit_price_0]", "30000")
         rep.fill("input[name=tax_rate_0]", "0.13")
-        rep.click("text=Save")
-        expect(rep.locator("tfoot")).to_contain_text("67,800.00")  # money formatted in the reader's locale
+        rep.fill("input[name=description_1]", "不要这一行")
+        rep.locator("tr.line", has=rep.locator("input[name=description_1]")).locator(".remove-line").click()
+        rep.click("button.add-line")
+        added = rep.locator("tr.line").last
+        added.locator("[data-field=description]").fill("安装服务")
+        added.locator("[data-field=unit_price]").fill("1000")
+        added.locator("[data-field=tax_rate]").fill("0.13")
+        rep.fill("input[name=discount_percent]", "10")
+        rep.click("form.quote-editor button[type=submit]")
+        # 2 × 30000 + 1000, 10 % off each line, 13 % tax: money formatted in the reader's locale
+        expect(rep.locator(".totals .grand-total")).to_contain_text("62,037.00")
+        expect(rep.locator("body")).not_to_contain_text("不要这一行")
+        quote_url = rep.url
         pdf = rep.request.get(rep.url + "/pdf")
         assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
         rep.click("text=Send by e-mail")
@@ -97,6 +108,14 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
         customer.fill("input[name=name]", "王芳")
         customer.click("button[value=accept]")
         expect(customer.locator(".notice")).to_contain_text("已接受")
+
+        customer.goto(link)  # the accepted quote still opens from its link, read-only, and downloads
+        expect(customer.locator("h1")).to_contain_text("报价单")
+        assert customer.locator("button[value=accept]").count() == 0
+        assert customer.request.get(link + "/pdf").body().startswith(b"%PDF")
+        rep.goto(quote_url)  # the rep's page shows the accepted quote as text, not inputs
+        expect(rep.locator(".quote-readonly")).to_contain_text("安装服务")
+        assert rep.locator("input[name=description_0]").count() == 0
 
         rep.goto(server + "/sales/orders")
         expect(rep.locator("table.list")).to_contain_text("CRM-SO-")

@@ -80,11 +80,12 @@ async def test_send_mails_the_pdf_with_the_acceptance_link(org: Any, tmp_path: P
         opp_id = await new_deal(rep, "Servers", email="buyer@example.com", language="en", contact="Li Lei")
         quote_id = await quotes.create_quote(rep, opp_id, LINES)
         sent = await acceptance.send(rep, quote_id)
+        assert await _email_state(quote_id) == "sending"  # not "sent" before the SMTP server took it
         job = await Outbox.select().where(Outbox.actor == "crm_sales.send_quote_email").first()
         await outbox.run_job(jobs.spec("crm_sales.send_quote_email"), job["id"])
     finally:
         controller.stop()
-    assert len(inbox.messages) == 1
+    assert len(inbox.messages) == 1 and await _email_state(quote_id) == "sent"
     msg = inbox.messages[0]
     assert msg["To"] == "buyer@example.com" and msg["From"] == "sales@example.com"
     assert f"Q{quote_id:05d}" in msg["Subject"]
@@ -108,3 +109,10 @@ async def test_send_without_smtp_fails_for_good(org: Any) -> None:
     await outbox.run_job(jobs.spec("crm_sales.send_quote_email"), job["id"])
     row = await Outbox.select(Outbox.state, Outbox.last_error).where(Outbox.id == job["id"]).first()
     assert row["state"] == "failed" and "CRM_SMTP_HOST" in row["last_error"]
+    assert await _email_state(quote_id) == "failed"
+
+
+async def _email_state(quote_id: int) -> str:
+    from crm_sales.models import Quote
+
+    return str((await Quote.select(Quote.email_state).where(Quote.id == quote_id).first())["email_state"])

@@ -114,8 +114,8 @@ async def test_acceptance_creates_order_wins_deal_and_publishes_once(org: Any) -
     assert listener.seen == [(order_id, 2)]
     assert await acceptance.accept(quote_id, by="Li Lei", via="link") == order_id  # replay: same order
     assert listener.seen == [(order_id, 2)]
-    with pytest.raises(NotFound):
-        await acceptance.quote_for_token(token)  # spent
+    # the customer's copy of what they accepted: the link still opens it (the page and the PDF), read-only
+    assert (await acceptance.quote_for_token(token))["state"] == "accepted"
     with pytest.raises(Conflict):
         await acceptance.decline(quote_id, by="Li Lei")
 

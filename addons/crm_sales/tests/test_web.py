@@ -106,7 +106,14 @@ async def test_customer_accepts_through_the_public_link(crm_client: Any) -> None
     order = await Order.select().where(Order.quote == quote_id).first()
     assert order is not None and order["reference"] == f"CRM-SO-{order['id']}"
     assert (await Quote.select(Quote.decided_by).where(Quote.id == quote_id).first())["decided_by"] == "王芳"
-    assert (await client.get(path)).status_code == 404  # the link is spent
+    # the customer's copy: the same link still opens the accepted quote, read-only, and its PDF downloads
+    again = await client.get(path)
+    assert again.status_code == 200 and "服务器" in again.text and 'value="accept"' not in again.text
+    assert "已接受" in again.text or "accepted" in again.text
+    pdf = await client.get(path + "/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    twice = await client.post(path, data={"decision": "accept", "name": "王芳", "csrf_token": csrf_of(page.text)})
+    assert twice.status_code == 200 and await Order.count().where(Order.quote == quote_id) == 1
 
 
 async def test_order_page_shows_panels_other_addons_contribute(crm_client: Any) -> None:
