@@ -32,7 +32,7 @@ from crm_service.models import Article
 jieba.setLogLevel(logging.WARNING)
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False})
 _WORD = re.compile(r"\w+", re.UNICODE)
-LANGUAGES = {"zh_CN": "中文", "en": "English"}
+LANGUAGES = {"zh_CN": N_("Chinese"), "en": N_("English")}
 MAX_WORDS = 12
 
 
