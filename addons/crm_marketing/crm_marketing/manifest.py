@@ -40,6 +40,13 @@ ADDON = Addon(
     hooks=("crm_marketing.hooks",),
     schedules=(Every(hours=1, actor="crm_marketing.rebuild_segments"),),
     permissions=_grants(),
+    demo=(
+        "demo/crm_marketing_segment.csv",
+        "demo/crm_marketing_segment_member.csv",
+        "demo/crm_marketing_campaign.csv",
+        "demo/crm_marketing_campaign_recipient.csv",
+        "demo/crm_marketing_campaign_event.csv",  # a sent campaign with opens, clicks and a scanner's hits
+    ),
     menus=(
         Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),
         Menu("Campaigns", "/marketing/", model=CAMPAIGN, order=41),

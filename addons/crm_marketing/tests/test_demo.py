@@ -1,0 +1,47 @@
+"""The demo data: a sent campaign with opens and clicks, a segment whose stored members are what its condition
+selects (a rebuild changes nothing), a draft campaign that previews with a real contact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_marketing import campaigns, roi, segments
+from crm_marketing.models import Campaign, Segment, SegmentMember
+
+from core import data, lifecycle
+from core.discovery import discover
+from core.security.access import Access, policy
+from core.security.models import User
+from core.security.principal import load
+from core.security.users import create_user
+from core.testing import make_user
+
+
+async def test_demo_shows_a_sent_campaign_with_opens_and_clicks(crm_boot: Any) -> None:
+    await crm_boot()  # kernel only: demo users first, as `crm demo` does
+    for role in ("sales_rep", "sales_manager"):
+        user_id = await create_user(role, role.title(), "Demo-Pass-2026!", roles=[role])
+        await data.bind("core", f"user_{role}", User, user_id)
+    await lifecycle.install(["crm_marketing"], discover(), demo=True)
+    await crm_boot()
+    sent = await Campaign.select().where(Campaign.state == "sent").first()
+    figures = await roi.figures(sent["id"])
+    assert figures["recipients"] == figures["delivered"] > 20
+    assert 0 < figures["clicks"] < figures["opens"] < figures["delivered"] and figures["scanner_hits"] > 0
+    segment = await Segment.select().where(Segment.is_static.eq(False)).first()
+    before = sorted(
+        r["person"]
+        for r in await SegmentMember.select(SegmentMember.person).where(SegmentMember.segment == segment["id"])
+    )
+    assert (await segments.build(segment["id"]))["count"] == len(before) == segment["member_count"]
+    assert (
+        sorted(
+            r["person"]
+            for r in await SegmentMember.select(SegmentMember.person).where(SegmentMember.segment == segment["id"])
+        )
+        == before
+    )
+    mk = Access(await load(await make_user("mk", "marketing"), implied=policy().implied))
+    draft = await Campaign.select().where(Campaign.state == "draft").first()
+    shown = await campaigns.preview(mk, draft["id"], before[0])
+    assert "诚邀您参加新品发布会" in shown["html"] or "product launch" in shown["html"]
