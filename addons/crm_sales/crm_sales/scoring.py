@@ -83,6 +83,11 @@ class Prediction:
     base_probability: float
 
 
+def sigmoid(x: float) -> float:
+    """The probability of log-odds ``x``."""
+    return _sigmoid(x)
+
+
 def _sigmoid(x: float) -> float:
     # Written both ways so a very confident model does not overflow math.exp.
     if x >= 0:

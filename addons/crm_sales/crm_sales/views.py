@@ -25,8 +25,8 @@ from core.search import contains
 from core.timeline import feed
 from core.web import access, form_str, render
 from crm_sales import activities, editing, forecast, leads, pipeline, win
-from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, QUOTE
-from crm_sales.models import Activity, Lead, Opportunity, Quote
+from crm_sales.manifest import ACTIVITY, LEAD, OPPORTUNITY, ORDER, QUOTE
+from crm_sales.models import Activity, Lead, Opportunity, Order, Quote
 
 BOARD_CARDS = 50  # cards drawn per column; counts and sums cover every deal
 
@@ -82,19 +82,38 @@ async def opportunity_move(request: Request) -> Response:
 
 
 async def opportunity_list(request: Request) -> Response:
+    """Deals by state and stage, a name search, filterable custom fields and the listed ones as columns; a won
+    deal shows what was ordered next to what was expected."""
     acc = access(request)
-    state = request.query_params.get("state", "open")
-    where: Combinable | None = Opportunity.state == state if state in ("open", "won", "lost") else None
-    stage = request.query_params.get("stage", "")
+    params = request.query_params
+    state = params.get("state", "open")
+    clauses: list[Combinable] = [Opportunity.state == state] if state in ("open", "won", "lost") else []
+    stage = params.get("stage", "")
     if stage.isdigit():
-        clause = Opportunity.stage == int(stage)
+        clauses.append(Opportunity.stage == int(stage))
+    q = " ".join(params.get("q", "").split())[:100]
+    if q:
+        clauses.append(contains(Opportunity.name, q))
+    custom = await editing.listing(acc, OPPORTUNITY, params)
+    clauses.extend(custom["where"])
+    where: Combinable | None = None
+    for clause in clauses:
         where = clause if where is None else where & clause
     rows = await (await acc.select(
         Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.state, Opportunity.stage.name,
         Opportunity.stage.name_zh, Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
-        Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name,
+        Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name, Opportunity.custom,
         where=where)).order_by(Opportunity.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/opportunity_list.html", rows=rows, state=state)
+    won = [r["id"] for r in rows if r["state"] == "won"]
+    ordered: dict[int, list[dict[str, Any]]] = {}
+    if won and acc.can(ORDER):
+        for o in await (await acc.select(Order, ORDER, Order.opportunity, Order.total, Order.currency,
+                                         where=Order.opportunity.is_in(won) & (Order.state == "confirmed"))):
+            ordered.setdefault(o["opportunity"], []).append(o)
+    return await render(request, "crm_sales/opportunity_list.html",
+                  rows=editing.cells(acc, OPPORTUNITY, custom["listed"], rows), state=state, q=q,
+                  ordered=ordered, listed=custom["listed"], custom_filters=custom["filters"],
+                  custom_values=custom["values"], can_create=acc.can(OPPORTUNITY, "create"))
 
 
 async def opportunity_detail(request: Request) -> Response:
@@ -116,10 +135,15 @@ async def opportunity_detail(request: Request) -> Response:
     if isinstance(opp.get("tags"), str):
         opp["tags"] = json.loads(opp["tags"] or "[]")
     explanation = pipeline.as_dict(opp["score_explanation"])
+    # a won deal: what the customer actually ordered (the accepted quote's order), not the forecast
+    orders = await (await acc.select(Order, ORDER, Order.id, Order.reference, Order.total, Order.currency,
+                                     Order.state, where=Order.opportunity == opp_id)).order_by(Order.id) \
+        if opp["state"] == "won" and acc.can(ORDER) else []
     return await render(request, "crm_sales/opportunity_detail.html", opp=opp, stages=stages,
                   history=await pipeline.history(opp_id), quotes=quotes, activities=acts, contact=contact,
                   contact_url=contact_url, explanation=explanation,
-                  factor_values=await _factor_values(explanation, stages),
+                  reasons=win.reasons(explanation, await _factor_values(explanation, stages)), orders=orders,
+                  custom=await customfields.shown(acc, OPPORTUNITY, opp.get("custom")),
                   can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS,
                   record_timeline=await feed.build(acc, OPPORTUNITY, opp_id, url=request.url.path))
 

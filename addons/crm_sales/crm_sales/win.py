@@ -9,11 +9,14 @@ overwritten: the model's figure is still stored in the explanation, and the page
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
 from piccolo.custom_types import Combinable
 
+from core import i18n
+from core.i18n import N_
 from crm_sales import scoring
 from crm_sales.models import Activity, Opportunity, PipelineStage, StageHistory, WinModel
 
@@ -76,10 +79,56 @@ async def load() -> scoring.Model | None:
 
 
 def explain(prediction: scoring.Prediction, n: int) -> dict[str, Any]:
-    return {"model_probability": round(prediction.probability * 100),
+    p = prediction.probability
+    return {"model_probability": round(p * 100),
             "base_probability": round(prediction.base_probability * 100), "samples": n,
             "factors": [{"feature": f.feature, "value": f.value, "effect": round(f.effect, 3),
-                         "direction": f.direction, "seen": f.is_seen} for f in prediction.factors]}
+                         "points": _points(p, f.effect), "direction": f.direction, "seen": f.is_seen}
+                        for f in prediction.factors]}
+
+
+def _points(probability: float, effect: float) -> int:
+    """What one factor adds to the probability, in percentage points: the probability with it minus the
+    probability the same deal would have without it (its log-odds taken out)."""
+    p = min(max(probability, 1e-9), 1 - 1e-9)
+    without = scoring.sigmoid(math.log(p / (1 - p)) - effect)
+    return round((probability - without) * 100)
+
+
+# what a feature's value means, in the reader's words (the model's keys are bands and ids)
+_ACTIVITY_WORDS = {"0": N_("no activity yet"), "1-2": N_("1 or 2 activities logged"),
+                   "3-5": N_("3 to 5 activities logged"), "6-10": N_("6 to 10 activities logged"),
+                   "11+": N_("more than 10 activities logged")}
+_VALUE_WORDS = {"<10k": N_("a deal under 10,000"), "10k-100k": N_("a deal of 10,000 to 100,000"),
+                "100k-1M": N_("a deal of 100,000 to 1,000,000"), ">=1M": N_("a deal of 1,000,000 or more")}
+_FEATURE_WORDS = {"stage": N_("in stage %(value)s"), "team": N_("team %(value)s"),
+                  "source": N_("source: %(value)s"), "region": N_("region: %(value)s"),
+                  "industry": N_("industry: %(value)s")}
+
+
+def reasons(explanation: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """The factors of a stored explanation as sentences in the reader's language — "no activity yet: −8 %" —
+    with ``names`` giving a stage's or a team's name for ``feature=value`` (else the value as stored)."""
+    probability = float(explanation.get("model_probability", 50)) / 100
+    out: list[dict[str, Any]] = []
+    for f in explanation.get("factors", []):
+        feature, value = str(f.get("feature", "")), str(f.get("value", ""))
+        if feature == "activity_band" and value in _ACTIVITY_WORDS:
+            what = i18n.gettext(_ACTIVITY_WORDS[value])
+        elif feature == "value_band" and value in _VALUE_WORDS:
+            what = i18n.gettext(_VALUE_WORDS[value])
+        else:
+            shown = names.get(f"{feature}={value}", value)
+            what = i18n.gettext(_FEATURE_WORDS.get(feature, "%(value)s")) % {"value": shown}
+        if not f.get("seen", True):
+            out.append({"text": i18n.gettext("%(what)s: not seen in closed deals yet, no effect") % {"what": what},
+                        "direction": "neutral", "points": 0})
+            continue
+        points = f["points"] if isinstance(f.get("points"), int) else _points(probability, float(f.get("effect", 0)))
+        sign = "+" if points > 0 else ("−" if points < 0 else "±")
+        out.append({"text": i18n.gettext("%(what)s: %(points)s") % {"what": what, "points": f"{sign}{abs(points)} %"},
+                    "direction": f.get("direction", "neutral"), "points": points})
+    return out
 
 
 async def rescore(model: scoring.Model, opp_ids: list[int] | None = None) -> int:

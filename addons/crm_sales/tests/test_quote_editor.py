@@ -73,3 +73,10 @@ async def test_quote_editor_lines_discount_and_read_only_after_acceptance(crm_cl
     assert "机架式服务器" in page and "王芳" in page and "Accepted" in page
     public = await client.get(sent["accept_url"][sent["accept_url"].index("/sales/q/"):])
     assert public.status_code == 200 and "机架式服务器" in public.text
+    # the deal is won: its page and the list of won deals show what was ordered
+    total = (await Quote.select(Quote.total).where(Quote.id == quote_id).first())["total"]
+    shown = f"CN¥{Decimal(total):,.2f}"
+    deal = (await client.get(f"/sales/opportunities/{opp_id}")).text
+    assert 'class="order-amount"' in deal and shown in deal.split('class="order-amount"')[1][:200]
+    listed = (await client.get("/sales/opportunities", params={"state": "won"})).text
+    assert shown in listed.split('class="order-amount"')[1][:200]

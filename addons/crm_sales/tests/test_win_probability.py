@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_sales import pipeline
+from crm_sales import pipeline, win
 from crm_sales.models import Opportunity
 from sales_helpers import new_deal
 
-from core import jobs, outbox
+from core import i18n, jobs, outbox
 
 
 async def test_model_learns_from_history_and_override_is_kept(org: Any) -> None:
@@ -30,6 +30,18 @@ async def test_model_learns_from_history_and_override_is_kept(org: Any) -> None:
     top = explanation["factors"][0]
     assert (top["feature"], top["value"], top["direction"]) == ("source", "referral", "raises")
     assert explanation["samples"] == 12 and explanation["base_probability"] == 50
+    # in words, in the reader's language: what the factor is and what it adds, in percentage points
+    said = [r["text"] for r in win.reasons(explanation, {})]
+    assert said[0].startswith("source: referral: +") and said[0].endswith(" %")
+    assert any(t.startswith("no activity yet: ") for t in said) and not any("activity_band" in t for t in said)
+    points = explanation["factors"][0]["points"]
+    assert 0 < points < 100 and said[0] == f"source: referral: +{points} %"
+    i18n.load(["core", "crm_sales"])
+    i18n.set_language("zh_CN")
+    try:
+        assert "还没有活动：" in " ".join(r["text"] for r in win.reasons(explanation, {}))
+    finally:
+        i18n.set_language("en")
     assert rows[manual]["probability"] == 90 and rows[manual]["is_probability_manual"]
     assert pipeline.as_dict(rows[manual]["score_explanation"])["model_probability"] < 20
     back = await pipeline.set_probability(rep, manual, None)  # follow the model again
