@@ -1,5 +1,5 @@
 """The kernel's action kinds: set a field, assign an owner, add or remove a tag, notify a user or a role, send an
-e-mail from a template, call a webhook, and the stub of "require approval".
+e-mail from a template, call a webhook, and require approval (:mod:`core.approvals.automation`).
 
 Each checks its params when a rule is saved (a 422 naming the param) and runs with an
 :class:`~core.hooks.AutomationContext`. Writes go straight to the record's table as the system (audited as the
@@ -429,15 +429,16 @@ async def _webhook(ctx: AutomationContext) -> str:
     return f"webhook answered {answer.status_code}"
 
 
-APPROVAL_UNAVAILABLE = "approvals are not available: no approval engine is installed"
-
-
 async def _check_approval(am: AutomationModel, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    raise ValidationError({"kind": APPROVAL_UNAVAILABLE})
+    from core.approvals import automation
+
+    return await automation.check(am, params)
 
 
 async def _approval(ctx: AutomationContext) -> str:
-    raise PermanentJobError(APPROVAL_UNAVAILABLE)
+    from core.approvals import automation
+
+    return await automation.run(ctx)
 
 
 def builtin_actions() -> list[AutomationAction]:

@@ -299,7 +299,7 @@ async def test_rules_are_checked_strictly_naming_the_path(sales: dict[str, Any])
         ({"actions": [{"kind": "set_field", "params": {"field": "probability", "value": "x"}}]},
          "actions[0].params.value"),
         ({"actions": [_notify("{{ record.name ")]}, "actions[0].params.title_en"),
-        ({"actions": [{"kind": "require_approval"}]}, "actions[0].kind"),
+        ({"actions": [{"kind": "require_approval"}]}, "actions[0].params.action"),
         ({"trigger": {"type": "sometimes"}}, "trigger.type"),
         ({"trigger": {"type": "time_after", "field": "name", "hours": 1}}, "trigger.field"),
         ({"trigger": {"type": "daily", "at": "25:00"}}, "trigger.at"),
@@ -313,10 +313,10 @@ async def test_rules_are_checked_strictly_naming_the_path(sales: dict[str, Any])
         with pytest.raises(ValidationError) as exc:
             await rules.create(admin, data)
         assert path in exc.value.fields, (extra, exc.value.fields)
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ValidationError) as exc:  # deals have no approvable action that runs by itself
         await rules.create(admin, {"name": "x", "model": OPP, "trigger": {"type": "created"},
-                                   "actions": [{"kind": "require_approval"}]})
-    assert "not available" in exc.value.fields["actions[0].kind"]
+                                   "actions": [{"kind": "require_approval", "params": {"action": "core.delete"}}]})
+    assert "runs by itself once approved" in exc.value.fields["actions[0].params.action"]
 
 
 async def test_admin_api_and_pages_are_for_administrators(crm_client: Any) -> None:
