@@ -24,3 +24,10 @@ async def send_reply(message_id: int) -> None:
     from crm_service.mail_out import send_reply as send
 
     await send(message_id)
+
+
+@actor("crm_service.send_portal_invite", max_retries=5)
+async def send_portal_invite(to: str, path: str, user_id: int | None = None) -> None:
+    from crm_service.mail_out import send_invite
+
+    await send_invite(to, path, user_id)

@@ -52,3 +52,32 @@ async def send_reply(message_id: int) -> str:
     await asyncio.to_thread(deliver)
     await Message.update({Message.message_id: mid}).where(Message.id == message_id)
     return str(ticket["customer_email"])
+
+
+async def send_invite(to: str, path: str, user_id: int | None = None) -> None:
+    """Mail the portal link; without SMTP the agent who asked is told instead of the job retrying in vain."""
+    from core.hooks import Notification
+    from core.i18n import gettext
+    from core.notifications import notify
+
+    settings = current().settings
+    if not settings.smtp_host:
+        if user_id:
+            await notify(Notification(user_id=user_id, title=gettext("The portal invitation could not be sent"),
+                                      body=gettext("E-mail is not set up (CRM_SMTP_HOST)."), kind="error",
+                                      source="crm_service"), dedup_key=f"crm_service.invite.{path[-12:]}")
+        return
+    mail = EmailMessage()
+    mail["From"] = settings.smtp_from
+    mail["To"] = to
+    mail["Subject"] = "Your customer portal / 客户门户"
+    mail["Date"] = formatdate(localtime=False)
+    base = settings.extra.get("CRM_X_SERVICE_PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
+    mail.set_content(f"{base}{path}\n\nSet your password with this link (valid 7 days).\n"
+                     "请通过此链接设置密码（7 天内有效）。")
+
+    def deliver() -> None:
+        with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=30) as smtp:
+            smtp.send_message(mail)
+
+    await asyncio.to_thread(deliver)

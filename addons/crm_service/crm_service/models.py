@@ -120,6 +120,8 @@ class Ticket(BusinessRecord, Timestamped, Table, tablename="crm_service_ticket")
     first_response_breached = Boolean(default=False)
     resolution_breached = Boolean(default=False)
     resolved_at = Timestamptz(null=True, default=None)
+    csat = Integer(null=True, default=None)  # the customer's rating of a resolved ticket, 1-5
+    csat_comment = Varchar(length=500, default="")
 
 
 class StateChange(Table, tablename="crm_service_state_change"):
@@ -167,3 +169,26 @@ class Article(Versioned, Timestamped, Table, tablename="crm_service_article"):
     language = Varchar(length=10, default="zh_CN")
     is_public = Boolean(default=False)
     search_text = Text(default="")
+
+
+class PortalAccount(Created, Table, tablename="crm_service_portal_account"):
+    """A customer's login to the portal: a person of crm_contacts, never a kernel user (it has no roles and no
+    back-office session). ``token_hash``: the pending invitation or password-reset link (sha256 of it)."""
+    id: Serial  # added by Piccolo; declared for type checkers
+
+    person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, unique=True)
+    email = Varchar(length=254, unique=True)
+    password_hash = Varchar(length=200, default="")
+    token_hash = Varchar(length=64, default="", index=True)
+    token_expires_at = Timestamptz(null=True, default=None)
+    is_active = Boolean(default=True)
+
+
+class PortalSession(Created, Table, tablename="crm_service_portal_session"):
+    """A signed-in portal customer (server side, so it can be revoked); the cookie holds the token, this its hash."""
+    id: Serial  # added by Piccolo; declared for type checkers
+
+    token_hash = Varchar(length=64, unique=True)
+    account = ForeignKey(PortalAccount, on_delete=OnDelete.cascade, index=True)
+    csrf = Varchar(length=64)
+    expires_at = Timestamptz()

@@ -164,6 +164,22 @@ async def ticket_message(request: Request) -> Response:
     return _see_other(f"/service/tickets/{ticket_id}")
 
 
+async def ticket_invite(request: Request) -> Response:
+    """Invite the ticket's customer to the portal (a link to set a password, mailed to them)."""
+    from core.jobs import enqueue
+    from crm_service import portal
+
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    ticket = await acc.get(Ticket, TICKET, ticket_id, action="update")
+    if not ticket["person"] or not ticket["customer_email"]:
+        raise ValidationError({"customer_email": N_("the customer has no e-mail address")})
+    link = await portal.invite(int(ticket["person"]), ticket["customer_email"])
+    await enqueue("crm_service.send_portal_invite", to=ticket["customer_email"], path=link,
+                  user_id=acc.principal.user_id if acc.principal else None)
+    return _see_other(f"/service/tickets/{ticket_id}?invited=1")
+
+
 async def article_list(request: Request) -> Response:
     acc = access(request)
     text = " ".join(request.query_params.get("q", "").split())[:200]
@@ -211,6 +227,12 @@ async def mail_log(request: Request) -> Response:
     return await render(request, "crm_service/mail_log.html", rows=rows)
 
 
+def portal_routes() -> list[BaseRoute]:
+    from crm_service.portal import ROUTES as PORTAL
+
+    return list(PORTAL)
+
+
 ROUTES: list[BaseRoute] = [
     Route("/", ticket_list, name="ticket_list"),
     Route("/", ticket_create, methods=["POST"], name="ticket_create"),
@@ -218,9 +240,11 @@ ROUTES: list[BaseRoute] = [
     Route("/tickets/{id:int}/update", ticket_update, methods=["POST"], name="ticket_update"),
     Route("/tickets/{id:int}/state", ticket_state, methods=["POST"], name="ticket_state"),
     Route("/tickets/{id:int}/messages", ticket_message, methods=["POST"], name="ticket_message"),
+    Route("/tickets/{id:int}/invite", ticket_invite, methods=["POST"], name="ticket_invite"),
     Route("/articles", article_list, name="article_list"),
     Route("/articles", article_create, methods=["POST"], name="article_create"),
     Route("/articles/{id:int}", article_detail, name="article_detail"),
     Route("/articles/{id:int}", article_update, methods=["POST"], name="article_update"),
     Route("/mail", mail_log, name="mail_log"),
+    *portal_routes(),
 ]
