@@ -45,6 +45,15 @@ def _secret(data_dir: Path) -> str:
     return key
 
 
+def configured_database_url(env_file: str | None = ".env") -> str:
+    """``CRM_DATABASE_URL`` (environment, else ``.env``), else the SQLite file in ``CRM_DATA_DIR``: what
+    :meth:`Settings.from_env` uses, without its side effects (a secret key file written)."""
+    if env_file and Path(env_file).exists():
+        load_dotenv(env_file, override=False)
+    data_dir = Path(os.environ.get("CRM_DATA_DIR", "var")).resolve()
+    return os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite3'}"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -94,10 +103,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env_file: str | None = ".env") -> Settings:
-        if env_file and Path(env_file).exists():
-            load_dotenv(env_file, override=False)
+        database_url = configured_database_url(env_file)
         data_dir = Path(os.environ.get("CRM_DATA_DIR", "var")).resolve()
-        database_url = os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite3'}"
         return cls(
             data_dir=data_dir,
             database_url=database_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,28 +19,52 @@ from core.cli.users import users_group
 
 
 class CrmGroup(click.Group):
-    """Adds addon commands (hook ``crm_cli_commands``) when a name is not a kernel command."""
+    """Adds the commands of the installed addons (hook ``crm_cli_commands``) to the kernel's: run by name, and
+    listed by ``crm --help`` (which boots on the configured database to find them, once per process)."""
+
+    _found: dict[str, click.Command] | None = None
 
     def _addon_commands(self) -> dict[str, click.Command]:
         from core import hooks
         from core.runtime import boot
 
+        if self._found is not None:
+            return self._found
+
         async def go() -> list[Any]:
             rt = await boot(settings())
             return await hooks.collect(rt.plugins, "crm_cli_commands")
 
-        try:
-            commands = run(go())
-        except Exception:
-            return {}
-        return {c.name: c for c in commands if isinstance(c, click.Command) and c.name}
+        self._found = {}
+        if _database_exists():
+            try:
+                commands = run(go())
+            except Exception:  # no database yet, or not initialized: the kernel's commands still work
+                return self._found
+            self._found = {c.name: c for c in commands if isinstance(c, click.Command) and c.name}
+        return self._found
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
         return found or self._addon_commands().get(cmd_name)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._addon_commands()})
 
-@click.group(cls=CrmGroup)
+
+def _database_exists() -> bool:
+    """False for a SQLite file that is not there (``crm --help`` in a fresh clone must not create one)."""
+    from core.settings import configured_database_url
+
+    url = configured_database_url()
+    if not url.startswith("sqlite:"):
+        return True
+    path = url.split("sqlite:///", 1)[-1]
+    return path in ("", ":memory:") or Path(path).exists()
+
+
+@click.group(cls=CrmGroup, epilog="The installed addons' commands are listed once CRM_DATABASE_URL (or a .env "
+                                    "file) names an initialized database; `crm demo` prints the line to export.")
 @click.version_option(package_name="crm-kernel")
 def main() -> None:
     """A modular CRM. Configuration comes from CRM_* environment variables or a .env file."""
@@ -75,14 +100,21 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         os.environ["CRM_DATA_DIR"] = str(data_dir)
         os.environ["CRM_DATABASE_URL"] = f"sqlite:///{data_dir / 'demo.sqlite3'}"
 
-    async def go() -> tuple[list[str], list[demo_setup.DemoUser]]:
+    async def go() -> tuple[list[str], list[demo_setup.DemoUser], list[demo_setup.DemoTeam]]:
         await connect(settings())
         return await demo_setup.setup()
 
-    installed, users = run(go())
-    click.echo(f"database: {os.environ['CRM_DATABASE_URL']}")
+    installed, users, teams = run(go())
+    url = os.environ["CRM_DATABASE_URL"]
+    click.echo(f"database: {url}")
     click.echo("addons installed: " + (", ".join(installed) or "already installed"))
     click.echo(f"demo users (password {demo_setup.DEMO_PASSWORD!r}): " + ", ".join(u.login for u in users))
+    for team in teams:
+        click.echo(f"team {team.name!r}: led by {team.leader}, members " + ", ".join(team.members))
+    click.echo("\nTo use the crm command on this database (in another terminal), export its address:\n"
+               f"  export CRM_DATABASE_URL={shlex.quote(url)}\n"
+               "  crm --help                                   # the kernel's and the addons' commands\n"
+               "  crm contacts import people.csv --as sales_rep --dry-run\n")
     if not no_serve:
         ctx = click.get_current_context()
         ctx.invoke(serve, host=host, port=port, workers=1)

@@ -39,6 +39,8 @@ def _grants() -> tuple[Grant, ...]:
         Grant("sales_rep", IMPORT, ("create", "read", "update"), scope="own"),
         Grant("sales_manager", IMPORT, ("create", "read", "update", "delete"), scope="team"),
         Grant("marketing", IMPORT, ("create", "read", "update"), scope="own"),
+        # a rep reviews the duplicate groups of their own people (the page shows only people they may read)
+        Grant("sales_rep", DUPLICATE, ("read",)),
         Grant("sales_manager", DUPLICATE, ("read", "update")),
         Grant("sales_manager", MERGE, ("create", "read")),
         Grant("readonly", MERGE, ("read",)),
@@ -92,5 +94,6 @@ ADDON = Addon(
         Menu("Imports", "/contacts/imports", model=IMPORT, order=13),
     ),
     data=("data/crm_contacts_stage.csv",),
+    on_install="crm_contacts.setup:install",
     demo=("demo/crm_contacts_organization.csv", "demo/crm_contacts_person.csv"),
 )

@@ -39,7 +39,7 @@ async def group_list(request: Request) -> Response:
     shown = [{"id": g["id"], "score": g["score"] / 1000, "people": [visible[i] for i in _ids(g["record_ids"])
                                                                      if i in visible]} for g in groups]
     return await render(request, "crm_contacts/duplicates.html", groups=[g for g in shown if len(g["people"]) > 1],
-                  can_update=acc.can(DUPLICATE, "update"))
+                  can_update=acc.can(DUPLICATE, "update"), can_merge=acc.can("crm_contacts.merge", "create"))
 
 
 async def scan_now(request: Request) -> Response:
