@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 from decimal import Decimal
 from functools import lru_cache
@@ -16,6 +17,7 @@ from core import datasets
 from core.formatting import format_date, format_datetime, format_number
 from core.i18n import gettext, language
 
+log = logging.getLogger(__name__)
 VEGA_LITE = "https://vega.github.io/schema/vega-lite/v5.json"  # an identifier only: nothing is fetched
 _FORMAT_LOCALES = {"zh_CN": "zh-CN", "en": "en-US"}
 _SVG_SIZE = re.compile(r'^(<svg[^>]*?) width="[\d.]+" height="[\d.]+"')
@@ -118,11 +120,11 @@ def spec(result: datasets.Result, chart: str, title: str = "") -> dict[str, Any]
                              "color": {"field": "d0", "type": "nominal", "title": dims[0].label},
                              "tooltip": tooltip}}
     if chart == "funnel":
-        return {**base, "layer": [
-            {"mark": "bar", "encoding": {"y": {**x, "sort": "-x"}, "x": {**y, "stack": "center", "axis": None},
-                                         "tooltip": tooltip}},
-            {"mark": {"type": "text", "color": "white"},
-             "encoding": {"y": {**x, "sort": "-x"}, "text": {"field": "v__text"}}}]}
+        order = {"field": "v", "order": "descending"}
+        centred = {**y, "stack": "center", "axis": None}
+        return {**base, "encoding": {"y": {**x, "sort": order}, "x": centred}, "layer": [
+            {"mark": "bar", "encoding": {"tooltip": tooltip}},
+            {"mark": {"type": "text", "color": "black"}, "encoding": {"text": {"field": "v__text"}}}]}
     if chart == "line":
         enc: dict[str, Any] = {"x": {**x, "type": "ordinal", "sort": "ascending"}, "y": y, "tooltip": tooltip}
         if len(dims) > 1:
@@ -152,10 +154,15 @@ def svg_sync(vl_spec: dict[str, Any], *, width: int = 640, lang: str | None = No
 
 
 async def svg(vl_spec: dict[str, Any] | None, *, width: int = 640) -> str:
+    """The SVG of ``vl_spec`` ("" when there is no chart, or it cannot be drawn: the table still shows)."""
     if vl_spec is None:
         return ""
     lang = language()
-    return await asyncio.to_thread(svg_sync, vl_spec, width=width, lang=lang)
+    try:
+        return await asyncio.to_thread(svg_sync, vl_spec, width=width, lang=lang)
+    except ValueError:
+        log.exception("chart could not be drawn")
+        return ""
 
 
 @lru_cache(maxsize=1)

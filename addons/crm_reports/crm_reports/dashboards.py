@@ -19,7 +19,7 @@ from core.security import audit
 from core.security.access import Access
 from crm_reports.manifest import DASHBOARD
 from crm_reports.models import Dashboard, Report
-from crm_reports.reports import me, shared_with
+from crm_reports.reports import loaded, me, shared_with
 
 MAX_CARDS = 24
 
@@ -110,6 +110,7 @@ async def refresh_defaults(*_: Any, **__: Any) -> int:
             continue
         current = await Dashboard.select(Dashboard.id, Dashboard.edited, Dashboard.cards).where(
             Dashboard.template_key == tpl.key).first()
+        current = loaded(current) if current else None
         if current and current["edited"]:
             continue  # someone arranged it: theirs now
         laid = [{"report": await _report_for(c, tpl.roles), "width": c.width} for c in cards]
@@ -130,14 +131,14 @@ async def visible(acc: Access) -> list[dict[str, Any]]:
     rows = await (await acc.select(Dashboard, DASHBOARD, Dashboard.id, Dashboard.name, Dashboard.owner,
                                    Dashboard.shared_roles, Dashboard.shared_users, Dashboard.template_key)
                   ).order_by(Dashboard.id).limit(500)
-    return [dict(r) for r in rows if shared_with(acc, r)]
+    return [loaded(r) for r in rows if shared_with(acc, loaded(r))]
 
 
 async def get(acc: Access, dashboard_id: int) -> dict[str, Any]:
-    row = await acc.get(Dashboard, DASHBOARD, dashboard_id)
+    row = loaded(await acc.get(Dashboard, DASHBOARD, dashboard_id))
     if not shared_with(acc, row):
         raise NotFound(f"no dashboard {dashboard_id}")
-    return dict(row)
+    return row
 
 
 async def home(acc: Access) -> dict[str, Any] | None:

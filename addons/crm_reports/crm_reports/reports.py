@@ -3,6 +3,7 @@ they are shared with), and their results, always computed as the viewer through 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,7 +67,7 @@ async def save(acc: Access, values: Mapping[str, Any], report_id: int | None = N
     name, dataset, chart = str(values.get("name") or ""), str(values.get("dataset") or ""), str(
         values.get("chart") or "bar")
     spec = clean(name, dataset, values.get("spec") or {}, chart)
-    await datasets.run(acc, query_of(dataset, spec, limit=1))
+    await run(acc, query_of(dataset, spec, limit=1))
     row: dict[str, Any] = {"name": name.strip()[:200], "dataset": dataset, "spec": spec, "chart": chart,
                            "shared_roles": _ids(values.get("shared_roles", []), "shared_roles"),
                            "shared_users": [int(u) for u in _ids(values.get("shared_users", []), "shared_users")]}
@@ -82,6 +83,15 @@ async def save(acc: Access, values: Mapping[str, Any], report_id: int | None = N
     await audit.record("update", model=REPORT, record_id=report_id, changes=audit.diff(
         {k: before.get(k) for k in row}, row))
     return report_id
+
+
+def loaded(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row with its JSON columns decoded (Piccolo hands them back as text)."""
+    out = dict(row)
+    for key in ("spec", "cards", "shared_roles", "shared_users", "recipients", "roles"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    return out
 
 
 def me(acc: Access) -> Principal:
@@ -105,22 +115,30 @@ async def visible(acc: Access) -> list[dict[str, Any]]:
     rows = await (await acc.select(Report, REPORT, Report.id, Report.name, Report.dataset, Report.chart,
                                    Report.owner, Report.shared_roles, Report.shared_users, Report.template_key)
                   ).order_by(Report.name).limit(1000)
-    return [dict(r) for r in rows if shared_with(acc, r)]
+    return [loaded(r) for r in rows if shared_with(acc, loaded(r))]
 
 
 async def get(acc: Access, report_id: int) -> dict[str, Any]:
-    row = await acc.get(Report, REPORT, report_id)
+    row = loaded(await acc.get(Report, REPORT, report_id))
     if not shared_with(acc, row):
         raise NotFound(f"no report {report_id}")
-    return dict(row)
+    return row
 
 
-async def result(acc: Access, report: Mapping[str, Any], *, limit: int | None = None) -> datasets.Result:
+async def run(acc: Access, q: datasets.Query) -> datasets.Result:
+    """``q`` run as ``acc``: a dataset that is not installed (or over a model the user may not read) is a 422
+    naming it, like an unknown field; a statement cancelled by the time limit says so in the user's language."""
     try:
-        return await datasets.run(acc, query_of(report["dataset"], report["spec"] or {}, limit=limit))
+        return await datasets.run(acc, q)
+    except NotFound:
+        raise ValidationError({"dataset": f"no dataset {q.dataset!r}"}) from None
     except datasets.QueryTimeout as exc:
         raise UserError(gettext("The report took longer than %(seconds)s s and was cancelled: narrow its filters "
                                 "or group by fewer fields.") % {"seconds": f"{exc.params['seconds']:g}"}) from None
+
+
+async def result(acc: Access, report: Mapping[str, Any], *, limit: int | None = None) -> datasets.Result:
+    return await run(acc, query_of(report["dataset"], report["spec"] or {}, limit=limit))
 
 
 async def delete(acc: Access, report_id: int) -> None:

@@ -84,9 +84,10 @@ async def run(schedule_id: int, now: dt.datetime | None = None) -> dict[str, Any
     from crm_reports import exports, reports
 
     now = now or dt.datetime.now(dt.UTC)
-    sched = await Schedule.select().where(Schedule.id == schedule_id).first()
-    if sched is None:
+    found = await Schedule.select().where(Schedule.id == schedule_id).first()
+    if found is None:
         return {"ok": False}
+    sched = reports.loaded(found)
     log: dict[str, Any] = {"schedule": schedule_id, "ok": False, "rows": 0, "recipients": 0, "detail": ""}
     try:
         who = await principal.load(sched["owner"], implied=access.policy().implied)

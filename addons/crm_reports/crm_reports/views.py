@@ -58,7 +58,7 @@ async def _view(acc: Access, report: dict[str, Any], *, width: int = 640) -> dic
         if report["chart"] == "pivot":
             dims = (report["spec"] or {}).get("dimensions") or []
             if len(dims) >= 2:  # column totals: the same figures grouped by the column dimension alone
-                by_col = await datasets.run(acc, reports.query_of(report["dataset"], {
+                by_col = await reports.run(acc, reports.query_of(report["dataset"], {
                     **report["spec"], "dimensions": [dims[1]], "totals": False}))
                 result.totals += [{**r, "_level": -1} for r in by_col.rows]
     except CrmError as exc:
@@ -239,7 +239,7 @@ async def report_save(request: Request) -> Response:
             values["shared_roles"], values["shared_users"] = current["shared_roles"], current["shared_users"]
         saved = await reports.save(acc, values, report_id)
     except (ValidationError, PermissionDenied) as exc:
-        if isinstance(exc, ValidationError) and "dataset" in str(exc.fields) and "no dataset" in exc.message:
+        if isinstance(exc, ValidationError) and "dataset" in exc.fields:
             raise
         return await _builder(request, acc, key, {**values, "spec": values.get("spec") or {}},
                               error=exc.message, status=exc.status, fields=_error(exc)["fields"])
@@ -275,7 +275,7 @@ async def report_pin(request: Request) -> Response:
 async def report_share(request: Request) -> Response:
     acc = access(request)
     form = await request.form()
-    report = await acc.get(Report, REPORT, _id(request), action="update")
+    report = reports.loaded(await acc.get(Report, REPORT, _id(request), action="update"))
     await reports.save(acc, {**report, "shared_roles": [r for r in form.getlist("roles") if r in STAFF],
                              "shared_users": [int(u) for u in form.getlist("users")
                                               if isinstance(u, str) and u.isdigit()]}, report["id"])

@@ -1,0 +1,78 @@
+"""Dashboards: one per role out of the box from the installed datasets; a user's edits go to their own copy,
+survive an upgrade of the addon, and KPI thresholds colour the cards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports_helpers import Org
+
+from core.testing import csrf_of, login_client
+
+
+async def test_defaults_per_role_edits_survive_upgrades(org: Org) -> None:
+    from crm_reports import dashboards, reports
+
+    # sales and finance (erp_bridge is not installed: finance gets the cards crm_sales' datasets allow)
+    assert await dashboards.refresh_defaults() == 2
+    assert await dashboards.refresh_defaults() == 0  # idempotent
+    rep = await org.acc("rep1")
+    board = await dashboards.home(rep)
+    assert board is not None and board["name"] == "Sales" and board["owner"] is None
+    full = await dashboards.get(rep, board["id"])
+    names = [(await reports.get(rep, c["report"]))["name"] for c in full["cards"]]
+    assert "Open pipeline by stage" in names and "Won revenue by month" in names
+    fin = await org.acc("fin")
+    assert [d["name"] for d in await dashboards.visible(fin)] == ["Finance"]
+    # the rep removes a card and moves another: that edits the rep's own copy, not the role's dashboard
+    cards = list(full["cards"])
+    mine = await dashboards.set_cards(rep, board["id"], [cards[1], cards[0]] + cards[3:])
+    assert mine != board["id"]
+    assert (await dashboards.get(rep, mine))["cards"][0]["report"] == cards[1]["report"]
+    assert len((await dashboards.get(rep, board["id"]))["cards"]) == len(cards)
+    # an upgrade refreshes defaults nobody edited; the copy stays as the rep arranged it
+    await dashboards.refresh_defaults()
+    after = await dashboards.get(rep, mine)
+    assert [c["report"] for c in after["cards"]] == [cards[1]["report"], cards[0]["report"]] + [
+        c["report"] for c in cards[3:]]
+    assert (await dashboards.home(rep) or {}).get("id") == mine
+    # an administrator editing the role's dashboard itself marks it edited: upgrades leave it alone too
+    boss = await org.acc("boss")
+    assert await dashboards.set_cards(boss, board["id"], cards[:2]) == board["id"]
+    await dashboards.refresh_defaults()
+    assert len((await dashboards.get(rep, board["id"]))["cards"]) == 2
+
+
+async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, crm_boot: Any) -> None:
+    from reports_helpers import build_org
+
+    client = await crm_client("crm_sales", "crm_reports")
+    from core.runtime import current
+
+    org = await build_org(current())
+    from crm_reports import dashboards
+
+    assert dashboards.colour(5, {"warn_below": 10}) == "bad"
+    assert dashboards.colour(50, {"warn_below": 10, "good_above": 40}) == "good"
+    assert dashboards.colour(20, {"warn_below": 10, "good_above": 40}) == ""
+    await login_client(client, "manager")
+    home = await client.get("/reports/")
+    assert home.status_code == 303
+    page = await client.get(home.headers["location"])
+    assert page.status_code == 200 and "<svg" in page.text and "Open pipeline by stage" in page.text
+    board_url = home.headers["location"]
+    # the "Open deals" KPI card: a threshold above the figure colours it red
+    open_deals = sum(1 for d in org.deals if d["state"] == "open" and d["owner"] in (
+        org.ids["rep1"], org.ids["rep2"], org.ids["manager"]))
+    idx = page.text.count('class="dash-card', 0, page.text.index("Open deals<"))
+    r = await client.post(f"{board_url}/cards", data={"csrf_token": csrf_of(page.text), "action": "set",
+                                                      "index": str(idx - 1), "width": "1",
+                                                      "warn_below": str(open_deals + 1), "good_above": ""})
+    assert r.status_code == 303
+    mine = await client.get(r.headers["location"])
+    assert "kpi-bad" in mine.text and f">{open_deals}<" in mine.text
+    bad = await client.post(f"{board_url}/cards", data={"csrf_token": csrf_of(page.text), "action": "set",
+                                                        "index": "0", "warn_below": "lots"})
+    assert bad.status_code == 422 and "warn_below" in bad.text
+    full = await client.get(r.headers["location"] + "?fullscreen=1")
+    assert 'http-equiv="refresh"' in full.text and "Edit card" not in full.text
