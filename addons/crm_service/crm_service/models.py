@@ -120,6 +120,8 @@ class Ticket(BusinessRecord, Timestamped, Table, tablename="crm_service_ticket")
     first_response_breached = Boolean(default=False)
     resolution_breached = Boolean(default=False)
     resolved_at = Timestamptz(null=True, default=None)
+    escalation_of = Integer(null=True, default=None)  # the first ticket of a group escalated together
+    escalation_reason = Varchar(length=300, default="")
     csat = Integer(null=True, default=None)  # the customer's rating of a resolved ticket, 1-5
     csat_comment = Varchar(length=500, default="")
 

@@ -15,7 +15,7 @@ from core.errors import ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
-from crm_service import dispatch, sla
+from crm_service import dispatch, escalation, sla
 from crm_service.manifest import MESSAGE, TICKET
 from crm_service.models import Message, StateChange, Ticket
 
@@ -128,6 +128,8 @@ async def create_ticket(acc: Access | None, values: dict[str, Any], *, at: dt.da
         await audit.record("create", model=TICKET, record_id=ticket_id,
                            changes=audit.diff(None, {k: v for k, v in data.items() if k not in ("created_at",
                                                                                                  "updated_at")}))
+        await escalation.check(ticket_id, now=now)
+        await escalation.high_priority_complaint(ticket_id)
         await sla.recompute(ticket_id, now=now)
         await record_changed(TICKET, ticket_id, None, data)
         await hooks.publish("crm_service_ticket_created", ticket_id=ticket_id)

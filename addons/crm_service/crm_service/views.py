@@ -164,6 +164,30 @@ async def ticket_message(request: Request) -> Response:
     return _see_other(f"/service/tickets/{ticket_id}")
 
 
+async def ticket_report(request: Request) -> Response:
+    """The service report of a ticket as a PDF (the reader's language): request, public conversation, SLA."""
+    from core import i18n
+    from core.web import pdf_response
+
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    ticket = acc.present(TICKET, await acc.get(Ticket, TICKET, ticket_id))
+    messages = await Message.select(Message.kind, Message.body, Message.created_at).where(
+        (Message.ticket == ticket_id) & Message.kind.is_in(["inbound", "reply"])).order_by(Message.id)
+    customer = await _customer(acc, ticket)
+    await audit_read(ticket_id)
+    return await pdf_response(request, "crm_service/report_pdf.html", f"{tickets.reference(ticket_id)}.pdf",
+                              ticket=ticket, ref=tickets.reference(ticket_id), messages=messages, L=_labels(),
+                              customer=customer["name"] if customer else "",
+                              lang="zh-CN" if i18n.language().startswith("zh") else "en")
+
+
+async def audit_read(ticket_id: int) -> None:
+    from core.security import audit
+
+    await audit.record("export", model=TICKET, record_id=ticket_id, detail="service report PDF")
+
+
 async def ticket_invite(request: Request) -> Response:
     """Invite the ticket's customer to the portal (a link to set a password, mailed to them)."""
     from core.jobs import enqueue
@@ -240,6 +264,7 @@ ROUTES: list[BaseRoute] = [
     Route("/tickets/{id:int}/update", ticket_update, methods=["POST"], name="ticket_update"),
     Route("/tickets/{id:int}/state", ticket_state, methods=["POST"], name="ticket_state"),
     Route("/tickets/{id:int}/messages", ticket_message, methods=["POST"], name="ticket_message"),
+    Route("/tickets/{id:int}/report.pdf", ticket_report, name="ticket_report"),
     Route("/tickets/{id:int}/invite", ticket_invite, methods=["POST"], name="ticket_invite"),
     Route("/articles", article_list, name="article_list"),
     Route("/articles", article_create, methods=["POST"], name="article_create"),
