@@ -1,9 +1,11 @@
 """The demo (issue 12): demo users in teams, so the sales manager sees the team's people and the rep opens the
-duplicates of their own; `crm demo` says how to point `crm` at its database; `crm --help` lists addon commands."""
+duplicates of their own; the merge page in words; `crm demo` says how to point `crm` at its database; `crm --help`
+lists addon commands."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from core.demo import DemoTeam, DemoUser, demo_teams, ensure_teams
@@ -16,20 +18,26 @@ def test_teams_follow_the_manager_roles() -> None:
                                  DemoTeam("Demo service team", "service_manager", ("service_agent",))]
 
 
-async def test_manager_sees_the_team_and_the_rep_opens_duplicates(crm_client: Any, found: Any) -> None:
-    from crm_contacts.models import DuplicateGroup, Person
+async def test_manager_sees_the_team_rep_opens_duplicates_merge_page_in_words(crm_client: Any, found: Any) -> None:
+    from crm_contacts.models import DuplicateGroup, Organization, Person
     from crm_contacts.setup import install
 
     from core import data
 
     client = await crm_client("crm_contacts", "crm_contacts_probe", found=found)
-    await make_user("sales_manager", "sales_manager")
+    mgr = await make_user("sales_manager", "sales_manager")
     rep = await make_user("sales_rep", "sales_rep")
+    outsider = await make_user("outsider", "sales_rep")
     teams = demo_teams([DemoUser("sales_manager", "sales_manager"), DemoUser("sales_rep", "sales_rep")])
     await ensure_teams(teams)
     await ensure_teams(teams)  # idempotent, like the demo
-    for name in ("Zhao Lei", "ZHAO LEI"):
-        await Person.insert(Person(name=name, owner=rep, phone="+8613800138000", search_text=name.lower()))
+    orgs = [Organization(name="Acme Trading", owner=mgr, search_text="acme trading"),
+            Organization(name="Secret Holdings", owner=outsider, search_text="secret holdings")]
+    for org in orgs:
+        await org.save()
+    for name, org in zip(("Zhao Lei", "ZHAO LEI"), orgs, strict=True):
+        await Person.insert(Person(name=name, owner=rep, phone="+8613800138000", search_text=name.lower(),
+                                   organization=org.id, stage="customer"))
     await install()  # crm_contacts' on_install: no demo people, nothing scanned
     assert await DuplicateGroup.count() == 0
     await data.bind("crm_contacts", "demo_person_0", Person, 1)  # as the demo's people are
@@ -44,7 +52,18 @@ async def test_manager_sees_the_team_and_the_rep_opens_duplicates(crm_client: An
     await login_client(client, "sales_manager")
     people = await client.get("/contacts/people")
     assert "Zhao Lei" in people.text and "ZHAO LEI" in people.text  # the rep's people, through the team
-    assert "/contacts/merge?ids=" in (await client.get("/contacts/duplicates")).text
+    assert "/contacts/merge?ids=1,2" in (await client.get("/contacts/duplicates")).text
+    # the merge page in words: columns by the records' names, organizations, owners and stages by name or
+    # label, never an id; an organization the manager may not read is not named
+    text = (await client.get("/contacts/merge?ids=1,2")).text
+    assert 'Zhao Lei <small class="muted">#1</small>' in text and 'ZHAO LEI <small class="muted">#2</small>' in text
+    org_row = re.search(r'<tr data-field="organization">(.*?)</tr>', text, re.S)
+    assert org_row is not None
+    assert "Acme Trading" in org_row.group(1) and "(not visible to you)" in org_row.group(1)
+    assert "Secret Holdings" not in text and f"> {orgs[0].id}</label>" not in org_row.group(1)
+    owner_row = re.search(r'<tr data-field="owner">(.*?)</tr>', text, re.S)
+    assert owner_row is not None and "Sales_Rep" in owner_row.group(1)  # the owner's name (make_user: titled)
+    assert "Customer" in text  # the stage's label
 
 
 async def test_cli_help_lists_addon_commands_and_demo_prints_the_export(crm_boot: Any, crm_db_url: str,
