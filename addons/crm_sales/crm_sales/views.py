@@ -144,6 +144,9 @@ async def opportunity_detail(request: Request) -> Response:
                   contact_url=contact_url, explanation=explanation,
                   reasons=win.reasons(explanation, await _factor_values(explanation, stages)), orders=orders,
                   custom=await customfields.shown(acc, OPPORTUNITY, opp.get("custom")),
+                  # a new quote's custom fields the layout asks for on create (required ones first of all)
+                  quote_inputs=[i for i in await editing.inputs(acc, QUOTE, None, creating=True)
+                                if i.required] if acc.can(QUOTE, "create") else [],
                   can_update=acc.can(OPPORTUNITY, "update"), kinds=activities.KINDS,
                   record_timeline=await feed.build(acc, OPPORTUNITY, opp_id, url=request.url.path))
 

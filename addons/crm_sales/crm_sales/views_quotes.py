@@ -17,6 +17,7 @@ from core import customfields, db, records
 from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
 from core.i18n import N_
+from core.search import contains
 from core.timeline import feed
 from core.web import access, form_str, render
 from crm_sales import acceptance, documents, editing, pricing, quotes
@@ -31,12 +32,32 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+QUOTE_STATES = ("draft", "sent", "accepted", "declined", "expired")
+
+
 async def quote_list(request: Request) -> Response:
+    """Quotes by state and number or deal, filterable custom fields, the listed ones as columns."""
     acc = access(request)
+    params = request.query_params
+    clauses: list[Any] = []
+    state = params.get("state", "")
+    if state in QUOTE_STATES:
+        clauses.append(Quote.state == state)
+    q = " ".join(params.get("q", "").split())[:100]
+    if q:
+        clauses.append(contains(Quote.number, q) | contains(Quote.opportunity.name, q))
+    custom = await editing.listing(acc, QUOTE, params)
+    clauses.extend(custom["where"])
+    where = None
+    for clause in clauses:
+        where = clause if where is None else where & clause
     rows = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
-                                   Quote.is_superseded, Quote.total, Quote.currency, Quote.opportunity.name,
-                                   Quote.created_at)).order_by(Quote.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/quote_list.html", rows=rows)
+                                   Quote.email_state, Quote.is_superseded, Quote.total, Quote.currency,
+                                   Quote.opportunity.name, Quote.created_at, Quote.custom, where=where)).order_by(
+        Quote.id, ascending=False).limit(200)
+    return await render(request, "crm_sales/quote_list.html", rows=editing.cells(acc, QUOTE, custom["listed"], rows),
+                  listed=custom["listed"], custom_filters=custom["filters"], custom_values=custom["values"],
+                  q=q, state=state, states=QUOTE_STATES)
 
 
 async def quote_create(request: Request) -> Response:
@@ -45,7 +66,8 @@ async def quote_create(request: Request) -> Response:
     opp = form_str(form, "opportunity", required=True)
     if not opp.isdigit():
         raise ValidationError({"opportunity": N_("must be an opportunity id")})
-    quote_id = await quotes.create_quote(acc, int(opp))
+    # the API's write path: a custom field required on create is asked on the deal page's "New quote" form
+    quote_id = await editing.save(acc, QUOTE, {"opportunity": int(opp)}, form)
     return _see_other(f"/sales/quotes/{quote_id}")
 
 
