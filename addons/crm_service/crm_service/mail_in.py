@@ -11,6 +11,7 @@ mail on another customer's ticket); otherwise a new ticket.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import logging
@@ -24,16 +25,15 @@ import nh3
 from piccolo.query.functions.aggregate import Count
 
 from core import db
+from core.errors import ValidationError
 from core.security import audit
-from crm_service import tickets
+from crm_service import attachments, tickets
 from crm_service.manifest import MAIL
 from crm_service.models import InboundMail, Message, Ticket
 
 log = logging.getLogger("crm.service.mail")
-MAX_ATTACHMENT = 10 * 1024 * 1024
 #: more mails than this from one sender within an hour are set aside: a loop with a robot that ignores headers
 RATE_CAP = 30
-EXECUTABLE = re.compile(r"\.(exe|bat|cmd|com|scr|pif|msi|jar|js|jse|vbs|vbe|wsf|ps1|sh|dll|cpl|hta|lnk|apk)$", re.I)
 _REF = re.compile(r"\[SR-(\d{6,9})\]")
 _QUOTE_START = re.compile(r"^(On .{0,200} wrote:|在.{0,100}写道[:：]|-{2,} ?Original Message ?-{2,}"
                           r"|-{2,} ?原始邮件 ?-{2,}"
@@ -102,18 +102,27 @@ def _body(parsed: Any) -> str:
     return strip_quoted(text)[: tickets.MAX_BODY]
 
 
-def _attachment_notes(parsed: Any) -> list[str]:
-    notes: list[str] = []
+def _files(parsed: Any) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
     for att in parsed.attachments or []:
-        name = str(att.get("filename") or "attachment")
         payload = att.get("payload") or ""
-        size = len(payload) * 3 // 4 if att.get("binary") else len(payload.encode("utf-8", "replace"))
-        if EXECUTABLE.search(name) or "msdownload" in str(att.get("mail_content_type", "")):
-            notes.append(f"attachment {name} refused: executable files are not accepted")
-        elif size > MAX_ATTACHMENT:
-            notes.append(f"attachment {name} refused: larger than {MAX_ATTACHMENT // (1024 * 1024)} MB")
-        else:
-            notes.append(f"attachment {name} received ({size} bytes)")
+        try:
+            data = base64.b64decode(payload) if att.get("binary") else str(payload).encode("utf-8", "replace")
+        except (ValueError, TypeError):
+            data = b""
+        out.append((str(att.get("filename") or "attachment"), data))
+    return out
+
+
+async def _store_files(ticket_id: int, message_id: int | None, files: list[tuple[str, bytes]]) -> list[str]:
+    """Keep what the limits accept; a refused file becomes a note the agent sees (the mail itself is kept)."""
+    notes: list[str] = []
+    for name, data in files:
+        try:
+            await attachments.add(ticket_id, name, data, message_id=message_id)
+            notes.append(f"attachment {name} received ({len(data)} bytes)")
+        except ValidationError as exc:
+            notes.append(str(exc.fields.get("attachment", f"attachment {name} refused")))
     return notes
 
 
@@ -200,17 +209,22 @@ async def _decide(parsed: Any, problem: str, name: str, sender: str, subject: st
         return Outcome("ignored", note=why)
     if await _rate_capped(sender):
         return Outcome("ignored", note=f"more than {RATE_CAP} mails from this sender within an hour")
-    body = _body(parsed)
-    notes = _attachment_notes(parsed)
-    if parsed.defects:
-        notes.append("the message is malformed; shown as far as it could be read")
-    text = "\n\n".join(p for p in (body, "\n".join(f"[{n}]" for n in notes)) if p) or "(empty message)"
+    body = _body(parsed) or "(empty message)"
+    warnings = ["the message is malformed; shown as far as it could be read"] if parsed.defects else []
     ticket_id = await _thread(parsed, sender)
+    outcome = "reply"
     if ticket_id is not None:
-        await tickets.add_message(None, ticket_id, "inbound", text, author_email=sender, message_id=mid)
-        return Outcome("reply", ticket_id, "; ".join(notes))
-    ticket_id = await tickets.create_ticket(None, {
-        "subject": _REF.sub("", subject).strip() or "(no subject)", "description": text, "channel": "email",
-        "customer_name": name, "customer_email": sender})
-    await Message.insert(Message(ticket=ticket_id, kind="inbound", body=text, author_email=sender, message_id=mid))
-    return Outcome("ticket", ticket_id, "; ".join(notes))
+        message_id = await tickets.add_message(None, ticket_id, "inbound", body, author_email=sender, message_id=mid)
+    else:
+        outcome = "ticket"
+        ticket_id = await tickets.create_ticket(None, {
+            "subject": _REF.sub("", subject).strip() or "(no subject)", "description": body, "channel": "email",
+            "customer_name": name, "customer_email": sender})
+        row = Message(ticket=ticket_id, kind="inbound", body=body, author_email=sender, message_id=mid)
+        await row.save()
+        message_id = int(row.id)
+    notes = warnings + await _store_files(ticket_id, message_id, _files(parsed))
+    if notes:
+        await Message.update({Message.body: body + "\n\n" + "\n".join(f"[{n}]" for n in notes)}).where(
+            Message.id == message_id)
+    return Outcome(outcome, ticket_id, "; ".join(notes))

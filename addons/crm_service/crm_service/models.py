@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from piccolo.columns import (
     JSON,
     Boolean,
+    Bytea,
     Date,
     ForeignKey,
     Integer,
@@ -194,3 +195,16 @@ class PortalSession(Created, Table, tablename="crm_service_portal_session"):
     account = ForeignKey(PortalAccount, on_delete=OnDelete.cascade, index=True)
     csrf = Varchar(length=64)
     expires_at = Timestamptz()
+
+
+class Attachment(Created, Table, tablename="crm_service_attachment"):
+    """A file on a ticket (from a mail, the portal or an agent), within the size and type limits of
+    ``attachments.py``; served only to those who may read the ticket (or its customer in the portal)."""
+    id: Serial  # added by Piccolo; declared for type checkers
+
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade, index=True)
+    message = ForeignKey(Message, null=True, on_delete=OnDelete.set_null)
+    filename = Varchar(length=200)
+    content_type = Varchar(length=100)
+    size = Integer()
+    content = Bytea(default=b"")

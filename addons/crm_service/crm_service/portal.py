@@ -30,8 +30,8 @@ from core.portal import sections
 from core.security import audit
 from core.security.passwords import check_policy, hash_password, verify
 from core.web import form_str, render
-from crm_service import kb, tickets
-from crm_service.models import Message, PortalAccount, PortalSession, Ticket
+from crm_service import attachments, kb, tickets
+from crm_service.models import Attachment, Message, PortalAccount, PortalSession, Ticket
 
 BASE = "/service/public/portal"
 COOKIE = "crm_portal"
@@ -214,8 +214,17 @@ async def public_portal_ticket(request: Request) -> Response:
     # customers read the public conversation only: never an internal note
     messages = await Message.select(Message.kind, Message.body, Message.created_at).where(
         (Message.ticket == ticket["id"]) & Message.kind.is_in(["inbound", "reply"])).order_by(Message.id)
+    files = await Attachment.select(Attachment.id, Attachment.filename).where(
+        Attachment.ticket == ticket["id"]).order_by(Attachment.id)
     return await _page(request, "crm_service/portal_ticket.html", customer=who, ticket=ticket, messages=messages,
+                       files=files,
                        ref=tickets.reference(int(ticket["id"])), state=tickets.STATES[ticket["state"]])
+
+
+async def read_upload(form: Any, name: str) -> tuple[str, bytes] | None:
+    from crm_service.views import read_upload as read
+
+    return await read(form, name)
 
 
 async def public_portal_ticket_create(request: Request) -> Response:
@@ -223,10 +232,16 @@ async def public_portal_ticket_create(request: Request) -> Response:
     form = await request.form()
     _check_csrf(form, who.csrf)
     kind = form_str(form, "ticket_type") or "question"
-    ticket_id = await tickets.create_ticket(None, {
-        "subject": form_str(form, "subject", required=True, max_length=300), "person": who.person_id,
-        "description": form_str(form, "description", max_length=tickets.MAX_BODY), "channel": "portal",
-        "ticket_type": kind if kind in tickets.TYPES else "question", "customer_email": who.email})
+    upload = await read_upload(form, "photo")
+    if upload:
+        attachments.check(*upload)
+    async with db.atomic():
+        ticket_id = await tickets.create_ticket(None, {
+            "subject": form_str(form, "subject", required=True, max_length=300), "person": who.person_id,
+            "description": form_str(form, "description", max_length=tickets.MAX_BODY), "channel": "portal",
+            "ticket_type": kind if kind in tickets.TYPES else "question", "customer_email": who.email})
+        if upload:
+            await attachments.add(ticket_id, *upload)
     return _back(f"/tickets/{ticket_id}")
 
 
@@ -238,7 +253,13 @@ async def public_portal_reply(request: Request) -> Response:
     if ticket["state"] == "closed":
         raise ValidationError({"state": N_("a closed ticket cannot change state")})
     body = form_str(form, "body", required=True, max_length=tickets.MAX_BODY)
-    await tickets.add_message(None, int(ticket["id"]), "inbound", body, author_email=who.email)
+    upload = await read_upload(form, "photo")
+    if upload:
+        attachments.check(*upload)
+    async with db.atomic():
+        message_id = await tickets.add_message(None, int(ticket["id"]), "inbound", body, author_email=who.email)
+        if upload:
+            await attachments.add(int(ticket["id"]), *upload, message_id=message_id)
     return _back(f"/tickets/{ticket['id']}")
 
 
@@ -260,7 +281,21 @@ async def public_portal_rate(request: Request) -> Response:
     return _back(f"/tickets/{ticket['id']}")
 
 
+async def public_portal_attachment(request: Request) -> Response:
+    from crm_service.views import file_response
+
+    who = await _require(request)
+    row = await Attachment.select(Attachment.id, Attachment.ticket, Attachment.filename, Attachment.content_type,
+                                  Attachment.content).where(Attachment.id == int(request.path_params["id"])).first()
+    if row is None:
+        raise NotFound(N_("no such ticket"))
+    await _own_ticket(who, int(row["ticket"]))
+    return file_response(row)
+
+
 ROUTES = [
+    Route(f"{BASE.removeprefix('/service')}/attachments/{{id:int}}", _guarded(public_portal_attachment),
+          name="public_portal_attachment"),
     Route(f"{BASE.removeprefix('/service')}/login", public_portal_login, methods=["GET", "POST"],
           name="public_portal_login"),
     Route(f"{BASE.removeprefix('/service')}/set-password/{{token:str}}", public_portal_set_password,

@@ -13,16 +13,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import records
-from core.errors import ValidationError
+from core import db, records
+from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from core.search import contains
 from core.security.access import Access
 from core.security.models import Team, User
 from core.web import access, form_str, render
-from crm_service import kb, tickets
+from crm_service import attachments, kb, tickets
 from crm_service.manifest import ARTICLE, MAIL, MESSAGE, TICKET
-from crm_service.models import Article, InboundMail, Message, Ticket
+from crm_service.models import Article, Attachment, InboundMail, Message, Ticket
 
 PAGE = 50
 
@@ -117,13 +117,15 @@ async def ticket_detail(request: Request) -> Response:
                                     Message.author_email, Message.created_at).where(
         Message.ticket == ticket_id).order_by(Message.id) if acc.can(MESSAGE) else []
     extras = await records.extras(acc, TICKET, ticket_id, timeline=True)
+    files = await Attachment.select(Attachment.id, Attachment.filename, Attachment.size, Attachment.message).where(
+        Attachment.ticket == ticket_id).order_by(Attachment.id)
     team = await Team.select(Team.name).where(Team.id == ticket["team"]).first() if ticket["team"] else None
     owner = await User.select(User.name).where(User.id == ticket["owner"]).first() if ticket["owner"] else None
     teams = await Team.select(Team.id, Team.name).order_by(Team.name)
     agents = await User.select(User.id, User.name).where(User.is_active == True).order_by(User.name)  # noqa: E712
     return await render(
         request, "crm_service/ticket_detail.html", ticket=ticket, ref=tickets.reference(ticket_id),
-        messages=messages, extras=extras, customer=await _customer(acc, ticket), L=_labels(),
+        messages=messages, extras=extras, files=files, customer=await _customer(acc, ticket), L=_labels(),
         team_name=team["name"] if team else "", owner_name=owner["name"] if owner else "", teams=teams,
         agents=agents, can_update=acc.can(TICKET, "update"), can_reply=acc.can(MESSAGE, "create"),
         suggestions=await kb.suggest(acc, ticket["subject"], ticket["description"]))
@@ -159,9 +161,44 @@ async def ticket_message(request: Request) -> Response:
     ticket_id = int(request.path_params["id"])
     form = await request.form()
     kind = "note" if form_str(form, "kind") == "note" else "reply"
-    await tickets.add_message(acc, ticket_id, kind, form_str(form, "body", required=True,
-                                                             max_length=tickets.MAX_BODY))
+    upload = await read_upload(form, "file")
+    if upload:
+        attachments.check(*upload)  # refused before anything is written
+    async with db.atomic():
+        message_id = await tickets.add_message(acc, ticket_id, kind, form_str(form, "body", required=True,
+                                                                              max_length=tickets.MAX_BODY))
+        if upload:
+            await attachments.add(ticket_id, *upload, message_id=message_id)
     return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def read_upload(form: Any, name: str) -> tuple[str, bytes] | None:
+    """The uploaded file of field ``name`` (filename, bytes), or None when none was chosen."""
+    upload: Any = form.get(name)
+    if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
+        return None
+    data = await upload.read(attachments.MAX_BYTES + 1)
+    return str(upload.filename), bytes(data)
+
+
+async def attachment_download(request: Request) -> Response:
+    acc = access(request)
+    row = await Attachment.select(Attachment.id, Attachment.ticket, Attachment.filename, Attachment.content_type,
+                                  Attachment.content).where(Attachment.id == int(request.path_params["id"])).first()
+    if row is None:
+        raise NotFound("no such attachment")
+    await acc.get(Ticket, TICKET, int(row["ticket"]))  # a file is read like its ticket
+    return file_response(row)
+
+
+def file_response(row: dict[str, Any]) -> Response:
+    from urllib.parse import quote
+
+    inline = row["content_type"].startswith("image/") or row["content_type"] == "application/pdf"
+    disposition = "inline" if inline else "attachment"
+    return Response(bytes(row["content"]), media_type=row["content_type"], headers={
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(row['filename'])}",
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 
 async def ticket_report(request: Request) -> Response:
@@ -271,5 +308,6 @@ ROUTES: list[BaseRoute] = [
     Route("/articles/{id:int}", article_detail, name="article_detail"),
     Route("/articles/{id:int}", article_update, methods=["POST"], name="article_update"),
     Route("/mail", mail_log, name="mail_log"),
+    Route("/attachments/{id:int}", attachment_download, name="attachment_download"),
     *portal_routes(),
 ]

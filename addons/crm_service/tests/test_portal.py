@@ -31,7 +31,7 @@ async def _portal_client(app_client: httpx.AsyncClient, link: str) -> httpx.Asyn
 
 async def test_portal_isolation_reply_and_rating(crm_client: Any) -> None:
     from crm_service import portal, tickets
-    from crm_service.models import Message, Ticket
+    from crm_service.models import Attachment, Message, Ticket
 
     staff = await crm_client("crm_service")
     desk = await build_desk(None)
@@ -86,11 +86,23 @@ async def test_portal_isolation_reply_and_rating(crm_client: Any) -> None:
     assert rated.status_code == 303
     assert (await Ticket.select(Ticket.csat).where(Ticket.id == mine).first())["csat"] == 4
 
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
     opened = await customer.post(f"{BASE}/tickets", data={"subject": "换货申请", "ticket_type": "return",
-                                                          "csrf_token": token})
+                                                          "csrf_token": token},
+                                 files={"photo": ("破损.png", png, "image/png")})
     assert opened.status_code == 303
     new = await Ticket.select().where(Ticket.subject == "换货申请").first()
     assert new["person"] == zhou and new["channel"] == "portal" and new["ticket_type"] == "return"
+    photo = await Attachment.select().where(Attachment.ticket == new["id"]).first()
+    assert photo["filename"] == "破损.png" and photo["size"] == len(png)
+    assert (await customer.get(f"{BASE}/attachments/{photo['id']}")).content == png
+    assert (await other.get(f"{BASE}/attachments/{photo['id']}")).status_code == 404
+    # an executable, or a file whose bytes are not what its name says, is refused and nothing is written
+    for name, data in (("setup.exe", b"MZ\x90"), ("photo.png", b"MZ\x90 not a png")):
+        refused = await customer.post(f"{BASE}/tickets", data={"subject": f"refused {name}", "csrf_token": token},
+                                      files={"photo": (name, data, "application/octet-stream")})
+        assert refused.status_code == 422 and name in refused.text
+        assert not await Ticket.exists().where(Ticket.subject == f"refused {name}")
 
     # the agent sees the rating; sign-out ends the portal session on the server
     await login_client(staff, "agent1")
