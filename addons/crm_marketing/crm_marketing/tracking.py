@@ -15,7 +15,7 @@ from core.security import audit
 from crm_marketing.manifest import CAMPAIGN
 from crm_marketing.models import CampaignEvent, CampaignRecipient, Suppression
 
-SCANNER_SECONDS = 10
+SCANNER_SECONDS = 10  # CRM_X_MARKETING_SCANNER_SECONDS overrides it
 SCANNER_AGENTS = (
     "barracuda",
     "mimecast",
@@ -36,13 +36,22 @@ SCANNER_AGENTS = (
 )
 
 
+def _scanner_seconds() -> float:
+    from core.runtime import current
+
+    try:
+        return float(current().settings.extra.get("CRM_X_MARKETING_SCANNER_SECONDS", SCANNER_SECONDS))
+    except ValueError:
+        return SCANNER_SECONDS
+
+
 def is_scanner(user_agent: str, sent_at: dt.datetime | None, now: dt.datetime) -> bool:
     agent = user_agent.lower()
     if not agent or any(marker in agent for marker in SCANNER_AGENTS):
         return True
     if sent_at is not None:
         sent = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=dt.UTC)
-        return (now - sent).total_seconds() < SCANNER_SECONDS
+        return (now - sent).total_seconds() < _scanner_seconds()
     return False
 
 

@@ -49,20 +49,17 @@ async def test_build_selects_by_region_stage_and_tags(world: Any) -> None:
     assert await _members(untagged) == {p["李雷"]}
 
 
-async def test_unknown_field_is_a_422_naming_it(world: Any) -> None:
+async def test_bad_input_masked_fields_and_static_lists(world: Any) -> None:
+    # an unknown field is a 422 naming it
     with pytest.raises(ValidationError) as err:
         await segments.count({"all": [{"field": "provnce", "op": "eq", "value": "x"}]})
     assert err.value.fields == {"condition.all[0].field": "'provnce' is not a field of crm_contacts.person"}
-
-
-async def test_marketing_may_not_filter_on_a_masked_email(world: Any) -> None:
+    # marketing sees e-mails masked: it may not filter on them
     mk = await world.acc("mk")
     with pytest.raises(PermissionDenied):
         await segments.count({"field": "email", "op": "contains", "value": "example"}, mk)
     assert await segments.count({"field": "city", "op": "eq", "value": "深圳"}, mk) == 2
-
-
-async def test_static_list_keeps_what_it_is_given(world: Any) -> None:
+    # a static list keeps what it is given
     p = world.people
     seg = await _segment({}, static=True)
     assert await segments.set_static_members(seg, [p["李雷"], p["张伟"], p["李雷"]], add=True) == 2

@@ -13,7 +13,9 @@ from marketing_helpers import Sink, campaign_for, run_send_jobs
 from core.errors import ValidationError
 
 
-async def test_send_reaches_the_segment_once_with_unsubscribe_headers(world: Any, sink: tuple[Sink, int]) -> None:
+async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
+    world: Any, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     handler, port = sink
     campaign_id = await campaign_for(world, port, {"field": "tags", "op": "contains", "value": "vip"})
     await Suppression.insert(Suppression(email="anna@example.com", reason="do_not_contact"))
@@ -39,11 +41,8 @@ async def test_send_reaches_the_segment_once_with_unsubscribe_headers(world: Any
     assert "/marketing/public/open/" in html and 'style="' in html  # pixel; CSS inlined
     assert (await Campaign.select(Campaign.state).where(Campaign.id == campaign_id).first())["state"] == "sent"
 
-
-async def test_smtp_refusal_retries_then_fails_that_recipient_only(
-    world: Any, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    handler, port = sink
+    # a second campaign: the SMTP server refuses one address, which is retried then failed, alone
+    handler.messages.clear()
     handler.refuse.add("li.lei@example.cn")
     monkeypatch.setattr(campaigns, "RETRY_DELAYS", (0.0, 0.0))
     campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "广东"})
