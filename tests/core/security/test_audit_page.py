@@ -28,9 +28,8 @@ async def test_audit_page_pages_filters_and_words(crm_client: Any) -> None:
     lee = await make_user("lee", "admin")
     await make_user("aud", "auditor")
     who = await load(root)
-    for i in range(60):
-        await audit.record("update", model="core.team", record_id=i, principal=who,
-                           changes={"name": [f"Red {i}", f"Blue {i}"], "leader": [None, lee]})
+    await audit.record_many("update", model="core.team", principal=who, changes={
+        i: {"name": [f"Red {i}", f"Blue {i}"], "leader": [None, lee]} for i in range(60)})
     await audit.record("delete", model="core.user", record_id=5, principal=who)
     await login_client(client, "root")
 
@@ -54,14 +53,14 @@ async def test_audit_page_pages_filters_and_words(crm_client: Any) -> None:
     assert _ids((await client.get("/admin/audit", params={"user": "aud", "model": "core.team"})).text) == []
     tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
     assert _ids((await client.get("/admin/audit", params={"since": tomorrow})).text) == []
-    assert len(_ids((await client.get("/admin/audit", params={"until": tomorrow, "model": "core.team"})).text)) == 50
+    assert len(_ids((await client.get("/admin/audit", params={"until": tomorrow, "action": "delete"})).text)) == 1
     backwards = await client.get("/admin/audit", params={"since": tomorrow, "until": "2020-01-01"})
     assert backwards.status_code == 422 and "must not be before the start date" in backwards.text
 
     # the auditor reads it too; every cell carries its label, so a phone shows labelled cards (crm.css)
     await login_client(client, "aud")
-    page = await client.get("/admin/audit", params={"model": "core.team"})
-    assert page.status_code == 200 and len(_ids(page.text)) == 50
+    page = await client.get("/admin/audit", params={"model": "core.team", "record": "59"})
+    assert page.status_code == 200 and len(_ids(page.text)) == 1
     row = page.text.split('class="entry"')[1].split("</tr>")[0]
     assert row.count("<td") == row.count("data-label=") == 7
     assert '/static/core/audit.css' in page.text
