@@ -270,7 +270,12 @@ async def send(acc: Access, campaign_id: int) -> int:
             .order_by(CampaignRecipient.id)
         ]
         await Campaign.update(
-            {Campaign.state: "sending", Campaign.sent_at: _now(), Campaign.version: Campaign.version + 1}
+            {
+                Campaign.state: "sending",
+                Campaign.sent_at: _now(),
+                Campaign.sent_by: acc.principal.user_id if acc.principal else None,
+                Campaign.version: Campaign.version + 1,
+            }
         ).where(Campaign.id == campaign_id)
         for start in range(0, len(ids), BATCH):
             part = ids[start : start + BATCH]
@@ -384,7 +389,37 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict[str,
         (CampaignRecipient.campaign == campaign_id) & CampaignRecipient.state.is_in(["queued", "sending"])
     )
     if not left:
-        await Campaign.update({Campaign.state: "sent"}).where(
-            (Campaign.id == campaign_id) & (Campaign.state == "sending")
+        finished = (
+            await Campaign.update({Campaign.state: "sent"})
+            .where((Campaign.id == campaign_id) & (Campaign.state == "sending"))
+            .returning(Campaign.sent_by)
         )
+        if finished:  # this run finished the campaign: tell who sent it about recipients that failed for good
+            await _tell_failures(campaign, finished[0]["sent_by"])
     return counts
+
+
+async def _tell_failures(campaign: dict[str, Any], user_id: int | None) -> None:
+    from core.hooks import Notification
+    from core.i18n import gettext
+    from core.notifications import notify
+
+    failed = await CampaignRecipient.count().where(
+        (CampaignRecipient.campaign == campaign["id"]) & (CampaignRecipient.state == "failed")
+    )
+    if not failed or not user_id:
+        return
+    title = gettext("Campaign %(name)s: %(count)s recipients could not be mailed") % {
+        "name": campaign["name"],
+        "count": failed,
+    }
+    await notify(
+        Notification(
+            user_id=int(user_id),
+            title=title,
+            url=f"/marketing/campaigns/{campaign['id']}",
+            kind="error",
+            source="crm_marketing",
+        ),
+        dedup_key=f"crm_marketing.failed:{campaign['id']}",
+    )

@@ -26,7 +26,7 @@ from piccolo.columns import (
 )
 from piccolo.table import Table
 
-from core.mixins import Created, Versioned
+from core.mixins import Created, Versioned, user_ref
 
 
 def _person() -> LazyTableReference:
@@ -74,6 +74,8 @@ class Campaign(Versioned, Created, Table, tablename="crm_marketing_campaign"):
     cost = Numeric(digits=(14, 2), default=Decimal("0"))
     currency = Varchar(length=3, default="CNY")
     sent_at = Timestamptz(null=True, default=None)
+    # who pressed send: told when recipients fail for good
+    sent_by: ForeignKey[Table] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
 
 
 class CampaignRecipient(Table, tablename="crm_marketing_campaign_recipient"):

@@ -11,6 +11,7 @@ from crm_marketing.models import Campaign, CampaignRecipient, Suppression
 from marketing_helpers import Sink, campaign_for, run_send_jobs
 
 from core.errors import ValidationError
+from core.models import Notification
 
 
 async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
@@ -58,4 +59,11 @@ async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
     assert states["li.lei@example.cn"]["state"] == "failed" and states["li.lei@example.cn"]["attempts"] == 3
     assert "550" in states["li.lei@example.cn"]["error"]
     assert states["wang.fang@example.cn"]["state"] == "sent" and len(handler.messages) == 1
+    # who pressed send is told, once
+    told = await Notification.select(Notification.title, Notification.url).where(
+        Notification.user_id == world.users["mk"]
+    )
+    assert [(t["title"], t["url"]) for t in told] == [
+        ("Campaign 双十二: 1 recipients could not be mailed", f"/marketing/campaigns/{campaign_id}")
+    ]
     assert (await Campaign.select(Campaign.state).where(Campaign.id == campaign_id).first())["state"] == "sent"
