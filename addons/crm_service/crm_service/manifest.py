@@ -62,9 +62,11 @@ ADDON = Addon(
     ),
     data=("data/crm_service_calendar.csv",),
     demo=(
-        "demo/core_team.csv", "demo/core_team_member.csv", "demo/crm_service_team.csv",
+        "demo/crm_service_team.csv",
         "demo/crm_service_calendar_day.csv", "demo/crm_service_sla_policy.csv", "demo/crm_service_routing_rule.csv",
         "demo/crm_service_article.csv", "demo/crm_service_ticket.csv", "demo/crm_service_state_change.csv",
         "demo/crm_service_message.csv",
+        # the customer of the first demo ticket signs in to /service/public/portal/login with the demo password
+        "demo/crm_service_portal_account.csv",
     ),
 )

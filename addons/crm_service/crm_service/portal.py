@@ -148,6 +148,24 @@ async def public_portal_login(request: Request) -> Response:
     return await _start_session(int(row["id"]), email)
 
 
+async def public_portal_reset(request: Request) -> Response:
+    """Forgotten password: a new link by e-mail when the address has an account; the same answer either way,
+    so the form does not tell who is a customer."""
+    from core.jobs import enqueue
+
+    form = await request.form()
+    _check_csrf(form, request.cookies.get("crm_portal_csrf", ""))
+    email = form_str(form, "email", max_length=254).strip().lower()
+    row = await PortalAccount.select().where((PortalAccount.email == email) & (PortalAccount.is_active == True)).first()  # noqa: E712
+    if row is not None:
+        link = await invite(int(row["person"]), email)
+        await enqueue("crm_service.send_portal_invite", to=email, path=link, user_id=None)
+    csrf = secrets.token_urlsafe(16)
+    response = await _page(request, "crm_service/portal_login.html", csrf=csrf, failed=False, reset_sent=True)
+    response.set_cookie("crm_portal_csrf", csrf, httponly=True, samesite="strict", path=BASE)
+    return response
+
+
 async def _start_session(account_id: int, email: str) -> Response:
     token = secrets.token_urlsafe(32)
     await PortalSession.insert(PortalSession(token_hash=_hash(token), account=account_id,
@@ -300,6 +318,7 @@ ROUTES = [
           name="public_portal_login"),
     Route(f"{BASE.removeprefix('/service')}/set-password/{{token:str}}", public_portal_set_password,
           methods=["GET", "POST"], name="public_portal_set_password"),
+    Route(f"{BASE.removeprefix('/service')}/reset", public_portal_reset, methods=["POST"], name="public_portal_reset"),
     Route(f"{BASE.removeprefix('/service')}/logout", _guarded(public_portal_logout), methods=["POST"],
           name="public_portal_logout"),
     Route(f"{BASE.removeprefix('/service')}/", _guarded(public_portal_home), name="public_portal_home"),

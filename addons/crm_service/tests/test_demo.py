@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import data, lifecycle
+from core.demo import DEMO_PASSWORD, DemoUser, demo_teams, ensure_teams
 from core.discovery import discover
 from core.security.models import User
 from core.security.users import create_user
@@ -13,14 +14,17 @@ from core.security.users import create_user
 
 async def test_demo_desk(crm_boot: Any) -> None:
     from crm_service import kb
-    from crm_service.models import Article, StateChange, Ticket
+    from crm_service.models import Article, PortalAccount, StateChange, Ticket
 
     from core.security import access, principal
+    from core.security.passwords import verify
 
-    await crm_boot()  # kernel only: demo users first, as `crm demo` does
-    for role in ("sales_rep", "sales_manager", "service_agent", "service_manager"):
-        user_id = await create_user(role, role.title(), "Demo-Pass-2026!", roles=[role])
-        await data.bind("core", f"user_{role}", User, user_id)
+    await crm_boot()  # kernel only: demo users and teams first, as `crm demo` does
+    users = [DemoUser(role, role) for role in ("sales_rep", "sales_manager", "service_agent", "service_manager")]
+    for du in users:
+        user_id = await create_user(du.login, du.role.title(), DEMO_PASSWORD, roles=[du.role])
+        await data.bind("core", f"user_{du.role}", User, user_id)
+    await ensure_teams(demo_teams(users))
     await lifecycle.install(["crm_service"], discover(), demo=True)
     await crm_boot()
     states = {r["state"] for r in await Ticket.select(Ticket.state)}
@@ -31,3 +35,7 @@ async def test_demo_desk(crm_boot: Any) -> None:
     acc = access.Access(await principal.load(agent["id"], implied=access.policy().implied))
     assert await acc.count(Ticket, "crm_service.ticket") == await Ticket.count()  # the agent's team's tickets
     assert [a["title"] for a in await kb.search(acc, "退款")] == ["退换货政策"]
+    # the demo customer signs in to the portal with the demo password
+    account = await PortalAccount.select().where(PortalAccount.id > 0).first()
+    assert verify(account["password_hash"], DEMO_PASSWORD)
+    assert await Ticket.exists().where(Ticket.person == account["person"])

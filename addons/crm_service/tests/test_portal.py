@@ -116,5 +116,14 @@ async def test_portal_isolation_reply_and_rating(crm_client: Any) -> None:
     wrong = await other.post(f"{BASE}/login", data={"email": "zhou@example.cn", "password": "nope",
                                                      "csrf_token": csrf_of(login_page.text)})
     assert wrong.status_code == 401
+    # a forgotten password: a new link for a known address, the same answer for an unknown one
+    for address in ("zhou@example.cn", "nobody@example.cn"):
+        page = await other.get(f"{BASE}/login")
+        sent = await other.post(f"{BASE}/reset", data={"email": address, "csrf_token": csrf_of(page.text)})
+        assert sent.status_code == 200 and "link to set a new password" in sent.text
+    from core.models import Outbox
+
+    jobs_queued = await Outbox.select(Outbox.payload).where(Outbox.actor == "crm_service.send_portal_invite")
+    assert [str(j["payload"]).count("zhou@example.cn") for j in jobs_queued] == [1]
     await customer.aclose()
     await other.aclose()
