@@ -34,9 +34,10 @@ def _is_sqlite(url: str) -> bool:
 
 
 def _libpq(url: str) -> str:
-    """The URL as libpq reads it (our ``postgres://`` / ``postgresql+asyncpg://`` spellings normalised)."""
-    scheme, rest = url.split("://", 1)
-    return "postgresql://" + rest if scheme.startswith("postgres") else url
+    """The URL as libpq reads it (without our own ``statement_cache_size`` option)."""
+    from core.db import pg_dsn
+
+    return pg_dsn(url)[0]
 
 
 def _tool(name: str) -> str:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
@@ -161,13 +161,34 @@ def engine_for(url: str) -> Engine[Any]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return SQLiteEngine(path=path)
     if scheme in ("postgres", "postgresql"):
-        # Custom plans always: a pooled connection would otherwise settle on a generic plan after five runs of
-        # a prepared statement, one that cannot use the search term's trigram index (list pages 8x slower).
-        return CrmPostgresEngine(config={"dsn": url, "server_settings": {"plan_cache_mode": "force_custom_plan"}})
+        dsn, cache = pg_dsn(url)
+        config: dict[str, Any] = {"dsn": dsn, "statement_cache_size": cache}
+        if cache:
+            # Custom plans always: a pooled connection would otherwise settle on a generic plan after five runs of
+            # a prepared statement, one that cannot use the search term's trigram index (list pages 8x slower).
+            # Without the cache (behind PgBouncer) every statement is unnamed, planned for its values, and this
+            # startup parameter, which PgBouncer refuses, is not needed.
+            config["server_settings"] = {"plan_cache_mode": "force_custom_plan"}
+        return CrmPostgresEngine(config=config)
     raise ConfigError(
         f"CRM_DATABASE_URL {redact(url)!r}: unsupported scheme {scheme!r} "
         "(use sqlite:///path or postgresql://user@host:port/db)"
     )
+
+
+def pg_dsn(url: str) -> tuple[str, int]:
+    """(the URL as libpq and asyncpg read it, asyncpg's statement cache size). ``?statement_cache_size=0`` on
+    ``CRM_DATABASE_URL`` turns named prepared statements off: needed behind PgBouncer in transaction mode before
+    1.21 (docs/operations.md); anything else in the query string is libpq's."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = [v for k, v in query if k == "statement_cache_size"]
+    try:
+        cache = int(found[-1]) if found else 100
+    except ValueError:
+        raise ConfigError(f"CRM_DATABASE_URL: statement_cache_size must be a whole number, got {found[-1]!r}") from None
+    rest = urlencode([(k, v) for k, v in query if k != "statement_cache_size"])
+    return urlunsplit(parts._replace(scheme="postgresql", query=rest)), max(cache, 0)
 
 
 def is_postgres(engine: Engine[Any] | None = None) -> bool:

@@ -111,3 +111,21 @@ def _main() -> Any:
     from core.cli.main import main
 
     return main
+
+
+def test_the_statement_cache_option_is_ours_not_libpqs() -> None:
+    """``?statement_cache_size=0`` (PgBouncer in transaction mode) reaches asyncpg, never pg_dump's libpq."""
+    import pytest
+
+    from core import db
+    from core.errors import ConfigError
+
+    url = "postgresql://crm:pw@db:6432/crm?statement_cache_size=0&sslmode=require"
+    assert db.pg_dsn(url) == ("postgresql://crm:pw@db:6432/crm?sslmode=require", 0)
+    assert db.pg_dsn("postgres://crm@db/crm") == ("postgresql://crm@db/crm", 100)
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"  # the engine asks the server for its version
+    engine = db.engine_for(f"{local}?statement_cache_size=0")
+    assert engine.config["statement_cache_size"] == 0 and "server_settings" not in engine.config
+    assert db.engine_for(local).config["server_settings"] == {"plan_cache_mode": "force_custom_plan"}
+    with pytest.raises(ConfigError, match="statement_cache_size must be a whole number"):
+        db.pg_dsn("postgresql://crm@db/crm?statement_cache_size=off")
