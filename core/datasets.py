@@ -161,7 +161,8 @@ class Query:
 
 @dataclass(frozen=True)
 class ResultColumn:
-    """One column of a result: ``key`` in the rows, what it is, and (for a reference) ``label_key``."""
+    """One column of a result: ``key`` in the rows, what it is, and (for a reference) ``label_key``: the referenced
+    record's name, and ``<label_key>_zh`` its Chinese name when the referenced table has one (``name_zh``)."""
 
     key: str
     label: str
@@ -186,7 +187,7 @@ class _Dim:
     key: str
     expr: Any  # a column or a QueryString selected as ``key``
     label: str
-    label_expr: Any = None
+    label_exprs: tuple[Any, ...] = ()
     label_key: str = ""
 
 
@@ -243,7 +244,10 @@ def _dimension(access: Access, ds: Dataset, spec: str) -> _Dim:
         found = next((n for n in _LABEL_COLUMNS if n in names), None)
         if found is not None:
             label_key = f"{name}__label"
-            return _Dim(name, dim.column, column, dim.label, getattr(column, found).as_alias(label_key), label_key)
+            labels = [getattr(column, found).as_alias(label_key)]
+            if f"{found}_zh" in names:  # a Chinese name beside the English one (``name_zh``): both come along
+                labels.append(getattr(column, f"{found}_zh").as_alias(f"{label_key}_zh"))
+            return _Dim(name, dim.column, column, dim.label, tuple(labels), label_key)
     return _Dim(name, dim.column, column, dim.label)
 
 
@@ -299,9 +303,9 @@ def _order(query: Any, sort: str, keys: set[str]) -> Any:
 
 async def _level(access: Access, ds: Dataset, dims: Sequence[_Dim], measures: Sequence[_Measure],
                  where: Combinable | None, sort: str, limit: int) -> list[dict[str, Any]]:
-    selected = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    selected = [d.expr for d in dims] + [e for d in dims for e in d.label_exprs]
     query = await access.select(ds.table, ds.model, *selected, *[_figure(ds, m) for m in measures], where=where)
-    groups = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    groups = selected
     if groups:
         query = query.group_by(*groups)
     if sort:
@@ -315,12 +319,12 @@ async def _rollup_pg(access: Access, ds: Dataset, dims: Sequence[_Dim], measures
     empty cell from a real NULL."""
     parts, names = [], []
     for d in dims:
-        cols = [d.expr] + ([d.label_expr] if d.label_expr is not None else [])
+        cols = [d.expr, *d.label_exprs]
         names.append(d.expr)
         parts.append(QueryString("(" + ", ".join("{}" for _ in cols) + ")", *[_bare(c) for c in cols]))
     grouping = QueryString("GROUPING(" + ", ".join("{}" for _ in names) + ")", *[_bare(c) for c in names],
                            alias="_grouping")
-    selected = [d.expr for d in dims] + [d.label_expr for d in dims if d.label_expr is not None]
+    selected = [d.expr for d in dims] + [e for d in dims for e in d.label_exprs]
     query = await access.select(ds.table, ds.model, *selected, grouping, *[_figure(ds, m) for m in measures],
                                 where=where)
     query = query.group_by(QueryString("ROLLUP(" + ", ".join("{}" for _ in parts) + ")", *parts))
@@ -364,6 +368,7 @@ async def run(access: Access, q: Query, *, timeout: float | None = None) -> Resu
     def shaped(row: dict[str, Any]) -> dict[str, Any]:
         out = {d.key: row.get(d.key) for d in dims}
         out.update({d.label_key: row.get(d.label_key) for d in dims if d.label_key})
+        out.update({f"{d.label_key}_zh": row.get(f"{d.label_key}_zh") for d in dims if len(d.label_exprs) > 1})
         out.update({m.key: _typed(ds, m, row.get(m.key)) for m in measures})
         if "_level" in row:
             out["_level"] = row["_level"]

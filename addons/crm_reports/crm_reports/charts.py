@@ -1,7 +1,9 @@
 """One chart description for every exit: a Vega-Lite spec built from a report's result, drawn to SVG on the
-server by ``vl-convert`` (the page shows it inline, the PDF embeds it, the e-mail attaches that PDF) and handed
-to the browser as JSON for the vendored ``vega-embed`` bundle. Numbers are formatted with Babel for the
-reader's locale (labels and tooltips) and the axes use the same locale's d3 format."""
+server by ``vl-convert`` (the page shows it inline, the PDF embeds it, the e-mail attaches that PDF) and served
+as JSON by the API. Not drawn by vega-embed in the browser: Vega compiles its expressions with ``new Function``,
+which the kernel's Content-Security-Policy (``script-src 'self'``, no ``unsafe-eval``) rightly refuses, so the
+server's SVG is what every page shows. Numbers are formatted with Babel for the reader's locale (labels and
+tooltips) and the axes use the same locale's d3 format."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Any
 
 from core import datasets
 from core.formatting import format_date, format_datetime, format_number
-from core.i18n import gettext, language
+from core.i18n import gettext, language, translate
+from core.labels import humanize
 
 log = logging.getLogger(__name__)
 VEGA_LITE = "https://vega.github.io/schema/vega-lite/v5.json"  # an identifier only: nothing is fetched
@@ -38,11 +41,20 @@ def display(value: Any, *, money: bool = False) -> str:
     return str(value)
 
 
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
 def category(row: dict[str, Any], col: datasets.ResultColumn) -> str:
-    """A dimension's value as a label: a reference's name, else the value."""
+    """A dimension's value as people read it: a reference's name; a stored key (``in_flight``, ``won``) in words,
+    translated when a catalog knows them; else the value."""
+    if col.label_key and language().startswith("zh") and row.get(f"{col.label_key}_zh"):
+        return str(row[f"{col.label_key}_zh"])
     if col.label_key and row.get(col.label_key) not in (None, ""):
         return str(row[col.label_key])
-    return display(row.get(col.key))
+    value = row.get(col.key)
+    if isinstance(value, str) and _KEY.match(value):
+        return translate(humanize(value))
+    return display(value)
 
 
 def table(result: datasets.Result) -> dict[str, Any]:
@@ -163,9 +175,3 @@ async def svg(vl_spec: dict[str, Any] | None, *, width: int = 640) -> str:
     except ValueError:
         log.exception("chart could not be drawn")
         return ""
-
-
-@lru_cache(maxsize=1)
-def embed_bundle() -> str:
-    """vega, vega-lite and vega-embed as one script, from the vl-convert package (the machine may be offline)."""
-    return str(_converter().javascript_bundle())

@@ -29,6 +29,14 @@ AGG_LABELS = {"distinct": N_("Distinct count"), "sum": N_("Sum"), "avg": N_("Ave
               "max": N_("Maximum")}
 
 
+def _roles() -> list[tuple[str, str]]:
+    """The staff roles a report or dashboard may be shared with, as (key, label in the reader's language)."""
+    from core.security.access import policy
+
+    known = policy().roles
+    return [(r, gettext(known[r].label) if r in known else r) for r in STAFF]
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -102,7 +110,7 @@ async def dashboard_page(request: Request) -> Response:
     fullscreen = request.query_params.get("fullscreen") == "1"
     return await render(request, "crm_reports/dashboard.html", dashboard=board, cards=cards,
                         boards=await dashboards.visible(acc), reports=await reports.visible(acc),
-                        fullscreen=fullscreen, roles=STAFF)
+                        fullscreen=fullscreen, roles=_roles())
 
 
 async def dashboard_cards(request: Request) -> Response:
@@ -161,6 +169,7 @@ async def dashboard_share(request: Request) -> Response:
 async def report_list(request: Request) -> Response:
     acc = access(request)
     return await render(request, "crm_reports/report_list.html", reports=await reports.visible(acc),
+                        charts=reports.CHART_LABELS,
                         datasets=await datasets.datasets(acc), may_create=acc.can(REPORT, "create"))
 
 
@@ -261,7 +270,7 @@ async def report_page(request: Request) -> Response:
                 ScheduleRun.id, ascending=False).limit(10)
     return await render(request, "crm_reports/report_page.html", shown=shown, report=report,
                         boards=await dashboards.visible(acc), may_edit=report["owner"] == me(acc).user_id,
-                        charts=reports.CHART_LABELS, schedules=mine, runs=runs, roles=STAFF,
+                        charts=reports.CHART_LABELS, schedules=mine, runs=runs, roles=_roles(),
                         spec_json=json.dumps(shown.get("spec"), ensure_ascii=False, default=str))
 
 
@@ -411,12 +420,6 @@ async def api_dashboards(request: Request) -> Response:
     return JSONResponse({"dashboards": out})
 
 
-async def vega_bundle(request: Request) -> Response:
-    access(request)
-    return Response(charts.embed_bundle(), media_type="text/javascript",
-                    headers={"Cache-Control": "private, max-age=86400"})
-
-
 ROUTES: list[BaseRoute] = [
     Route("/", home, name="home"),
     Route("/dashboards", dashboard_create, methods=["POST"], name="dashboard_create"),
@@ -435,7 +438,6 @@ ROUTES: list[BaseRoute] = [
     Route("/reports/{id:int}/export.{fmt:str}", report_export, name="report_export"),
     Route("/reports/{id:int}/schedules", schedule_create, methods=["POST"], name="schedule_create"),
     Route("/schedules", schedule_list, name="schedule_list"),
-    Route("/vega-embed.js", vega_bundle, name="vega_bundle"),
     Route("/api/datasets", api_datasets, name="api_datasets"),
     Route("/api/reports", api_reports, methods=["GET", "POST"], name="api_reports"),
     Route("/api/reports/{id:int}/result", api_result, name="api_result"),
