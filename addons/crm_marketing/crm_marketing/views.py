@@ -188,7 +188,13 @@ async def campaign_send(request: Request) -> Response:
 async def campaign_roi(request: Request) -> Response:
     acc = access(request)
     campaign = await campaigns.get(acc, _id(request))
-    return await render(request, "crm_marketing/campaign_roi.html", c=campaign, f=await roi.figures(campaign["id"]))
+    return await render(
+        request,
+        "crm_marketing/campaign_roi.html",
+        c=campaign,
+        f=await roi.figures(campaign["id"], acc),
+        days=roi.ATTRIBUTION_DAYS,
+    )
 
 
 # --- segments ---------------------------------------------------------------------------------------------------
