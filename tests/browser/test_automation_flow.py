@@ -73,10 +73,10 @@ def test_admin_creates_a_rule_a_new_deal_triggers_it_and_the_log_shows_it(server
         _fits(admin)
 
         rep = _login(browser, server, "rep")
-        rep.goto(server + "/sales/leads")
+        rep.goto(server + "/sales/leads/new")
         rep.fill("input[name=name]", "自动化 Automation")
         rep.fill("input[name=contact_name]", "李雷")
-        rep.click("form[action='/sales/leads'] button[type=submit]")
+        rep.click("form.lead-form button[type=submit]")
         rep.locator("form[action$='/qualify'] button").click()
         expect(rep.locator("h1")).to_contain_text("自动化 Automation")
 

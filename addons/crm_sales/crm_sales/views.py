@@ -186,10 +186,7 @@ async def opportunity_form(request: Request) -> Response:
     status, typed = 200, None
     if request.method == "POST":
         form = await request.form()
-        values: dict[str, Any] = {f: form_str(form, f, max_length=300) for f in (*DEAL_FORM, "currency")
-                                  if f in form}
-        if "expected_close" in values and not values["expected_close"]:
-            values["expected_close"] = None
+        values = _form_values(form, (*DEAL_FORM, "currency"), creating=creating)
         try:
             saved = await editing.save(acc, OPPORTUNITY, values, form, record_id=opp_id,
                                        version=form_str(form, "version"))
@@ -269,6 +266,22 @@ async def lead_list(request: Request) -> Response:
                   states=LEAD_STATES, can_create=acc.can(LEAD, "create"))
 
 
+def _form_values(form: Any, names: tuple[str, ...], *, creating: bool) -> dict[str, Any]:
+    """A form's built-in fields as the write path takes them: an empty amount is none (0), an empty date none;
+    on create, an empty field is left to its default."""
+    values: dict[str, Any] = {}
+    for name in names:
+        if name not in form:
+            continue
+        value = form_str(form, name, max_length=300)
+        if value == "" and (creating or name in ("expected_revenue", "expected_close")):
+            if not creating:
+                values[name] = "0" if name == "expected_revenue" else None
+            continue
+        values[name] = value
+    return values
+
+
 def _form_errors(exc: ValidationError | Conflict) -> dict[str, str]:
     if isinstance(exc, ValidationError) and exc.fields:
         return dict(exc.fields)
@@ -294,7 +307,7 @@ async def lead_form(request: Request) -> Response:
     status, typed = 200, None
     if request.method == "POST":
         form = await request.form()
-        values = {f: form_str(form, f, max_length=300) for f in (*LEAD_FORM, "currency") if f in form}
+        values = _form_values(form, (*LEAD_FORM, "currency"), creating=creating)
         try:
             saved = await editing.save(acc, LEAD, values, form, record_id=lead_id,
                                        version=form_str(form, "version"))
