@@ -441,6 +441,12 @@ async def _approval(ctx: AutomationContext) -> str:
     return await automation.run(ctx)
 
 
+def webhook_actions() -> list[AutomationAction]:
+    from core.webhooks.automation import actions
+
+    return actions()
+
+
 def builtin_actions() -> list[AutomationAction]:
     """The kernel's action kinds (an addon's kind of the same name replaces one: ``require_approval``)."""
     return [
@@ -453,4 +459,5 @@ def builtin_actions() -> list[AutomationAction]:
         AutomationAction("send_email", N_("Send an e-mail"), _send_email, check=_check_email, is_external=True),
         AutomationAction("webhook", N_("Call a webhook"), _webhook, check=_check_webhook, is_external=True),
         AutomationAction("require_approval", N_("Require approval"), _approval, check=_check_approval),
+        *webhook_actions(),
     ]

@@ -130,6 +130,46 @@ async def test_record_and_addon_events_are_signed_and_masked_for_the_owner(crm_b
     assert all(d["response_ms"] is not None and d["attempts"] == 1 for d in log)
 
 
+async def test_an_automation_rule_sends_records_to_a_webhook(crm_boot: Any, receiver: Receiver) -> None:
+    from core.automation import rules
+
+    ctx = await _setup(crm_boot)
+    sub = await subscriptions.create(
+        ctx["admin"],
+        {"name": "ERP", "url": f"{receiver.url}/ok", "owner": ctx["viewer"], "events": [f"{PERSON}.deleted"]},
+    )
+    await rules.create(
+        ctx["admin"],
+        {
+            "model": PERSON,
+            "is_active": True,
+            "name": "new people to the ERP",
+            "trigger": {"type": "created"},
+            "actions": [{"kind": "send_to_webhook", "params": {"subscription_id": sub["id"]}}],
+        },
+    )
+    with pytest.raises(ValidationError):
+        await rules.create(
+            ctx["admin"],
+            {
+                "model": PERSON,
+                "name": "x",
+                "trigger": {"type": "created"},
+                "actions": [{"kind": "send_to_webhook", "params": {"subscription_id": 999}}],
+            },
+        )
+    receiver.got.clear()
+    await create_record_via_api(ctx, receiver)
+    for _ in range(5):  # the rule's event, its run, then the delivery: each job as a worker would run it
+        for row in await Outbox.select(Outbox.id, Outbox.actor).where(Outbox.state == "pending").order_by(Outbox.id):
+            await outbox.run_job(jobs.spec(row["actor"]), int(row["id"]))
+    hits = [g for g in receiver.got if g["headers"].get("X-CRM-Event", "").startswith("automation.rule_")]
+    assert len(hits) == 1, [g["headers"].get("X-CRM-Event") for g in receiver.got]
+    body = json.loads(hits[0]["body"])
+    assert body["data"]["name"] == "Han Meimei" and "13900001111" not in hits[0]["body"].decode()
+    assert signing.verify(sub["secret"], hits[0]["headers"][signing.HEADER], hits[0]["body"])
+
+
 async def create_record_via_api(ctx: dict[str, Any], receiver: Receiver) -> None:
     import httpx
 
