@@ -412,7 +412,16 @@ async def _check_webhook(am: AutomationModel, params: Mapping[str, Any]) -> Mapp
         raise ValidationError({"url": N_("must not carry a user name or password (use a token in the path)")})
     timeout = params.get("timeout", 10)
     timeout = core_values.integer(timeout, "timeout", (1, 30))
-    return {"url": url, "timeout": timeout}
+    return {"url": await _target(url, must_resolve=False), "timeout": timeout}
+
+
+async def _target(url: str, must_resolve: bool = True) -> str:
+    """Private, loopback and link-local targets refused unless CRM_WEBHOOK_ALLOW_NETWORKS allows them (as for
+    webhook subscriptions: core.webhooks.targets)."""
+    from core.runtime import current
+    from core.webhooks import targets
+
+    return await targets.check(url, current().settings.webhook_allow_networks, must_resolve=must_resolve)
 
 
 async def _webhook(ctx: AutomationContext) -> str:
@@ -420,8 +429,12 @@ async def _webhook(ctx: AutomationContext) -> str:
 
     body = {"rule": {"id": ctx.rule_id, "name": ctx.rule_name}, "run": ctx.run_id, "key": ctx.key,
             "model": ctx.model, "record_id": ctx.record_id, "record": dict(ctx.record)}
+    try:
+        url = await _target(str(ctx.params["url"]))
+    except ValidationError as exc:
+        raise PermanentJobError(f"webhook {ctx.params['url']}: {exc.fields.get('url', exc)}") from None
     async with httpx.AsyncClient(timeout=float(ctx.params.get("timeout") or 10), follow_redirects=False) as client:
-        answer = await client.post(str(ctx.params["url"]), json=body,
+        answer = await client.post(url, json=body,
                                    headers={"Idempotency-Key": ctx.key, "User-Agent": "crm-automation"})
     if 400 <= answer.status_code < 500 and answer.status_code not in (408, 429):
         raise PermanentJobError(f"the webhook answered {answer.status_code}")

@@ -56,7 +56,7 @@ async def check(data: Mapping[str, Any], current: Mapping[str, Any] | None = Non
         errors["url"] = N_("is required (at most 2000 characters)")
     else:
         try:
-            out["url"] = await targets.check(url, runtime().settings.webhook_allow_networks)
+            out["url"] = await targets.check(url, runtime().settings.webhook_allow_networks, must_resolve=False)
         except ValidationError as exc:
             errors.update(exc.fields)
     names = merged.get("events")

@@ -35,8 +35,9 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-async def check(url: str, allow: str, field: str = "url") -> str:
-    """The address, stripped, or a ``ValidationError`` on ``field`` saying what is wrong with it."""
+async def check(url: str, allow: str, field: str = "url", *, must_resolve: bool = True) -> str:
+    """The address, stripped, or a ``ValidationError`` on ``field`` saying what is wrong with it. When saving
+    (``must_resolve`` False) a host that does not resolve yet is accepted: it is checked again before each send."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -50,6 +51,8 @@ async def check(url: str, allow: str, field: str = "url") -> str:
     try:
         found = await asyncio.to_thread(socket.getaddrinfo, parts.hostname, port, 0, socket.SOCK_STREAM)
     except OSError:
+        if not must_resolve:
+            return url
         raise ValidationError({field: N_("names a host that cannot be resolved")}) from None
     networks = allowed_networks(allow)
     for info in found:

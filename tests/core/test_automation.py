@@ -65,6 +65,11 @@ def _notify(title: str = "Deal {{ record.name }} won") -> dict[str, Any]:
 
 
 @pytest.fixture
+def crm_settings(crm_settings: Any) -> Any:
+    return crm_settings.with_(webhook_allow_networks="127.0.0.1/32")  # the local receiver of the webhook tests
+
+
+@pytest.fixture
 async def sales(crm_boot: Any) -> dict[str, Any]:
     await crm_boot("crm_sales")
     rep = await make_user("rep", "sales_rep")
@@ -295,6 +300,7 @@ async def test_rules_are_checked_strictly_naming_the_path(sales: dict[str, Any])
         ({"condition": {"all": [{"field": "state", "op": "near", "value": "x"}]}}, "condition.all[0].op"),
         ({"actions": [{"kind": "explode"}]}, "actions[0].kind"),
         ({"actions": [{"kind": "webhook", "params": {"url": "file:///etc/passwd"}}]}, "actions[0].params.url"),
+        ({"actions": [{"kind": "webhook", "params": {"url": "http://10.9.8.7/hook"}}]}, "actions[0].params.url"),
         ({"actions": [{"kind": "set_field", "params": {"field": "state", "value": "won"}}]}, "actions[0].params.field"),
         ({"actions": [{"kind": "set_field", "params": {"field": "probability", "value": "x"}}]},
          "actions[0].params.value"),
