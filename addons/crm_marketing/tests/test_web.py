@@ -12,6 +12,7 @@ from crm_marketing import campaigns, roi
 from crm_marketing.models import CampaignEvent, CampaignRecipient, Segment, Suppression
 from marketing_helpers import Sink, World, build_world, campaign_for, run_send_jobs, segment_of
 
+from core.security.models import AuditLog
 from core.testing import csrf_of, login_client
 
 BROWSER = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"}
@@ -54,6 +55,11 @@ async def test_pages_per_role_and_the_live_count(crm_client: Any, sink: tuple[Si
     assert "王芳 的优惠" in preview
     # the do-not-contact list shows addresses as the contact pages show them to marketing: masked
     assert "blocked@example.cn" not in (await client.get("/marketing/suppressions")).text
+    exported = await client.get(f"/marketing/segments/{segment}/export")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "王芳" in exported.text and "李雷" in exported.text and "张伟" not in exported.text
+    assert "wang.fang@example.cn" not in exported.text and "@example.cn" in exported.text  # masked, not blank
+    assert await AuditLog.count().where((AuditLog.action == "export") & (AuditLog.record_id == str(segment))) == 1
     token = csrf_of(page)
     count = await client.post(
         "/marketing/segments/count",
@@ -92,6 +98,7 @@ async def test_pages_per_role_and_the_live_count(crm_client: Any, sink: tuple[Si
     token = csrf_of((await boss.get("/marketing/segments")).text)
     refused = await boss.post(f"/marketing/campaigns/{campaign_id}/send", data={"csrf_token": token})
     assert refused.status_code == 403
+    assert (await boss.get(f"/marketing/segments/{segment}/export")).status_code == 403
     rep = await _anonymous(client)
     await login_client(rep, "rep")
     for path in ("/marketing/", "/marketing/segments", f"/marketing/campaigns/{campaign_id}"):
