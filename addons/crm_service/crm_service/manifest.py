@@ -60,7 +60,7 @@ ADDON = Addon(
         Menu("Service setup", "/settings/service/routing-rules", model=RULE, order=32),
         Menu("Inbound mail", "/service/mail", model=MAIL, order=33),
     ),
-    data=("data/crm_service_calendar.csv",),
+    data=("data/crm_service_calendar.csv", "data/crm_service_sla_policy.csv"),
     demo=(
         "demo/crm_service_team.csv",
         "demo/crm_service_calendar_day.csv", "demo/crm_service_sla_policy.csv", "demo/crm_service_routing_rule.csv",

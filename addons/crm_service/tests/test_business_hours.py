@@ -36,14 +36,14 @@ def reference_minutes(cal: Calendar, start: dt.datetime, end: dt.datetime) -> in
     return n
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(cal=calendars(), start=instants, length=st.integers(0, 4 * 24 * 60))
 def test_business_seconds_match_the_minute_by_minute_count(cal: Calendar, start: dt.datetime, length: int) -> None:
     end = start + dt.timedelta(minutes=length)
     assert business_seconds(cal, start, end) == 60 * reference_minutes(cal, start, end)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(cal=calendars(), start=instants, minutes=st.integers(0, 3000))
 def test_add_business_is_the_earliest_instant_reaching_the_target(cal: Calendar, start: dt.datetime,
                                                                   minutes: int) -> None:

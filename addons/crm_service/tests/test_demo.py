@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core import data, lifecycle
 from core.demo import DEMO_PASSWORD, DemoUser, demo_teams, ensure_teams
 from core.discovery import discover
@@ -12,6 +14,8 @@ from core.security.models import User
 from core.security.users import create_user
 
 
+# the CSV loader is the kernel's, tested on both backends there: the demo's content is checked once
+@pytest.mark.parametrize("crm_db_url", ["sqlite"], indirect=True)
 async def test_demo_desk(crm_boot: Any) -> None:
     from crm_service import kb
     from crm_service.models import Article, PortalAccount, StateChange, Ticket
