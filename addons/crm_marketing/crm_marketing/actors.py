@@ -6,10 +6,17 @@ from core.jobs import actor
 
 
 @actor("crm_marketing.send_batch", max_retries=5, min_backoff_ms=2000)
-async def send_batch(campaign_id: int, first_id: int, last_id: int) -> None:
+async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int = 0) -> None:
     from crm_marketing import campaigns
 
-    await campaigns.send_batch(campaign_id, first_id, last_id)
+    await campaigns.send_batch(campaign_id, first_id, last_id, index)
+
+
+@actor("crm_marketing.send_scheduled")
+async def send_scheduled() -> None:
+    from crm_marketing import campaigns
+
+    await campaigns.send_scheduled()
 
 
 @actor("crm_marketing.rebuild_segments")

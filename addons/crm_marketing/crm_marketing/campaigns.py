@@ -21,7 +21,7 @@ import lxml.html
 from crm_contacts.api import PERSON_TABLE
 
 from core import db, jobs
-from core.errors import RetryLater, ValidationError
+from core.errors import NotFound, PermissionDenied, RetryLater, ValidationError
 from core.i18n import N_
 from core.runtime import current
 from core.security import audit
@@ -252,6 +252,71 @@ _RECIPIENTS_SQL = (
 )
 
 
+async def schedule(acc: Access, campaign_id: int, at: dt.datetime | None) -> None:
+    """Send the campaign at ``at`` (as ``acc``'s user, by ``crm_marketing.send_scheduled``); None unschedules."""
+    await acc.require(CAMPAIGN, "update")
+    _smtp()
+    async with db.atomic():
+        campaign = await get(acc, campaign_id, action="update")
+        if campaign["state"] != "draft":
+            raise ValidationError({"state": N_("this campaign was sent already")})
+        if campaign["segment"] is None:
+            raise ValidationError({"segment": N_("is required")})
+        if at is not None and at <= _now():
+            raise ValidationError({"scheduled_at": N_("must be in the future")})
+        await Campaign.update(
+            {
+                Campaign.scheduled_at: at,
+                Campaign.sent_by: acc.principal.user_id if acc.principal else None,
+                Campaign.version: Campaign.version + 1,
+            }
+        ).where(Campaign.id == campaign_id)
+        await audit.record(
+            "schedule", model=CAMPAIGN, record_id=campaign_id, changes={"scheduled_at": [campaign["scheduled_at"], at]}
+        )
+
+
+async def send_scheduled() -> int:
+    """Send every draft campaign whose time has come, as the user who scheduled it; how many were started."""
+    from core.security.access import policy
+    from core.security.principal import load
+
+    due = await Campaign.select(Campaign.id, Campaign.sent_by).where(
+        (Campaign.state == "draft") & Campaign.scheduled_at.is_not_null() & (Campaign.scheduled_at <= _now())
+    )
+    started = 0
+    for row in due:
+        if row["sent_by"] is None:
+            continue
+        try:
+            await send(Access(await load(int(row["sent_by"]), implied=policy().implied)), int(row["id"]))
+        except (ValidationError, NotFound, PermissionDenied) as exc:
+            # the user lost the right or the campaign its segment: unschedule it and tell them
+            await Campaign.update({Campaign.scheduled_at: None}).where(Campaign.id == row["id"])
+            await _tell(int(row["sent_by"]), int(row["id"]), str(exc))
+            continue
+        started += 1
+    return started
+
+
+async def _tell(user_id: int, campaign_id: int, problem: str) -> None:
+    from core.hooks import Notification
+    from core.i18n import gettext
+    from core.notifications import notify
+
+    await notify(
+        Notification(
+            user_id=user_id,
+            title=gettext("A scheduled campaign could not be sent"),
+            body=problem,
+            url=f"/marketing/campaigns/{campaign_id}",
+            kind="error",
+            source="crm_marketing",
+        ),
+        dedup_key=f"crm_marketing.schedule:{campaign_id}:{problem[:100]}",
+    )
+
+
 async def send(acc: Access, campaign_id: int) -> int:
     """Fix the recipients and queue the batches; how many recipients. Sending twice queues nobody twice."""
     await acc.require(CAMPAIGN, "update")
@@ -273,6 +338,7 @@ async def send(acc: Access, campaign_id: int) -> int:
             {
                 Campaign.state: "sending",
                 Campaign.sent_at: _now(),
+                Campaign.scheduled_at: None,
                 Campaign.sent_by: acc.principal.user_id if acc.principal else None,
                 Campaign.version: Campaign.version + 1,
             }
@@ -285,6 +351,7 @@ async def send(acc: Access, campaign_id: int) -> int:
                 campaign_id=campaign_id,
                 first_id=part[0],
                 last_id=part[-1],
+                index=start // BATCH,
             )
         if not ids:
             await Campaign.update({Campaign.state: "sent"}).where(Campaign.id == campaign_id)
@@ -306,11 +373,32 @@ async def _suppressed_to_skipped(campaign_id: int, first_id: int, last_id: int) 
     )
 
 
-async def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict[str, int]:
-    """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome."""
+def per_minute() -> int:
+    """Messages a minute one campaign may send (``CRM_X_MARKETING_PER_MINUTE``; 0 or unset: no limit)."""
+    try:
+        return max(0, int(current().settings.extra.get("CRM_X_MARKETING_PER_MINUTE", "0")))
+    except ValueError:
+        return 0
+
+
+def not_before(sent_at: dt.datetime | None, index: int) -> dt.datetime | None:
+    """When batch ``index`` of a campaign sent at ``sent_at`` may start under the throttle (None: now)."""
+    rate = per_minute()
+    if not rate or sent_at is None or index <= 0:
+        return None
+    start = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=dt.UTC)
+    return start + dt.timedelta(minutes=index * BATCH / rate)
+
+
+async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int = 0) -> dict[str, int]:
+    """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome.
+    Batch ``index`` waits its turn under the throttle (``RetryLater``, which uses up no attempt)."""
     campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
     if campaign is None:
         return {}
+    due_at = not_before(campaign["sent_at"], index)
+    if due_at is not None and due_at > _now():
+        raise RetryLater(f"campaign {campaign_id} batch {index} is throttled", delay=(due_at - _now()).total_seconds())
     await _suppressed_to_skipped(campaign_id, first_id, last_id)
     in_batch = (
         (CampaignRecipient.campaign == campaign_id)

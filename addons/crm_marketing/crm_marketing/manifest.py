@@ -38,7 +38,10 @@ ADDON = Addon(
     static="crm_marketing:static",
     actors="crm_marketing.actors",
     hooks=("crm_marketing.hooks",),
-    schedules=(Every(hours=1, actor="crm_marketing.rebuild_segments"),),
+    schedules=(
+        Every(hours=1, actor="crm_marketing.rebuild_segments"),
+        Every(minutes=1, actor="crm_marketing.send_scheduled"),
+    ),
     permissions=_grants(),
     demo=(
         "demo/crm_marketing_segment.csv",

@@ -74,7 +74,8 @@ class Campaign(Versioned, Created, Table, tablename="crm_marketing_campaign"):
     cost = Numeric(digits=(14, 2), default=Decimal("0"))
     currency = Varchar(length=3, default="CNY")
     sent_at = Timestamptz(null=True, default=None)
-    # who pressed send: told when recipients fail for good
+    scheduled_at = Timestamptz(null=True, default=None, index=True)  # a draft sent then by send_scheduled
+    # who pressed send (or scheduled it): told when recipients fail for good
     sent_by: ForeignKey[Table] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
 
 

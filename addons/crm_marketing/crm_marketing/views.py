@@ -5,6 +5,7 @@ static lists) and the do-not-contact list. The public pages of the mails (unsubs
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -184,6 +185,25 @@ async def campaign_send(request: Request) -> Response:
     acc = access(request)
     campaign_id = _id(request)
     await campaigns.send(acc, campaign_id)
+    return _see_other(f"/marketing/campaigns/{campaign_id}")
+
+
+async def campaign_schedule(request: Request) -> Response:
+    """``scheduled_at`` (``datetime-local``, in the user's time zone) schedules the send; empty unschedules."""
+    from core.formatting import zone
+
+    acc = access(request)
+    campaign_id = _id(request)
+    form = await request.form()
+    text = form_str(form, "scheduled_at", max_length=40)
+    at: dt.datetime | None = None
+    if text:
+        try:
+            at = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError({"scheduled_at": N_("is not a date and time")}) from None
+        at = (at if at.tzinfo else at.replace(tzinfo=zone())).astimezone(dt.UTC)
+    await campaigns.schedule(acc, campaign_id, at)
     return _see_other(f"/marketing/campaigns/{campaign_id}")
 
 
@@ -502,6 +522,7 @@ ROUTES: list[BaseRoute] = [
     Route("/campaigns/{id:int}/preview", campaign_preview, name="campaign_preview"),
     Route("/campaigns/{id:int}/test", campaign_test, methods=["POST"], name="campaign_test"),
     Route("/campaigns/{id:int}/send", campaign_send, methods=["POST"], name="campaign_send"),
+    Route("/campaigns/{id:int}/schedule", campaign_schedule, methods=["POST"], name="campaign_schedule"),
     Route("/campaigns/{id:int}/roi", campaign_roi, name="campaign_roi"),
     Route("/segments", segment_list, name="segment_list"),
     Route("/segments", segment_save, methods=["POST"], name="segment_create"),

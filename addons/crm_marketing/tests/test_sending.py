@@ -67,3 +67,29 @@ async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
         ("Campaign 双十二: 1 recipients could not be mailed", f"/marketing/campaigns/{campaign_id}")
     ]
     assert (await Campaign.select(Campaign.state).where(Campaign.id == campaign_id).first())["state"] == "sent"
+
+
+async def test_schedule_then_throttled_batches(
+    world: Any, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    handler, port = sink
+    campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "广东"})
+    world.runtime.settings = world.runtime.settings.with_(extra={"CRM_X_MARKETING_PER_MINUTE": "1"})
+    monkeypatch.setattr(campaigns, "BATCH", 1)  # 王芳 and 李雷 in two batches, one a minute
+    mk = await world.acc("mk")
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(ValidationError):
+        await campaigns.schedule(mk, campaign_id, now - dt.timedelta(minutes=1))
+    await campaigns.schedule(mk, campaign_id, now + dt.timedelta(hours=1))
+    assert await campaigns.send_scheduled() == 0 and not handler.messages  # not yet
+    await Campaign.update({Campaign.scheduled_at: now - dt.timedelta(seconds=1)}).where(Campaign.id == campaign_id)
+    assert await campaigns.send_scheduled() == 1
+    assert await campaigns.send_scheduled() == 0  # started once
+    await run_send_jobs()
+    assert len(handler.messages) == 1  # the second batch waits its minute
+    await Campaign.update({Campaign.sent_at: now - dt.timedelta(minutes=2)}).where(Campaign.id == campaign_id)
+    await run_send_jobs()
+    assert sorted(m["To"] for m in handler.messages) == ["li.lei@example.cn", "wang.fang@example.cn"]
+    assert (await Campaign.select(Campaign.state).where(Campaign.id == campaign_id).first())["state"] == "sent"
