@@ -73,10 +73,9 @@ async def mentioned(model: str, record_id: int, body: str) -> list[int]:
     logins = sorted({m.rstrip(".-") for m in _MENTION.findall(body)} - {""})
     if not logins:
         return []
-    rows = {
-        str(r["login"]): int(r["id"])
-        for r in await User.select(User.id, User.login).where(User.login.is_in(logins) & (User.is_active == True))
-    }  # noqa: E712
+    active = User.is_active == True  # noqa: E712  (Piccolo builds SQL from ==)
+    rows = {str(r["login"]): int(r["id"]) for r in await User.select(User.id, User.login).where(
+        User.login.is_in(logins) & active)}
     unknown = [login for login in logins if login not in rows]
     if unknown:
         raise ValidationError(
@@ -244,25 +243,49 @@ async def unfollow(access: Access, model: str, record_id: int) -> bool:
 
 
 async def audited(action: str, model: str, record_id: str, changes: dict[str, Any] | None, user_id: int | None) -> None:
-    """Called for each audit row: a change of a followed record asks for its followers to be told (one indexed
-    query when nobody follows it)."""
+    """Called for each audit row: a change of a followed record asks for its followers to be told. Inside a
+    transaction the changes are gathered and looked up once, just before it commits (one indexed query for all
+    the records it changed); outside one, now."""
+    from core import db
+
     if action in _QUIET or not model or not record_id.isdigit() or len(record_id) > 18:
         return
-    if not await RecordFollower.exists().where(
-        (RecordFollower.model == model) & (RecordFollower.record_id == int(record_id))
-    ):
+    change = (model, int(record_id), action, changes or {}, user_id)
+    state = db.transaction_state()
+    if state is None:
+        await _ask([change])
         return
-    from core import jobs
+    pending: list[tuple[str, int, str, dict[str, Any], int | None]] | None = state.get("timeline")
+    if pending is None:
+        pending = state["timeline"] = []
+        db.before_commit(lambda: _ask(pending or []))
+    pending.append(change)
 
-    await jobs.enqueue(
-        "core.timeline_changed",
-        model=model,
-        record_id=int(record_id),
-        action=action,
-        changes=changes or {},
-        by=user_id,
-        key=uuid.uuid4().hex,
-    )
+
+async def _ask(changes: list[tuple[str, int, str, dict[str, Any], int | None]]) -> None:
+    from core import jobs
+    from core.bulk import any_of
+
+    if not changes:
+        return
+    ids = sorted({record_id for _, record_id, _, _, _ in changes})
+    which = RecordFollower.record_id == ids[0] if len(ids) == 1 else any_of(RecordFollower.record_id, ids)
+    followed = {
+        (str(r["model"]), int(r["record_id"]))
+        for r in await RecordFollower.select(RecordFollower.model, RecordFollower.record_id).where(which)
+    }
+    for model, record_id, action, diff, user_id in changes:
+        if (model, record_id) in followed:
+            await jobs.enqueue(
+                "core.timeline_changed",
+                model=model,
+                record_id=record_id,
+                action=action,
+                changes=diff,
+                by=user_id,
+                key=uuid.uuid4().hex,
+            )
+    changes.clear()
 
 
 async def tell_followers(
