@@ -18,6 +18,8 @@ from core.security.models import AuditLog, User
 from core.web import render, require_user
 
 PAGE = 50
+#: fields whose values are identifiers, shown as they are (a login is a name to type, not words to translate)
+IDENTIFIERS = frozenset({"login", "user_login", "key", "code", "email", "timezone"})
 _TEXT_FILTERS = (("action", AuditLog.action), ("model", AuditLog.model), ("record", AuditLog.record_id),
                  ("user", AuditLog.user_login))
 
@@ -72,6 +74,40 @@ def _models() -> list[tuple[str, str]]:
     return sorted(((m, labels.model(m)) for m in found), key=lambda pair: pair[1])
 
 
+async def _kernel_words(rows: list[dict[str, Any]]) -> None:
+    """The kernel's own values in words before they are formatted: a user's roles by their labels and language
+    by its name, a team's members by their names (their diffs hold role keys, language codes and user ids)."""
+    from core import i18n
+    from core.security.access import policy
+    from core.security.account import LANGUAGE_NAMES
+
+    roles = policy().roles
+    wanted: set[int] = set()
+    for r in rows:
+        members = r["changes"].get("members") if r["model"] == "core.team" else None
+        for side in members or ():
+            wanted |= {int(i) for i in side or () if str(i).isdigit()}
+    names = {u["id"]: u["name"] for u in await User.select(User.id, User.name).where(
+        User.id.is_in(sorted(wanted)))} if wanted else {}
+
+    def words(field: str, side: Any) -> Any:
+        if not isinstance(side, list):
+            return side
+        if field == "roles":
+            return ", ".join(i18n.gettext(roles[k].label) if k in roles else str(k) for k in side) or None
+        return ", ".join(str(names.get(int(i), f"#{i}")) for i in side if str(i).isdigit()) or None
+
+    for r in rows:
+        field = {"core.user": "roles", "core.team": "members"}.get(r["model"])
+        pair = r["changes"].get(field) if field else None
+        if field and isinstance(pair, list) and len(pair) == 2:
+            r["changes"] = {**r["changes"], field: [words(field, side) for side in pair]}
+        language = r["changes"].get("language") if r["model"] == "core.user" else None
+        if isinstance(language, list) and len(language) == 2:
+            r["changes"] = {**r["changes"], "language": [LANGUAGE_NAMES.get(v, v) if isinstance(v, str) else v
+                                                         for v in language]}
+
+
 async def audit_list(request: Request) -> Response:
     """Search the audit log (admin, auditor): newest first, ``before``/``after`` an entry id for the next pages."""
     from core.timeline import changes
@@ -95,6 +131,8 @@ async def audit_list(request: Request) -> Response:
         rows = await query.order_by(AuditLog.id, ascending=False).limit(PAGE + 1)
         newer, older = before is not None, len(rows) > PAGE
         rows = rows[:PAGE]
+    rows = [{**r, "changes": _loaded(r["changes"])} for r in rows]
+    await _kernel_words(rows)
     await changes.remember_choices()
     reader = changes.Reader(acc)
     entries = [{**r, "action_label": labels.action(r["action"]), "model_label": labels.model(r["model"]),
@@ -106,4 +144,12 @@ async def audit_list(request: Request) -> Response:
                         filters=kept, errors=errors, page_size=PAGE, users=users, models=_models(),
                         actions=sorted(labels.ACTION_LABELS, key=labels.action),
                         newer=entries[0]["id"] if newer and entries else None,
-                        older=entries[-1]["id"] if older and entries else None, labels=labels)
+                        older=entries[-1]["id"] if older and entries else None, labels=labels,
+                        identifiers=IDENTIFIERS)
+
+
+def _loaded(raw: Any) -> dict[str, Any]:
+    import json
+
+    value = json.loads(raw or "{}") if isinstance(raw, str) else raw
+    return value if isinstance(value, dict) else {}

@@ -31,6 +31,9 @@ async def test_audit_page_pages_filters_and_words(crm_client: Any) -> None:
     await audit.record_many("update", model="core.team", principal=who, changes={
         i: {"name": [f"Red {i}", f"Blue {i}"], "leader": [None, lee]} for i in range(60)})
     await audit.record("delete", model="core.user", record_id=5, principal=who)
+    await audit.record("update", model="core.user", record_id=lee, principal=who,
+                       changes={"login": ["lee", "lee_2"], "roles": [["auditor"], ["admin", "auditor"]],
+                                "language": ["en", "zh_CN"]})
     await login_client(client, "root")
 
     first = await client.get("/admin/audit", params={"model": "core.team"})
@@ -48,6 +51,10 @@ async def test_audit_page_pages_filters_and_words(crm_client: Any) -> None:
     assert newer_url is not None
     assert _ids((await client.get("/admin/audit" + newer_url)).text) == ids  # back to the same page
 
+    user = (await client.get("/admin/audit", params={"model": "core.user", "record": str(lee)})).text
+    assert 'Roles</span>: <span class="old">Auditor</span> → <span class="new">Administrator, Auditor</span>' in user
+    assert '<span class="new" translate="no">lee_2</span>' in user  # a login: an identifier, not words
+    assert '<span class="old">English</span> → <span class="new">简体中文</span>' in user
     deleted = await client.get("/admin/audit", params={"action": "delete"})
     assert len(_ids(deleted.text)) == 1 and "Deleted" in deleted.text
     assert _ids((await client.get("/admin/audit", params={"user": "aud", "model": "core.team"})).text) == []
