@@ -95,14 +95,18 @@ async def crm_record_panels(access: Access, model: str, record_id: int) -> Seque
     column = Ticket.person if model == PERSON else Ticket.organization
     rows = await (await access.select(
         Ticket, TICKET, Ticket.id, Ticket.subject, Ticket.state, Ticket.priority, Ticket.first_response_breached,
-        Ticket.resolution_breached, where=column == record_id)).order_by(Ticket.id, ascending=False).limit(20)
+        Ticket.resolution_breached, Ticket.next_response_breached, Ticket.csat,
+        where=column == record_id)).order_by(Ticket.id, ascending=False).limit(20)
     from crm_service.tickets import STATES
 
     for r in rows:
         r["state_label"] = gettext(STATES.get(r["state"], r["state"]))
-    breached = sum(1 for r in rows if r["first_response_breached"] or r["resolution_breached"])
+    breached = sum(1 for r in rows if r["first_response_breached"] or r["resolution_breached"]
+                   or r["next_response_breached"])
+    rated = [int(r["csat"]) for r in rows if r["csat"]]
+    average = round(sum(rated) / len(rated), 1) if rated else None
     return [Panel(key="crm_service_tickets", title=gettext("Tickets"), template="crm_service/panel_tickets.html",
-                  context={"rows": rows, "breached": breached}, count=len(rows), order=40)]
+                  context={"rows": rows, "breached": breached, "csat": average}, count=len(rows), order=40)]
 
 
 @hookimpl

@@ -97,6 +97,8 @@ class SlaPolicy(Versioned, Table, tablename="crm_service_sla_policy"):
     calendar = ForeignKey(Calendar, on_delete=OnDelete.restrict)
     first_response_minutes = Integer(default=240)
     resolution_minutes = Integer(default=2400)
+    next_response_minutes = Integer(default=0)  # answer each later customer message within; 0: no target
+    warn_minutes = Integer(default=30)  # tell the assignee this long before a deadline
     is_active = Boolean(default=True)
 
 
@@ -118,8 +120,10 @@ class Ticket(BusinessRecord, Timestamped, Table, tablename="crm_service_ticket")
     first_response_at = Timestamptz(null=True, default=None)
     first_response_due_at = Timestamptz(null=True, default=None)
     resolution_due_at = Timestamptz(null=True, default=None)
+    next_response_due_at = Timestamptz(null=True, default=None)
     first_response_breached = Boolean(default=False)
     resolution_breached = Boolean(default=False)
+    next_response_breached = Boolean(default=False)
     resolved_at = Timestamptz(null=True, default=None)
     escalation_of = Integer(null=True, default=None)  # the first ticket of a group escalated together
     escalation_reason = Varchar(length=300, default="")

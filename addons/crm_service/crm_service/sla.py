@@ -27,7 +27,8 @@ from crm_service.models import Calendar, CalendarDay, SlaPolicy, StateChange, Ti
 
 PAUSED = frozenset({"pending_customer", "pending_third_party"})
 DONE = frozenset({"resolved", "closed"})
-TARGETS = {"first_response": N_("First response"), "resolution": N_("Resolution")}
+TARGETS = {"first_response": N_("First response"), "next_response": N_("Next response"),
+           "resolution": N_("Resolution")}
 
 Interval = tuple[dt.datetime, dt.datetime | None]  # None: still running
 
@@ -132,9 +133,17 @@ async def recompute(ticket_id: int, *, now: dt.datetime | None = None) -> dict[s
                                     int(policy["first_response_minutes"]) * 60, now),
         "resolution": run_clock(cal, counting_intervals(history, now), int(policy["resolution_minutes"]) * 60, now),
     }
+    waiting = await _unanswered_since(ticket_id, responded) if policy["next_response_minutes"] else None
+    if waiting is not None:
+        answered = await _answered_after(ticket_id, waiting)
+        intervals = [(max(a, waiting), b) for a, b in counting_intervals(history, now, answered)
+                     if b is None or b > waiting]
+        clocks["next_response"] = run_clock(cal, intervals, int(policy["next_response_minutes"]) * 60, now)
+    next_due = clocks["next_response"].due_at if "next_response" in clocks else None
     values: dict[Any, Any] = {Ticket.sla_policy: policy["id"],
                               Ticket.first_response_due_at: clocks["first_response"].due_at,
-                              Ticket.resolution_due_at: clocks["resolution"].due_at}
+                              Ticket.resolution_due_at: clocks["resolution"].due_at,
+                              Ticket.next_response_due_at: next_due}
     fresh = [name for name, clock in clocks.items() if clock.breached and not ticket[f"{name}_breached"]]
     for name in fresh:
         values[Ticket._meta.get_column_by_name(f"{name}_breached")] = True
@@ -142,6 +151,30 @@ async def recompute(ticket_id: int, *, now: dt.datetime | None = None) -> dict[s
     for name in fresh:
         await _tell_breach(ticket, name)
     return clocks
+
+
+async def _unanswered_since(ticket_id: int, responded: dt.datetime | None) -> dt.datetime | None:
+    """When the oldest customer message after the first response that no reply followed arrived."""
+    if responded is None:
+        return None
+    from crm_service.models import Message
+
+    last_reply = await Message.select(Message.created_at).where(
+        (Message.ticket == ticket_id) & (Message.kind == "reply")).order_by(Message.created_at, ascending=False).first()
+    since = max(responded, _aware(last_reply["created_at"])) if last_reply else responded
+    row = await Message.select(Message.created_at).where(
+        (Message.ticket == ticket_id) & (Message.kind == "inbound") & (Message.created_at > since)).order_by(
+        Message.created_at).first()
+    return _aware(row["created_at"]) if row else None
+
+
+async def _answered_after(ticket_id: int, since: dt.datetime) -> dt.datetime | None:
+    from crm_service.models import Message
+
+    row = await Message.select(Message.created_at).where(
+        (Message.ticket == ticket_id) & (Message.kind == "reply") & (Message.created_at > since)).order_by(
+        Message.created_at).first()
+    return _aware(row["created_at"]) if row else None
 
 
 async def _tell_breach(ticket: dict[str, Any], target: str) -> None:
@@ -161,13 +194,41 @@ async def _tell_breach(ticket: dict[str, Any], target: str) -> None:
     await hooks.publish("crm_service_sla_breached", ticket_id=int(ticket["id"]), target=target)
 
 
-async def check_open_tickets() -> int:
-    """The scheduled sweep: recompute every ticket whose running clock may have passed its deadline."""
-    now = dt.datetime.now(dt.UTC)
+async def check_open_tickets(now: dt.datetime | None = None) -> int:
+    """The scheduled sweep: warn the assignee of deadlines coming within their policy's warning time, and
+    recompute every ticket whose running clock may have passed its deadline."""
+    now = now or dt.datetime.now(dt.UTC)
+    await warn_before_breach(now)
     rows = await Ticket.select(Ticket.id).where(
         Ticket.state.not_in(sorted(DONE | PAUSED))
         & (((Ticket.first_response_due_at <= now) & (Ticket.first_response_breached == False))  # noqa: E712
+           | ((Ticket.next_response_due_at <= now) & (Ticket.next_response_breached == False))  # noqa: E712
            | ((Ticket.resolution_due_at <= now) & (Ticket.resolution_breached == False))))  # noqa: E712
     for r in rows:
         await recompute(int(r["id"]), now=now)
     return len(rows)
+
+
+async def warn_before_breach(now: dt.datetime) -> int:
+    """One warning per ticket, target and deadline to the assignee when a deadline is within ``warn_minutes``."""
+    from crm_service.tickets import reference
+
+    told = 0
+    horizon = now + dt.timedelta(days=1)  # no policy warns earlier than a day ahead
+    for target in ("first_response", "next_response", "resolution"):
+        due_col = Ticket._meta.get_column_by_name(f"{target}_due_at")
+        rows = await Ticket.select(Ticket.id, Ticket.subject, Ticket.owner, due_col.as_alias("due"),
+                                   Ticket.sla_policy.warn_minutes.as_alias("warn")).where(
+            Ticket.state.not_in(sorted(DONE | PAUSED)) & Ticket.owner.is_not_null() & (due_col > now)
+            & (due_col <= horizon))
+        for r in rows:
+            due = _aware(r["due"])
+            if due - now > dt.timedelta(minutes=int(r["warn"] or 0)):
+                continue
+            title = gettext("SLA warning: %(target)s of %(ref)s due soon") % {
+                "target": gettext(TARGETS[target]), "ref": reference(int(r["id"]))}
+            await notify(Notification(user_id=int(r["owner"]), title=title, body=r["subject"],
+                                      url=f"/service/tickets/{r['id']}", kind="warning", source="crm_service"),
+                         dedup_key=f"crm_service.warn.{r['id']}.{target}.{due.isoformat()}")
+            told += 1
+    return told

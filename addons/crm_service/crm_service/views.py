@@ -67,6 +67,7 @@ async def ticket_list(request: Request) -> Response:
         Ticket, TICKET, Ticket.id, Ticket.subject, Ticket.state, Ticket.priority, Ticket.channel, Ticket.person,
         Ticket.owner.name, Ticket.team.name, Ticket.first_response_due_at, Ticket.resolution_due_at,
         Ticket.first_response_breached, Ticket.resolution_breached, Ticket.first_response_at,
+        Ticket.next_response_due_at, Ticket.next_response_breached,
         Ticket.created_at, where=where)).order_by(Ticket.id, ascending=False).limit(PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[:PAGE]

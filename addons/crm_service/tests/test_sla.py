@@ -75,3 +75,31 @@ async def test_least_loaded_respects_capacity(desk: Desk) -> None:
     await tickets.change_state(acc, first, "resolved")
     fourth = await tickets.create_ticket(acc, {"subject": "d", "team": desk.support})
     assert (await Ticket.select(Ticket.owner).where(Ticket.id == fourth).first())["owner"] == owners[first]
+
+
+async def test_next_response_warning_then_breach(desk: Desk) -> None:
+    from crm_service import sla, tickets
+    from crm_service.models import Calendar, SlaPolicy, Ticket
+
+    cal = await Calendar.select(Calendar.id).where(Calendar.key == "standard").first()
+    await SlaPolicy.insert(SlaPolicy(name="Chat-like", team=desk.support, calendar=cal["id"],
+                                     first_response_minutes=60, next_response_minutes=30, resolution_minutes=2400,
+                                     warn_minutes=20))
+    agent = await desk.acc("agent1")
+    ticket_id = await tickets.create_ticket(agent, {"subject": "Order status", "team": desk.support,
+                                                    "owner": desk.ids["agent1"]}, at=at(2, 10))
+    await tickets.add_message(agent, ticket_id, "reply", "Checking", at=at(2, 10, 20))
+    await tickets.add_message(None, ticket_id, "inbound", "Any news?", author_email="c@example.com", at=at(2, 17, 50))
+    row = await Ticket.select().where(Ticket.id == ticket_id).first()
+    assert row["next_response_due_at"] == at(3, 9, 20)  # 10 min on Monday, 20 on Tuesday morning
+    await sla.check_open_tickets(now=at(3, 9, 5))
+    await sla.check_open_tickets(now=at(3, 9, 6))
+    warnings = [n for n in await recent(desk.ids["agent1"]) if "SLA" in n["title"]]
+    assert len(warnings) == 1  # once per deadline
+    await sla.check_open_tickets(now=at(3, 9, 25))
+    row = await Ticket.select().where(Ticket.id == ticket_id).first()
+    assert row["next_response_breached"] and not row["first_response_breached"]
+    # the reply stops that clock; a breach stays
+    await tickets.add_message(agent, ticket_id, "reply", "Shipped", at=at(3, 9, 30))
+    row = await Ticket.select().where(Ticket.id == ticket_id).first()
+    assert row["next_response_due_at"] is None and row["next_response_breached"]
