@@ -133,9 +133,26 @@ async def test_followers_hear_of_changes_in_their_language_through_their_field_r
     assert told[0]["url"] == f"/notes/{note}"
     assert await Notification.count().where(Notification.user_id == root) == 0  # the author of the change
 
-    # stop following: the next change tells nobody
+    # a note by someone else reaches the follower, in her language
+    from core.security.access import Access
+    from core.timeline import notes
+
+    await notes.add_note(Access(root_who), NOTE, note, "Budget approved", url=f"/notes/{note}")
+    latest = (
+        await Notification.select()
+        .where(Notification.user_id == cat)
+        .order_by(Notification.id, ascending=False)
+        .first()
+    )
+    assert latest["body"] == "Budget approved" and latest["title"] == i18n.in_language(
+        "zh_CN", "%(author)s wrote a note on %(record)s"
+    ) % {"author": "Root", "record": f"{i18n.in_language('zh_CN', 'Notes')} Roadmap"}
+
+    # stop following: the next change tells her nothing (root, who wrote the note, follows now: not of his own)
     page = (await client.get(f"/notes/{note}")).text
     assert 'data-follow="on"' in page
     await _post(client, "/timeline/follow", page, model=NOTE, record_id=note, follow="0")
+    before = await Notification.count()
     await audit.record("update", model=NOTE, record_id=note, principal=root_who, changes={"title": ["Plan", "X"]})
-    assert await Outbox.count().where((Outbox.actor == "core.timeline_changed") & (Outbox.state == "pending")) == 0
+    await _run("core.timeline_changed")
+    assert await Notification.count() == before
