@@ -9,10 +9,11 @@ refused on save with its line (422 naming the field).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.errors import ValidationError
@@ -68,10 +69,15 @@ def context(
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str, html: bool) -> Template:
+    # one campaign's subject and body are rendered for every recipient: compile them once
+    return (_html if html else _text).from_string(source)
+
+
 def render(source: str, values: Mapping[str, Any], *, html: bool) -> str:
     """``source`` rendered in the sandbox (checked on save; anything odd left renders empty, never raises)."""
-    env = _html if html else _text
     try:
-        return env.from_string(source).render(values)
+        return _compiled(source, html).render(values)
     except Exception:  # a template saved before a check tightened: send nothing odd, but never crash a batch
         return ""
