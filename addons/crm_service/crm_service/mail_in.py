@@ -132,6 +132,18 @@ def _ids(parsed: Any) -> list[str]:
 
 
 async def _thread(parsed: Any, sender: str) -> int | None:
+    found = await _thread_raw(parsed, sender)
+    for _ in range(10):  # follow merges to the surviving ticket
+        if found is None:
+            return None
+        row = await Ticket.select(Ticket.merged_into).where(Ticket.id == found).first()
+        if row is None or not row["merged_into"]:
+            return found
+        found = int(row["merged_into"])
+    return found
+
+
+async def _thread_raw(parsed: Any, sender: str) -> int | None:
     ids = _ids(parsed)
     if ids:
         row = await Message.select(Message.ticket).where(Message.message_id.is_in(ids[-50:])).order_by(

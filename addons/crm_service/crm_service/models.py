@@ -125,6 +125,7 @@ class Ticket(BusinessRecord, Timestamped, Table, tablename="crm_service_ticket")
     resolution_breached = Boolean(default=False)
     next_response_breached = Boolean(default=False)
     resolved_at = Timestamptz(null=True, default=None)
+    merged_into = Integer(null=True, default=None)  # the survivor, when this ticket was merged into another
     escalation_of = Integer(null=True, default=None)  # the first ticket of a group escalated together
     escalation_reason = Varchar(length=300, default="")
     csat = Integer(null=True, default=None)  # the customer's rating of a resolved ticket, 1-5

@@ -11,7 +11,7 @@ from crm_contacts import api as contacts
 
 from core import db, hooks
 from core.automation import record_changed
-from core.errors import ValidationError
+from core.errors import NotFound, PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
@@ -230,3 +230,35 @@ async def add_message(acc: Access | None, ticket_id: int, kind: str, body: str, 
         await Ticket.update({Ticket.updated_at: now}).where(Ticket.id == ticket_id)
         await sla.recompute(ticket_id, now=now)
     return int(row.id)
+
+
+async def merge(acc: Access, loser_id: int, survivor_id: int) -> None:
+    """Merge ticket ``loser_id`` into ``survivor_id``: its conversation and files move over (so replies threaded on
+    its mails land on the survivor), it is closed with ``merged_into`` set, both audited. Both must be the
+    user's to update and belong to the same customer."""
+    from crm_service.models import Attachment
+
+    if loser_id == survivor_id:
+        raise ValidationError({"survivor": N_("a ticket cannot be merged into itself")})
+    async with db.atomic():
+        loser = await acc.get(Ticket, TICKET, loser_id, action="update")
+        try:
+            survivor = await acc.get(Ticket, TICKET, survivor_id, action="update")
+        except (NotFound, PermissionDenied):
+            raise ValidationError({"survivor": N_("no such ticket")}) from None
+        if loser["merged_into"] or survivor["merged_into"] or survivor["state"] == "closed":
+            raise ValidationError({"survivor": N_("a merged or closed ticket cannot take part in a merge")})
+        if loser["person"] != survivor["person"]:
+            raise ValidationError({"survivor": N_("both tickets must be of the same customer")})
+        await Message.update({Message.ticket: survivor_id}).where(Message.ticket == loser_id)
+        await Attachment.update({Attachment.ticket: survivor_id}).where(Attachment.ticket == loser_id)
+        await Message.insert(Message(ticket=survivor_id, kind="note", author=_user(acc),
+                                     body=f"{reference(loser_id)} merged here: {loser['subject']}\n\n"
+                                          f"{loser['description']}"[:MAX_BODY]))
+        await Ticket.update({Ticket.merged_into: survivor_id, Ticket.version: Ticket.version + 1}).where(
+            Ticket.id == loser_id)
+        await change_state(acc, loser_id, "closed")
+        await audit.record("merge", model=TICKET, record_id=survivor_id, detail=f"{loser_id} merged into {survivor_id}",
+                           changes={"merged": [None, loser_id]})
+        await audit.record("merge", model=TICKET, record_id=loser_id, changes={"merged_into": [None, survivor_id]})
+        await sla.recompute(survivor_id)

@@ -202,6 +202,18 @@ def file_response(row: dict[str, Any]) -> Response:
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 
+async def ticket_merge(request: Request) -> Response:
+    acc = access(request)
+    ticket_id = int(request.path_params["id"])
+    form = await request.form()
+    raw = form_str(form, "survivor", required=True, max_length=20).strip().upper().removeprefix("SR-")
+    survivor = _int(raw, "survivor")
+    if survivor is None:
+        raise ValidationError({"survivor": N_("is required")})
+    await tickets.merge(acc, ticket_id, survivor)
+    return _see_other(f"/service/tickets/{survivor}")
+
+
 async def ticket_report(request: Request) -> Response:
     """The service report of a ticket as a PDF (the reader's language): request, public conversation, SLA."""
     from core import i18n
@@ -302,6 +314,7 @@ ROUTES: list[BaseRoute] = [
     Route("/tickets/{id:int}/update", ticket_update, methods=["POST"], name="ticket_update"),
     Route("/tickets/{id:int}/state", ticket_state, methods=["POST"], name="ticket_state"),
     Route("/tickets/{id:int}/messages", ticket_message, methods=["POST"], name="ticket_message"),
+    Route("/tickets/{id:int}/merge", ticket_merge, methods=["POST"], name="ticket_merge"),
     Route("/tickets/{id:int}/report.pdf", ticket_report, name="ticket_report"),
     Route("/tickets/{id:int}/invite", ticket_invite, methods=["POST"], name="ticket_invite"),
     Route("/articles", article_list, name="article_list"),

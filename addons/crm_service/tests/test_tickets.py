@@ -101,3 +101,18 @@ async def test_ticket_lifecycle_rules_and_pages(crm_client: Any) -> None:
     assert refused.status_code == 422 and "priority" in refused.json()["error"]["fields"]
     listed = await client.get("/api/service/tickets", params={"limit": 2})
     assert listed.status_code == 200 and refund not in [r["id"] for r in listed.json()["items"]]
+
+    # merge: the conversation moves to the survivor, the other is closed and points at it; refusals name the field
+    await tickets.add_message(agent1, third, "reply", "Try clearing cookies")
+    with pytest.raises(ValidationError) as bad:
+        await tickets.merge(agent1, third, refund)  # out of agent1's reach: no such ticket for them
+    assert "survivor" in bad.value.fields
+    with pytest.raises(ValidationError) as bad:
+        await tickets.merge(agent1, third, again)  # another customer
+    assert "survivor" in bad.value.fields
+    await tickets.merge(agent1, third, fourth)
+    loser = await Ticket.select().where(Ticket.id == third).first()
+    assert loser["state"] == "closed" and loser["merged_into"] == fourth
+    bodies = [m["body"] for m in await Message.select(Message.body).where(Message.ticket == fourth)]
+    assert "Try clearing cookies" in bodies and any("Login fails" in b for b in bodies)
+    assert not await Message.exists().where(Message.ticket == third)
