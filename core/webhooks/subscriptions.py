@@ -143,8 +143,10 @@ async def listing(who: Principal | None) -> list[dict[str, Any]]:
 
 async def read(who: Principal | None, subscription_id: int) -> dict[str, Any]:
     """One subscription, its signing secret included (an administrator hands it to the receiver)."""
-    await require_admin(who, "read")
-    return as_dict(await _row(subscription_id), secret=True)
+    who = await require_admin(who, "read")
+    found = as_dict(await _row(subscription_id), secret=True)
+    await audit.record("read", model=MODEL, record_id=subscription_id, detail="signing secret shown", principal=who)
+    return found
 
 
 async def create(who: Principal | None, data: Mapping[str, Any]) -> dict[str, Any]:
