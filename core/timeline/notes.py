@@ -223,6 +223,7 @@ async def follow(access: Access, model: str, record_id: int, url: str = "", *, c
     await RecordFollower.insert(
         RecordFollower(model=model, record_id=record_id, user_id=who.user_id, url=_safe_url(url))
     )
+    await audit.record("follow", model=model, record_id=record_id, principal=who)
     return True
 
 
@@ -239,6 +240,8 @@ async def unfollow(access: Access, model: str, record_id: int) -> bool:
         )
         .returning(RecordFollower.id)
     )
+    if gone:
+        await audit.record("unfollow", model=model, record_id=record_id, principal=who)
     return bool(gone)
 
 

@@ -12,6 +12,7 @@ from core.discovery import Discovered
 from core.models import Notification, Outbox
 from core.security import audit, principal
 from core.security.access import policy
+from core.security.models import AuditLog
 from core.testing import csrf_of, login_client, make_user
 from core.timeline.models import RecordFollower, RecordNote
 
@@ -109,6 +110,7 @@ async def test_followers_hear_of_changes_in_their_language_through_their_field_r
     page = (await client.get(f"/notes/{note}")).text
     followed = await _post(client, "/timeline/follow", page, model=NOTE, record_id=note, next=f"/notes/{note}")
     assert followed.status_code == 303 and await RecordFollower.count() == 1
+    assert await AuditLog.count().where((AuditLog.action == "follow") & (AuditLog.user_id == cat)) == 1
     root_who = await principal.load(root, implied=policy().implied)
     async with db.atomic():
         await audit.record(
