@@ -71,10 +71,13 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
         expect(second.locator(".deal", has_text="展会线索")).to_be_visible()
         expect(second.locator(".column-total .count")).to_have_text("1")
         expect(first.locator(".column-total .count")).to_have_text("0")
+        assert first.locator(".column-total .sum").count() == 0  # nothing left to add up
+        assert second.locator(".column-total").inner_text().count("·") == 1  # one amount, one separator
         rep.wait_for_timeout(500)
         rep.reload()
         expect(rep.locator(".column").nth(1).locator(".deal", has_text="展会线索")).to_be_visible()
         expect(rep.locator(".column").nth(1).locator(".column-total")).to_contain_text("80,000.00")
+        assert rep.locator(".column").nth(0).locator(".column-total .sep").count() == 0
         assert rep.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways page scroll
 
         rep.goto(opp_url)
