@@ -18,8 +18,9 @@ from core.security.models import AuditLog, User
 from core.web import render, require_user
 
 PAGE = 50
-#: fields whose values are identifiers, shown as they are (a login is a name to type, not words to translate)
-IDENTIFIERS = frozenset({"login", "user_login", "key", "code", "email", "timezone"})
+#: fields whose values are shown as they are, never translated: identifiers (a login is a name to type, not
+#: words) and languages, named in their own language as a language picker does ("English", "简体中文")
+IDENTIFIERS = frozenset({"login", "user_login", "key", "code", "email", "timezone", "language"})
 _TEXT_FILTERS = (("action", AuditLog.action), ("model", AuditLog.model), ("record", AuditLog.record_id),
                  ("user", AuditLog.user_login))
 

@@ -54,7 +54,7 @@ async def test_audit_page_pages_filters_and_words(crm_client: Any) -> None:
     user = (await client.get("/admin/audit", params={"model": "core.user", "record": str(lee)})).text
     assert 'Roles</span>: <span class="old">Auditor</span> → <span class="new">Administrator, Auditor</span>' in user
     assert '<span class="new" translate="no">lee_2</span>' in user  # a login: an identifier, not words
-    assert '<span class="old">English</span> → <span class="new">简体中文</span>' in user
+    assert '<span class="old" translate="no">English</span> → <span class="new" translate="no">简体中文</span>' in user
     deleted = await client.get("/admin/audit", params={"action": "delete"})
     assert len(_ids(deleted.text)) == 1 and "Deleted" in deleted.text
     assert _ids((await client.get("/admin/audit", params={"user": "aud", "model": "core.team"})).text) == []
