@@ -162,7 +162,8 @@ class Query:
 @dataclass(frozen=True)
 class ResultColumn:
     """One column of a result: ``key`` in the rows, what it is, and (for a reference) ``label_key``: the referenced
-    record's name, and ``<label_key>_zh`` its Chinese name when the referenced table has one (``name_zh``)."""
+    record's name, ``<label_key>_zh`` its Chinese name when the referenced table has one (``name_zh``), and
+    ``<key>__order`` its place when it has a ``sequence`` (pipeline stages)."""
 
     key: str
     label: str
@@ -187,7 +188,7 @@ class _Dim:
     key: str
     expr: Any  # a column or a QueryString selected as ``key``
     label: str
-    label_exprs: tuple[Any, ...] = ()
+    label_exprs: tuple[tuple[str, Any], ...] = ()  # (key in the row, joined column)
     label_key: str = ""
 
 
@@ -244,10 +245,13 @@ def _dimension(access: Access, ds: Dataset, spec: str) -> _Dim:
         found = next((n for n in _LABEL_COLUMNS if n in names), None)
         if found is not None:
             label_key = f"{name}__label"
-            labels = [getattr(column, found).as_alias(label_key)]
+            wanted = [(label_key, found)]
             if f"{found}_zh" in names:  # a Chinese name beside the English one (``name_zh``): both come along
-                labels.append(getattr(column, f"{found}_zh").as_alias(f"{label_key}_zh"))
-            return _Dim(name, dim.column, column, dim.label, tuple(labels), label_key)
+                wanted.append((f"{label_key}_zh", f"{found}_zh"))
+            if "sequence" in names:  # ordered records (pipeline stages): their order, for funnels
+                wanted.append((f"{name}__order", "sequence"))
+            labels = tuple((alias, getattr(column, col).as_alias(alias)) for alias, col in wanted)
+            return _Dim(name, dim.column, column, dim.label, labels, label_key)
     return _Dim(name, dim.column, column, dim.label)
 
 
@@ -303,7 +307,7 @@ def _order(query: Any, sort: str, keys: set[str]) -> Any:
 
 async def _level(access: Access, ds: Dataset, dims: Sequence[_Dim], measures: Sequence[_Measure],
                  where: Combinable | None, sort: str, limit: int) -> list[dict[str, Any]]:
-    selected = [d.expr for d in dims] + [e for d in dims for e in d.label_exprs]
+    selected = [d.expr for d in dims] + [e for d in dims for _, e in d.label_exprs]
     query = await access.select(ds.table, ds.model, *selected, *[_figure(ds, m) for m in measures], where=where)
     groups = selected
     if groups:
@@ -319,12 +323,12 @@ async def _rollup_pg(access: Access, ds: Dataset, dims: Sequence[_Dim], measures
     empty cell from a real NULL."""
     parts, names = [], []
     for d in dims:
-        cols = [d.expr, *d.label_exprs]
+        cols = [d.expr, *(e for _, e in d.label_exprs)]
         names.append(d.expr)
         parts.append(QueryString("(" + ", ".join("{}" for _ in cols) + ")", *[_bare(c) for c in cols]))
     grouping = QueryString("GROUPING(" + ", ".join("{}" for _ in names) + ")", *[_bare(c) for c in names],
                            alias="_grouping")
-    selected = [d.expr for d in dims] + [e for d in dims for e in d.label_exprs]
+    selected = [d.expr for d in dims] + [e for d in dims for _, e in d.label_exprs]
     query = await access.select(ds.table, ds.model, *selected, grouping, *[_figure(ds, m) for m in measures],
                                 where=where)
     query = query.group_by(QueryString("ROLLUP(" + ", ".join("{}" for _ in parts) + ")", *parts))
@@ -367,8 +371,7 @@ async def run(access: Access, q: Query, *, timeout: float | None = None) -> Resu
 
     def shaped(row: dict[str, Any]) -> dict[str, Any]:
         out = {d.key: row.get(d.key) for d in dims}
-        out.update({d.label_key: row.get(d.label_key) for d in dims if d.label_key})
-        out.update({f"{d.label_key}_zh": row.get(f"{d.label_key}_zh") for d in dims if len(d.label_exprs) > 1})
+        out.update({alias: row.get(alias) for d in dims for alias, _ in d.label_exprs})
         out.update({m.key: _typed(ds, m, row.get(m.key)) for m in measures})
         if "_level" in row:
             out["_level"] = row["_level"]

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from core import datasets
-from core.formatting import format_date, format_datetime, format_number
+from core.formatting import format_date, format_datetime, format_number, format_percent
 from core.i18n import gettext, language, translate
 from core.labels import humanize
 
@@ -67,7 +67,7 @@ def table(result: datasets.Result) -> dict[str, Any]:
         level = r["_level"]
         cells = [category(r, c) if c.kind == "dimension" and i < level else "" for i, c in enumerate(
             [c for c in cols if c.kind == "dimension"])]
-        label = gettext("Total") if level == 0 else gettext("Subtotal")
+        label = gettext("Grand total") if level == 0 else gettext("Subtotal")
         cells = cells + [""] * (len([c for c in cols if c.kind == "dimension"]) - len(cells))
         if cells:
             cells[level if level < len(cells) else -1] = label
@@ -99,6 +99,35 @@ def pivot(result: datasets.Result) -> dict[str, Any]:
     return {"columns": list(col_keys.values()), "rows": rows, "measure": measure.label,
             "column_totals": [display(col_totals.get(c), money=measure.money) if col_totals else "" for c in col_keys],
             "total": display(grand, money=measure.money)}
+
+
+def funnel(result: datasets.Result) -> list[dict[str, Any]]:
+    """Funnel analysis of a result grouped by ordered records (pipeline stages carry a ``sequence``): per stage
+    its figure, how much reached it (it or any later stage: a deal in a later stage went through this one) and
+    the conversion to the next stage; the lowest conversion is marked as the bottleneck. Empty when the first
+    dimension has no order."""
+    dims = [c for c in result.columns if c.kind == "dimension"]
+    measures = [c for c in result.columns if c.kind == "measure"]
+    if not dims or not measures or not dims[0].label_key:
+        return []
+    order_key = dims[0].label_key.replace("__label", "__order")
+    rows = sorted((r for r in result.rows if r.get(order_key) is not None), key=lambda r: r[order_key])
+    if len(rows) < 2:
+        return []
+    m = measures[0]
+    figures = [Decimal(str(r.get(m.key) or 0)) for r in rows]
+    reached = [sum(figures[i:], Decimal(0)) for i in range(len(rows))]
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):
+        rate = reached[i + 1] / reached[i] if i + 1 < len(rows) and reached[i] else None
+        out.append({"key": r.get(dims[0].key), "label": category(r, dims[0]), "figure": display(figures[i],
+                    money=m.money), "reached": display(reached[i], money=m.money), "rate": rate,
+                    "rate_text": format_percent(rate, 1) if rate is not None else "", "bottleneck": False,
+                    "measure": m.label})
+    rated = [o for o in out if o["rate"] is not None]
+    if rated:
+        min(rated, key=lambda o: o["rate"])["bottleneck"] = True
+    return out
 
 
 def spec(result: datasets.Result, chart: str, title: str = "") -> dict[str, Any] | None:

@@ -79,7 +79,8 @@ async def _view(acc: Access, report: dict[str, Any], *, width: int = 640) -> dic
                "text": charts.display(result.rows[0].get(measures[0].key), money=measures[0].money)}
     return {"report": report, "result": result, "svg": await charts.svg(vl, width=width), "spec": vl,
             "table": charts.table(result), "kpi": kpi,
-            "pivot": charts.pivot(result) if report["chart"] == "pivot" else None}
+            "pivot": charts.pivot(result) if report["chart"] == "pivot" else None,
+            "funnel": charts.funnel(result) if report["chart"] == "funnel" else []}
 
 
 # --- dashboards -------------------------------------------------------------------------------------------

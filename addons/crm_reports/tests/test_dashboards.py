@@ -60,6 +60,7 @@ async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, 
     assert home.status_code == 303
     page = await client.get(home.headers["location"])
     assert page.status_code == 200 and "<svg" in page.text and "Open pipeline by stage" in page.text
+    assert "class=\"bottleneck\"" in page.text and "Conversion to next" in page.text
     board_url = home.headers["location"]
     # the "Open deals" KPI card: a threshold above the figure colours it red
     open_deals = sum(1 for d in org.deals if d["state"] == "open" and d["owner"] in (

@@ -138,3 +138,24 @@ async def test_a_slow_query_is_cancelled_on_postgres(org: Org) -> None:
         await limited(Opportunity, slow, 0.05)
     # the connection is usable afterwards and the same session's next report runs
     assert (await datasets.run(await org.acc("boss"), Query(DEALS))).rows[0]["count"] == len(org.deals)
+
+
+async def test_funnel_conversion_and_bottleneck_against_a_reference(org: Org) -> None:
+    from crm_reports import charts
+
+    boss = await org.acc("boss")
+    table = (await datasets.dataset(DEALS, boss)).table
+    stage_table = table._meta.get_column_by_name("stage")._foreign_key_meta.resolved_references
+    sequence = {r["id"]: r["sequence"] for r in await stage_table.select(stage_table.id, stage_table.sequence)}
+    result = await datasets.run(boss, Query(DEALS, ("stage",), ("count",)))
+    got = charts.funnel(result)
+    counts: dict[int, int] = defaultdict(int)
+    for d in org.deals:
+        counts[d["stage"]] += 1
+    order = sorted(counts, key=lambda s: sequence[s])
+    reached = [sum(counts[s] for s in order[i:]) for i in range(len(order))]
+    rates = [Decimal(reached[i + 1]) / reached[i] for i in range(len(order) - 1)]
+    assert [g["key"] for g in got] == order
+    assert [g["rate"] for g in got[:-1]] == rates and got[-1]["rate"] is None
+    assert [g["bottleneck"] for g in got].index(True) == rates.index(min(rates))
+    assert sum(g["bottleneck"] for g in got) == 1

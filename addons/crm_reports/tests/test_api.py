@@ -1,0 +1,65 @@
+"""The JSON API: datasets (with the builder's choices), reports (create with 422/403 naming the field, list),
+a report's result with its chart spec, ad hoc queries, dashboards; every call as the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports_helpers import DEALS, build_org
+
+from core.testing import csrf_of, login_client
+
+
+async def test_datasets_reports_results_and_dashboards(crm_client: Any) -> None:
+    from core.runtime import current
+
+    client = await crm_client("crm_sales", "crm_reports")
+    org = await build_org(current())
+    await login_client(client, "rep1")
+    token = csrf_of((await client.get("/reports/reports")).text)
+    headers = {"X-CSRF-Token": token}
+    found = (await client.get("/reports/api/datasets")).json()["datasets"]
+    deals = next(d for d in found if d["key"] == DEALS)
+    assert {"closed_at:month", "stage"} <= {d["name"] for d in deals["dimensions"]}
+    assert {"count", "distinct:owner", "avg:expected_revenue"} <= {m["name"] for m in deals["measures"]}
+    bad = await client.post("/reports/api/reports", headers=headers, json={
+        "name": "x", "dataset": DEALS, "chart": "bar", "spec": {"dimensions": ["stage"], "measures": ["sum:nope"]}})
+    assert bad.status_code == 422 and "nope" in bad.json()["message"]
+    bad = await client.post("/reports/api/reports", headers=headers, json={
+        "name": "x", "dataset": DEALS, "chart": "radar", "spec": {"dimensions": ["stage"]}})
+    assert bad.status_code == 422 and bad.json()["fields"] == {"chart": "unknown chart type 'radar'"}
+    made = await client.post("/reports/api/reports", headers=headers, json={
+        "name": "Mine by state", "dataset": DEALS, "chart": "pie",
+        "spec": {"dimensions": ["state"], "measures": ["count", "expected_revenue"]}})
+    assert made.status_code == 201, made.text
+    report_id = made.json()["id"]
+    assert report_id in [r["id"] for r in (await client.get("/reports/api/reports")).json()["reports"]]
+    result = (await client.get(f"/reports/api/reports/{report_id}/result")).json()
+    mine = [d for d in org.deals if d["owner"] == org.ids["rep1"]]
+    assert sum(r["count"] for r in result["rows"]) == len(mine)
+    assert result["chart"]["mark"]["type"] == "arc" and len(result["chart"]["data"]["values"]) == len(result["rows"])
+    adhoc = await client.post("/reports/api/query", headers=headers, json={
+        "dataset": DEALS, "dimensions": ["created_at:year"], "measures": ["count"], "totals": True})
+    assert adhoc.status_code == 200 and adhoc.json()["rows"] == [{"created_at__year": "2026", "count": len(mine)}]
+    boards = (await client.get("/reports/api/dashboards")).json()["dashboards"]
+    assert [b["name"] for b in boards] == ["Sales"] and boards[0]["cards"]
+    # another user's private report is out of reach, through the API as on the pages
+    await login_client(client, "rep3")
+    assert (await client.get(f"/reports/api/reports/{report_id}/result")).status_code == 404
+    assert (await client.get(f"/reports/reports/{report_id}")).status_code == 404
+
+
+async def test_finance_gets_the_erp_dashboard_when_erp_bridge_is_installed(crm_boot: Any) -> None:
+    from crm_reports import dashboards
+
+    runtime = await crm_boot("crm_sales", "erp_bridge", "crm_reports")
+    org = await build_org(runtime, deals=4)
+    await dashboards.refresh_defaults()
+    fin = await org.acc("fin")
+    board = (await dashboards.visible(fin))[0]
+    from crm_reports import reports
+
+    names = [(await reports.get(fin, c["report"]))["name"] for c in (await dashboards.get(fin, board["id"]))["cards"]]
+    assert "Synced and unsynced orders" in names and "Invoices paid and unpaid" in names
+    for card in (await dashboards.get(fin, board["id"]))["cards"]:  # every card computes for finance
+        await reports.result(fin, await reports.get(fin, card["report"]))
