@@ -1,5 +1,6 @@
 """Import and merge in a real browser: upload a CSV, map, dry run, import, read the counts and the report;
-then scan for duplicates, merge two planted people field by field and follow the loser to the survivor.
+then scan for duplicates, merge two planted people field by field and follow the loser to the survivor; last, on
+a 390 px phone, read a row not imported with its content and revert the import after confirming.
 A real ``crm serve`` (SQLite, crm_contacts only, jobs in process) and Debian's Chromium."""
 
 from __future__ import annotations
@@ -135,5 +136,21 @@ def test_import_then_merge_in_a_browser(server: str, tmp_path: Path) -> None:
         expect(page.locator(".notice")).to_contain_text(f"#{other}")
         page.goto(server + "/contacts/duplicates")
         expect(page.locator("section.group", has_text="Li Lei")).to_have_count(0)
+
+        # on a phone: the import's rows not imported show what the row held, nothing scrolls sideways; the
+        # revert asks first, on its own page
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(batch_url)
+        failed = page.locator("tr.not-imported", has_text="Bad Phone")
+        expect(failed).to_contain_text("12345")
+        expect(failed.locator("td.row-content")).to_contain_text("bad@example.com")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.click("text=Revert this import")
+        expect(page.locator("h1")).to_contain_text("Revert import")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.click("button:has-text('Yes, revert this import')")
+        expect(page.locator("p.status")).to_contain_text("Reverted")
+        page.goto(server + "/contacts/people?q=chen.jie")
+        expect(page.locator("tr.contact-row")).to_have_count(0)
         assert errors == []
         browser.close()
