@@ -13,9 +13,10 @@ CALENDAR = "crm_service.calendar"
 CALENDAR_DAY = "crm_service.calendar_day"
 ARTICLE = "crm_service.article"
 MAIL = "crm_service.inbound_mail"
+CANNED = "crm_service.canned_reply"
 
 _CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
-_SETUP = (TEAM, RULE, SLA, CALENDAR, CALENDAR_DAY, ARTICLE)  # what a service manager configures
+_SETUP = (TEAM, RULE, SLA, CALENDAR, CALENDAR_DAY, ARTICLE, CANNED)  # what a service manager configures
 
 
 def _grants() -> tuple[Grant, ...]:
@@ -27,6 +28,7 @@ def _grants() -> tuple[Grant, ...]:
         Grant("service_manager", MESSAGE, ("create", "read", "export"), scope="all"),
         Grant("service_manager", MAIL, ("read", "update")),
         Grant("service_agent", ARTICLE, ("read",)),
+        Grant("service_agent", CANNED, ("read",)),
         Grant("service_agent", CALENDAR, ("read",)),
         Grant("service_agent", SLA, ("read",)),
         Grant("service_agent", TEAM, ("read",)),

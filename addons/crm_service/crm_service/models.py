@@ -213,3 +213,12 @@ class Attachment(Created, Table, tablename="crm_service_attachment"):
     content_type = Varchar(length=100)
     size = Integer()
     content = Bytea(default=b"")
+
+
+class CannedReply(Versioned, Table, tablename="crm_service_canned_reply"):
+    """A prepared answer; ``{customer_name}``, ``{ticket_ref}``, ``{subject}``, ``{agent_name}`` are filled in."""
+    id: Serial  # added by Piccolo; declared for type checkers
+
+    name = Varchar(length=120)
+    body = Text(default="")
+    language = Varchar(length=10, default="zh_CN")

@@ -15,7 +15,7 @@ from core.api import Resource, json_body
 from core.errors import ValidationError
 from core.i18n import N_
 from core.security.access import Access
-from crm_service.manifest import ARTICLE, CALENDAR, CALENDAR_DAY, RULE, SLA, TEAM, TICKET
+from crm_service.manifest import ARTICLE, CALENDAR, CALENDAR_DAY, CANNED, RULE, SLA, TEAM, TICKET
 
 OWNED = ("owner", "team", "is_archived", "version")
 SECTION = N_("Service")
@@ -32,7 +32,8 @@ LABELS = {
     "warn_minutes": N_("Warn this many minutes before"), "timezone": N_("Time zone"),
     "country": N_("Public holidays of (country code)"), "hours": N_("Working hours"), "key": N_("Key"),
     "day": N_("Day"), "is_working": N_("Working day"), "note": N_("Note"), "assignment": N_("How to assign"),
-    "capacity": N_("Capacity"), "last_assignee": N_("Last assigned"), "version": N_("Version"), "id": "#",
+    "capacity": N_("Capacity"), "body": N_("Text"), "language": N_("Language"),
+    "last_assignee": N_("Last assigned"), "version": N_("Version"), "id": "#",
 }
 
 
@@ -95,10 +96,12 @@ async def _validate_article(values: dict[str, Any], before: dict[str, Any] | Non
 
 
 def resources() -> list[Resource]:
+    from crm_service import canned
     from crm_service.models import (
         Article,
         Calendar,
         CalendarDay,
+        CannedReply,
         RoutingRule,
         ServiceTeam,
         SlaPolicy,
@@ -154,6 +157,10 @@ def resources() -> list[Resource]:
                  fields=("key", "name", "timezone", "country", "hours", "version"),
                  writable=("name", "timezone", "country", "hours"), required=("name",),
                  validate=_validate_calendar),
+        Resource(path="/service/canned-replies", settings=SECTION, model=CANNED, table=CannedReply,
+                 summary=N_("Canned replies"), labels=LABELS, fields=("name", "body", "language", "version"),
+                 writable=("name", "body", "language"), required=("name", "body"), validate=canned.validate,
+                 field_schemas={"language": {"type": "string", "enum": ["zh_CN", "en"]}}),
         Resource(path="/service/calendar-days", settings=SECTION, model=CALENDAR_DAY, table=CalendarDay,
                  summary=N_("Extra working days and days off"), labels=LABELS,
                  fields=("calendar", "day", "is_working", "note"), writable=("calendar", "day", "is_working", "note"),

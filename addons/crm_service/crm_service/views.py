@@ -20,9 +20,9 @@ from core.search import contains
 from core.security.access import Access
 from core.security.models import Team, User
 from core.web import access, form_str, render
-from crm_service import attachments, kb, tickets
-from crm_service.manifest import ARTICLE, MAIL, MESSAGE, TICKET
-from crm_service.models import Article, Attachment, InboundMail, Message, Ticket
+from crm_service import attachments, canned, kb, tickets
+from crm_service.manifest import ARTICLE, CANNED, MAIL, MESSAGE, TICKET
+from crm_service.models import Article, Attachment, CannedReply, InboundMail, Message, Ticket
 
 PAGE = 50
 
@@ -128,7 +128,9 @@ async def ticket_detail(request: Request) -> Response:
         request, "crm_service/ticket_detail.html", ticket=ticket, ref=tickets.reference(ticket_id),
         messages=messages, extras=extras, files=files, customer=await _customer(acc, ticket), L=_labels(),
         team_name=team["name"] if team else "", owner_name=owner["name"] if owner else "", teams=teams,
-        agents=agents, can_update=acc.can(TICKET, "update"), can_reply=acc.can(MESSAGE, "create"),
+        agents=agents, can_update=acc.can(TICKET, "update"),
+        canned_replies=await (await acc.select(CannedReply, CANNED, CannedReply.id, CannedReply.name)).order_by(
+            CannedReply.name) if acc.can(CANNED) else [], can_reply=acc.can(MESSAGE, "create"),
         suggestions=await kb.suggest(acc, ticket["subject"], ticket["description"]))
 
 
@@ -162,15 +164,27 @@ async def ticket_message(request: Request) -> Response:
     ticket_id = int(request.path_params["id"])
     form = await request.form()
     kind = "note" if form_str(form, "kind") == "note" else "reply"
+    body = form_str(form, "body", max_length=tickets.MAX_BODY)
+    canned_id = _int(form_str(form, "canned"), "canned")
+    if canned_id is not None and not body.strip():
+        body = await _canned_text(acc, canned_id, ticket_id)
     upload = await read_upload(form, "file")
     if upload:
         attachments.check(*upload)  # refused before anything is written
     async with db.atomic():
-        message_id = await tickets.add_message(acc, ticket_id, kind, form_str(form, "body", required=True,
-                                                                              max_length=tickets.MAX_BODY))
+        message_id = await tickets.add_message(acc, ticket_id, kind, body)
         if upload:
             await attachments.add(ticket_id, *upload, message_id=message_id)
     return _see_other(f"/service/tickets/{ticket_id}")
+
+
+async def _canned_text(acc: Access, canned_id: int, ticket_id: int) -> str:
+    ticket = acc.present(TICKET, await acc.get(Ticket, TICKET, ticket_id))
+    row = await acc.get(CannedReply, CANNED, canned_id)
+    customer = await _customer(acc, ticket)
+    return canned.fill(row["body"], {"customer_name": customer["name"] if customer else "",
+                                     "ticket_ref": tickets.reference(ticket_id), "subject": ticket["subject"],
+                                     "agent_name": acc.principal.name if acc.principal else ""})
 
 
 async def read_upload(form: Any, name: str) -> tuple[str, bytes] | None:

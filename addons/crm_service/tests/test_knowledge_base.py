@@ -61,3 +61,21 @@ async def test_search_render_suggest_and_pages(crm_client: Any) -> None:
     bad = await client.post("/api/service/articles", json={"title": "x", "language": "fr"},
                             headers={"X-CSRF-Token": token})
     assert bad.status_code == 422 and "language" in bad.json()["error"]["fields"]
+
+    # canned replies: only the known placeholders, filled in for the ticket
+    refused = await client.post("/api/service/canned-replies", headers={"X-CSRF-Token": token},
+                                json={"name": "bad", "body": "Hi {customer.__class__}"})
+    assert refused.status_code == 422 and "body" in refused.json()["error"]["fields"]
+    canned = await client.post("/api/service/canned-replies", headers={"X-CSRF-Token": token},
+                               json={"name": "Returns", "body": "{customer_name}您好，关于{ticket_ref}「{subject}」，"
+                                                                 "请参考退换货政策。{agent_name}"})
+    assert canned.status_code == 201, canned.text
+    page = await client.get(f"/service/tickets/{ticket_id}")
+    sent = await client.post(f"/service/tickets/{ticket_id}/messages", data={
+        "body": "", "canned": str(canned.json()["id"]), "kind": "reply", "csrf_token": csrf_of(page.text)})
+    assert sent.status_code == 303
+    from crm_service.models import Message
+
+    last = await Message.select(Message.body).where(Message.ticket == ticket_id).order_by(Message.id,
+                                                                                          ascending=False).first()
+    assert last["body"] == f"您好，关于{tickets.reference(ticket_id)}「我想退货」，请参考退换货政策。Boss"
