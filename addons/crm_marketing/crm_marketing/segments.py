@@ -28,6 +28,25 @@ from core.security.access import Access
 from crm_marketing.models import Segment, SegmentMember
 
 TAGS = "tags"
+#: campaign behaviour, as lists of campaign ids (``contains`` one id as text, ``is_empty``): the campaigns a
+#: person was sent, opened, clicked (scanner hits never count); and whether they unsubscribed
+BEHAVIOUR = {
+    "campaigns_received": 'SELECT r."person" FROM "crm_marketing_campaign_recipient" r '
+    'WHERE r."state" = \'sent\' AND r."person" IS NOT NULL{match}',
+    "campaigns_opened": 'SELECT r."person" FROM "crm_marketing_campaign_event" e JOIN '
+    '"crm_marketing_campaign_recipient" r ON r."id" = e."recipient" '
+    'WHERE e."kind" = \'open\' AND e."is_scanner" = {false} AND r."person" IS NOT NULL{match}',
+    "campaigns_clicked": 'SELECT r."person" FROM "crm_marketing_campaign_event" e JOIN '
+    '"crm_marketing_campaign_recipient" r ON r."id" = e."recipient" '
+    'WHERE e."kind" = \'click\' AND e."is_scanner" = {false} AND r."person" IS NOT NULL{match}',
+}
+UNSUBSCRIBED = "unsubscribed"
+#: what segments add to a person's fields (no field rule governs them)
+EXTRA_FIELDS = frozenset({TAGS, *BEHAVIOUR, UNSUBSCRIBED})
+_UNSUBSCRIBED_SQL = (
+    f'"{PERSON_TABLE}"."id" IN (SELECT s."person" FROM "crm_marketing_suppression" s '
+    'WHERE s."reason" = \'unsubscribed\' AND s."person" IS NOT NULL)'
+)
 # crm_contacts' tag tables, read by name in SQL (never imported: the contacts addon's public surface is its api)
 _TAG_SQL = (
     '"{person}"."id" IN (SELECT "crm_contacts_person_tag"."person" FROM "crm_contacts_person_tag" '
@@ -46,6 +65,13 @@ async def schema() -> Schema:
         raise NotFound(f"{PERSON_MODEL} is not registered")
     fields = dict(base.fields)
     fields[TAGS] = Field(TAGS, "tags", N_("Tags"), column=TAGS)  # read by conditions.matches as record["tags"]
+    for name, label in (
+        ("campaigns_received", N_("Campaigns received")),
+        ("campaigns_opened", N_("Campaigns opened")),
+        ("campaigns_clicked", N_("Campaigns clicked")),
+    ):
+        fields[name] = Field(name, "tags", label, column=name)
+    fields[UNSUBSCRIBED] = Field(UNSUBSCRIBED, "boolean", N_("Unsubscribed"), column=UNSUBSCRIBED)
     return Schema(base.model, base.table, fields, base.relations)
 
 
@@ -63,6 +89,33 @@ def _tags(leaf: Leaf) -> Combinable:
         anything = WhereRaw(_ANY_TAG_SQL)
         return _negate(anything) if leaf.value else anything
     raise ValidationError({f"{leaf.path}.op": N_("tags take contains or is_empty")})
+
+
+def _behaviour(leaf: Leaf) -> Combinable | None:
+    if leaf.name == UNSUBSCRIBED:
+        if leaf.op == "is_empty":  # a person has a yes or a no: never empty
+            return WhereRaw("1 = 0") if leaf.value else None
+        wanted = {bool(v) for v in leaf.value} if leaf.op == "in" else {bool(leaf.value)}
+        if leaf.op == "ne":
+            wanted = {not bool(leaf.value)}
+        if wanted == {True, False}:
+            return None
+        clause = WhereRaw(_UNSUBSCRIBED_SQL)
+        return clause if wanted == {True} else _negate(clause)
+    sql = BEHAVIOUR[leaf.name]
+    if leaf.op == "is_empty":
+        anything = WhereRaw(f'"{PERSON_TABLE}"."id" IN ({sql.format(false="{}", match="")})', False)
+        return _negate(anything) if leaf.value else anything
+    if leaf.op != "contains":
+        raise ValidationError({f"{leaf.path}.op": N_("campaign behaviour takes contains or is_empty")})
+    if not str(leaf.value).isdigit():
+        raise ValidationError({f"{leaf.path}.value": N_("must be a campaign number")})
+    match = ' AND r."campaign" = {}'
+    return (
+        WhereRaw(f'"{PERSON_TABLE}"."id" IN ({sql.format(false="{}", match=match)})', False, int(leaf.value))
+        if leaf.name != "campaigns_received"
+        else WhereRaw(f'"{PERSON_TABLE}"."id" IN ({sql.format(false="", match=match)})', int(leaf.value))
+    )
 
 
 def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable | None:
@@ -84,6 +137,8 @@ def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable |
         return _negate(where(node.item, sch, access))
     if node.name == TAGS:
         return _tags(node)
+    if node.name in BEHAVIOUR or node.name == UNSUBSCRIBED:
+        return _behaviour(node)
     return conditions.to_where(node, sch, access)
 
 

@@ -281,7 +281,7 @@ async def _segment_page(
     fields = [
         f
         for f in conditions.describe(sch, changes=False)
-        if acc.visible_fields(PERSON_MODEL, [f["field"]]) or f["field"] == segments.TAGS
+        if acc.visible_fields(PERSON_MODEL, [f["field"]]) or f["field"] in segments.EXTRA_FIELDS
     ]
     return await render(
         request,

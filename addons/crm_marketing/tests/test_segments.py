@@ -66,3 +66,52 @@ async def test_bad_input_masked_fields_and_static_lists(world: Any) -> None:
     assert await segments.build(seg) == {"count": 2, "ms": 0}  # a static list is never rebuilt
     assert await segments.set_static_members(seg, [p["李雷"]], add=False) == 1
     assert await _members(seg) == {p["张伟"]}
+
+
+async def test_campaign_behaviour_filters(world: Any) -> None:
+    import datetime as dt
+
+    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient, Suppression
+
+    p = world.people
+    now = dt.datetime.now(dt.UTC)
+    campaign = int((await Campaign.insert(Campaign(name="c", state="sent")))[0]["id"])
+    other = int((await Campaign.insert(Campaign(name="d", state="sent")))[0]["id"])
+    rid = {}
+    for name, state in (("王芳", "sent"), ("李雷", "sent"), ("张伟", "failed")):
+        rows = await CampaignRecipient.insert(
+            CampaignRecipient(campaign=campaign, person=p[name], email="x@y.cn", state=state)
+        )
+        rid[name] = rows[0]["id"]
+    await CampaignEvent.insert(
+        CampaignEvent(campaign=campaign, recipient=rid["王芳"], kind="open", at=now),
+        CampaignEvent(campaign=campaign, recipient=rid["王芳"], kind="click", at=now),
+        CampaignEvent(campaign=campaign, recipient=rid["李雷"], kind="click", at=now, is_scanner=True),
+    )
+    await Suppression.insert(Suppression(email="li.lei@example.cn", person=p["李雷"], reason="unsubscribed"))
+
+    async def who(condition: Any) -> set[int]:
+        seg = await _segment(condition)
+        await segments.build(seg)
+        return await _members(seg)
+
+    assert await who({"field": "campaigns_received", "op": "contains", "value": str(campaign)}) == {
+        p["王芳"],
+        p["李雷"],
+    }
+    assert await who({"field": "campaigns_received", "op": "contains", "value": str(other)}) == set()
+    assert await who({"field": "campaigns_clicked", "op": "contains", "value": str(campaign)}) == {p["王芳"]}
+    assert await who(
+        {
+            "all": [
+                {"field": "campaigns_received", "op": "contains", "value": str(campaign)},
+                {"not": {"field": "campaigns_opened", "op": "contains", "value": str(campaign)}},
+            ]
+        }
+    ) == {p["李雷"]}
+    assert await who({"field": "unsubscribed", "op": "eq", "value": True}) == {p["李雷"]}
+    assert p["李雷"] not in await who({"field": "unsubscribed", "op": "eq", "value": False})
+    assert await who({"field": "campaigns_opened", "op": "is_empty", "value": False}) == {p["王芳"]}
+    with pytest.raises(ValidationError) as err:
+        await segments.count({"field": "campaigns_opened", "op": "contains", "value": "abc"})
+    assert "condition.value" in err.value.fields
