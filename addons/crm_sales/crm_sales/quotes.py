@@ -121,6 +121,10 @@ async def _check_products(acc: Access, lines: Sequence[dict[str, Any]]) -> None:
             await acc.check_references(QuoteLine, {"product": line.get("product")})
 
 
+#: how a refusal naming these fields reads on the error page (i18n.translate turns the key into these words)
+REFUSAL_LABELS = (N_("Discount percent"),)
+
+
 def quote_discount(raw: Any) -> Decimal:
     """A quote-level discount as typed (``""`` is none): a percentage 0–100 with at most two decimals."""
     try:
