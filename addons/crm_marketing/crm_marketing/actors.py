@@ -31,3 +31,10 @@ async def build_segment(segment_id: int) -> None:
     from crm_marketing import segments
 
     await segments.build(segment_id)
+
+
+@actor("crm_marketing.refresh_person")
+async def refresh_person(person_id: int) -> None:
+    from crm_marketing import segments
+
+    await segments.refresh_person(person_id)

@@ -145,3 +145,23 @@ def crm_datasets() -> Sequence[Dataset]:
             measures=(Measure("count", gettext("Events"), "count"),),
         ),
     ]
+
+
+@hookimpl
+async def crm_contacts_person_created(person_id: int) -> None:
+    """A new person joins the segments they match within seconds (an outbox row in the creating transaction)."""
+    from core import jobs
+
+    await jobs.enqueue(
+        "crm_marketing.refresh_person", dedup_key=f"crm_marketing.person:{person_id}:created", person_id=person_id
+    )
+
+
+@hookimpl
+async def crm_contacts_person_erased(person_id: int) -> None:
+    """Drop what was copied of an erased person: memberships and the address on past recipients. The
+    do-not-contact entry stays: it is what keeps them from being mailed again."""
+    from crm_marketing.models import CampaignRecipient, SegmentMember
+
+    await SegmentMember.delete().where(SegmentMember.person == person_id)
+    await CampaignRecipient.update({CampaignRecipient.email: ""}).where(CampaignRecipient.person == person_id)

@@ -203,6 +203,41 @@ async def build(segment_id: int) -> dict[str, Any]:
     return {"count": int(members), "ms": ms}
 
 
+async def refresh_person(person_id: int) -> list[int]:
+    """Bring one person's memberships of every dynamic segment up to date (a new or changed contact, within
+    seconds, without rebuilding whole segments); the segments they are in now."""
+    sch = await schema()
+    rows = await Segment.select(Segment.id, Segment.condition).where(Segment.is_static.eq(False))
+    inside: list[int] = []
+    table: Any = sch.table
+    async with db.atomic():
+        for row in rows:
+            raw = json.loads(row["condition"]) if isinstance(row["condition"], str) else row["condition"]
+            node = conditions.parse(raw, sch, path="condition")
+            clause = where(node, sch)
+            full = (
+                _live(sch) & (table.id == person_id)
+                if clause is None
+                else _live(sch) & clause & (table.id == person_id)
+            )
+            member = await table.count().where(full) > 0
+            had = await SegmentMember.exists().where(
+                (SegmentMember.segment == row["id"]) & (SegmentMember.person == person_id)
+            )
+            if member and not had:
+                await SegmentMember.insert(SegmentMember(segment=row["id"], person=person_id))
+            elif had and not member:
+                await SegmentMember.delete().where(
+                    (SegmentMember.segment == row["id"]) & (SegmentMember.person == person_id)
+                )
+            if member != had:
+                count = await SegmentMember.count().where(SegmentMember.segment == row["id"])
+                await Segment.update({Segment.member_count: count}).where(Segment.id == row["id"])
+            if member:
+                inside.append(int(row["id"]))
+    return inside
+
+
 async def rebuild_all() -> int:
     """Rebuild every dynamic segment (the scheduled job); how many were built."""
     ids = [r["id"] for r in await Segment.select(Segment.id).where(Segment.is_static.eq(False))]

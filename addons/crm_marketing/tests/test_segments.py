@@ -115,3 +115,26 @@ async def test_campaign_behaviour_filters(world: Any) -> None:
     with pytest.raises(ValidationError) as err:
         await segments.count({"field": "campaigns_opened", "op": "contains", "value": "abc"})
     assert "condition.value" in err.value.fields
+
+
+async def test_a_new_contact_joins_its_segments_through_the_event(world: Any) -> None:
+    from crm_contacts.api import find_or_create_person
+    from crm_contacts.models import Person
+
+    from core import hooks, jobs, outbox
+    from core.models import Outbox
+
+    guangdong = await _segment({"field": "province", "op": "eq", "value": "广东"})
+    beijing = await _segment({"field": "province", "op": "eq", "value": "北京"})
+    await segments.build(guangdong)
+    await segments.build(beijing)
+    ref, created = await find_or_create_person(name="陈静", email="chen.jing@example.cn")
+    assert created
+    await Person.update({Person.province: "广东"}).where(Person.id == ref.id)
+    job = await Outbox.select(Outbox.id).where(Outbox.actor == "crm_marketing.refresh_person").first()
+    await outbox.run_job(jobs.spec("crm_marketing.refresh_person"), job["id"])
+    assert ref.id in await _members(guangdong) and ref.id not in await _members(beijing)
+    assert (await Segment.select(Segment.member_count).where(Segment.id == guangdong).first())["member_count"] == 4
+    # erased: nothing of them stays in segments
+    await hooks.publish("crm_contacts_person_erased", person_id=ref.id)
+    assert ref.id not in await _members(guangdong)
