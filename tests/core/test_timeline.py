@@ -33,7 +33,7 @@ async def test_notes_mentions_and_changes_in_words_for_who_may_see_them(crm_clie
     client = await crm_client("crm_testext", found=found)
     root = await make_user("root", "admin")
     cat = await make_user("cat", "tb_user")
-    await make_user("dan", "tb_user")
+    dan = await make_user("dan", "tb_user")
     note = await _note("Roadmap", cat, phone="13812345678")
     root_who = await principal.load(root, implied=policy().implied)
     await audit.record(
@@ -92,6 +92,26 @@ async def test_notes_mentions_and_changes_in_words_for_who_may_see_them(crm_clie
     assert (await _post(client, "/timeline/follow", home, model=NOTE, record_id=note)).status_code == 404
     assert (await _post(client, "/timeline/follow", home, model="core.nothing", record_id=own)).status_code == 404
     assert await RecordFollower.count().where(RecordFollower.user_id != cat) == 0
+
+    # the JSON API, with tokens: the same words, the same rules
+    from core.security.sessions import create_token
+
+    client.cookies.clear()
+    api = f"/api/timeline/{NOTE}/{note}"
+    as_cat = {"Authorization": f"Bearer {await create_token(cat, 'api', roles=['tb_user'])}"}
+    read = (await client.get(api, headers=as_cat)).json()
+    assert read["following"] is True and read["items"][0]["kind"] == "note"
+    lines = {c["field"]: c for item in read["items"] for c in item["changes"]}
+    assert lines["title"]["new"] == "Roadmap 2027" and "internal" not in lines
+    assert "4321" in lines["phone"]["new"] and "13987654321" not in str(read)
+    refused = await client.post(f"{api}/notes", headers=as_cat, json={"body": "@dan see this"})
+    assert refused.status_code == 422 and "@dan may not read this record" in refused.text
+    assert (await client.post(f"{api}/notes", headers=as_cat, json={"body": "by API"})).status_code == 201
+    assert (await client.delete(f"{api}/follow", headers=as_cat)).json() == {"following": False}
+    assert (await client.put(f"{api}/follow", headers=as_cat)).json() == {"following": True}
+    as_dan = {"Authorization": f"Bearer {await create_token(dan, 'api', roles=['tb_user'])}"}
+    assert (await client.get(api, headers=as_dan)).status_code == 404
+    assert (await client.put(f"{api}/follow", headers=as_dan)).status_code == 404
 
 
 async def _run(actor: str) -> None:
