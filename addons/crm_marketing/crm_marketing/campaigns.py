@@ -34,6 +34,8 @@ BATCH = 200
 #: sent recipients are marked in groups of this size (a crash between a send and its mark leaves at most this
 #: many rows in ``sending``: never mailed again, listed on the campaign page as unknown)
 MARK_EVERY = 25
+#: a batch's claim on its recipients; past it, rows still ``sending`` are marked ``unknown`` (never re-sent)
+LEASE_SECONDS = 900
 #: seconds before the 2nd, 3rd… try of a recipient the SMTP server refused; after the last, it is failed
 RETRY_DELAYS: tuple[float, ...] = (30.0, 120.0, 600.0)
 TEXT_FIELDS = ("subject_en", "body_en", "subject_zh", "body_zh")
@@ -279,8 +281,34 @@ async def schedule(acc: Access, campaign_id: int, at: dt.datetime | None) -> Non
         )
 
 
+async def expire_leases() -> int:
+    """Rows a dead worker left ``sending`` past their lease become ``unknown``: maybe delivered, so never sent
+    again (no duplicate); shown on the campaign page. Campaigns with nothing else pending are finished."""
+    rows = (
+        await CampaignRecipient.update(
+            {
+                CampaignRecipient.state: "unknown",
+                CampaignRecipient.error: "the worker stopped during the send: it may or may not have been delivered",
+            }
+        )
+        .where((CampaignRecipient.state == "sending") & (CampaignRecipient.next_try_at < _now()))
+        .returning(CampaignRecipient.campaign)
+    )
+    for campaign_id in {int(r["campaign"]) for r in rows}:
+        left = await CampaignRecipient.count().where(
+            (CampaignRecipient.campaign == campaign_id) & CampaignRecipient.state.is_in(["queued", "sending"])
+        )
+        if not left:
+            await Campaign.update({Campaign.state: "sent"}).where(
+                (Campaign.id == campaign_id) & (Campaign.state == "sending")
+            )
+    return len(rows)
+
+
 async def send_scheduled() -> int:
-    """Send every draft campaign whose time has come, as the user who scheduled it; how many were started."""
+    """Send every draft campaign whose time has come, as the user who scheduled it; how many were started.
+    Also expires the leases of dead workers' batches (:func:`expire_leases`)."""
+    await expire_leases()
     from core.security.access import policy
     from core.security.principal import load
 
@@ -423,7 +451,12 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
     claimed = {
         int(r["id"]): int(r["attempts"])
         for r in await CampaignRecipient.update(
-            {CampaignRecipient.state: "sending", CampaignRecipient.attempts: CampaignRecipient.attempts + 1}
+            {
+                CampaignRecipient.state: "sending",
+                CampaignRecipient.attempts: CampaignRecipient.attempts + 1,
+                # a lease: past it, a row still "sending" belonged to a worker that died mid-batch
+                CampaignRecipient.next_try_at: _now() + dt.timedelta(seconds=LEASE_SECONDS),
+            }
         )
         .where(CampaignRecipient.id.is_in([r["id"] for r in due] or [0]) & (CampaignRecipient.state == "queued"))
         .returning(CampaignRecipient.id, CampaignRecipient.attempts)

@@ -84,6 +84,7 @@ async def figures(campaign_id: int, access: Access | None = None) -> dict[str, A
         "failed": states.get("failed", 0),
         "queued": states.get("queued", 0) + states.get("sending", 0),
         "skipped": states.get("skipped", 0),
+        "unknown": states.get("unknown", 0),
         "opens": await _distinct(campaign_id, "open"),
         "clicks": await _distinct(campaign_id, "click"),
         "unsubscribes": await _distinct(campaign_id, "unsubscribe"),

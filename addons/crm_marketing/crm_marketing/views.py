@@ -135,7 +135,7 @@ async def campaign_detail(request: Request) -> Response:
         await CampaignRecipient.select(
             CampaignRecipient.id, CampaignRecipient.email, CampaignRecipient.error, CampaignRecipient.attempts
         )
-        .where((CampaignRecipient.campaign == campaign["id"]) & (CampaignRecipient.state == "failed"))
+        .where((CampaignRecipient.campaign == campaign["id"]) & CampaignRecipient.state.is_in(["failed", "unknown"]))
         .limit(50)
     )
     failed = [acc.present(PERSON_MODEL, dict(r)) for r in failed]  # the address obeys the contact field rules
