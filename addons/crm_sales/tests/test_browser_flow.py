@@ -79,6 +79,17 @@ def test_lead_to_order_in_a_browser(server: str) -> None:
         expect(rep.locator(".column").nth(1).locator(".column-total")).to_contain_text("80,000.00")
         assert rep.locator(".column").nth(0).locator(".column-total .sep").count() == 0
         assert rep.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways page scroll
+        # the keyboard's way: → on the handle moves the deal one stage on, ← back (the server records both)
+        with rep.expect_response("**/move"):
+            rep.locator(".column").nth(1).locator(".deal .drag-handle").first.press("ArrowRight")
+        expect(rep.locator(".column").nth(2).locator(".deal", has_text="展会线索")).to_be_visible()
+        rep.wait_for_function("!document.querySelector('.deal[data-moving]')")  # the move came back
+        with rep.expect_response("**/move"):
+            rep.locator(".column").nth(2).locator(".deal .drag-handle").first.press("ArrowLeft")
+        expect(rep.locator(".column").nth(1).locator(".deal", has_text="展会线索")).to_be_visible()
+        rep.wait_for_timeout(300)
+        rep.reload()
+        expect(rep.locator(".column").nth(1).locator(".deal", has_text="展会线索")).to_be_visible()
 
         rep.goto(opp_url)
         rep.click("text=New quote")  # the editor: a line added and one removed without saving, a discount

@@ -50,6 +50,7 @@
   }
 
   async function move(card, from, column) {
+    card.dataset.moving = "1";  // one move at a time per card: the next one needs the version this one returns
     column.querySelector(".cards").prepend(card);  // optimistic; undone if the server refuses
     adjust(from, card, -1);
     adjust(column, card, +1);
@@ -69,6 +70,8 @@
       adjust(column, card, -1);
       adjust(from, card, +1);
       say(error.message);
+    } finally {
+      delete card.dataset.moving;
     }
   }
 
@@ -81,6 +84,7 @@
     const handle = event.target.closest(".drag-handle");
     if (!handle || (event.pointerType === "mouse" && event.button !== 0)) return;
     const card = handle.closest(".deal");
+    if (card.dataset.moving) return;
     const rect = card.getBoundingClientRect();
     event.preventDefault();
     handle.setPointerCapture(event.pointerId);
@@ -121,6 +125,18 @@
     drag = null;
     if (target && target !== from) move(card, from, target);
   }
+  // the keyboard's way: on a card's handle, the left and right arrows move the deal one stage
+  board.addEventListener("keydown", (event) => {
+    const handle = event.target.closest(".drag-handle");
+    if (!handle || (event.key !== "ArrowLeft" && event.key !== "ArrowRight")) return;
+    event.preventDefault();
+    const card = handle.closest(".deal");
+    if (card.dataset.moving) return;
+    const from = card.closest(".column");
+    const target = event.key === "ArrowRight" ? from.nextElementSibling : from.previousElementSibling;
+    if (!target || !target.classList.contains("column")) return;
+    move(card, from, target).then(() => card.querySelector(".drag-handle").focus());
+  });
   board.addEventListener("pointerup", (event) => end(event, false));
   board.addEventListener("pointercancel", (event) => end(event, true));
 })();
