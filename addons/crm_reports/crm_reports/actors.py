@@ -12,3 +12,11 @@ async def run_due_schedules() -> None:
 
     for schedule_id in await due():
         await run(schedule_id)
+
+
+@actor("crm_reports.check_trends", max_retries=2)
+async def check_trends() -> None:
+    """Warn owners of reports asking for it whose figure fell N periods in a row (once per period)."""
+    from crm_reports.warnings import check
+
+    await check()

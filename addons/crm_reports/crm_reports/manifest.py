@@ -37,7 +37,8 @@ ADDON = Addon(
     templates="crm_reports:templates", static="crm_reports:static",
     actors="crm_reports.actors", hooks=("crm_reports.hooks",),
     on_upgrade="crm_reports.dashboards:refresh_defaults",
-    schedules=(Every(minutes=1, actor="crm_reports.run_due_schedules"),),
+    schedules=(Every(minutes=1, actor="crm_reports.run_due_schedules"),
+               Every(hours=1, actor="crm_reports.check_trends")),
     permissions=_grants(),
     menus=(
         Menu("Dashboards", "/reports/", model=DASHBOARD, order=70),

@@ -51,8 +51,16 @@ def clean(name: str, dataset: str, spec: Mapping[str, Any], chart: str) -> dict[
         raise ValidationError({"dimensions": f"a {chart} chart needs two dimensions"})
     if chart in ("bar", "line", "pie", "funnel") and not q.dimensions:
         raise ValidationError({"dimensions": f"a {chart} chart needs a dimension"})
+    try:
+        falls = int(spec.get("warn_falls") or 0)
+    except (TypeError, ValueError):
+        raise ValidationError({"warn_falls": "must be a whole number"}) from None
+    if falls and not 2 <= falls <= 24:
+        raise ValidationError({"warn_falls": "must be between 2 and 24 periods"})
+    if falls and not any(":" in d for d in q.dimensions):
+        raise ValidationError({"warn_falls": "needs a dimension by day, week, month, quarter or year"})
     return {"dimensions": list(q.dimensions), "measures": list(q.measures), "condition": q.condition,
-            "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot"}
+            "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot", "warn_falls": falls}
 
 
 def _ids(raw: Any, field: str) -> list[Any]:

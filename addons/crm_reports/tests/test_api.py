@@ -14,7 +14,7 @@ async def test_datasets_reports_results_and_dashboards(crm_client: Any) -> None:
     from core.runtime import current
 
     client = await crm_client("crm_sales", "crm_reports")
-    org = await build_org(current())
+    org = await build_org(current(), deals=24)
     await login_client(client, "rep1")
     token = csrf_of((await client.get("/reports/reports")).text)
     headers = {"X-CSRF-Token": token}

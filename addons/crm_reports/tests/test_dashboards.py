@@ -49,7 +49,7 @@ async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, 
     client = await crm_client("crm_sales", "crm_reports")
     from core.runtime import current
 
-    org = await build_org(current())
+    org = await build_org(current(), deals=24)
     from crm_reports import dashboards
 
     assert dashboards.colour(5, {"warn_below": 10}) == "bad"
@@ -77,3 +77,41 @@ async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, 
     assert bad.status_code == 422 and "warn_below" in bad.text
     full = await client.get(r.headers["location"] + "?fullscreen=1")
     assert 'http-equiv="refresh"' in full.text and "Edit card" not in full.text
+
+
+async def test_a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org: Org) -> None:
+    import datetime as dt
+
+    from crm_reports import reports, warnings
+
+    from core import datasets
+    from core.bulk import insert_rows
+    from core.models import Notification
+
+    # 华南's new deals fall four months in a row (6, 4, 3, 1 in 2027-01..04); North's rise
+    table = (await datasets.dataset("crm_sales.opportunities", await org.acc("boss"))).table
+    stage = next(iter(org.stages))
+    rows = []
+    for month, (south, north) in enumerate(((6, 1), (4, 2), (3, 3), (1, 5)), start=1):
+        for region, n in (("华南", south), ("North", north)):
+            rows += [{"name": f"{region} {month} {i}", "stage": stage, "owner": org.ids["manager"],
+                      "region": region, "created_at": dt.datetime(2027, month, 3, tzinfo=dt.UTC)} for i in range(n)]
+    await insert_rows(table, rows)
+    manager = await org.acc("manager")
+    cond = {"field": "created_at", "op": "gte", "value": "2027-01-01T00:00:00+00:00"}
+    values = {"name": "New deals by region", "dataset": "crm_sales.opportunities", "chart": "line",
+              "spec": {"dimensions": ["created_at:month", "region"], "measures": ["count"], "condition": cond,
+                       "warn_falls": 3}}
+    report_id = await reports.save(manager, values)
+    assert await warnings.check([report_id]) == 1
+    assert await warnings.check([report_id]) == 0  # flagged once
+    told = await Notification.select().where((Notification.user_id == org.ids["manager"])
+                                             & Notification.title.like("New deals by region%"))
+    assert len(told) == 1 and "华南" in told[0]["title"]
+    assert "2027-01: 6, 2027-02: 4, 2027-03: 3, 2027-04: 1" in told[0]["body"] and "3" in told[0]["body"]
+    import pytest
+
+    from core.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="warn_falls"):
+        await reports.save(manager, {**values, "spec": {**values["spec"], "dimensions": ["region"]}})

@@ -45,7 +45,7 @@ async def test_build_export_and_schedule(crm_client: Any, tmp_path: Path, monkey
     from core.security.users import set_preferences
 
     client = await crm_client("crm_sales", "crm_reports")
-    org = await build_org(current())
+    org = await build_org(current(), deals=24)
     await set_preferences(org.ids["manager"], language="zh_CN", timezone="", has_email_notifications=False)
     await login_client(client, "manager")
     form = await client.get(f"/reports/reports/new?dataset={DEALS}")
@@ -132,7 +132,8 @@ async def test_build_export_and_schedule(crm_client: Any, tmp_path: Path, monkey
     assert not failed["ok"] and "CRM_SMTP_HOST" in failed["detail"]
     runs = await ScheduleRun.select(ScheduleRun.ok).where(ScheduleRun.schedule == schedule_id).order_by(ScheduleRun.id)
     assert [r["ok"] for r in runs] == [True, False]
-    told = await Notification.select().where(Notification.user_id == org.ids["manager"])
+    told = await Notification.select().where((Notification.user_id == org.ids["manager"])
+                                             & (Notification.url == "/reports/schedules"))
     assert len(told) == 1 and "CRM_SMTP_HOST" in told[0]["body"]
     page = await client.get(url)
     assert "0 8 * * 1" in page.text
