@@ -73,6 +73,9 @@ async def record_many(action: str, *, model: str, changes: Mapping[object, dict[
     await insert_rows(AuditLog, [base | {"record_id": str(record_id)[:64],
                                          "changes": json.loads(json.dumps(diff, default=str))}
                                  for record_id, diff in changes.items()])
+    from core.timeline.notes import audited_many  # followers of the records hear of their changes
+
+    await audited_many(action, model, changes, who.user_id if who else None)
 
 
 def collecting() -> Token[list[AuditLog] | None]:

@@ -136,6 +136,17 @@ def _parsed_time(value: Any) -> dt.datetime | None:
     return None
 
 
+def has_changes(raw: Any) -> bool:
+    """Whether an audit row's ``changes`` names any field (a row that names only fields a reader may not see is
+    no news to that reader; one that names none — an archive, a delete — is)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "{}")
+        except ValueError:
+            return False
+    return isinstance(raw, dict) and bool(raw)
+
+
 class Reader:
     """Formats one reader's values, caching the names of the records they point at."""
 

@@ -15,7 +15,7 @@ from core import hooks, i18n, labels
 from core.hooks import TimelineEntry
 from core.security.access import Access
 from core.security.models import AuditLog, User
-from core.timeline.changes import NOT_CHANGES, ChangeLine, Reader, lines, remember_choices
+from core.timeline.changes import NOT_CHANGES, ChangeLine, Reader, has_changes, lines, remember_choices
 from core.timeline.models import RecordFollower, RecordNote
 
 #: the newest this many of each kind (notes, changes) are shown
@@ -105,7 +105,7 @@ async def build(access: Access, model: str, record_id: int, *, url: str = "") ->
     reader = Reader(access)
     for row in audits:
         said = [] if row["action"] == "create" else await lines(reader, model, row["changes"])
-        if not said and row["action"] == "update":
+        if not said and row["action"] != "create" and has_changes(row["changes"]):
             continue  # only fields this reader may not see changed
         who = people.get(int(row["user_id"] or 0)) or str(row["user_login"] or "")
         items.append(

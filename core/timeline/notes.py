@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from piccolo.table import Table
@@ -25,7 +27,7 @@ from core.i18n import N_
 from core.security import audit
 from core.security.access import Access, policy
 from core.security.models import User
-from core.timeline.changes import NOT_CHANGES, Reader, lines
+from core.timeline.changes import NOT_CHANGES, Reader, has_changes, lines
 from core.timeline.models import RecordFollower, RecordNote
 
 MAX_NOTE = 5000
@@ -74,8 +76,10 @@ async def mentioned(model: str, record_id: int, body: str) -> list[int]:
     if not logins:
         return []
     active = User.is_active == True  # noqa: E712  (Piccolo builds SQL from ==)
-    rows = {str(r["login"]): int(r["id"]) for r in await User.select(User.id, User.login).where(
-        User.login.is_in(logins) & active)}
+    rows = {
+        str(r["login"]): int(r["id"])
+        for r in await User.select(User.id, User.login).where(User.login.is_in(logins) & active)
+    }
     unknown = [login for login in logins if login not in rows]
     if unknown:
         raise ValidationError(
@@ -249,20 +253,31 @@ async def audited(action: str, model: str, record_id: str, changes: dict[str, An
     """Called for each audit row: a change of a followed record asks for its followers to be told. Inside a
     transaction the changes are gathered and looked up once, just before it commits (one indexed query for all
     the records it changed); outside one, now."""
+    await audited_many(action, model, {record_id: changes or {}}, user_id)
+
+
+async def audited_many(action: str, model: str, changes: Mapping[Any, dict[str, Any]], user_id: int | None) -> None:
+    """:func:`audited` for the rows of one bulk write (``record id → changes``): still one lookup."""
     from core import db
 
-    if action in _QUIET or not model or not record_id.isdigit() or len(record_id) > 18:
+    if action in _QUIET or not model:
         return
-    change = (model, int(record_id), action, changes or {}, user_id)
+    found = [
+        (model, int(str(rid)), action, diff or {}, user_id)
+        for rid, diff in changes.items()
+        if str(rid).isdigit() and len(str(rid)) <= 18
+    ]
+    if not found:
+        return
     state = db.transaction_state()
     if state is None:
-        await _ask([change])
+        await _ask(found)
         return
     pending: list[tuple[str, int, str, dict[str, Any], int | None]] | None = state.get("timeline")
     if pending is None:
         pending = state["timeline"] = []
         db.before_commit(lambda: _ask(pending or []))
-    pending.append(change)
+    pending.extend(found)
 
 
 async def _ask(changes: list[tuple[str, int, str, dict[str, Any], int | None]]) -> None:
@@ -284,7 +299,7 @@ async def _ask(changes: list[tuple[str, int, str, dict[str, Any], int | None]]) 
                 model=model,
                 record_id=record_id,
                 action=action,
-                changes=diff,
+                changes=json.loads(json.dumps(diff, default=str)),
                 by=user_id,
                 key=uuid.uuid4().hex,
             )
@@ -310,7 +325,7 @@ async def tell_followers(
         i18n.set_language(await _language(user_id))
         try:
             said = await lines(Reader(acc), model, changes) if action != "create" else []
-            if not said and action == "update":
+            if not said and action != "create" and has_changes(changes):
                 continue  # only fields this follower may not see changed
             body = "; ".join(f"{line.label}: {line.old} → {line.new}" for line in said)
             what = labels.action(action)

@@ -143,6 +143,14 @@ async def test_followers_hear_of_changes_in_their_language_through_their_field_r
         await audit.record(
             "update", model=NOTE, record_id=note, principal=root_who, changes={"internal": ["b", "c"]}
         )  # nothing cat may see: nothing to tell
+    import datetime as dt
+    from decimal import Decimal
+
+    # a bulk writer's rows (non-JSON values too) reach followers with one lookup; nothing cat may see here
+    await audit.record_many(
+        "import", model=NOTE, changes={note: {"internal": [Decimal("1.5"), dt.date(2026, 1, 2)]}}, principal=root_who
+    )
+    assert await Outbox.count().where(Outbox.actor == "core.timeline_changed") == 3
     await _run("core.timeline_changed")
     await _run("core.timeline_changed")  # a retry tells nobody twice
     told = list(await Notification.select().where(Notification.user_id == cat))
