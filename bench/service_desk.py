@@ -1,0 +1,161 @@
+"""p50/p95 of crm_service's agent ticket list (50 rows, team scope, filter + search) and of the knowledge-base
+search, on PostgreSQL, through the whole app (ASGI: middleware, session, access layer, template; no network).
+
+Creates the database ``crm_bench_service`` (dropped at the end unless ``--keep``), installs crm_service (and
+crm_contacts), loads N customers and M tickets by ``INSERT … SELECT generate_series`` spread over 10 teams of 10
+agents, and K articles (half Chinese, half English) whose words come from a vocabulary, stored segmented as
+crm_service stores them. An agent of one team logs in through the real form: the team rule applies (~10 % of
+the tickets visible). As the baseline in the same run, the kernel's home page ``/`` pays the same middleware and
+session cost with no ticket query.
+
+    .venv/bin/python bench/service_desk.py [-n 50] [--tickets 1000000] [--customers 300000] [--articles 50000]
+        [--keep] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from httptiming import pct, timed
+
+DB = "crm_bench_service"
+PASSWORD = "Correct-Horse-42!"
+SUBJECTS = ["打印机无法开机", "发票抬头错误", "申请退货退款", "物流一直没有更新", "密码重置失败", "VPN cannot connect",
+            "屏幕碎了需要维修", "Invoice address wrong", "会员积分没有到账", "Refund not received"]
+ZH = ["退货", "退款", "发票", "物流", "快递", "会员", "积分", "密码", "账户", "维修", "保修", "屏幕", "电池", "充电",
+      "订单", "取消", "地址", "修改", "优惠券", "价格", "门店", "安装", "说明书", "配件", "蓝牙", "网络", "升级", "系统"]
+EN = ["refund", "invoice", "shipping", "delivery", "account", "password", "warranty", "repair", "screen", "battery",
+      "charger", "order", "cancel", "address", "coupon", "price", "store", "install", "manual", "bluetooth",
+      "network", "upgrade", "printer", "driver", "login", "subscription", "plan", "billing"]
+LISTS = [("active, team scope", "/service/"), ("state + search 退货", "/service/?state=open&q=退货"),
+         ("priority + search VPN", "/service/?state=active&priority=high&q=VPN"),
+         ("page 2 (keyset)", None)]
+KB = [("zh word mid-sentence", "/service/articles?q=退货"), ("zh two words", "/service/articles?q=会员+积分"),
+      ("en word", "/service/articles?q=warranty"), ("rare pair", "/service/articles?q=蓝牙+说明书")]
+
+
+async def seed_users() -> tuple[list[int], list[int]]:
+    from core.security.users import create_team, create_user
+
+    agents: list[int] = []
+    teams: list[int] = []
+    for t in range(10):
+        members = [await create_user(f"agent_{t}_{i}", f"Agent {t}.{i}", PASSWORD, roles=["service_agent"])
+                   for i in range(10)]
+        teams.append(await create_team(f"Service team {t}", members=members))
+        agents += members
+    return agents, teams
+
+
+async def load(url: str, customers: int, tickets: int, articles: int, agents: list[int], teams: list[int]) -> float:
+    import asyncpg
+
+    from crm_service.kb import search_text
+
+    started = time.perf_counter()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO crm_contacts_person (name, email, email_key, language) SELECT '客户' || g, "
+            "'c' || g || '@example.cn', 'c' || g || '@example.cn', 'zh_CN' FROM generate_series(1, $1::int) g", customers)
+        first = await conn.fetchval("SELECT min(id) FROM crm_contacts_person")
+        subjects = "ARRAY[" + ",".join(f"'{s}'" for s in SUBJECTS) + "]"
+        for start in range(0, tickets, 200_000):
+            n = min(200_000, tickets - start)
+            await conn.execute(
+                "INSERT INTO crm_service_ticket (subject, person, channel, ticket_type, priority, state, owner, team, "
+                "created_at, updated_at, resolution_due_at) SELECT "
+                f"({subjects})[1 + (g % 10)] || ' #' || g, $1::int + (g % $2::int), "
+                "(ARRAY['email','portal','web','phone','api'])[1 + (g % 5)], 'question', "
+                "(ARRAY['low','normal','high','urgent'])[1 + (g % 4)], "
+                "(ARRAY['new','open','pending_customer','resolved','closed','closed'])[1 + (g % 6)], "
+                "($3::int[])[1 + (g % 100)], ($4::int[])[1 + ((g % 100) / 10)], "
+                "now() - (g || ' minutes')::interval, now(), now() + interval '1 day' "
+                "FROM generate_series($5::int, $6::int) g", first, customers, agents, teams, start + 1, start + n)
+        rows = []
+        for i in range(articles):
+            words = ZH if i % 2 == 0 else EN
+            picked = [words[(i * 7 + k * 13) % len(words)] for k in range(12)]
+            title = ("".join(picked[:3]) if i % 2 == 0 else " ".join(picked[:3])) + f" {i}"
+            body = ("，".join(picked) + "。") if i % 2 == 0 else " ".join(picked) + "."
+            rows.append((title, body, "zh_CN" if i % 2 == 0 else "en", True, search_text(title, body)))
+        await conn.copy_records_to_table("crm_service_article", records=rows,
+                                         columns=["title", "body", "language", "is_public", "search_text"])
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+def report(title: str, rows: list[tuple[str, list[float]]], baseline: list[float], target_ms: float) -> None:
+    print(title)
+    base = pct(baseline, 0.95)
+    print(f"  {'baseline: home page /':34s} p50 {pct(baseline, 0.5):7.1f} ms  p95 {base:7.1f} ms")
+    for label, times in rows:
+        p95 = pct(times, 0.95)
+        print(f"  {label:34s} p50 {pct(times, 0.5):7.1f} ms  p95 {p95:7.1f} ms  ({p95 / base:4.1f}x baseline)"
+              f"  {'ok' if p95 <= target_ms else 'OVER'} (target {target_ms:.0f} ms)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=50)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=300_000)
+    parser.add_argument("--articles", type=int, default=50_000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    import re
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from core import db, lifecycle
+    from core.app import create_app
+    from core.discovery import discover
+    from core.runtime import boot
+    from core.settings import Settings
+    from core.testing import login_client, pg_admin
+
+    url = args.pg.rsplit("/", 1)[0] + "/" + DB
+    await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{DB}"')
+    try:
+        settings = Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url, redis_url=None, secret_key="bench")
+        db.configure(url)
+        await lifecycle.ensure_kernel()
+        await lifecycle.install(["crm_service"], discover())
+        runtime = await boot(settings)
+        agents, teams = await seed_users()
+        took = await load(url, args.customers, args.tickets, args.articles, agents, teams)
+        print(f"loaded {args.customers:,} customers, {args.tickets:,} tickets, {args.articles:,} articles "
+              f"in {took:.0f} s")
+        app = create_app(runtime=runtime, run_jobs=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+            await login_client(client, "agent_0_0")
+            await db.current().start_connection_pool(min_size=2, max_size=4)
+            try:
+                first = (await client.get("/service/")).text
+                nxt = re.search(r'href="(/service/\?[^"]*after=\d+)"', first)
+                lists = [(label, path or (nxt.group(1).replace("&amp;", "&") if nxt else "/service/"))
+                         for label, path in LISTS]
+                baseline = await timed(client, "/", args.n)
+                report(f"agent ticket list, 50 rows, {args.tickets:,} tickets / {args.customers:,} customers, "
+                       f"PostgreSQL, pooled, {args.n} requests each",
+                       [(label, await timed(client, path, args.n)) for label, path in lists], baseline, 100.0)
+                report(f"knowledge-base search over {args.articles:,} articles (zh + en), pooled",
+                       [(label, await timed(client, path, args.n)) for label, path in KB], baseline, 50.0)
+            finally:
+                await db.current().close_connection_pool()
+    finally:
+        if not args.keep:
+            await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
