@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import Any
 
 from httptiming import pct, timed
 
@@ -26,7 +25,8 @@ PASSWORD = "Correct-Horse-42!"
 SUBJECTS = ["打印机无法开机", "发票抬头错误", "申请退货退款", "物流一直没有更新", "密码重置失败", "VPN cannot connect",
             "屏幕碎了需要维修", "Invoice address wrong", "会员积分没有到账", "Refund not received"]
 ZH = ["退货", "退款", "发票", "物流", "快递", "会员", "积分", "密码", "账户", "维修", "保修", "屏幕", "电池", "充电",
-      "订单", "取消", "地址", "修改", "优惠券", "价格", "门店", "安装", "说明书", "配件", "蓝牙", "网络", "升级", "系统"]
+      "订单", "取消", "地址", "修改", "优惠券", "价格", "门店", "安装", "说明书", "配件", "蓝牙", "网络", "升级",
+      "系统"]
 EN = ["refund", "invoice", "shipping", "delivery", "account", "password", "warranty", "repair", "screen", "battery",
       "charger", "order", "cancel", "address", "coupon", "price", "store", "install", "manual", "bluetooth",
       "network", "upgrade", "printer", "driver", "login", "subscription", "plan", "billing"]
@@ -52,7 +52,6 @@ async def seed_users() -> tuple[list[int], list[int]]:
 
 async def load(url: str, customers: int, tickets: int, articles: int, agents: list[int], teams: list[int]) -> float:
     import asyncpg
-
     from crm_service.kb import search_text
 
     started = time.perf_counter()
@@ -60,7 +59,8 @@ async def load(url: str, customers: int, tickets: int, articles: int, agents: li
     try:
         await conn.execute(
             "INSERT INTO crm_contacts_person (name, email, email_key, language) SELECT '客户' || g, "
-            "'c' || g || '@example.cn', 'c' || g || '@example.cn', 'zh_CN' FROM generate_series(1, $1::int) g", customers)
+            "'c' || g || '@example.cn', 'c' || g || '@example.cn', 'zh_CN' FROM generate_series(1, $1::int) g",
+            customers)
         first = await conn.fetchval("SELECT min(id) FROM crm_contacts_person")
         subjects = "ARRAY[" + ",".join(f"'{s}'" for s in SUBJECTS) + "]"
         for start in range(0, tickets, 200_000):
