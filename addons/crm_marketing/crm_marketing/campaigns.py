@@ -147,7 +147,11 @@ def compose(
     campaign: dict[str, Any], contact: dict[str, Any], language: str, recipient_id: int | None
 ) -> tuple[str, str, str, dict[str, str]]:
     """(subject, html, text, links) for one contact; tracking links only for a real recipient."""
-    links = tokens.links(recipient_id) if recipient_id is not None else {"unsubscribe_url": "#", "open_url": ""}
+    links = (
+        tokens.links(recipient_id)
+        if recipient_id is not None
+        else {"unsubscribe_url": "#", "preferences_url": "#", "open_url": ""}
+    )
     values = personalization.context(contact, campaign, language, links)
     subject_src, body_src = _pick(campaign, language)
     subject = " ".join(personalization.render(subject_src, values, html=False).split())
@@ -157,13 +161,21 @@ def compose(
     if recipient_id is not None:
         for anchor in doc.iter("a"):
             href = anchor.get("href") or ""
-            if href.startswith(("http://", "https://")) and href != links["unsubscribe_url"]:
+            if href.startswith(("http://", "https://")) and href not in (
+                links["unsubscribe_url"],
+                links["preferences_url"],
+            ):
                 anchor.set("href", tokens.click_url(recipient_id, href))
     footer = lxml.html.fragment_fromstring('<p class="unsubscribe"><a href="">unsubscribe</a></p>')
     link = footer.find("a")
     assert link is not None
     link.set("href", links["unsubscribe_url"])
     link.text = "退订" if language.startswith("zh") else "Unsubscribe"
+    prefs = lxml.html.fragment_fromstring("<a></a>")
+    prefs.set("href", links["preferences_url"])
+    prefs.text = "邮件偏好" if language.startswith("zh") else "E-mail preferences"
+    link.tail = " · "
+    footer.append(prefs)
     doc.append(footer)
     if links["open_url"]:
         pixel = lxml.html.fragment_fromstring('<img alt="" width="1" height="1">')
@@ -174,7 +186,7 @@ def compose(
         "<html><head><style>body{font-family:sans-serif;color:#222}"
         "p.unsubscribe{font-size:12px;color:#888}</style></head><body>" + html + "</body></html>"
     )
-    text += f"\n\n{link.text}: {links['unsubscribe_url']}"
+    text += f"\n\n{link.text}: {links['unsubscribe_url']}\n{prefs.text}: {links['preferences_url']}"
     return subject, css_inline.inline(page), text, links
 
 

@@ -65,7 +65,7 @@ def context(
         "contact": filled,
         "campaign": {"name": str(campaign.get("name") or "")},
         "unsubscribe_url": links.get("unsubscribe_url", ""),
-        "preferences_url": links.get("unsubscribe_url", ""),
+        "preferences_url": links.get("preferences_url", links.get("unsubscribe_url", "")),
     }
 
 

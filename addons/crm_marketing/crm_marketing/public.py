@@ -56,6 +56,39 @@ async def public_unsubscribe_post(request: Request) -> Response:
     return await render(request, "crm_marketing/public_message.html", title="unsubscribed")
 
 
+async def public_preferences(request: Request) -> Response:
+    """The preference page: the address, whether it gets marketing mail, a button to change that."""
+    try:
+        recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
+    except (tokens.BadToken, ValueError, TypeError):
+        return await _bad(request)
+    row = await tracking.recipient(recipient_id)
+    if row is None:
+        return await _bad(request)
+    return await render(
+        request,
+        "crm_marketing/public_preferences.html",
+        token=request.path_params["token"],
+        email=row["email"],
+        state=await tracking.status(recipient_id),
+    )
+
+
+async def public_preferences_post(request: Request) -> Response:
+    try:
+        recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
+    except (tokens.BadToken, ValueError, TypeError):
+        return await _bad(request)
+    if await tracking.recipient(recipient_id) is None:
+        return await _bad(request)
+    form = await request.form()
+    if form.get("action") == "subscribe":
+        await tracking.resubscribe(recipient_id, _agent(request))
+    else:
+        await tracking.unsubscribe(recipient_id, _agent(request))
+    return RedirectResponse(f"/marketing/public/preferences/{request.path_params['token']}?saved=1", status_code=303)
+
+
 async def public_open(request: Request) -> Response:
     try:
         recipient_id = int(tokens.load("open", request.path_params["token"]))
@@ -80,6 +113,8 @@ async def public_click(request: Request) -> Response:
 PUBLIC_ROUTES: list[BaseRoute] = [
     Route("/public/unsubscribe/{token:str}", public_unsubscribe, name="public_unsubscribe"),
     Route("/public/unsubscribe/{token:str}", public_unsubscribe_post, methods=["POST"], name="public_unsubscribe_post"),
+    Route("/public/preferences/{token:str}", public_preferences, name="public_preferences"),
+    Route("/public/preferences/{token:str}", public_preferences_post, methods=["POST"], name="public_preferences_post"),
     Route("/public/open/{token:str}.gif", public_open, name="public_open"),
     Route("/public/click/{token:str}", public_click, name="public_click"),
 ]

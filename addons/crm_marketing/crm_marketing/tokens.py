@@ -39,8 +39,10 @@ def load(kind: str, token: str) -> Any:
 def links(recipient_id: int) -> dict[str, str]:
     """The absolute URLs one recipient's mail carries."""
     base = current().settings.base_url.rstrip("/")
+    unsubscribe = dump("unsubscribe", recipient_id)
     return {
-        "unsubscribe_url": f"{base}/marketing/public/unsubscribe/{dump('unsubscribe', recipient_id)}",
+        "unsubscribe_url": f"{base}/marketing/public/unsubscribe/{unsubscribe}",
+        "preferences_url": f"{base}/marketing/public/preferences/{unsubscribe}",
         "open_url": f"{base}/marketing/public/open/{dump('open', recipient_id)}.gif",
     }
 

@@ -106,3 +106,38 @@ async def unsubscribe(recipient_id: int, user_agent: str = "") -> bool:
             "unsubscribe", model=CAMPAIGN, record_id=row["campaign"], detail=f"recipient {recipient_id} unsubscribed"
         )
     return True
+
+
+async def resubscribe(recipient_id: int, user_agent: str = "") -> bool:
+    """Undo the recipient's own unsubscribe (never a do-not-contact entry made by staff, nor a bounce)."""
+    row = await recipient(recipient_id)
+    if row is None:
+        return False
+    email = row["email"].strip().lower()
+    async with db.atomic():
+        gone = (
+            await Suppression.delete()
+            .where((Suppression.email == email) & (Suppression.reason == "unsubscribed"))
+            .returning(Suppression.id)
+        )
+        if gone:
+            await audit.record(
+                "resubscribe",
+                model=CAMPAIGN,
+                record_id=row["campaign"],
+                detail=f"recipient {recipient_id} subscribed again",
+            )
+    return bool(gone)
+
+
+async def status(recipient_id: int) -> str:
+    """``subscribed``, ``unsubscribed`` (by themselves) or ``blocked`` (do-not-contact, bounced)."""
+    row = await recipient(recipient_id)
+    if row is None:
+        return "blocked"
+    found = (
+        await Suppression.select(Suppression.reason).where(Suppression.email == row["email"].strip().lower()).first()
+    )
+    if found is None:
+        return "subscribed"
+    return "unsubscribed" if found["reason"] == "unsubscribed" else "blocked"

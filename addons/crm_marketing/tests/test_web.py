@@ -132,6 +132,21 @@ async def test_unsubscribe_tracking_and_roi(crm_client: Any, sink: tuple[Sink, i
     assert (await Suppression.select().first())["email"] == "anna@example.com"
     assert (await public.post(url, data={"List-Unsubscribe": "One-Click"})).status_code == 200  # idempotent
     assert await Suppression.count() == 1
+    # the preference page (linked from every mail) shows it and undoes the person's own unsubscribe only
+    prefs = url.replace("/public/unsubscribe/", "/public/preferences/")
+    text = anna.get_body(preferencelist=("plain",)).get_content()
+    assert "http://127.0.0.1:8000" + prefs in text
+    assert "no marketing e-mails" in (await public.get(prefs)).text
+    assert (await public.get(forged.replace("/unsubscribe/", "/preferences/"))).status_code == 400
+    back = await public.post(prefs, data={"action": "subscribe", "csrf_token": csrf_of((await public.get(prefs)).text)})
+    assert back.status_code == 303 and await Suppression.count() == 0
+    await public.post(prefs, data={"action": "unsubscribe", "csrf_token": csrf_of((await public.get(prefs)).text)})
+    assert await Suppression.count() == 1
+    token = csrf_of((await public.get(prefs)).text)
+    await Suppression.update({Suppression.reason: "do_not_contact"}).where(Suppression.email == "anna@example.com")
+    assert "receives no marketing" in (await public.get(prefs)).text
+    await public.post(prefs, data={"action": "subscribe", "csrf_token": token})
+    assert await Suppression.count() == 1  # a do-not-contact entry made by staff stays
 
     # tracking: a scanner's fetch and a click seconds after delivery are recorded, not counted
     html = next(p for p in zhang.walk() if p.get_content_type() == "text/html").get_content()
