@@ -155,6 +155,10 @@ async def _note(event: str, slot: tuple[str, str, Any], detail: Any) -> None:
     }
 
 
+#: the most records one query reads for one subscription owner
+READ_CHUNK = 500
+
+
 async def _flush(pending: dict[tuple[str, str, Any], dict[str, Any]]) -> None:
     from core import outbox
     from core.jobs import spec
@@ -163,12 +167,24 @@ async def _flush(pending: dict[tuple[str, str, Any], dict[str, Any]]) -> None:
     items = list(pending.items())
     pending.clear()
     readers: dict[int, Any] = {}
+    wanted: dict[tuple[int, str], set[int]] = {}  # (owner, model) → records to read, once, in chunks
+    listening = {key: await listeners(event["event"]) for key, event in items}
     for (what, name, ref), event in items:
-        for listener in await listeners(event["event"]):
+        if what == "record" and event["kind"] != "deleted":
+            for listener in listening[(what, name, ref)]:
+                wanted.setdefault((listener.owner, name), set()).add(int(ref))
+    seen: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+    for (owner, model), ids in wanted.items():
+        seen[(owner, model)] = await _records_as(readers, owner, model, sorted(ids))
+    for (what, name, ref), event in items:
+        for listener in listening[(what, name, ref)]:
             if what == "record":
-                data = await _record_as(readers, listener.owner, name, int(ref), event["kind"])
+                if event["kind"] == "deleted":
+                    data = {"id": int(ref)} if await _reader(readers, listener.owner, name) is not None else None
+                else:
+                    data = seen.get((listener.owner, name), {}).get(int(ref))
                 if data is None:
-                    continue
+                    continue  # the owner may not see it
                 body = {"model": name, "record_id": int(ref), "data": data}
             else:
                 body = {"data": event["data"]}
@@ -185,12 +201,8 @@ async def _flush(pending: dict[tuple[str, str, Any], dict[str, Any]]) -> None:
             await outbox.write(spec("core.webhook_deliver"), {"delivery_id": int(rows[0]["id"])}, light=True)
 
 
-async def _record_as(
-    readers: dict[int, Any], owner: int, model: str, record_id: int, kind: str
-) -> dict[str, Any] | None:
-    """The record as ``owner`` may see it now, JSON-ready; None when they may not see it at all."""
-    from core.automation import registry
-    from core.automation.events import jsonable
+async def _reader(readers: dict[int, Any], owner: int, model: str) -> Any:
+    """The owner's access when they may read ``model`` at all (None otherwise)."""
     from core.security import principal
     from core.security.access import Access, policy
 
@@ -198,13 +210,34 @@ async def _record_as(
         who = await principal.load(owner, implied=policy().implied)
         readers[owner] = Access(who) if who is not None else None
     access = readers[owner]
+    return access if access is not None and access.can(model) else None
+
+
+async def _records_as(readers: dict[int, Any], owner: int, model: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The records ``owner`` may see among ``ids``, as they see them, JSON-ready (one query per chunk)."""
+    from core.automation import registry
+    from core.automation.events import jsonable
+    from core.bulk import any_of
+
+    access = await _reader(readers, owner, model)
     am = await registry.model(model)
-    if access is None or am is None or not access.can(model):
-        return None
+    out: dict[int, dict[str, Any]] = {}
+    if access is None or am is None:
+        return out
+    pk = am.table._meta.primary_key
+    for start in range(0, len(ids), READ_CHUNK):
+        query = await access.select(
+            am.table, model, where=any_of(pk, ids[start : start + READ_CHUNK]), include_archived=True
+        )
+        for row in await query:
+            out[int(row[pk._meta.name])] = {k: jsonable(v) for k, v in access.present(model, dict(row)).items()}
+    return out
+
+
+async def _record_as(
+    readers: dict[int, Any], owner: int, model: str, record_id: int, kind: str
+) -> dict[str, Any] | None:
+    """One record as ``owner`` may see it now, JSON-ready; None when they may not see it at all."""
     if kind == "deleted":
-        return {"id": record_id}
-    query = await access.select(am.table, model, where=am.table._meta.primary_key == record_id, include_archived=True)
-    row = await query.first()
-    if row is None:
-        return None
-    return {k: jsonable(v) for k, v in access.present(model, dict(row)).items()}
+        return {"id": record_id} if await _reader(readers, owner, model) is not None else None
+    return (await _records_as(readers, owner, model, [record_id])).get(record_id)

@@ -125,6 +125,24 @@ async def test_record_and_addon_events_are_signed_and_masked_for_the_owner(crm_b
     data = json.loads(hits[0]["body"])["data"]
     assert data["name"] == "Han Meimei" and "13900001111" not in json.dumps(data) and "*" in data["phone"]
     assert "search_text" not in data
+    # many records changed in one transaction: each sent, read for the owner in one query
+    from crm_contacts.models import Person
+
+    from core import db
+    from core.automation import record_changed
+
+    await subscriptions.create(
+        ctx["admin"],
+        {"name": "bulk", "url": f"{receiver.url}/ok", "owner": ctx["viewer"], "events": [f"{PERSON}.updated"]},
+    )
+    people = [int(r["id"]) for r in await Person.select(Person.id)]
+    async with db.atomic():
+        for person_id in people:
+            await record_changed(PERSON, person_id, {"id": person_id}, {"name": "x"})
+    await _run_jobs()
+    updated = [json.loads(g["body"]) for g in receiver.got if g["headers"].get("X-CRM-Event") == f"{PERSON}.updated"]
+    assert sorted(u["record_id"] for u in updated) == sorted(people) and len(people) == 2
+    assert all(u["data"]["id"] == u["record_id"] and "*" in (u["data"]["phone"] or "*") for u in updated)
     log = await subscriptions.deliveries(ctx["admin"], sub["id"])
     assert {d["state"] for d in log} == {"delivered"} and all(d["status_code"] == 200 for d in log)
     assert all(d["response_ms"] is not None and d["attempts"] == 1 for d in log)
