@@ -18,6 +18,8 @@ from core.security.models import AuditLog, User
 from core.web import render, require_user
 
 PAGE = 50
+#: bookkeeping fields a diff carries that nobody reads (``*_key`` columns, lookup keys, are left out too)
+_DERIVED = frozenset({"version", "updated_at", "search_text", "stage_entered_at"})
 #: fields whose values are shown as they are, never translated: identifiers (a login is a name to type, not
 #: words) and languages, named in their own language as a language picker does ("English", "简体中文")
 IDENTIFIERS = frozenset({"login", "user_login", "key", "code", "email", "timezone", "language"})
@@ -137,8 +139,7 @@ async def audit_list(request: Request) -> Response:
     await changes.remember_choices()
     reader = changes.Reader(acc)
     entries = [{**r, "action_label": labels.action(r["action"]), "model_label": labels.model(r["model"]),
-                "lines": await changes.lines(reader, r["model"], r["changes"]) if r["action"] not in
-                changes.NOT_CHANGES else []} for r in rows]
+                "lines": await _lines(reader, r) if r["action"] not in changes.NOT_CHANGES else []} for r in rows]
     kept = {k: v for k, v in q.items() if k not in ("before", "after") and v}
     users = await User.select(User.login, User.name).order_by(User.login).limit(1000)
     return await render(request, "core/admin_audit.html", status=422 if errors else 200, rows=entries,
@@ -147,6 +148,25 @@ async def audit_list(request: Request) -> Response:
                         newer=entries[0]["id"] if newer and entries else None,
                         older=entries[-1]["id"] if older and entries else None, labels=labels,
                         identifiers=IDENTIFIERS)
+
+
+async def _lines(reader: Any, row: dict[str, Any]) -> list[Any]:
+    """An entry's changes in words; a field the reader may not see is still named as changed (an auditor's
+    job is to know that it changed), its values shown as hidden."""
+    from core import i18n
+    from core.customfields import registry as custom_fields
+    from core.timeline import changes
+
+    shown = await changes.lines(reader, row["model"], row["changes"])
+    named = {line.field for line in shown}
+    custom = custom_fields.column_of(row["model"])
+    hidden = i18n.gettext("hidden")
+    for field, pair in row["changes"].items():
+        if (field in named or field == custom or field in _DERIVED or field.endswith("_key")
+                or not isinstance(pair, list) or len(pair) != 2 or pair[0] == pair[1]):
+            continue
+        shown.append(changes.ChangeLine(field, changes.field_label(row["model"], field), hidden, hidden))
+    return shown
 
 
 def _loaded(raw: Any) -> dict[str, Any]:
