@@ -1,6 +1,7 @@
 """Schemathesis over every operation of the JSON API: the OpenAPI document is the truth (DESIGN §5).
 
-The app is served in-process (ASGI) with the bundled addons installed (crm_contacts, crm_sales, crm_service, erp_bridge —
+The app is served in-process (ASGI) with the bundled addons installed (crm_contacts, crm_sales, crm_service,
+erp_bridge —
 its ERP backend unconfigured) and explored twice, once with an admin API token and once with a sales rep's:
 the examples, fuzzing and stateful phases (the links of the document: a created record → read, update,
 delete, actions), positive and negative data, every built-in check; the coverage phase in the longer pass.
