@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from piccolo.custom_types import Combinable
@@ -56,14 +56,27 @@ async def board(request: Request) -> Response:
             Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.expected_revenue,
             Opportunity.currency, Opportunity.probability, Opportunity.version, Opportunity.owner.name,
             Opportunity.expected_close, where=where)).order_by(Opportunity.id, ascending=False).limit(BOARD_CARDS)
-        columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0),
-                        "sums": sorted(sums.get(stage["id"], []))})
+        for card in cards:
+            card["minor"] = _minor(card["expected_revenue"], card["currency"])
+        totals = [(cur, amount, _minor(amount, cur)) for cur, amount in sorted(sums.get(stage["id"], []))]
+        columns.append({"stage": stage, "cards": cards, "count": counts.get(stage["id"], 0), "sums": totals})
     closing = {s["key"]: s for s in await pipeline.stages_for(team) if s["is_won"] or s["is_lost"]}
     can_create = acc.can(OPPORTUNITY, "create")
     new_form = await _deal_form(acc, None, creating=True) if can_create else {}
     return await render(request, "crm_sales/board.html", columns=columns, closing=closing,
                   can_move=acc.can(OPPORTUNITY, "update"), limit=BOARD_CARDS, can_create=can_create,
                   row={"currency": "CNY"}, errors={}, opp_id=None, **new_form)
+
+
+def _minor(amount: Any, currency: str) -> int:
+    """An amount in its currency's minor unit (fen, cents): what the board's script adds up, exactly."""
+    from crm_sales.pricing import PricingError, currency_exponent
+
+    try:
+        exponent = currency_exponent(currency)
+    except PricingError:  # a stored code Babel does not know: cents, as most currencies have
+        exponent = 2
+    return int(Decimal(str(amount or 0)).scaleb(exponent).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 async def opportunity_move(request: Request) -> Response:

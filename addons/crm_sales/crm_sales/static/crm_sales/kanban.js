@@ -15,7 +15,12 @@
     status.hidden = !text;
   }
 
-  // column totals follow the cards: count, and the sum per currency formatted like the server does
+  // column totals follow the cards: count, and the sum per currency formatted like the server does; amounts
+  // travel in the currency's minor unit (integers: adding them is exact)
+  function money(currency, minor) {
+    const format = new Intl.NumberFormat(lang, {style: "currency", currency});
+    return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
+  }
   function sums(column) {
     const total = column.querySelector(".column-total");
     const out = {};
@@ -33,8 +38,8 @@
     count.textContent = new Intl.NumberFormat(lang).format(n);
     const all = sums(column);
     const cur = card.dataset.currency;
-    all[cur] = (all[cur] || 0) + sign * Number(card.dataset.amount || 0);
-    total.dataset.sums = Object.entries(all).map(([c, a]) => `${c}=${a.toFixed(2)}`).join(" ");
+    all[cur] = (all[cur] || 0) + sign * Number(card.dataset.minor || 0);
+    total.dataset.sums = Object.entries(all).map(([c, a]) => `${c}=${a}`).join(" ");
     total.querySelectorAll(".sum, .sep").forEach((el) => el.remove());
     Object.keys(all).sort().forEach((c) => {
       if (n === 0) return;
@@ -44,7 +49,7 @@
       const span = document.createElement("span");
       span.className = "sum";
       span.dataset.currency = c;
-      span.textContent = new Intl.NumberFormat(lang, {style: "currency", currency: c}).format(all[c]);
+      span.textContent = money(c, all[c]);
       total.append(sep, span);
     });
   }
