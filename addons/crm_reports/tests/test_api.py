@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports_helpers import DEALS, build_org
+from reports_helpers import DEALS, Org, build_org
 
 from core.testing import csrf_of, login_client
 
 
-async def test_datasets_reports_results_and_dashboards(crm_client: Any) -> None:
-    from core.runtime import current
-
-    client = await crm_client("crm_sales", "crm_reports")
-    org = await build_org(current(), deals=24)
+async def datasets_reports_results_and_dashboards(client: Any, org: Org) -> None:
+    """(Run by test_exports.test_pages_exports_and_api: one app and one organisation for the HTTP tests.)"""
     await login_client(client, "rep1")
     token = csrf_of((await client.get("/reports/reports")).text)
     headers = {"X-CSRF-Token": token}

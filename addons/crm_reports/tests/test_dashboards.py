@@ -10,7 +10,7 @@ from reports_helpers import Org
 from core.testing import csrf_of, login_client
 
 
-async def test_defaults_per_role_edits_survive_upgrades(org: Org) -> None:
+async def _defaults_per_role_edits_survive_upgrades(org: Org) -> None:
     from crm_reports import dashboards, reports
 
     # sales and finance (erp_bridge is not installed: finance gets the cards crm_sales' datasets allow)
@@ -43,13 +43,8 @@ async def test_defaults_per_role_edits_survive_upgrades(org: Org) -> None:
     assert len((await dashboards.get(rep, board["id"]))["cards"]) == 2
 
 
-async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, crm_boot: Any) -> None:
-    from reports_helpers import build_org
-
-    client = await crm_client("crm_sales", "crm_reports")
-    from core.runtime import current
-
-    org = await build_org(current(), deals=24)
+async def kpi_thresholds_colour_and_full_screen_refreshes(client: Any, org: Org) -> None:
+    """(Run by test_exports.test_pages_exports_and_api: one app and one organisation for the HTTP tests.)"""
     from crm_reports import dashboards
 
     assert dashboards.colour(5, {"warn_below": 10}) == "bad"
@@ -79,7 +74,7 @@ async def test_kpi_thresholds_colour_and_full_screen_refreshes(crm_client: Any, 
     assert 'http-equiv="refresh"' in full.text and "Edit card" not in full.text
 
 
-async def test_a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org: Org) -> None:
+async def _a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org: Org) -> None:
     import datetime as dt
 
     from crm_reports import reports, warnings
@@ -115,3 +110,9 @@ async def test_a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(or
 
     with pytest.raises(ValidationError, match="warn_falls"):
         await reports.save(manager, {**values, "spec": {**values["spec"], "dimensions": ["region"]}})
+
+
+async def test_defaults_copies_and_trend_warnings(org: Org) -> None:
+    """Both on one organisation (one database per backend)."""
+    await _defaults_per_role_edits_survive_upgrades(org)
+    await _a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from reports_helpers import DEALS, build_org
+from reports_helpers import DEALS, Org, build_org
 
 from core.testing import csrf_of, login_client
 
@@ -35,7 +35,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_build_export_and_schedule(crm_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+async def test_pages_exports_and_api(crm_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    """The HTTP tests share one app and one organisation (the test budget): dashboards' KPI colours and full
+    screen, then the builder and every export and schedule, then the JSON API as two reps."""
+    from test_api import datasets_reports_results_and_dashboards
+    from test_dashboards import kpi_thresholds_colour_and_full_screen_refreshes
+
+    from core.runtime import current
+
+    client = await crm_client("crm_sales", "crm_reports")
+    org = await build_org(current(), deals=24)
+    await kpi_thresholds_colour_and_full_screen_refreshes(client, org)
+    await build_export_and_schedule(client, org, tmp_path, monkeypatch)
+    await datasets_reports_results_and_dashboards(client, org)
+
+
+async def build_export_and_schedule(client: Any, org: Org, tmp_path: Path, monkeypatch: Any) -> None:
     from crm_reports import exports, schedules
     from crm_reports.models import ScheduleRun
 
@@ -44,8 +59,6 @@ async def test_build_export_and_schedule(crm_client: Any, tmp_path: Path, monkey
     from core.security.models import AuditLog
     from core.security.users import set_preferences
 
-    client = await crm_client("crm_sales", "crm_reports")
-    org = await build_org(current(), deals=24)
     await set_preferences(org.ids["manager"], language="zh_CN", timezone="", has_email_notifications=False)
     await login_client(client, "manager")
     form = await client.get(f"/reports/reports/new?dataset={DEALS}")

@@ -22,7 +22,7 @@ def _sum(rows: list[dict[str, Any]], key: str = "expected_revenue") -> Decimal:
     return sum((r[key] for r in rows), Decimal(0))
 
 
-async def test_figures_match_a_python_reference(org: Org) -> None:
+async def _figures_match_a_python_reference(org: Org) -> None:
     boss = await org.acc("boss")
     deals = org.deals
     # by stage: count, sum, avg, min, max, distinct owners; the stage's name comes along for labels
@@ -47,7 +47,7 @@ async def test_figures_match_a_python_reference(org: Org) -> None:
     assert all(isinstance(r["expected_revenue"], Decimal) for r in result.rows)
 
 
-async def test_date_grains_filters_sort_and_totals(org: Org) -> None:
+async def _date_grains_filters_sort_and_totals(org: Org) -> None:
     boss = await org.acc("boss")
     won = [d for d in org.deals if d["state"] == "won"]
     cond = {"all": [{"field": "state", "op": "eq", "value": "won"}]}
@@ -87,7 +87,7 @@ async def test_date_grains_filters_sort_and_totals(org: Org) -> None:
     assert [r["count"] for r in rows] == sorted(ref_o.values())[:2]
 
 
-async def test_unknown_names_are_422_and_unreadable_fields_403(org: Org) -> None:
+async def _unknown_names_are_422_and_unreadable_fields_403(org: Org) -> None:
     from core.customfields import admin
     from core.security.principal import load
 
@@ -121,7 +121,7 @@ async def test_unknown_names_are_422_and_unreadable_fields_403(org: Org) -> None
     assert (await datasets.run(finance, Query(DEALS, ("cf_margin",)))).rows[0]["count"] == len(org.deals)
 
 
-async def test_a_slow_query_is_cancelled_on_postgres(org: Org) -> None:
+async def _a_slow_query_is_cancelled_on_postgres(org: Org) -> None:
     from core import db
     from core.datasets import QueryTimeout, limited
 
@@ -140,7 +140,7 @@ async def test_a_slow_query_is_cancelled_on_postgres(org: Org) -> None:
     assert (await datasets.run(await org.acc("boss"), Query(DEALS))).rows[0]["count"] == len(org.deals)
 
 
-async def test_funnel_conversion_and_bottleneck_against_a_reference(org: Org) -> None:
+async def _funnel_conversion_and_bottleneck_against_a_reference(org: Org) -> None:
     from crm_reports import charts
 
     boss = await org.acc("boss")
@@ -159,3 +159,16 @@ async def test_funnel_conversion_and_bottleneck_against_a_reference(org: Org) ->
     assert [g["rate"] for g in got[:-1]] == rates and got[-1]["rate"] is None
     assert [g["bottleneck"] for g in got].index(True) == rates.index(min(rates))
     assert sum(g["bottleneck"] for g in got) == 1
+
+
+async def test_figures_grains_totals_and_funnel(org: Org) -> None:
+    """One generated organisation, several questions (one database per backend: the budget)."""
+    await _figures_match_a_python_reference(org)
+    await _date_grains_filters_sort_and_totals(org)
+    await _funnel_conversion_and_bottleneck_against_a_reference(org)
+
+
+async def test_bad_names_rights_and_time_limit(org: Org) -> None:
+    """Refusals: 422 and 403 naming the field; the statement timeout."""
+    await _unknown_names_are_422_and_unreadable_fields_403(org)
+    await _a_slow_query_is_cancelled_on_postgres(org)
