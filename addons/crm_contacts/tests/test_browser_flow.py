@@ -68,6 +68,10 @@ def test_import_then_merge_in_a_browser(server: str, tmp_path: Path) -> None:
         assert page.locator("select[name=map_3]").input_value() == "company"
         expect(page.locator("tr.preview")).to_have_count(4)  # the standardized preview of the first rows
         expect(page.locator("tr.preview").first).to_contain_text("+8613812345678")
+        page.set_viewport_size({"width": 390, "height": 844})  # the mapping step on a phone: cards, no sideways scroll
+        expect(page.locator("select[name=drop_1]")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.set_viewport_size({"width": 1280, "height": 800})
 
         # dry run: per-row outcomes, nothing written
         page.click("button:has-text('Dry run')")
