@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from crm_marketing import campaigns, roi, segments
 from crm_marketing.models import Campaign, Segment, SegmentMember
 
@@ -17,6 +18,8 @@ from core.security.users import create_user
 from core.testing import make_user
 
 
+# the demo is the same CSV files on either database: loaded on SQLite only, to keep the suite's time
+@pytest.mark.parametrize("crm_db_url", ["sqlite"], indirect=True)
 async def test_demo_shows_a_sent_campaign_with_opens_and_clicks(crm_boot: Any) -> None:
     await crm_boot()  # kernel only: demo users first, as `crm demo` does
     for role in ("sales_rep", "sales_manager"):

@@ -85,7 +85,7 @@ async def _people() -> list[dict[str, Any]]:
     ]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees)
 async def test_sql_build_matches_the_python_reference(world: Any, tree: dict[str, Any]) -> None:
     people = await _people()

@@ -24,7 +24,7 @@ async def _members(segment_id: int) -> set[int]:
     }
 
 
-async def test_build_selects_by_region_stage_and_tags(world: Any) -> None:
+async def test_build_bad_input_and_static_lists(world: Any) -> None:
     p = world.people
     cond = {
         "all": [
@@ -48,8 +48,7 @@ async def test_build_selects_by_region_stage_and_tags(world: Any) -> None:
     await segments.build(untagged)
     assert await _members(untagged) == {p["李雷"]}
 
-
-async def test_bad_input_masked_fields_and_static_lists(world: Any) -> None:
+    # bad input, masked fields, static lists
     # an unknown field is a 422 naming it
     with pytest.raises(ValidationError) as err:
         await segments.count({"all": [{"field": "provnce", "op": "eq", "value": "x"}]})
@@ -68,7 +67,7 @@ async def test_bad_input_masked_fields_and_static_lists(world: Any) -> None:
     assert await _members(seg) == {p["张伟"]}
 
 
-async def test_campaign_behaviour_filters(world: Any) -> None:
+async def test_campaign_behaviour_and_new_contacts(world: Any) -> None:
     import datetime as dt
 
     from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient, Suppression
@@ -116,8 +115,7 @@ async def test_campaign_behaviour_filters(world: Any) -> None:
         await segments.count({"field": "campaigns_opened", "op": "contains", "value": "abc"})
     assert "condition.value" in err.value.fields
 
-
-async def test_a_new_contact_joins_its_segments_through_the_event(world: Any) -> None:
+    # a new contact joins its segments through the event
     from crm_contacts.api import find_or_create_person
     from crm_contacts.models import Person
 

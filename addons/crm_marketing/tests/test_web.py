@@ -29,7 +29,7 @@ async def _anonymous(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
 
 
-async def test_pages_per_role_and_the_live_count(crm_client: Any, sink: tuple[Sink, int]) -> None:
+async def test_pages_rights_unsubscribe_tracking_and_roi(crm_client: Any, sink: tuple[Sink, int]) -> None:
     client, world = await _app(crm_client)
     segment = await segment_of({"field": "province", "op": "eq", "value": "广东"}, name="广东客户")
     campaign_id = await campaign_for(world, sink[1], {"field": "city", "op": "eq", "value": "深圳"})
@@ -106,10 +106,9 @@ async def test_pages_per_role_and_the_live_count(crm_client: Any, sink: tuple[Si
     assert "/marketing/" not in (await rep.get("/")).text
     await boss.aclose()
     await rep.aclose()
+    await Suppression.delete().where(Suppression.email == "blocked@example.cn")
 
-
-async def test_unsubscribe_tracking_and_roi(crm_client: Any, sink: tuple[Sink, int]) -> None:
-    client, world = await _app(crm_client)
+    # unsubscribe, preferences, tracking and ROI
     handler, port = sink
     campaign_id = await campaign_for(world, port, {"field": "tags", "op": "contains", "value": "newsletter"})
     assert await campaigns.send(await world.acc("mk"), campaign_id) == 2  # Anna, 张伟
