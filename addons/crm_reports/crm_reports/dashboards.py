@@ -99,10 +99,28 @@ async def _report_for(card: CardTemplate, roles: Sequence[str]) -> int:
     return int((await Report.insert(row).returning(Report.id))[0]["id"])
 
 
-async def refresh_defaults(*_: Any, **__: Any) -> int:
+_DONE: set[tuple[str, frozenset[str], int]] = set()
+
+
+async def upgrade(*_: Any, **__: Any) -> int:
+    """The addon's upgrade step: the defaults refreshed whatever this process did before."""
+    _DONE.clear()
+    return await refresh_defaults()
+
+
+async def refresh_defaults() -> int:
     """Create the default dashboards (and their reports) the installed datasets allow; refresh those nobody
-    edited. Idempotent; returns how many dashboards were written."""
+    edited. Idempotent; returns how many dashboards were written. Pages call it (an addon installed later brings
+    its datasets): once per process, database and set of datasets, so a page view costs nothing after the first."""
+    from core import db
+
     installed = await _installed()
+    engine = db.current()
+    # the database, the datasets, and how many defaults it holds (a reinstall after a purge starts again)
+    key = (repr(getattr(engine, "path", None) or getattr(engine, "config", None)), frozenset(installed),
+           await Dashboard.count().where(Dashboard.template_key != ""))
+    if key in _DONE:
+        return 0
     written = 0
     for tpl in TEMPLATES:
         cards = [c for c in tpl.cards if c.dataset in installed and _fits(installed[c.dataset], c)]
@@ -122,6 +140,7 @@ async def refresh_defaults(*_: Any, **__: Any) -> int:
             await Dashboard.update({Dashboard.cards: laid, Dashboard.name: tpl.name}).where(
                 Dashboard.id == current["id"])
             written += 1
+    _DONE.add((key[0], key[1], await Dashboard.count().where(Dashboard.template_key != "")))
     return written
 
 

@@ -36,7 +36,7 @@ ADDON = Addon(
     routes="crm_reports.views:ROUTES", mount="/reports",
     templates="crm_reports:templates", static="crm_reports:static",
     actors="crm_reports.actors", hooks=("crm_reports.hooks",),
-    on_upgrade="crm_reports.dashboards:refresh_defaults",
+    on_upgrade="crm_reports.dashboards:upgrade",
     schedules=(Every(minutes=1, actor="crm_reports.run_due_schedules"),
                Every(hours=1, actor="crm_reports.check_trends")),
     permissions=_grants(),
