@@ -157,8 +157,10 @@ def crm_datasets() -> Sequence[Dataset]:
             Dimension("channel", gettext("Channel"), "channel"), Dimension("team", gettext("Team"), "team"),
             Dimension("first_response_breached", gettext("First response breached"), "first_response_breached"),
             Dimension("resolution_breached", gettext("Resolution breached"), "resolution_breached"))
-    return [Dataset(key="crm_service.tickets", label=gettext("Tickets: backlog and SLA compliance"), model=TICKET,
-                    table=Ticket, dimensions=dims, measures=(Measure("count", gettext("Tickets"), "count"),))]
+    return [Dataset(key="crm_service.tickets", label=gettext("Tickets: backlog, SLA compliance and CSAT"), model=TICKET,
+                    table=Ticket, dimensions=dims,
+                    measures=(Measure("count", gettext("Tickets"), "count"),
+                              Measure("csat", gettext("Average customer rating"), "avg", "csat")))]
 
 
 @hookimpl

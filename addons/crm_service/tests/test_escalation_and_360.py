@@ -77,4 +77,8 @@ async def test_escalation_report_panel_merge_dataset(crm_client: Any, tmp_path: 
     boss = await desk.acc("boss")
     by_state = await datasets.aggregate(boss, "crm_service.tickets", ["state"], ["count"])
     assert sum(r["count"] for r in by_state) == 5
+    await Ticket.update({Ticket.csat: 4}).where(Ticket.id == first)
+    await Ticket.update({Ticket.csat: 2}).where(Ticket.id == second)
+    rated = await datasets.aggregate(boss, "crm_service.tickets", [], ["csat"])
+    assert float(rated[0]["csat"]) == 3.0
     assert await datasets.aggregate(await desk.acc("agent3"), "crm_service.tickets", ["state"], ["count"]) == []
