@@ -32,8 +32,14 @@ _LIMITS = {"name": 200, "given_name": 100, "family_name": 100, "job_title": 100,
 _TEXT = ("job_title", "industry", "source", "website")
 
 
+#: set in an import's worker processes, which are not booted: the importing process's default region
+WORKER_REGION: str | None = None
+
+
 def default_region() -> str:
     """The region phone numbers without a country code are read in (``CRM_DEFAULT_REGION``, CN)."""
+    if WORKER_REGION is not None:
+        return WORKER_REGION
     try:
         from core.runtime import current
 

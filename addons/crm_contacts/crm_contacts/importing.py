@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core import customfields, db
-from core.bulk import any_of, insert_rows
+from core.bulk import any_of, copy_rows, insert_rows
 from core.errors import CrmError, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
+from crm_contacts.import_rows import Spec, Standardized, default_workers, pool, standardize_chunk, standardize_row
 from crm_contacts.tabular import read_table, write_csv
 
 FIELDS = ("name", "given_name", "family_name", "email", "phone", "company", "job_title", "country", "region",
@@ -123,15 +125,6 @@ class RowResult:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _mapped(header: list[str], row: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for i, column in enumerate(header):
-        target = mapping.get(column)
-        if target and i < len(row) and row[i].strip():
-            out[target] = row[i]
-    return out
-
-
 async def _org_id(name: str, acc: Access, dry_run: bool) -> int | None:
     """The organization of that exact (standardized) name among those the importing user may read (a
     reference is checked like a read), created if missing (with the org create right)."""
@@ -186,17 +179,20 @@ class _Pending:
 class Importer:
     """One run over one file; ``run`` returns every row's outcome (and stores them unless dry run).
 
-    Rows go in chunks of ``CHUNK``: standardized in Python, matched against the base with one query per
-    key, new people inserted with one multi-row INSERT inside one transaction. If that transaction fails
+    Rows go in chunks of ``CHUNK``: standardized in Python (in worker processes for a large file), matched
+    against the base with one query per key, new people written with one COPY (PostgreSQL) or one multi-row
+    INSERT (SQLite) inside one transaction. If that transaction fails
     (a constraint of another addon, a lost connection), the chunk is redone row by row, each in its own
     transaction, so the failure is pinned on its row and the other rows still go in.
     """
 
     CHUNK = 500
+    PARALLEL_FROM = 5_000  # rows: below, starting worker processes costs more than it saves
 
     def __init__(self, acc: Access, header: list[str], rows: list[list[str]], mapping: Mapping[str, str],
                  mode: str = "create", keys: list[str] | None = None, batch_id: int | None = None,
-                 drop_invalid: list[str] | None = None) -> None:
+                 drop_invalid: list[str] | None = None, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
         self.acc, self.header, self.rows, self.mapping = acc, header, rows, dict(mapping)
         self.mode, self.keys, self.batch_id = mode, list(keys or []), batch_id
         self.drop_invalid = frozenset(drop_invalid or ())
@@ -204,43 +200,19 @@ class Importer:
         self.seen: dict[str, int] = {}
         self.stages: set[str] = set()
         self.orgs: dict[str, int | None] = {}
-        self.org_names: dict[str, str] = {}  # company as typed → standardized name
         self.writable: set[frozenset[str]] = set()  # field sets check_write has let through
 
-    async def _prepare(self, row_no: int, raw_row: list[str]) -> RowResult | _Pending:
-        """Standardize one row without touching the database (caches only); a result if it is final.
-
-        Every bad value of the row is found (the row is cleaned again without each field found bad), so the
-        report names them all; a bad value of a field in ``drop_invalid`` is dropped with a warning instead."""
-        from crm_contacts.cleaning import clean_organization
-
-        raw = _mapped(self.header, raw_row, self.mapping)
-        if not raw:
-            return RowResult(row_no, "skipped", message=N_("empty row"))
-        custom_text = {k: raw.pop(k) for k in [k for k in raw if k.startswith("custom.")]}
-        tags = [t.strip() for t in raw.pop("tags", "").replace("，", ",").split(",") if t.strip()]
-        note, company, given_id = raw.pop("note", ""), raw.pop("company", ""), raw.pop("id", "")
-        bad: dict[str, str] = {}
-        record_id = None
-        if given_id:
-            try:
-                record_id = int(given_id)
-            except ValueError:
-                bad["id"] = N_("must be a whole number")
+    async def _prepare(self, s: Standardized) -> RowResult | _Pending:
+        """The rest of a standardized row's plan, in file order: its organization, custom fields and write
+        rights checked, a repeat of an earlier row's key skipped; a result if it is final. A bad value of a
+        field in ``drop_invalid`` is dropped with a warning instead of failing the row."""
+        if s.final is not None:
+            return RowResult(s.row_no, s.final[0], message=s.final[1])
+        raw, bad, clean, row_no = s.raw, dict(s.bad), s.clean, s.row_no
         try:
-            if company:
-                if company not in self.org_names:
-                    self.org_names[company] = (await clean_organization({"name": company}))["name"]
-                company = self.org_names[company]
-                if company not in self.orgs:
-                    self.orgs[company] = await _org_id(company, self.acc, dry_run=True)
-        except ValidationError as exc:
-            bad["company"] = "; ".join(exc.fields.values())
-            company = ""
-        try:
-            clean = await self._clean_all(raw, bad, company)
-            custom = await self._custom_all(custom_text, bad)
-            written = [k for k in raw if k != "region"] + list(custom_text)
+            texts = dict(s.custom_text)
+            custom = await self._custom_all(texts, bad)  # takes the bad ones out of texts
+            written = [k for k in raw if k != "region"] + list(texts)
             if frozenset(written) not in self.writable:  # the same columns on every row: ask the policy once
                 await self.acc.check_write(PERSON_MODEL, written)
                 self.writable.add(frozenset(written))
@@ -257,25 +229,24 @@ class Importer:
                 if first != row_no:
                     return RowResult(row_no, "skipped",
                                      message=N_("duplicate of row %(row)s in this file") % {"row": first})
-        return _Pending(row_no, raw, clean, tags, note, company, record_id, custom=custom, warning=warning)
+        return _Pending(row_no, raw, clean, s.tags, s.note, s.company, s.record_id, custom=custom, warning=warning)
 
-    async def _clean_all(self, raw: dict[str, str], bad: dict[str, str], company: str) -> dict[str, Any] | None:
-        """The row's standardized values with every bad field taken out of ``raw`` and named in ``bad``; None
-        when what is left cannot be standardized either (a name missing)."""
-        from crm_contacts.cleaning import clean_person
+    async def _resolve_orgs(self, names: set[str]) -> None:
+        """The organizations a chunk names, looked up at once among those the importing user may read (a
+        reference is checked like a read); missing ones are created when their rows are written."""
+        from crm_contacts.models import Organization
 
-        for _ in range(len(raw) + 1):
-            try:
-                return await clean_person(raw, before={} if self.mode == "update" else None, stages=self.stages,
-                                          org_name=company)
-            except ValidationError as exc:
-                found = [k for k in exc.fields if k in raw]
-                bad.update(exc.fields)
-                if not found:
-                    return None
-                for k in found:
-                    raw.pop(k)
-        return None
+        wanted = [n for n in names if n and n not in self.orgs]
+        if not wanted:
+            return
+        found: dict[str, int] = {}
+        if self.acc.can("crm_contacts.organization"):
+            mine = await self.acc.select(Organization, "crm_contacts.organization", Organization.id,
+                                         Organization.name, where=any_of(Organization.name, wanted))
+            for row in await mine.order_by(Organization.id):
+                found.setdefault(row["name"], int(row["id"]))
+        for name in wanted:
+            self.orgs[name] = found.get(name)
 
     async def _custom_all(self, texts: dict[str, str], bad: dict[str, str]) -> dict[str, Any]:
         """The row's checked custom values; bad ones taken out of ``texts`` and named in ``bad``."""
@@ -362,7 +333,7 @@ class Importer:
                         self.orgs[p.company] = await _org_id(p.company, self.acc, dry_run=False)
                     p.clean["organization"] = self.orgs[p.company]
             new = [p for p in todo if p.existing is None]
-            ids = await insert_rows(Person, [{"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
+            ids = await copy_rows(Person, [{"owner": uid, "team": team, **p.clean, "import_batch": self.batch_id}
                                              for p in new])
             for p, person_id in zip(new, ids, strict=True):
                 out.append(RowResult(p.row_no, "created", person_id, p.warning))
@@ -405,23 +376,33 @@ class Importer:
     async def _chunk(self, items: list[tuple[int, list[str]]], dry_run: bool, single: bool = False) -> list[RowResult]:
         return await self._write(items, *await self._plan(items, dry_run), single=single)
 
-    async def _plan(self, items: list[tuple[int, list[str]]], dry_run: bool
-                    ) -> tuple[dict[int, RowResult], list[_Pending]]:
-        """Standardize, match and decide a chunk: the final results so far, and the rows left to write."""
+    async def _spec(self) -> Spec:
         from crm_contacts.models import Stage
 
         if not self.stages:
             self.stages = {r["key"] for r in await Stage.select(Stage.key)}
+        return Spec(self.header, self.mapping, self.mode, frozenset(self.stages))
+
+    async def _plan(self, items: list[tuple[int, list[str]]], dry_run: bool,
+                    standardized: list[Standardized] | None = None) -> tuple[dict[int, RowResult], list[_Pending]]:
+        """Standardize (unless a worker did), match and decide a chunk: the final results so far, and the rows
+        left to write."""
+        if standardized is None:
+            spec = await self._spec()
+            standardized = []
+            for n, (row_no, raw_row) in enumerate(items, start=1):
+                standardized.append(standardize_row(spec, row_no, raw_row))
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the previous chunk's write talk to the database meanwhile
+        await self._resolve_orgs({s.company for s in standardized})
         results: dict[int, RowResult] = {}
         pending: list[_Pending] = []
-        for n, (row_no, raw_row) in enumerate(items, start=1):
-            prepared = await self._prepare(row_no, raw_row)
+        for s in standardized:
+            prepared = await self._prepare(s)
             if isinstance(prepared, RowResult):
-                results[row_no] = prepared
+                results[s.row_no] = prepared
             else:
                 pending.append(prepared)
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let the previous chunk's write talk to the database meanwhile
         await self._match(pending)
         todo: list[_Pending] = []
         for p in pending:
@@ -458,23 +439,38 @@ class Importer:
     async def run(self, dry_run: bool = False, start: int = 0,
                   progress: Callable[[int, int], Any] | None = None) -> list[RowResult]:
         """Chunk after chunk, the next one standardized while the database writes the previous one (one write
-        in flight at a time, so chunks still commit in file order and a resumed run knows where to go on)."""
+        in flight at a time, so chunks still commit in file order and a resumed run knows where to go on).
+
+        From ``PARALLEL_FROM`` rows on, the chunks are standardized ahead in ``workers`` processes; the rest of
+        the plan (organizations, custom fields, rights, repeated keys, matching) stays here, in file order."""
         await self.acc.require(PERSON_MODEL, "update" if self.mode == "update" else "create")
         out: list[RowResult] = []
         numbered = list(enumerate(self.rows, start=2))[start:]  # row 1 is the header
+        chunks = [numbered[at: at + self.CHUNK] for at in range(0, len(numbered), self.CHUNK)]
+        executor = pool(self.workers) if self.workers > 1 and len(numbered) >= self.PARALLEL_FROM else None
+        ahead: deque[asyncio.Future[list[Standardized]]] = deque()
         writing: asyncio.Task[list[RowResult]] | None = None
         try:
-            for at in range(0, len(numbered), self.CHUNK):
-                chunk = numbered[at: at + self.CHUNK]
-                planned = await self._plan(chunk, dry_run)
+            spec = await self._spec()
+            for n, chunk in enumerate(chunks):
+                standardized = None
+                if executor is not None:
+                    while len(ahead) < 2 * self.workers and n + len(ahead) < len(chunks):
+                        ahead.append(asyncio.wrap_future(executor.submit(standardize_chunk, spec,
+                                                                         chunks[n + len(ahead)])))
+                    standardized = await ahead.popleft()
+                planned = await self._plan(chunk, dry_run, standardized)
                 if writing is not None:
                     out.extend(await writing)
-                writing = asyncio.create_task(self._settle(chunk, planned, dry_run, start + at, progress))
+                writing = asyncio.create_task(self._settle(chunk, planned, dry_run, start + n * self.CHUNK,
+                                                           progress))
             if writing is not None:
                 out.extend(await writing)
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
         return out
 
     async def _settle(self, chunk: list[tuple[int, list[str]]], planned: tuple[dict[int, RowResult], list[_Pending]],
