@@ -59,8 +59,16 @@ def clean(name: str, dataset: str, spec: Mapping[str, Any], chart: str) -> dict[
         raise ValidationError({"warn_falls": "must be between 2 and 24 periods"})
     if falls and not any(":" in d for d in q.dimensions):
         raise ValidationError({"warn_falls": "needs a dimension by day, week, month, quarter or year"})
+    try:
+        stale_days = int(spec.get("stale_days") or 0)
+    except (TypeError, ValueError):
+        raise ValidationError({"stale_days": "must be a whole number"}) from None
+    if stale_days and not (1 <= stale_days <= 3650 and q.dimensions and q.measures[0].startswith("max:")):
+        raise ValidationError({"stale_days": "needs 1 to 3650 days, a dimension and the latest date first "
+                                             "(max of a date)"})
     return {"dimensions": list(q.dimensions), "measures": list(q.measures), "condition": q.condition,
-            "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot", "warn_falls": falls}
+            "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot", "warn_falls": falls,
+            "stale_days": stale_days}
 
 
 def _ids(raw: Any, field: str) -> list[Any]:

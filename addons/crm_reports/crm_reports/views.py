@@ -213,7 +213,8 @@ def _spec_from_form(form: Any) -> dict[str, Any]:
     return {"dimensions": [d for d in (form_str(form, "dim1"), form_str(form, "dim2")) if d],
             "measures": [m for m in form.getlist("measures") if isinstance(m, str) and m] or ["count"],
             "condition": condition, "sort": form_str(form, "sort"), "limit": form_str(form, "limit") or 500,
-            "totals": form_str(form, "totals") == "1", "warn_falls": form_str(form, "warn_falls") or 0}
+            "totals": form_str(form, "totals") == "1", "warn_falls": form_str(form, "warn_falls") or 0,
+            "stale_days": form_str(form, "stale_days") or 0}
 
 
 async def report_form(request: Request) -> Response:

@@ -1,9 +1,14 @@
-"""Trend warnings: a report grouped by a date grain (and optionally by something else, a region) may ask to warn
-its owner when its first measure falls ``falls`` periods in a row. Each warning states the rule and the figures
-that fired it, and is sent once per report, group and last period (the notification's dedup key)."""
+"""Warnings from reports, each stating the rule and the figures that fired it, sent once (a dedup key):
+
+- trend: a report grouped by a date grain (and optionally by something else, a region) warns its owner when its
+  first measure falls ``warn_falls`` periods in a row (once per group and last period);
+- churn: a report grouped by a reference (customers) whose first measure is the latest date of something
+  (``max:confirmed_at`` over orders) warns when that date is more than ``stale_days`` days ago (once per customer
+  and last date: a customer who orders again and lapses again is flagged again)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -54,22 +59,54 @@ def describe(report: dict[str, Any], warning: dict[str, Any], falls: int) -> tup
     return title, body
 
 
-async def check(report_ids: Sequence[int] | None = None) -> int:
-    """Evaluate every report asking for trend warnings, as its owner; returns how many new warnings were sent."""
+def stale(result: datasets.Result, days: int, now: dt.datetime) -> list[dict[str, Any]]:
+    """Groups whose latest date (the first measure) is more than ``days`` days before ``now``."""
+    group = next((c for c in result.columns if c.kind == "dimension"), None)
+    measure = next(c for c in result.columns if c.kind == "measure")
+    out = []
+    for row in result.rows:
+        last = row.get(measure.key)
+        if isinstance(last, str):
+            last = dt.datetime.fromisoformat(last)
+        if not isinstance(last, dt.datetime) or group is None or row.get(group.key) is None:
+            continue
+        last = last if last.tzinfo else last.replace(tzinfo=dt.UTC)
+        if (now - last).days > days:
+            out.append({"group": charts.category(row, group), "key": row.get(group.key), "last": last,
+                        "days": (now - last).days, "measure": measure.label})
+    return out
+
+
+def describe_stale(report: dict[str, Any], warning: dict[str, Any], days: int) -> tuple[str, str]:
+    title = gettext("%(report)s: %(who)s has nothing for %(days)s days") % {
+        "report": report["name"], "who": warning["group"], "days": warning["days"]}
+    body = gettext("Rule: warn when %(measure)s is more than %(limit)s days ago. Last: %(last)s") % {
+        "measure": warning["measure"], "limit": days, "last": charts.display(warning["last"])}
+    return title, body
+
+
+async def check(report_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
+    """Evaluate every report asking for warnings, as its owner; returns how many new warnings were sent."""
+    now = now or dt.datetime.now(dt.UTC)
     rows = await Report.select(Report.id, Report.spec, Report.owner).where(Report.owner.is_not_null())
     sent = 0
     for row in map(reports.loaded, rows):
         falls = int((row["spec"] or {}).get("warn_falls") or 0)
-        if not falls or (report_ids is not None and row["id"] not in report_ids):
+        days = int((row["spec"] or {}).get("stale_days") or 0)
+        if not (falls or days) or (report_ids is not None and row["id"] not in report_ids):
             continue
         who = await principal.load(row["owner"], implied=access.policy().implied)
         if who is None:
             continue
         acc = access.Access(who)
         report = await reports.get(acc, row["id"])
-        for warning in falling(await reports.result(acc, report), falls):
-            title, body = describe(report, warning, falls)
-            key = f"crm_reports.trend:{report['id']}:{warning['group']}:{warning['periods'][-1]}"
+        result = await reports.result(acc, report)
+        found = [(describe(report, w, falls), f"trend:{w['group']}:{w['periods'][-1]}")
+                 for w in (falling(result, falls) if falls else [])]
+        found += [(describe_stale(report, w, days), f"stale:{w['key']}:{w['last'].date()}")
+                  for w in (stale(result, days, now) if days else [])]
+        for (title, body), what in found:
+            key = f"crm_reports.{report['id']}:{what}"
             before = await notify_count(key)
             await notify(Notification(user_id=who.user_id, title=title, body=body,
                                       url=f"/reports/reports/{report['id']}", kind="warning",

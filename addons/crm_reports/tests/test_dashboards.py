@@ -114,6 +114,41 @@ async def _a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org: O
 
 
 async def test_defaults_copies_and_trend_warnings(org: Org) -> None:
-    """Both on one organisation (one database per backend)."""
+    """Defaults, trend and churn warnings on one organisation (one database per backend)."""
     await _defaults_per_role_edits_survive_upgrades(org)
     await _a_falling_trend_warns_the_owner_once_with_the_rule_and_figures(org)
+    await _a_lapsed_customer_is_flagged_once_per_lapse(org)
+
+
+async def _a_lapsed_customer_is_flagged_once_per_lapse(org: Org) -> None:
+    import datetime as dt
+
+    from crm_reports import reports, warnings
+
+    from core import datasets
+    from core.bulk import insert_rows
+    from core.models import Notification
+
+    boss = await org.acc("boss")
+    orders = (await datasets.dataset("crm_sales.orders", boss)).table
+    people = orders._meta.get_column_by_name("person")._foreign_key_meta.resolved_references
+    wang, li = await insert_rows(people, [{"name": "王伟"}, {"name": "Li Na"}])
+
+    def order(person: int, day: dt.date) -> dict[str, object]:
+        return {"person": person, "state": "confirmed", "owner": org.ids["rep1"],
+                "confirmed_at": dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)}
+
+    await insert_rows(orders, [order(wang, dt.date(2026, 1, 10)), order(li, dt.date(2026, 3, 1)),
+                               order(li, dt.date(2026, 5, 1))])
+    report_id = await reports.save(boss, {
+        "name": "Last order per customer", "dataset": "crm_sales.orders", "chart": "table",
+        "spec": {"dimensions": ["person"], "measures": ["max:confirmed_at", "count"], "stale_days": 60}})
+    june = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    assert await warnings.check([report_id], now=june) == 1  # 王伟: 142 days; Li Na: 31 days
+    assert await warnings.check([report_id], now=june + dt.timedelta(days=1)) == 0  # flagged once
+    told = await Notification.select().where(Notification.url == f"/reports/reports/{report_id}")
+    assert len(told) == 1 and "王伟" in told[0]["title"] and "142" in told[0]["title"]
+    assert "60" in told[0]["body"] and "2026" in told[0]["body"]
+    # 王伟 orders again, then both lapse: each is flagged for this lapse
+    await insert_rows(orders, [order(wang, dt.date(2026, 6, 5))])
+    assert await warnings.check([report_id], now=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)) == 2

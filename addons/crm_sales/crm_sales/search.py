@@ -61,6 +61,7 @@ def datasets() -> list[Dataset]:
                 dimensions=(Dimension("state", gettext("State"), "state"),
                             Dimension("currency", gettext("Currency"), "currency"),
                             Dimension("owner", gettext("Owner"), "owner"),
+                            Dimension("person", gettext("Customer"), "person"),
                             Dimension("confirmed_at", gettext("Confirmed"), "confirmed_at")),
                 measures=(Measure("count", gettext("Number of orders"), "count"),
                           Measure("total", gettext("Total"), "sum", "total"),
