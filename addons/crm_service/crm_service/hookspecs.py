@@ -13,5 +13,4 @@ def crm_service_ticket_created(ticket_id: int) -> None:
 @hookspec
 def crm_service_sla_breached(ticket_id: int, target: str) -> None:
     """A ticket's SLA ``target`` (``first_response``, ``next_response`` or ``resolution``) was breached (published
-    once, inside
-    the transaction that set the breach flag)."""
+    once, inside the transaction that set the breach flag)."""
