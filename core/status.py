@@ -50,7 +50,7 @@ async def _migrations(runtime: Any) -> StatusCheck:
         if addon is not None and not addon.migrations:
             continue
         if await migrate.pending(app_config(addon)):
-            waiting.append(addon.name if addon else "core")
+            waiting.append(addon.title if addon else _("Kernel"))
     if waiting:
         return StatusCheck("migrations", _("Migrations"), False, ", ".join(waiting),
                            hint=_("run `crm addons upgrade` (and `crm init` for the kernel)"))
