@@ -205,3 +205,32 @@ def test_one_setting_chooses_rabbitmq(tmp_path, monkeypatch) -> None:
         assert isinstance(broker, RabbitmqBroker)
     finally:
         broker.close()
+
+
+async def test_a_heartbeat_keeps_a_short_lease_while_the_job_runs(crm_boot, found: Discovered) -> None:
+    """``outbox.heartbeat``: the claim's long lease becomes a short one renewed while the block runs, so a killed
+    worker's job is swept again about that long after its death; outside a job it does nothing."""
+    import datetime as dt
+
+    await crm_boot("crm_testbase", found=found)
+    job = await jobs.enqueue("crm_testbase.record", note_id=1)
+    assert await outbox.claim(job, 300) is not None
+
+    async def lease() -> dt.datetime:
+        return (await Outbox.select(Outbox.lease_until).where(Outbox.id == job).first())["lease_until"]
+
+    async with outbox.heartbeat(5):  # not inside a job: no row touched
+        pass
+    assert (await lease() - dt.datetime.now(dt.UTC)).total_seconds() > 200
+    token = outbox._running.set(job)
+    try:
+        async with outbox.heartbeat(3):
+            first = await lease()
+            assert (first - dt.datetime.now(dt.UTC)).total_seconds() < 3.5
+            await asyncio.sleep(1.5)  # a beat (every second)
+            renewed = await lease()
+            assert renewed > first
+        await asyncio.sleep(1.3)  # the beat stopped with the block
+        assert await lease() == renewed
+    finally:
+        outbox._running.reset(token)

@@ -27,9 +27,12 @@ async def _access(user_id: int | None) -> Access:
 @actor("crm_contacts.run_import", max_retries=3)
 async def run_import(batch_id: int, user_id: int) -> None:
     """Run or resume import ``batch_id`` as ``user_id`` (rows already recorded are not redone)."""
+    from core.outbox import heartbeat
     from crm_contacts.importing import run_batch
 
-    await run_batch(await _access(user_id), batch_id)
+    # a killed worker's import resumes about a minute later instead of after the 5-minute time limit + 30 s
+    async with heartbeat(60):
+        await run_batch(await _access(user_id), batch_id)
 
 
 @actor("crm_contacts.dedup_scan", max_retries=2, time_limit_ms=3_600_000)

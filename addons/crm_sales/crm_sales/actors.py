@@ -36,7 +36,10 @@ async def train_win_model() -> None:
 @actor("crm_sales.send_quote_email", max_retries=5, min_backoff_ms=1000)
 async def send_quote_email(quote_id: int, accept_url: str) -> None:
     # At-least-once: if the SMTP server took the message and the worker died before the outbox row was
-    # marked done, the customer gets the same e-mail (same link) twice, never a different link.
+    # marked done, the customer gets the same e-mail (same link, same Message-ID) twice, never a different link.
+    # A short heartbeat lease: a killed worker's e-mail goes out again within ~30 s, not after the time limit.
+    from core.outbox import heartbeat
     from crm_sales.documents import send_email
 
-    await send_email(quote_id, accept_url)
+    async with heartbeat(30):
+        await send_email(quote_id, accept_url)
