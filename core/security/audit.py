@@ -16,7 +16,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 from core import db
-from core.bulk import insert_rows
+from core.bulk import copy_rows
 from core.security import context
 from core.security.models import AuditLog
 from core.security.principal import Principal
@@ -70,9 +70,9 @@ async def record_many(action: str, *, model: str, changes: Mapping[object, dict[
     who = principal or ctx.principal
     base = {"user_id": who.user_id if who else None, "user_login": who.login if who else "", "action": action,
             "model": model, "detail": detail[:2000], "ip": ctx.ip, "request_id": ctx.request_id}
-    await insert_rows(AuditLog, [base | {"record_id": str(record_id)[:64],
-                                         "changes": json.loads(json.dumps(diff, default=str))}
-                                 for record_id, diff in changes.items()])
+    # COPY on PostgreSQL; the changes as JSON text, serialized once (a JSON column takes text as it is)
+    await copy_rows(AuditLog, [base | {"record_id": str(record_id)[:64], "changes": json.dumps(diff, default=str)}
+                               for record_id, diff in changes.items()])
     from core.timeline.notes import audited_many  # followers of the records hear of their changes
 
     await audited_many(action, model, changes, who.user_id if who else None)

@@ -57,6 +57,7 @@ async def _run(acc: Any, monkeypatch: Any, parallel: bool) -> dict[str, Any]:
     pools: list[int] = []
     monkeypatch.setattr(importing, "pool", lambda n: pools.append(n) or import_rows.pool(n))
     monkeypatch.setattr(Importer, "CHUNK", 7)
+    monkeypatch.setattr(Importer, "PARALLEL_CHUNK", 7)
     monkeypatch.setattr(Importer, "PARALLEL_FROM", 0 if parallel else 10**9)
     batch = ImportBatch(
         filename="p.csv",
