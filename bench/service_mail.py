@@ -225,8 +225,10 @@ async def main() -> None:
         doubled = await count(url, "SELECT count(*) FROM (SELECT message_id FROM crm_service_message "
                                    "WHERE message_id LIKE '<bulk-%' GROUP BY message_id HAVING count(*) > 1) d")
         tickets = await count(url, "SELECT count(*) FROM crm_service_ticket WHERE subject LIKE 'bulk %'")
-        unseen = len(box.search(None, "UNSEEN")[1][0].split())
         box.logout()
+        fresh = imap(port)  # a new session: the old one's view of the flags is not refreshed
+        unseen = len(fresh.search(None, "UNSEEN")[1][0].split())
+        fresh.logout()
         print(f"{args.mails:,} mails, fetcher SIGKILLed {kills} times, {took:.0f} s ({args.mails / took:.0f} mails/s): "
               f"lost {lost}, duplicated {doubled}, tickets {tickets:,}, still unseen on the server {unseen}")
     finally:
