@@ -359,8 +359,7 @@ class Importer:
             # each record audited as a single write would be (one INSERT for the chunk), in its transaction
             detail = f"import {self.batch_id}" if self.batch_id is not None else "import"
             await audit.record_many("create", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
-                                    changes={person_id: audit.diff(None, _plain(p.clean))
-                                             for p, person_id in zip(new, ids, strict=True)})
+                                    changes={i: _created(p.clean) for p, i in zip(new, ids, strict=True)})
             await audit.record_many("update", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
                                     changes=audited)
             record_of = {r.row_no: r.record_id for r in out if r.record_id is not None}  # all: written just now
@@ -528,6 +527,12 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values as JSON keeps them (dates as ISO text…): what ImportRow stores and a revert compares with."""
     out: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
     return out
+
+
+def _created(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``audit.diff(None, _plain(values))`` without comparing and converting again what JSON made plain."""
+    plain = _plain(values)
+    return {k: [None, plain[k]] for k in sorted(plain) if plain[k] is not None}
 
 
 async def _maybe(value: Any) -> None:

@@ -126,3 +126,23 @@ async def test_parallel_and_copy_give_the_same_rows_report_and_audit(booted: Any
     assert len({p[COMPARED.index("organization") + 1] for p in single["people"]}) == 4  # each org once
     live = await Person.count().where(Person.is_archived == False)  # noqa: E712
     assert live == 1  # both runs reverted: Ann only
+
+
+def test_created_rows_are_audited_as_audit_diff_would() -> None:
+    import datetime as dt
+
+    from crm_contacts.importing import _created, _plain
+
+    from core.security import audit
+
+    values = {
+        "name": "Ann",
+        "birth_date": dt.date(1990, 4, 9),
+        "updated_at": dt.datetime.now(dt.UTC),
+        "phone": "",
+        "organization": None,
+        "custom": {"tier": "gold"},
+        "owner": 3,
+    }
+    assert _created(values) == audit.diff(None, _plain(values))
+    assert "organization" not in _created(values) and _created(values)["phone"] == [None, ""]
