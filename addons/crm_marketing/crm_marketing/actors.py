@@ -38,3 +38,10 @@ async def refresh_person(person_id: int) -> None:
     from crm_marketing import segments
 
     await segments.refresh_person(person_id)
+
+
+@actor("crm_marketing.journeys_tick")
+async def journeys_tick() -> None:
+    from crm_marketing import journeys
+
+    await journeys.tick()

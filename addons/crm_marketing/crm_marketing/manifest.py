@@ -11,13 +11,14 @@ from core.addon import Action, Addon, Every, Grant, Menu
 SEGMENT = "crm_marketing.segment"  # dynamic segments and static lists, with their members
 CAMPAIGN = "crm_marketing.campaign"  # e-mail campaigns, their recipients and tracked events
 SUPPRESSION = "crm_marketing.suppression"  # the do-not-contact list (unsubscribes land here too)
+JOURNEY = "crm_marketing.journey"  # nurture journeys, their enrollments and the custom events they count
 
 _CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
 
 
 def _grants() -> tuple[Grant, ...]:
     out: list[Grant] = []
-    for model in (SEGMENT, CAMPAIGN, SUPPRESSION):
+    for model in (SEGMENT, CAMPAIGN, SUPPRESSION, JOURNEY):
         # crm_contacts declares the marketing role; its field rules mask contacts' phones and e-mails for it
         out.append(Grant("marketing", model, _CRUD))
         out.append(Grant("sales_manager", model, ("read",)))
@@ -41,6 +42,7 @@ ADDON = Addon(
     schedules=(
         Every(hours=1, actor="crm_marketing.rebuild_segments"),
         Every(minutes=1, actor="crm_marketing.send_scheduled"),
+        Every(minutes=1, actor="crm_marketing.journeys_tick"),
     ),
     permissions=_grants(),
     demo=(
@@ -54,5 +56,6 @@ ADDON = Addon(
         Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),
         Menu("Campaigns", "/marketing/", model=CAMPAIGN, order=41),
         Menu("Do not contact", "/marketing/suppressions", model=SUPPRESSION, order=42),
+        Menu("Journeys", "/marketing/journeys", model=JOURNEY, order=43),
     ),
 )

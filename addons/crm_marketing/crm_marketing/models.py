@@ -107,4 +107,55 @@ class CampaignEvent(Table, tablename="crm_marketing_campaign_event"):
     at = Timestamptz()
 
 
-__all__ = ["Campaign", "CampaignEvent", "CampaignRecipient", "Segment", "SegmentMember", "Suppression"]
+class Journey(Versioned, Created, Table, tablename="crm_marketing_journey"):
+    """A nurture journey stored as data: a ``trigger`` that enrolls people and ``steps`` they go through in order
+    (wait, condition in the segment language, action); see ``crm_marketing.journeys``."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    name = Varchar(length=200)
+    trigger = JSON(default="{}")
+    steps = JSON(default="[]")
+    allow_reentry = Boolean(default=False)
+    is_active = Boolean(default=False)
+    # who switched it on: the author of its actions (notifications, audit) and the one told when a step fails
+    started_by: ForeignKey[Table] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
+
+
+class JourneyEnrollment(Table, tablename="crm_marketing_journey_enrollment"):
+    """One pass of a person through a journey. ``position`` is the next step to run; ``state``: active (waiting
+    until ``due_at``), done (went through every step) or exited (a condition did not hold, or no longer
+    reachable). Advancing a step moves ``position`` with a conditional update in the step's transaction, so a
+    retried advance never repeats a step's effect."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    journey = ForeignKey(Journey, on_delete=OnDelete.cascade, index=True)
+    person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, index=True)
+    position = Integer(default=0)
+    state = Varchar(length=20, default="active", index=True)
+    due_at = Timestamptz(null=True, default=None, index=True)
+    entered_at = Timestamptz()
+    left_at = Timestamptz(null=True, default=None)
+    note = Varchar(length=300, default="")
+
+
+class MarketingEvent(Table, tablename="crm_marketing_event"):
+    """A custom event about a person received through the API (``viewed_product_page``); journeys count them."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100, index=True)
+    detail = Varchar(length=500, default="")
+    at = Timestamptz()
+
+
+__all__ = [
+    "Campaign",
+    "CampaignEvent",
+    "CampaignRecipient",
+    "Journey",
+    "JourneyEnrollment",
+    "MarketingEvent",
+    "Segment",
+    "SegmentMember",
+    "Suppression",
+]

@@ -7,6 +7,7 @@ templates are checked as the pages check them (422 naming the field, with the te
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,8 +18,8 @@ from core.errors import ValidationError
 from core.i18n import N_
 from core.openapi import decimal_text
 from core.security.access import Access
-from crm_marketing.manifest import CAMPAIGN, SEGMENT
-from crm_marketing.models import Campaign, Segment
+from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
+from crm_marketing.models import Campaign, Journey, MarketingEvent, Segment
 
 TEXTS = ("subject_en", "body_en", "subject_zh", "body_zh")
 
@@ -63,6 +64,30 @@ async def _send(request: Request, acc: Access, record_id: int) -> Any:
     return {"id": record_id, "recipients": await campaigns.send(acc, record_id)}
 
 
+async def _validate_journey(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from crm_marketing import journeys
+
+    if "trigger" in values:
+        values["trigger"] = await journeys.check_trigger(values["trigger"])
+    if "steps" in values:
+        values["steps"] = await journeys.check_steps(values["steps"])
+    elif before is None:
+        raise ValidationError({"steps": N_("is required")})
+    return values
+
+
+async def _validate_event(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    from crm_marketing import journeys
+
+    if before is not None:
+        raise ValidationError({"name": N_("an event is not changed once received")})
+    name = values.get("name")
+    if not isinstance(name, str) or not journeys.event_name_ok(name):
+        raise ValidationError({"name": N_("must be a name of letters, digits, '_', '.' or '-'")})
+    values["at"] = dt.datetime.now(dt.UTC)
+    return values
+
+
 def resources() -> list[Resource]:
     return [
         Resource(
@@ -91,5 +116,30 @@ def resources() -> list[Resource]:
             validate=_validate_campaign,
             actions={"send": _send},
             field_schemas={"cost": decimal_text(12, 2)},
+        ),
+        Resource(
+            path="/marketing/journeys",
+            model=JOURNEY,
+            table=Journey,
+            summary="Nurture journeys: a trigger, then steps (wait, condition, action)",
+            fields=("name", "trigger", "steps", "allow_reentry", "is_active", "created_at", "version"),
+            writable=("name", "trigger", "steps", "allow_reentry", "is_active"),
+            required=("name", "trigger"),
+            filters=("is_active",),
+            sortable=("id", "name"),
+            validate=_validate_journey,
+        ),
+        Resource(
+            path="/marketing/events",
+            model=JOURNEY,
+            table=MarketingEvent,
+            summary="Custom events about a person (e.g. viewed_product_page), counted by journeys",
+            fields=("person", "name", "detail", "at"),
+            writable=("person", "name", "detail"),
+            required=("person", "name"),
+            filters=("person", "name"),
+            sortable=("id",),
+            validate=_validate_event,
+            field_schemas={"name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"}},
         ),
     ]

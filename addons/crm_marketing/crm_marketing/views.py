@@ -21,6 +21,7 @@ from core.i18n import N_
 from core.security import audit
 from core.web import access, form_str, render
 from crm_marketing import campaigns, roi, segments
+from crm_marketing.journey_views import JOURNEY_ROUTES
 from crm_marketing.manifest import CAMPAIGN, SEGMENT, SUPPRESSION
 from crm_marketing.models import Campaign, CampaignRecipient, Segment, SegmentMember, Suppression
 from crm_marketing.public import PUBLIC_ROUTES
@@ -536,5 +537,6 @@ ROUTES: list[BaseRoute] = [
     Route("/suppressions", suppression_list, name="suppression_list"),
     Route("/suppressions", suppression_add, methods=["POST"], name="suppression_add"),
     Route("/suppressions/{id:int}/delete", suppression_delete, methods=["POST"], name="suppression_delete"),
+    *JOURNEY_ROUTES,
     *PUBLIC_ROUTES,
 ]

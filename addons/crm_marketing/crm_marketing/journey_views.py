@@ -1,0 +1,104 @@
+"""Pages of the journeys: the list (trigger, state, people in it) and a journey's steps with how many people
+reached each, are at it now and left there (the drop-off). Journeys are written through the JSON API for now;
+the page switches one on or off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import NotFound
+from core.security import audit
+from core.web import access, render
+from crm_marketing import journeys
+from crm_marketing.manifest import JOURNEY
+from crm_marketing.models import Campaign, Journey, JourneyEnrollment, Segment
+
+
+def _id(request: Request) -> int:
+    try:
+        return int(request.path_params["id"])
+    except (KeyError, ValueError):
+        raise NotFound("not found") from None
+
+
+async def _names(trigger: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, dict[int, str]]:
+    """Names of the segments and campaigns a journey mentions (to show them, not their numbers)."""
+    segment_ids = [int(trigger["segment"])] if trigger.get("type") == "segment" else []
+    campaign_ids = [int(trigger["campaign"])] if trigger.get("type") == "campaign" else []
+    campaign_ids += [int(s["campaign"]) for s in steps if s.get("kind") == "send_mail"]
+    out: dict[str, dict[int, str]] = {"segment": {}, "campaign": {}}
+    if segment_ids:
+        for r in await Segment.select(Segment.id, Segment.name).where(Segment.id.is_in(segment_ids)):
+            out["segment"][int(r["id"])] = r["name"]
+    if campaign_ids:
+        for r in await Campaign.select(Campaign.id, Campaign.name).where(Campaign.id.is_in(campaign_ids)):
+            out["campaign"][int(r["id"])] = r["name"]
+    return out
+
+
+async def journey_list(request: Request) -> Response:
+    acc = access(request)
+    await acc.require(JOURNEY)
+    rows = [
+        dict(r)
+        for r in await (
+            await acc.select(Journey, JOURNEY, Journey.id, Journey.name, Journey.trigger, Journey.is_active)
+        ).order_by(Journey.name)
+    ]
+    counts: dict[int, int] = {}
+    if rows:
+        for e in await JourneyEnrollment.select(JourneyEnrollment.journey).where(
+            JourneyEnrollment.journey.is_in([r["id"] for r in rows]) & (JourneyEnrollment.state == "active")
+        ):
+            counts[int(e["journey"])] = counts.get(int(e["journey"]), 0) + 1
+    for r in rows:
+        r["trigger"] = journeys.loaded(r["trigger"], {})
+        r["active_people"] = counts.get(int(r["id"]), 0)
+    return await render(request, "crm_marketing/journey_list.html", rows=rows, trigger_labels=journeys.TRIGGER_LABELS)
+
+
+async def journey_detail(request: Request) -> Response:
+    acc = access(request)
+    journey = await acc.get(Journey, JOURNEY, _id(request))
+    trigger = journeys.loaded(journey["trigger"], {})
+    steps = journeys.loaded(journey["steps"], [])
+    return await render(
+        request,
+        "crm_marketing/journey_detail.html",
+        j=journey,
+        trigger=trigger,
+        steps=steps,
+        figures=await journeys.funnel(int(journey["id"]), steps),
+        names=await _names(trigger, steps),
+        trigger_labels=journeys.TRIGGER_LABELS,
+        step_labels=journeys.STEP_LABELS,
+        on_labels=journeys.ON_LABELS,
+        may_update=acc.can(JOURNEY, "update"),
+    )
+
+
+async def journey_toggle(request: Request) -> Response:
+    """Switch a journey on (people start entering at the next minute) or off (everyone in it waits)."""
+    acc = access(request)
+    journey_id = _id(request)
+    journey = await acc.get(Journey, JOURNEY, journey_id, action="update")
+    now_active = not journey["is_active"]
+    changes: dict[Any, Any] = {Journey.is_active: now_active, Journey.version: Journey.version + 1}
+    if now_active and acc.principal is not None:
+        changes[Journey.started_by] = acc.principal.user_id
+    await Journey.update(changes).where(Journey.id == journey_id)
+    await audit.record(
+        "update", model=JOURNEY, record_id=journey_id, changes={"is_active": [journey["is_active"], now_active]}
+    )
+    return RedirectResponse(f"/marketing/journeys/{journey_id}", status_code=303)
+
+
+JOURNEY_ROUTES: list[BaseRoute] = [
+    Route("/journeys", journey_list, name="journey_list"),
+    Route("/journeys/{id:int}", journey_detail, name="journey_detail"),
+    Route("/journeys/{id:int}/toggle", journey_toggle, methods=["POST"], name="journey_toggle"),
+]

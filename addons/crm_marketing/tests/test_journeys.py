@@ -1,0 +1,218 @@
+"""Journeys: enrollment once (or again when re-entry is allowed), wait → condition → actions, a step's effect once
+per enrollment under retried advances, the custom-event trigger through the JSON API, and rights."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from crm_contacts.models import Person, PersonTag, Tag
+from crm_marketing import journeys
+from crm_marketing.models import CampaignRecipient, Journey, JourneyEnrollment, MarketingEvent, Suppression
+from marketing_helpers import Sink, campaign_for, run_send_jobs, segment_of
+
+from core.errors import ValidationError
+from core.models import Notification
+
+
+async def _journey(trigger: Any, steps: Any, *, reentry: bool = False) -> int:
+    row = Journey(
+        name="培育",
+        trigger=await journeys.check_trigger(trigger),
+        steps=await journeys.check_steps(steps),
+        allow_reentry=reentry,
+        is_active=True,
+    )
+    await row.save()
+    return int(row.id)
+
+
+async def _enrollments(journey_id: int) -> dict[int, dict[str, Any]]:
+    rows = await JourneyEnrollment.select().where(JourneyEnrollment.journey == journey_id)
+    return {int(r["person"]): r for r in rows}
+
+
+async def _tags(person_id: int) -> set[str]:
+    rows = await PersonTag.select(PersonTag.tag.name.as_alias("name")).where(PersonTag.person == person_id)
+    return {r["name"] for r in rows}
+
+
+async def _past_due(journey_id: int) -> None:
+    """Time passes: every running wait is over."""
+    await JourneyEnrollment.update({JourneyEnrollment.due_at: dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}).where(
+        (JourneyEnrollment.journey == journey_id) & JourneyEnrollment.due_at.is_not_null()
+    )
+
+
+async def test_segment_journey_waits_checks_acts_once(world: Any, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    campaign_id = await campaign_for(world, port, {"field": "tags", "op": "contains", "value": "nobody"})
+    await Suppression.insert(Suppression(email="anna@example.com", reason="unsubscribed"))
+    segment = await segment_of({"field": "tags", "op": "contains", "value": "vip"})  # 王芳, Anna, 赵敏
+    jid = await _journey(
+        {"type": "segment", "segment": segment},
+        [
+            {"kind": "wait", "days": 2},
+            {"kind": "condition", "condition": {"field": "stage", "op": "eq", "value": "customer"}},
+            {"kind": "send_mail", "campaign": campaign_id},
+            {"kind": "add_tag", "tag": "nurtured"},
+            {"kind": "set_stage", "stage": "loyal"},
+            {"kind": "notify", "user_id": world.users["mk"], "title_en": "{{ record.name }} nurtured", "title_zh": ""},
+        ],
+    )
+    wang, anna, zhao = world.people["王芳"], world.people["Anna Smith"], world.people["赵敏"]
+    assert await journeys.tick() == {"entered": 3, "advanced": 3}
+    enr = await _enrollments(jid)
+    assert {p: (r["position"], r["state"]) for p, r in enr.items()} == {p: (0, "active") for p in (wang, anna, zhao)}
+    assert all(r["due_at"] is not None for r in enr.values())  # the wait has started
+    assert await journeys.tick() == {"entered": 0, "advanced": 0}  # nobody enters twice; nothing due yet
+
+    # 赵敏 stops being a customer during the wait: the condition lets her go
+    await Person.update({Person.stage: "lead"}).where(Person.id == zhao)
+    await _past_due(jid)
+    await journeys.advance()
+    enr = await _enrollments(jid)
+    assert enr[zhao]["state"] == "exited" and enr[zhao]["position"] == 1
+    assert enr[wang]["state"] == enr[anna]["state"] == "done"
+    assert await _tags(wang) >= {"nurtured", "vip"} and "nurtured" in await _tags(anna)
+    assert "nurtured" not in await _tags(zhao)
+    stages = {r["id"]: r["stage"] for r in await Person.select(Person.id, Person.stage)}
+    assert stages[wang] == stages[anna] == "loyal" and stages[zhao] == "lead"
+    # the mail went through the campaign path, to 王芳 only: Anna unsubscribed
+    await run_send_jobs()
+    assert [m["To"] for m in handler.messages] == ["wang.fang@example.cn"]
+    told = await Notification.select(Notification.title).where(Notification.user_id == world.users["mk"])
+    assert sorted(r["title"] for r in told) == ["Anna Smith nurtured", "王芳 nurtured"]
+
+    figures = await journeys.funnel(jid, journeys.loaded((await Journey.select().first())["steps"], []))
+    assert figures["total"] == 3 and figures["done"] == 2
+    assert figures["steps"][1] == {"reached": 3, "here": 0, "left": 1}
+    assert figures["steps"][2] == {"reached": 2, "here": 0, "left": 0}
+
+    # once only: a finished journey does not take them back while they stay in the segment
+    assert (await journeys.tick())["entered"] == 0
+
+
+async def test_retried_step_acts_once_and_a_failed_step_rolls_back(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    jid = await _journey(
+        {"type": "event", "event": "viewed_product_page", "count": 1},
+        [{"kind": "add_tag", "tag": "hot"}, {"kind": "notify", "user_id": world.users["mk"], "title_en": "hot"}],
+    )
+    wang = world.people["王芳"]
+    await MarketingEvent.insert(MarketingEvent(person=wang, name="viewed_product_page", at=dt.datetime.now(dt.UTC)))
+    assert await journeys.enroll(jid) == 1
+    journey = await Journey.select().where(Journey.id == jid).first()
+    steps = journeys.loaded(journey["steps"], [])
+    enrollment = int((await _enrollments(jid))[wang]["id"])
+
+    # a worker dies in the notify step after the tag: the step's transaction rolls back with its move
+    real = journeys._kernel_action
+
+    async def boom(*args: Any) -> str:
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(journeys, "_kernel_action", boom)
+    with pytest.raises(RuntimeError):
+        await journeys.advance()
+    enr = (await _enrollments(jid))[wang]
+    assert enr["position"] == 1 and enr["state"] == "active"  # the tag step stays done, the notify step not
+    monkeypatch.setattr(journeys, "_kernel_action", real)
+
+    # the broker redelivers: two advances of the same step (a retry and the original) act once
+    assert await journeys._step_once(enrollment, journey, steps) is True
+    assert await journeys._step_once(enrollment, journey, steps) is False
+    await journeys.advance()
+    await journeys.advance()
+    assert (await _enrollments(jid))[wang]["state"] == "done"
+    told = await Notification.count().where(Notification.user_id == world.users["mk"])
+    assert told == 1
+    hot = await Tag.select(Tag.id).where(Tag.name == "hot").first()
+    assert await PersonTag.count().where((PersonTag.person == wang) & (PersonTag.tag == hot["id"])) == 1
+
+
+async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any) -> None:
+    from marketing_helpers import build_world
+
+    from core.runtime import current
+    from core.security.sessions import create_token
+
+    http = await crm_client("crm_marketing")
+    world = await build_world(current())
+    jid = await _journey(
+        {"type": "event", "event": "viewed_product_page", "count": 3}, [{"kind": "add_tag", "tag": "hot"}], reentry=True
+    )
+    li = world.people["李雷"]
+    token = await create_token(world.users["mk"], "test", roles=["marketing"])
+    if True:  # one block for the client's requests
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(2):
+            r = await http.post(
+                "/api/marketing/events", json={"person": li, "name": "viewed_product_page"}, headers=headers
+            )
+            assert r.status_code == 201, r.text
+        assert (await journeys.tick())["entered"] == 0  # two views are not three
+        r = await http.post(
+            "/api/marketing/events", json={"person": li, "name": "viewed_product_page"}, headers=headers
+        )
+        assert r.status_code == 201
+        assert (await journeys.tick())["entered"] == 1
+        assert (await journeys.tick())["entered"] == 0  # the same three views do not enroll again
+        # re-entry: three new views after the first pass
+        for _ in range(3):
+            await http.post(
+                "/api/marketing/events", json={"person": li, "name": "viewed_product_page"}, headers=headers
+            )
+        assert (await journeys.tick())["entered"] == 1
+        assert await JourneyEnrollment.count().where(JourneyEnrollment.journey == jid) == 2
+
+        bad = await http.post("/api/marketing/events", json={"person": li, "name": "bad name!"}, headers=headers)
+        assert bad.status_code == 422 and "name" in bad.json()["error"]["fields"]
+        gone = await http.post("/api/marketing/events", json={"person": 999999, "name": "x"}, headers=headers)
+        assert gone.status_code == 422 and "person" in gone.json()["error"]["fields"]
+
+        # rights: the sales manager reads journeys but neither posts events nor changes journeys; a rep sees none
+        boss_token = await create_token(world.users["boss"], "test", roles=["sales_manager"])
+        boss = {"Authorization": f"Bearer {boss_token}"}
+        read = await http.get(f"/api/marketing/journeys/{jid}", headers=boss)
+        assert read.status_code == 200 and journeys.loaded(read.json()["trigger"], {})["count"] == 3
+        r = await http.post("/api/marketing/events", json={"person": li, "name": "viewed_product_page"}, headers=boss)
+        assert r.status_code == 403
+        change = {"name": "x", "version": read.json()["version"]}
+        assert (await http.patch(f"/api/marketing/journeys/{jid}", json=change, headers=boss)).status_code == 403
+        rep = {"Authorization": f"Bearer {await create_token(world.users['rep'], 'test', roles=['sales_rep'])}"}
+        assert (await http.get("/api/marketing/journeys", headers=rep)).status_code == 403
+        # a journey with a bad step is refused naming the step's field
+        r = await http.post(
+            "/api/marketing/journeys",
+            json={"name": "x", "trigger": {"type": "event", "event": "a"}, "steps": [{"kind": "wait"}]},
+            headers=headers,
+        )
+        assert r.status_code == 422 and "steps[0].hours" in r.json()["error"]["fields"]
+
+    # the pages: the list and the steps with their figures, in Chinese and English; a rep has none
+    from core.security.models import User
+    from core.testing import login_client
+
+    await User.update({User.language: "zh_CN"}).where(User.id == world.users["mk"])
+    await login_client(http, "mk")
+    page = await http.get("/marketing/journeys")
+    assert page.status_code == 200 and "培育旅程" in page.text and "自定义事件" in page.text and "培育" in page.text
+    detail = await http.get(f"/marketing/journeys/{jid}")
+    assert detail.status_code == 200 and "viewed_product_page × 3" in detail.text and "添加标签" in detail.text
+    assert "add_tag" not in detail.text  # labels, not raw keys
+    await login_client(http, "rep")
+    assert (await http.get("/marketing/journeys")).status_code == 403
+
+
+async def test_checks_name_the_field(world: Any) -> None:
+    with pytest.raises(ValidationError) as bad:
+        await journeys.check_steps([{"kind": "condition", "condition": {"field": "provnce", "op": "eq", "value": "x"}}])
+    assert "steps[0].condition.field" in bad.value.fields
+    with pytest.raises(ValidationError) as bad:
+        await journeys.check_steps([{"kind": "set_stage", "stage": 5}])
+    assert any(k.startswith("steps[0].") for k in bad.value.fields)
+    with pytest.raises(ValidationError) as bad:
+        await journeys.check_trigger({"type": "campaign", "campaign": 999, "on": "opened"})
+    assert "trigger.campaign" in bad.value.fields
+    assert await CampaignRecipient.count() == 0
