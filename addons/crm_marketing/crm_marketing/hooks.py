@@ -22,10 +22,22 @@ async def crm_record_panels(access: Access, model: str, record_id: int) -> Seque
     """On a person's 360° page: the campaigns they were sent (opened? clicked?) and the segments they are in."""
     from crm_contacts.api import PERSON_MODEL
 
-    from crm_marketing.manifest import CAMPAIGN, SEGMENT
-    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient, Segment, SegmentMember
+    from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
+    from crm_marketing.models import (
+        Campaign,
+        CampaignEvent,
+        CampaignRecipient,
+        Journey,
+        JourneyEnrollment,
+        Segment,
+        SegmentMember,
+    )
 
-    if model != PERSON_MODEL or access.principal is None or not (access.can(CAMPAIGN) or access.can(SEGMENT)):
+    if (
+        model != PERSON_MODEL
+        or access.principal is None
+        or not (access.can(CAMPAIGN) or access.can(SEGMENT) or access.can(JOURNEY))
+    ):
         return []
     sent: list[dict[str, Any]] = []
     if access.can(CAMPAIGN):
@@ -74,12 +86,37 @@ async def crm_record_panels(access: Access, model: str, record_id: int) -> Seque
                     )
                 ).order_by(Segment.name)
             )
+    paths: list[dict[str, Any]] = []
+    if access.can(JOURNEY):
+        paths = [
+            dict(r)
+            for r in await JourneyEnrollment.select(
+                JourneyEnrollment.journey,
+                JourneyEnrollment.journey.name.as_alias("name"),
+                JourneyEnrollment.position,
+                JourneyEnrollment.state,
+                JourneyEnrollment.entered_at,
+            )
+            .where(JourneyEnrollment.person == record_id)
+            .order_by(JourneyEnrollment.id, ascending=False)
+            .limit(20)
+        ]
+        if paths:
+            readable = {
+                int(r["id"])
+                for r in await (
+                    await access.select(
+                        Journey, JOURNEY, Journey.id, where=Journey.id.is_in([r["journey"] for r in paths])
+                    )
+                )
+            }
+            paths = [r for r in paths if int(r["journey"]) in readable]
     return [
         Panel(
             key="crm_marketing",
             title=gettext("Marketing"),
             template="crm_marketing/panel_person.html",
-            context={"campaigns": sent, "segments": groups},
+            context={"campaigns": sent, "segments": groups, "journeys": paths},
             order=40,
             count=len(sent),
         )
@@ -88,20 +125,32 @@ async def crm_record_panels(access: Access, model: str, record_id: int) -> Seque
 
 @hookimpl
 async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) -> None:
-    """Re-point memberships, recipients and do-not-contact entries from merged people to the survivor, keeping
-    one membership (one recipient) per segment (campaign) where both were there."""
+    """Re-point memberships, recipients, journey passes, events and do-not-contact entries from merged people to
+    the survivor, keeping one membership (recipient, pass) per segment (campaign, journey) where both were."""
     from crm_contacts.api import PERSON_MODEL
 
-    from crm_marketing.models import CampaignRecipient, SegmentMember, Suppression
+    from crm_marketing.models import (
+        CampaignRecipient,
+        JourneyEnrollment,
+        MarketingEvent,
+        SegmentMember,
+        Suppression,
+    )
 
     if model != PERSON_MODEL or not loser_ids:
         return
-    for table, group in ((SegmentMember, SegmentMember.segment), (CampaignRecipient, CampaignRecipient.campaign)):
+    # a journey is entered once: where the survivor is in it already, the merged people's passes go
+    for table, group in (
+        (SegmentMember, SegmentMember.segment),
+        (CampaignRecipient, CampaignRecipient.campaign),
+        (JourneyEnrollment, JourneyEnrollment.journey),
+    ):
         taken = [r[group._meta.name] for r in await table.select(group).where(table.person == survivor_id)]
         if taken:
             await table.delete().where(table.person.is_in(loser_ids) & group.is_in(taken))
         await table.update({table.person: survivor_id}).where(table.person.is_in(loser_ids))
     await Suppression.update({Suppression.person: survivor_id}).where(Suppression.person.is_in(loser_ids))
+    await MarketingEvent.update({MarketingEvent.person: survivor_id}).where(MarketingEvent.person.is_in(loser_ids))
 
 
 @hookimpl
@@ -161,7 +210,8 @@ async def crm_contacts_person_created(person_id: int) -> None:
 async def crm_contacts_person_erased(person_id: int) -> None:
     """Drop what was copied of an erased person: memberships and the address on past recipients. The
     do-not-contact entry stays: it is what keeps them from being mailed again."""
-    from crm_marketing.models import CampaignRecipient, SegmentMember
+    from crm_marketing.models import CampaignRecipient, MarketingEvent, SegmentMember
 
     await SegmentMember.delete().where(SegmentMember.person == person_id)
+    await MarketingEvent.delete().where(MarketingEvent.person == person_id)  # what they looked at
     await CampaignRecipient.update({CampaignRecipient.email: ""}).where(CampaignRecipient.person == person_id)

@@ -51,6 +51,9 @@ ADDON = Addon(
         "demo/crm_marketing_campaign.csv",
         "demo/crm_marketing_campaign_recipient.csv",
         "demo/crm_marketing_campaign_event.csv",  # a sent campaign with opens, clicks and a scanner's hits
+        "demo/crm_marketing_event.csv",
+        "demo/crm_marketing_journey.csv",
+        "demo/crm_marketing_journey_enrollment.csv",  # a running journey with people at different steps
     ),
     menus=(
         Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),

@@ -48,3 +48,16 @@ async def test_demo_shows_a_sent_campaign_with_opens_and_clicks(crm_boot: Any) -
     draft = await Campaign.select().where(Campaign.state == "draft").first()
     shown = await campaigns.preview(mk, draft["id"], before[0])
     assert "诚邀您参加新品发布会" in shown["html"] or "product launch" in shown["html"]
+    # a running journey with people at different steps (and one who left at the condition)
+    from crm_marketing import journeys
+    from crm_marketing.models import Journey
+
+    journey = await Journey.select().where(Journey.is_active.eq(True)).first()
+    steps = journeys.loaded(journey["steps"], [])
+    assert await journeys.check_steps(steps) == steps  # the demo is a journey the checks accept as it is
+    assert await journeys.check_trigger(journeys.loaded(journey["trigger"], {})) == journeys.loaded(
+        journey["trigger"], {}
+    )
+    figures = await journeys.funnel(journey["id"], steps)
+    assert len([s for s in figures["steps"] if s["here"]]) >= 2 and figures["done"] >= 1
+    assert figures["steps"][1]["left"] >= 1 and figures["total"] == figures["steps"][0]["reached"]

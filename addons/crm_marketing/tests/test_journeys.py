@@ -93,6 +93,27 @@ async def test_segment_journey_waits_checks_acts_once(world: Any, sink: tuple[Si
     # once only: a finished journey does not take them back while they stay in the segment
     assert (await journeys.tick())["entered"] == 0
 
+    # the 360° panel lists the person's journeys (a rep sees no marketing panel)
+    from crm_contacts.api import PERSON_MODEL
+
+    from core import hooks, records
+
+    panels = await hooks.collect(
+        world.runtime.plugins, "crm_record_panels", access=await world.acc("boss"), model=PERSON_MODEL, record_id=zhao
+    )
+    (panel,) = [x for x in panels if x.key == "crm_marketing"]
+    assert [(r["name"], r["state"], r["position"]) for r in panel.context["journeys"]] == [("培育", "exited", 1)]
+
+    # 赵敏 merged into 王芳: one pass per journey (王芳's), her events follow the survivor
+    await MarketingEvent.insert(MarketingEvent(person=zhao, name="viewed_product_page", at=dt.datetime.now(dt.UTC)))
+    await records.repoint(PERSON_MODEL, wang, [zhao])
+    assert [
+        r["person"]
+        for r in await JourneyEnrollment.select(JourneyEnrollment.person).where(JourneyEnrollment.journey == jid)
+    ].count(wang) == 1
+    assert await JourneyEnrollment.count().where(JourneyEnrollment.person == zhao) == 0
+    assert await MarketingEvent.count().where(MarketingEvent.person == wang) == 1
+
 
 async def test_retried_step_acts_once_and_a_failed_step_rolls_back(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     jid = await _journey(
@@ -201,6 +222,8 @@ async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any)
     detail = await http.get(f"/marketing/journeys/{jid}")
     assert detail.status_code == 200 and "viewed_product_page × 3" in detail.text and "添加标签" in detail.text
     assert "add_tag" not in detail.text  # labels, not raw keys
+    person_page = await http.get(f"/contacts/people/{li}")
+    assert person_page.status_code == 200 and f'href="/marketing/journeys/{jid}"' in person_page.text
     await login_client(http, "rep")
     assert (await http.get("/marketing/journeys")).status_code == 403
 
