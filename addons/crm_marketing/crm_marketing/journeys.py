@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ from crm_marketing.models import (
     MarketingEvent,
     SegmentMember,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_STEPS = 30
 BATCH = 200
@@ -495,7 +498,9 @@ async def advance(limit: int = BATCH) -> int:
     """Advance up to ``limit`` due enrollments of active journeys as far as they go; how many were looked at."""
     journeys = {
         int(j["id"]): j
-        for j in await Journey.select(Journey.id, Journey.name, Journey.steps).where(Journey.is_active.eq(True))
+        for j in await Journey.select(Journey.id, Journey.name, Journey.steps, Journey.started_by).where(
+            Journey.is_active.eq(True)
+        )
     }
     if not journeys:
         return 0
@@ -513,10 +518,39 @@ async def advance(limit: int = BATCH) -> int:
     for enr in due:
         journey = journeys[int(enr["journey"])]
         steps = loaded(journey["steps"], [])
-        for _ in range(len(steps) + 1):
-            if not await _step_once(int(enr["id"]), journey, steps):
-                break
+        try:
+            for _ in range(len(steps) + 1):
+                if not await _step_once(int(enr["id"]), journey, steps):
+                    break
+        except Exception as exc:  # noqa: BLE001 — one person's failing step must not hold the others back
+            # the step rolled back with its move: the next tick tries it again
+            log.warning("journey %s, enrollment %s: step failed: %s", journey["id"], enr["id"], exc)
+            await _failed(journey, int(enr["id"]), exc)
     return len(due)
+
+
+async def _failed(journey: Mapping[str, Any], enrollment_id: int, exc: Exception) -> None:
+    """Note the error on the enrollment and tell who started the journey (once a day per journey)."""
+    from core.hooks import Notification
+    from core.i18n import gettext
+    from core.notifications import notify
+
+    problem = f"{type(exc).__name__}: {exc}"[:250]
+    await JourneyEnrollment.update({JourneyEnrollment.note: f"failed, tried again: {problem}"[:300]}).where(
+        JourneyEnrollment.id == enrollment_id
+    )
+    if journey.get("started_by"):
+        await notify(
+            Notification(
+                user_id=int(journey["started_by"]),
+                title=gettext("Journey %(name)s: a step failed and is tried again") % {"name": journey["name"]},
+                body=problem,
+                url=f"/marketing/journeys/{journey['id']}",
+                kind="error",
+                source="crm_marketing",
+            ),
+            dedup_key=f"crm_marketing.journey:{journey['id']}:failed:{_now().date().isoformat()}",
+        )
 
 
 async def tick() -> dict[str, int]:
