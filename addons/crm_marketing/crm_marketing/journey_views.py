@@ -25,12 +25,16 @@ def _id(request: Request) -> int:
         raise NotFound("not found") from None
 
 
-async def _names(trigger: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, dict[int, str]]:
-    """Names of the segments and campaigns a journey mentions (to show them, not their numbers)."""
+async def _names(trigger: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, dict[Any, str]]:
+    """Names of the segments, campaigns and stages a journey mentions (to show them, not their keys)."""
     segment_ids = [int(trigger["segment"])] if trigger.get("type") == "segment" else []
     campaign_ids = [int(trigger["campaign"])] if trigger.get("type") == "campaign" else []
     campaign_ids += [int(s["campaign"]) for s in steps if s.get("kind") == "send_mail"]
-    out: dict[str, dict[int, str]] = {"segment": {}, "campaign": {}}
+    out: dict[str, dict[Any, str]] = {"segment": {}, "campaign": {}, "stage": {}}
+    if any(s.get("kind") == "set_stage" for s in steps):
+        # crm_contacts' stage labels, read by table name as segments read its tags
+        for r in await Journey.raw('SELECT "key", "label" FROM "crm_contacts_stage"'):
+            out["stage"][r["key"]] = r["label"]
     if segment_ids:
         for r in await Segment.select(Segment.id, Segment.name).where(Segment.id.is_in(segment_ids)):
             out["segment"][int(r["id"])] = r["name"]

@@ -165,7 +165,9 @@ async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any)
     http = await crm_client("crm_marketing")
     world = await build_world(current())
     jid = await _journey(
-        {"type": "event", "event": "viewed_product_page", "count": 3}, [{"kind": "add_tag", "tag": "hot"}], reentry=True
+        {"type": "event", "event": "viewed_product_page", "count": 3},
+        [{"kind": "add_tag", "tag": "hot"}, {"kind": "set_stage", "stage": "prospect"}],
+        reentry=True,
     )
     li = world.people["李雷"]
     token = await create_token(world.users["mk"], "test", roles=["marketing"])
@@ -224,8 +226,24 @@ async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any)
     page = await http.get("/marketing/journeys")
     assert page.status_code == 200 and "培育旅程" in page.text and "自定义事件" in page.text and "培育" in page.text
     detail = await http.get(f"/marketing/journeys/{jid}")
-    assert detail.status_code == 200 and "viewed_product_page × 3" in detail.text and "添加标签" in detail.text
-    assert "add_tag" not in detail.text  # labels, not raw keys
+    assert (
+        detail.status_code == 200
+        and "<code>viewed_product_page</code> × 3" in detail.text
+        and "添加标签" in detail.text
+    )
+    assert "add_tag" not in detail.text and ": prospect" not in detail.text  # labels, not raw keys
+    other = await _journey(
+        {"type": "segment", "segment": await segment_of({"field": "province", "op": "eq", "value": "广东"})},
+        [
+            {"kind": "wait", "days": 3},
+            {"kind": "wait", "hours": 5},
+            {"kind": "condition", "condition": {"field": "tags", "op": "contains", "value": "vip"}},
+            {"kind": "remove_tag", "tag": "hot"},
+            {"kind": "notify", "user_id": world.users["mk"], "title_zh": "跟进"},
+        ],
+    )
+    shown = await http.get(f"/marketing/journeys/{other}")
+    assert shown.status_code == 200 and "3 天" in shown.text and "5 小时" in shown.text and "跟进" in shown.text
     person_page = await http.get(f"/contacts/people/{li}")
     assert person_page.status_code == 200 and f'href="/marketing/journeys/{jid}"' in person_page.text
     await login_client(http, "rep")
