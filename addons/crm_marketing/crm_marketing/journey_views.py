@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.automation import registry
 from core.errors import NotFound
 from core.security import audit
 from core.web import access, render
@@ -81,6 +82,7 @@ async def journey_detail(request: Request) -> Response:
         trigger_labels=journeys.TRIGGER_LABELS,
         step_labels=journeys.STEP_LABELS,
         on_labels=journeys.ON_LABELS,
+        action_labels={k: a.label for k, a in (await registry.actions()).items()},
         may_update=acc.can(JOURNEY, "update"),
     )
 

@@ -51,7 +51,7 @@ MAX_STEPS = 30
 BATCH = 200
 TRIGGERS = ("segment", "campaign", "event")
 CAMPAIGN_ON = ("opened", "clicked", "not_opened")
-STEP_KINDS = ("wait", "condition", "send_mail", "add_tag", "remove_tag", "set_stage", "notify")
+STEP_KINDS = ("wait", "condition", "send_mail", "add_tag", "remove_tag", "set_stage", "notify", "action")
 STEP_LABELS = {
     "wait": N_("Wait"),
     "condition": N_("Condition"),
@@ -60,6 +60,7 @@ STEP_LABELS = {
     "remove_tag": N_("Remove a tag"),
     "set_stage": N_("Set the lifecycle stage"),
     "notify": N_("Notify a user"),
+    "action": N_("Automation action"),
 }
 TRIGGER_LABELS = {
     "segment": N_("Entered a segment"),
@@ -147,7 +148,7 @@ async def check_steps(raw: Any) -> list[dict[str, Any]]:
             raise ValidationError(
                 {
                     f"{path}.kind": N_(
-                        "must be one of: wait, condition, send_mail, add_tag, remove_tag, set_stage, notify"
+                        "must be one of: wait, condition, send_mail, add_tag, remove_tag, set_stage, notify, action"
                     )
                 }
             )
@@ -181,7 +182,18 @@ async def check_steps(raw: Any) -> list[dict[str, Any]]:
         else:
             if person_model is None:
                 raise NotFound(f"{PERSON_MODEL} is not registered")
-            if kind == "set_stage":
+            if kind == "action":
+                # any action the kernel's automation offers for people (crm_sales.create_activity when installed)
+                _only(step, path, ("kind", "action", "params"))
+                wanted = step.get("action")
+                found = kernel.get(wanted) if isinstance(wanted, str) else None
+                if found is None or (found.models and PERSON_MODEL not in found.models):
+                    raise ValidationError({f"{path}.action": N_("is not an automation action for people")})
+                raw_params = step.get("params") or {}
+                if not isinstance(raw_params, dict):
+                    raise ValidationError({f"{path}.params": N_("must be an object")})
+                params, action = raw_params, found
+            elif kind == "set_stage":
                 _only(step, path, ("kind", "stage"))
                 params = {"field": "stage", "value": step.get("stage")}
                 action = kernel["set_field"]
@@ -189,12 +201,14 @@ async def check_steps(raw: Any) -> list[dict[str, Any]]:
                 _only(step, path, ("kind", "user_id", "title_en", "title_zh", "body_en", "body_zh"))
                 params = {"to": "user", **{k: v for k, v in step.items() if k != "kind"}}
                 action = kernel["notify"]
-            assert action.check is not None  # the kernel's set_field and notify check their params
             try:
-                checked = dict(await action.check(person_model, params))
+                checked = dict(await action.check(person_model, params)) if action.check else dict(params)
             except ValidationError as exc:
-                raise ValidationError({f"{path}.{k}": v for k, v in exc.fields.items()}) from None
-            if kind == "set_stage":
+                inner = "params." if kind == "action" else ""
+                raise ValidationError({f"{path}.{inner}{k}": v for k, v in exc.fields.items()}) from None
+            if kind == "action":
+                out.append({"kind": kind, "action": action.kind, "params": checked})
+            elif kind == "set_stage":
                 out.append({"kind": kind, "stage": checked["value"]})
             else:
                 out.append({"kind": kind, **{k: v for k, v in checked.items() if k != "to"}})
@@ -432,6 +446,10 @@ async def _effect(
             int(enr["id"]),
             int(enr["position"]),
             person,
+        )
+    if kind == "action":
+        return await _kernel_action(
+            str(step["action"]), dict(step["params"]), journey, int(enr["id"]), int(enr["position"]), person
         )
     params = {"to": "user", **{k: v for k, v in step.items() if k != "kind"}}
     return await _kernel_action("notify", params, journey, int(enr["id"]), int(enr["position"]), person)
