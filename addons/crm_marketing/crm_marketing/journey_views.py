@@ -4,14 +4,17 @@ the page switches one on or off."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import db
 from core.automation import registry
-from core.errors import NotFound
+from core.errors import NotFound, ValidationError
+from core.i18n import N_
 from core.security import audit
 from core.web import access, render
 from crm_marketing import journeys
@@ -63,7 +66,13 @@ async def journey_list(request: Request) -> Response:
     for r in rows:
         r["trigger"] = journeys.loaded(r["trigger"], {})
         r["active_people"] = counts.get(int(r["id"]), 0)
-    return await render(request, "crm_marketing/journey_list.html", rows=rows, trigger_labels=journeys.TRIGGER_LABELS)
+    return await render(
+        request,
+        "crm_marketing/journey_list.html",
+        rows=rows,
+        trigger_labels=journeys.TRIGGER_LABELS,
+        may_create=acc.can(JOURNEY, "create"),
+    )
 
 
 async def journey_detail(request: Request) -> Response:
@@ -103,7 +112,100 @@ async def journey_toggle(request: Request) -> Response:
     return RedirectResponse(f"/marketing/journeys/{journey_id}", status_code=303)
 
 
+def _decode(text: str, field: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        raise ValidationError({field: N_("must be JSON")}) from None
+
+
+async def _form(
+    request: Request, j: dict[str, Any], errors: dict[str, str], trigger_text: str, steps_text: str, status: int = 200
+) -> Response:
+    return await render(
+        request,
+        "crm_marketing/journey_form.html",
+        status=status,
+        j=j,
+        errors=errors,
+        trigger_text=trigger_text,
+        steps_text=steps_text,
+    )
+
+
+async def journey_new(request: Request) -> Response:
+    acc = access(request)
+    await acc.require(JOURNEY, "create")
+    return await _form(request, {"id": None, "name": "", "allow_reentry": False}, {}, "", "")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1)
+
+
+async def journey_edit(request: Request) -> Response:
+    acc = access(request)
+    j = dict(await acc.get(Journey, JOURNEY, _id(request), action="update"))
+    return await _form(request, j, {}, _dump(journeys.loaded(j["trigger"], {})), _dump(journeys.loaded(j["steps"], [])))
+
+
+async def journey_save(request: Request) -> Response:
+    """Create or change a journey from the form (trigger and steps as JSON, checked as the API checks them)."""
+    acc = access(request)
+    journey_id = _id(request) if "id" in request.path_params else None
+    await acc.require(JOURNEY, "update" if journey_id else "create")
+    current = dict(await acc.get(Journey, JOURNEY, journey_id, action="update")) if journey_id else {}
+    form = await request.form()
+    name = str(form.get("name", "")).strip()[:200]
+    reentry = form.get("allow_reentry") == "1"
+    trigger_text, steps_text = str(form.get("trigger", "")), str(form.get("steps", ""))
+    try:
+        if not name:
+            raise ValidationError({"name": N_("is required")})
+        trigger = await journeys.check_trigger(_decode(trigger_text, "trigger"))
+        steps = await journeys.check_steps(_decode(steps_text, "steps"), acc)
+        if journey_id and str(form.get("version", "")) != str(current["version"]):
+            raise ValidationError({"name": N_("someone changed this journey meanwhile: reload it")})
+    except ValidationError as exc:
+        shown = {**current, "id": journey_id, "name": name, "allow_reentry": reentry}
+        return await _form(request, shown, exc.fields, trigger_text, steps_text, status=422)
+    async with db.atomic():
+        if journey_id is None:
+            rows = await Journey.insert(Journey(name=name, allow_reentry=reentry, trigger=trigger, steps=steps))
+            journey_id = int(rows[0]["id"])
+            await audit.record("create", model=JOURNEY, record_id=journey_id, changes={"name": [None, name]})
+        else:
+            await Journey.update(
+                {
+                    Journey.name: name,
+                    Journey.allow_reentry: reentry,
+                    Journey.trigger: trigger,
+                    Journey.steps: steps,
+                    Journey.version: Journey.version + 1,
+                }
+            ).where(Journey.id == journey_id)
+            await audit.record(
+                "update",
+                model=JOURNEY,
+                record_id=journey_id,
+                changes=audit.diff(
+                    {k: current[k] for k in ("name", "allow_reentry", "trigger", "steps")},
+                    {
+                        "name": name,
+                        "allow_reentry": reentry,
+                        "trigger": json.dumps(trigger),
+                        "steps": json.dumps(steps),
+                    },
+                ),
+            )
+    return RedirectResponse(f"/marketing/journeys/{journey_id}", status_code=303)
+
+
 JOURNEY_ROUTES: list[BaseRoute] = [
+    Route("/journeys/new", journey_new, name="journey_new"),
+    Route("/journeys", journey_save, methods=["POST"], name="journey_create"),
+    Route("/journeys/{id:int}", journey_save, methods=["POST"], name="journey_update"),
+    Route("/journeys/{id:int}/edit", journey_edit, name="journey_edit"),
     Route("/journeys", journey_list, name="journey_list"),
     Route("/journeys/{id:int}", journey_detail, name="journey_detail"),
     Route("/journeys/{id:int}/toggle", journey_toggle, methods=["POST"], name="journey_toggle"),

@@ -132,8 +132,9 @@ def event_name_ok(name: str) -> bool:
     return 0 < len(name) <= 100 and all(c.isascii() and (c.isalnum() or c in "_.-") for c in name)
 
 
-async def check_steps(raw: Any) -> list[dict[str, Any]]:
-    """The steps checked (422 naming ``steps[i].…``); actions' params go through the kernel actions' checks."""
+async def check_steps(raw: Any, access: Any = None) -> list[dict[str, Any]]:
+    """The steps checked (422 naming ``steps[i].…``); actions' params go through the kernel actions' checks. With
+    ``access``, a condition on a field its user sees masked is refused (403), as in segments."""
     from core.automation import registry
     from crm_marketing import segments
 
@@ -165,7 +166,7 @@ async def check_steps(raw: Any) -> list[dict[str, Any]]:
             from core import conditions
 
             node = conditions.parse(step.get("condition") or {}, sch, path=f"{path}.condition")
-            segments.where(node, sch)
+            segments.where(node, sch, access)
             out.append({"kind": kind, "condition": conditions.as_json(node)})
         elif kind == "send_mail":
             _only(step, path, ("kind", "campaign"))

@@ -252,8 +252,27 @@ async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any)
     shown = await http.get(f"/marketing/journeys/{other}")
     assert shown.status_code == 200 and "3 天" in shown.text and "5 小时" in shown.text and "跟进" in shown.text
     assert "set_field" not in shown.text and "自动化动作" in shown.text
+    # the editor: JSON checked as the API checks it (422 naming the step), then saved and shown
+    from core.testing import csrf_of
+
+    new = await http.get("/marketing/journeys/new")
+    assert new.status_code == 200 and "新建旅程" in new.text
+    form = {"csrf_token": csrf_of(new.text), "name": "表单旅程", "trigger": '{"type": "event", "event": "signup"}'}
+    bad = await http.post("/marketing/journeys", data={**form, "steps": '[{"kind": "fly"}]'})
+    assert bad.status_code == 422 and "steps[0].kind" in bad.text
+    made = await http.post("/marketing/journeys", data={**form, "steps": '[{"kind": "add_tag", "tag": "新"}]'})
+    assert made.status_code == 303
+    made_id = int(made.headers["location"].rsplit("/", 1)[1])
+    edit = await http.get(f"/marketing/journeys/{made_id}/edit")
+    assert edit.status_code == 200 and "signup" in edit.text
+    saved = await Journey.select().where(Journey.id == made_id).first()
+    assert saved["name"] == "表单旅程" and not saved["is_active"]
+    assert journeys.loaded(saved["steps"], []) == [{"kind": "add_tag", "tag": "新"}]
     person_page = await http.get(f"/contacts/people/{li}")
     assert person_page.status_code == 200 and f'href="/marketing/journeys/{jid}"' in person_page.text
+    await login_client(http, "boss")
+    assert (await http.get("/marketing/journeys")).status_code == 200
+    assert (await http.get("/marketing/journeys/new")).status_code == 403
     await login_client(http, "rep")
     assert (await http.get("/marketing/journeys")).status_code == 403
 
