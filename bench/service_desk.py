@@ -3,7 +3,8 @@ search, on PostgreSQL, through the whole app (ASGI: middleware, session, access 
 
 Creates the database ``crm_bench_service`` (dropped at the end unless ``--keep``), installs crm_service (and
 crm_contacts), loads N customers and M tickets by ``INSERT … SELECT generate_series`` spread over 10 teams of 10
-agents, and K articles (half Chinese, half English) whose words come from a vocabulary, stored segmented as
+agents (subject, state and priority drawn independently), and K
+articles (half Chinese, half English) whose words come from a vocabulary, stored segmented as
 crm_service stores them. An agent of one team logs in through the real form: the team rule applies (~10 % of
 the tickets visible). As the baseline in the same run, the kernel's home page ``/`` pays the same middleware and
 session cost with no ticket query.
@@ -32,6 +33,7 @@ EN = ["refund", "invoice", "shipping", "delivery", "account", "password", "warra
       "network", "upgrade", "printer", "driver", "login", "subscription", "plan", "billing"]
 LISTS = [("active, team scope", "/service/"), ("state + search 退货", "/service/?state=open&q=退货"),
          ("priority + search VPN", "/service/?state=active&priority=high&q=VPN"),
+         ("search, no match", "/service/?q=nowhere"),
          ("page 2 (keyset)", None)]
 KB = [("zh word mid-sentence", "/service/articles?q=退货"), ("zh two words", "/service/articles?q=会员+积分"),
       ("en word", "/service/articles?q=warranty"), ("rare pair", "/service/articles?q=蓝牙+说明书")]
@@ -70,8 +72,8 @@ async def load(url: str, customers: int, tickets: int, articles: int, agents: li
                 "created_at, updated_at, resolution_due_at) SELECT "
                 f"({subjects})[1 + (g % 10)] || ' #' || g, $1::int + (g % $2::int), "
                 "(ARRAY['email','portal','web','phone','api'])[1 + (g % 5)], 'question', "
-                "(ARRAY['low','normal','high','urgent'])[1 + (g % 4)], "
-                "(ARRAY['new','open','pending_customer','resolved','closed','closed'])[1 + (g % 6)], "
+                "(ARRAY['low','normal','high','urgent'])[1 + ((g / 60) % 4)], "
+                "(ARRAY['new','open','pending_customer','resolved','closed','closed'])[1 + ((g / 10) % 6)], "
                 "($3::int[])[1 + (g % 100)], ($4::int[])[1 + ((g % 100) / 10)], "
                 "now() - (g || ' minutes')::interval, now(), now() + interval '1 day' "
                 "FROM generate_series($5::int, $6::int) g", first, customers, agents, teams, start + 1, start + n)
