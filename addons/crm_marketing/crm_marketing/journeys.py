@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS = 30
 BATCH = 200
-TRIGGERS = ("segment", "campaign", "event")
+TRIGGERS = ("segment", "campaign", "event", "idle")
 CAMPAIGN_ON = ("opened", "clicked", "not_opened")
 STEP_KINDS = ("wait", "condition", "send_mail", "add_tag", "remove_tag", "set_stage", "notify", "action")
 STEP_LABELS = {
@@ -66,6 +66,7 @@ TRIGGER_LABELS = {
     "segment": N_("Entered a segment"),
     "campaign": N_("Campaign mail"),
     "event": N_("Custom event"),
+    "idle": N_("Dormant (no change for N days)"),
 }
 ON_LABELS = {"opened": N_("opened"), "clicked": N_("clicked"), "not_opened": N_("not opened")}
 
@@ -101,8 +102,11 @@ async def check_trigger(raw: Any) -> dict[str, Any]:
     from crm_marketing.models import Segment
 
     if not isinstance(raw, dict) or raw.get("type") not in TRIGGERS:
-        raise ValidationError({"trigger.type": N_("must be one of: segment, campaign, event")})
+        raise ValidationError({"trigger.type": N_("must be one of: segment, campaign, event, idle")})
     kind = raw["type"]
+    if kind == "idle":
+        _only(raw, "trigger", ("type", "days"))
+        return {"type": kind, "days": _positive(raw, "days", "trigger", top=3650)}
     if kind == "segment":
         _only(raw, "trigger", ("type", "segment"))
         segment = _positive(raw, "segment", "trigger", top=2**62)
@@ -242,6 +246,18 @@ async def _evidence(trigger: Mapping[str, Any]) -> dict[int, list[dt.datetime]]:
             MarketingEvent.name == trigger["event"]
         ):
             out.setdefault(int(r["person"]), []).append(r["at"])
+    elif kind == "idle":
+        # dormant: the contact record unchanged for N days; the change time is the evidence, so with re-entry a
+        # contact that woke up and fell dormant again enters again
+        from crm_marketing import segments
+
+        sch = await segments.schema()
+        table: Any = sch.table
+        cutoff = _now() - dt.timedelta(days=int(trigger["days"]))
+        for r in await table.select(table.id, table.updated_at).where(
+            (table.updated_at <= cutoff) & segments._live(sch)
+        ):
+            out[int(r["id"])] = [r["updated_at"]]
     elif kind == "campaign" and trigger["on"] in ("opened", "clicked"):
         for r in await CampaignEvent.select(CampaignEvent.recipient.person.as_alias("person"), CampaignEvent.at).where(
             (CampaignEvent.campaign == trigger["campaign"])

@@ -278,6 +278,15 @@ async def test_event_trigger_through_the_api_counts_and_reentry(crm_client: Any)
 
 
 async def test_checks_name_the_field(world: Any) -> None:
+    # the dormant trigger: a contact unchanged for 90 days enters, the others do not
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    await Person.update({Person.updated_at: long_ago}).where(Person.id == world.people["张伟"])
+    dormant = await _journey({"type": "idle", "days": 90}, [{"kind": "add_tag", "tag": "唤醒"}])
+    assert await journeys.enroll(dormant) == 1
+    assert list(await _enrollments(dormant)) == [world.people["张伟"]]
+    with pytest.raises(ValidationError) as bad:
+        await journeys.check_trigger({"type": "idle", "days": 0})
+    assert "trigger.days" in bad.value.fields
     with pytest.raises(ValidationError) as bad:
         await journeys.check_steps([{"kind": "condition", "condition": {"field": "provnce", "op": "eq", "value": "x"}}])
     assert "steps[0].condition.field" in bad.value.fields
