@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 from crm_contacts.models import Person, PersonTag, Tag
 from crm_marketing import journeys
-from crm_marketing.models import CampaignRecipient, Journey, JourneyEnrollment, MarketingEvent, Suppression
+from crm_marketing.models import (
+    Campaign,
+    CampaignEvent,
+    CampaignRecipient,
+    Journey,
+    JourneyEnrollment,
+    MarketingEvent,
+    Suppression,
+)
 from marketing_helpers import Sink, campaign_for, run_send_jobs, segment_of
 
 from core.errors import ValidationError
@@ -287,6 +295,34 @@ async def test_checks_name_the_field(world: Any) -> None:
     with pytest.raises(ValidationError) as bad:
         await journeys.check_trigger({"type": "idle", "days": 0})
     assert "trigger.days" in bad.value.fields
+
+    # campaign triggers: opened / clicked / not opened in 3 days; a mail scanner's hits never count
+    now = dt.datetime.now(dt.UTC)
+    campaign = (await Campaign.insert(Campaign(name="c", state="sent", sent_at=now)))[0]["id"]
+    recipients = {}
+    for name, days in (("王芳", 5), ("李雷", 5), ("Anna Smith", 1)):
+        row = CampaignRecipient(
+            campaign=campaign,
+            person=world.people[name],
+            email="x@example.com",
+            state="sent",
+            sent_at=now - dt.timedelta(days=days),
+        )
+        await row.save()
+        recipients[name] = row.id
+    for name, kind, scanner in (("王芳", "open", False), ("王芳", "click", False), ("李雷", "open", True)):
+        await CampaignEvent.insert(
+            CampaignEvent(campaign=campaign, recipient=recipients[name], kind=kind, is_scanner=scanner, at=now)
+        )
+    for on, who in (("opened", {"王芳"}), ("clicked", {"王芳"}), ("not_opened", {"李雷"})):
+        jid = await _journey(
+            {"type": "campaign", "campaign": campaign, "on": on, "days": 3}
+            if on == "not_opened"
+            else {"type": "campaign", "campaign": campaign, "on": on},
+            [{"kind": "add_tag", "tag": on}],
+        )
+        await journeys.enroll(jid)
+        assert set(await _enrollments(jid)) == {world.people[n] for n in who}, on
     with pytest.raises(ValidationError) as bad:
         await journeys.check_steps([{"kind": "condition", "condition": {"field": "provnce", "op": "eq", "value": "x"}}])
     assert "steps[0].condition.field" in bad.value.fields
@@ -302,4 +338,3 @@ async def test_checks_name_the_field(world: Any) -> None:
     with pytest.raises(ValidationError) as bad:
         await journeys.check_trigger({"type": "campaign", "campaign": 999, "on": "opened"})
     assert "trigger.campaign" in bad.value.fields
-    assert await CampaignRecipient.count() == 0
