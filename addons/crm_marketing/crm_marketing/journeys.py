@@ -18,7 +18,8 @@ fired anew: a newer event or open; for a segment, while still in it). The schedu
 ``crm_marketing.journeys_tick`` enrolls and then advances due enrollments in batches. Each step runs in its own
 transaction that first moves the enrollment on with a conditional update (``WHERE position = p``): a retried or
 duplicated advance finds the step taken and does nothing, and a step that fails rolls back with its move, so a
-step's effect happens once per enrollment.
+step's effect happens once per enrollment. The steps one enrollment takes in a row (up to a wait) share that
+transaction: one commit per person, and a failure rolls them all back to be tried again.
 """
 
 from __future__ import annotations
@@ -554,11 +555,14 @@ async def advance(limit: int = BATCH) -> int:
         journey = journeys[int(enr["journey"])]
         steps = loaded(journey["steps"], [])
         try:
-            for _ in range(len(steps) + 1):
-                if not await _step_once(int(enr["id"]), journey, steps):
-                    break
+            # the steps an enrollment takes now (up to its next wait) commit together: one commit per person
+            # instead of one per step; each step's conditional move still guards it against a concurrent advance
+            async with db.atomic():
+                for _ in range(len(steps) + 1):
+                    if not await _step_once(int(enr["id"]), journey, steps):
+                        break
         except Exception as exc:  # noqa: BLE001 — one person's failing step must not hold the others back
-            # the step rolled back with its move: the next tick tries it again
+            # the steps rolled back with their moves: the next tick tries them again
             log.warning("journey %s, enrollment %s: step failed: %s", journey["id"], enr["id"], exc)
             await _failed(journey, int(enr["id"]), exc)
     return len(due)

@@ -151,7 +151,8 @@ async def test_retried_step_acts_once_and_a_failed_step_rolls_back(world: Any, m
     monkeypatch.setattr(journeys, "_kernel_action", boom)
     await journeys.advance()  # logged, noted, the one who started the journey told; the others go on
     enr = (await _enrollments(jid))[wang]
-    assert enr["position"] == 1 and enr["state"] == "active"  # the tag step stays done, the notify step not
+    assert enr["position"] == 0 and enr["state"] == "active"  # the tag went back with it: both run again later
+    assert "hot" not in await _tags(wang)
     assert "worker killed" in enr["note"]
     alarm = await Notification.select().where(Notification.user_id == world.users["boss"])
     assert len(alarm) == 1 and alarm[0]["kind"] == "error" and "worker killed" in alarm[0]["body"]
