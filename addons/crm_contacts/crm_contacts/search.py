@@ -24,7 +24,10 @@ async def _search(model: str, kind: str, access: Access, query: str, limit: int)
     table: Any = table_of(model)
     where = await listing.where(table, model, listing.ListQuery(q=query), access)
     columns = [table.id, table.name, table.city]
-    rows = await (await access.select(table, model, *columns, where=where)).order_by(table.name).limit(limit)
+    # newest first, as the lists: the id index is walked backwards and stops at ``limit`` matches, where
+    # ordering by name would sort every match of a common word first (~250 ms on 1M people)
+    query = await access.select(table, model, *columns, where=where)
+    rows = await query.order_by(table.id, ascending=False).limit(limit)
     return [SearchHit(title=r["name"], subtitle=r["city"] or "", url=f"/contacts/{kind}/{r['id']}", kind=kind)
             for r in rows]
 
