@@ -29,6 +29,7 @@ from core.security import context
 
 log = logging.getLogger("crm.outbox")
 _running: ContextVar[int | None] = ContextVar("crm_outbox_running", default=None)  # the row this job runs for
+_last_try: ContextVar[bool] = ContextVar("crm_outbox_last_try", default=False)  # no retry follows a failure
 
 
 def _now() -> dt.datetime:
@@ -102,6 +103,12 @@ async def sweep(stale_seconds: float = 60.0, fresh_seconds: float = 2.0, limit: 
     return await dispatch([int(r["id"]) for r in rows])
 
 
+def last_attempt() -> bool:
+    """Inside a running job: whether a failure now is final (no retry follows). A job whose record shows a
+    state ("sending") uses it to set the final one ("failed") only when the retries are spent."""
+    return _last_try.get()
+
+
 async def renew_lease(seconds: float) -> bool:
     """Inside a running job: hold its row ``seconds`` from now (a heartbeat; shorter than the lease the claim
     took is fine). A worker killed mid-job stops renewing, and the sweep sends the job again soon after the
@@ -164,6 +171,7 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
     if claimed is None:
         return
     token = _running.set(outbox_id)
+    last = _last_try.set(claimed["attempts"] + 1 > job.max_retries)
     try:
         await job.fn(**claimed["payload"])
     except RetryLater as exc:
@@ -192,6 +200,7 @@ async def run_job(job: JobSpec, outbox_id: int) -> None:
         raise
     finally:
         _running.reset(token)
+        _last_try.reset(last)
     await _finish(outbox_id, "done", claimed["attempts"] + 1, "")
 
 

@@ -26,8 +26,8 @@ async def _search(model: str, kind: str, access: Access, query: str, limit: int)
     columns = [table.id, table.name, table.city]
     # newest first, as the lists: the id index is walked backwards and stops at ``limit`` matches, where
     # ordering by name would sort every match of a common word first (~250 ms on 1M people)
-    query = await access.select(table, model, *columns, where=where)
-    rows = await query.order_by(table.id, ascending=False).limit(limit)
+    select = await access.select(table, model, *columns, where=where)
+    rows = await select.order_by(table.id, ascending=False).limit(limit)
     return [SearchHit(title=r["name"], subtitle=r["city"] or "", url=f"/contacts/{kind}/{r['id']}", kind=kind)
             for r in rows]
 

@@ -38,8 +38,13 @@ async def send_quote_email(quote_id: int, accept_url: str) -> None:
     # At-least-once: if the SMTP server took the message and the worker died before the outbox row was
     # marked done, the customer gets the same e-mail (same link, same Message-ID) twice, never a different link.
     # A short heartbeat lease: a killed worker's e-mail goes out again within ~30 s, not after the time limit.
-    from core.outbox import heartbeat
-    from crm_sales.documents import send_email
+    from core.outbox import heartbeat, last_attempt
+    from crm_sales.documents import mark_email_failed, send_email
 
-    async with heartbeat(30):
-        await send_email(quote_id, accept_url)
+    try:
+        async with heartbeat(30):
+            await send_email(quote_id, accept_url)
+    except Exception:
+        if last_attempt():  # the retries are spent: the quote no longer says "sending"
+            await mark_email_failed(quote_id)
+        raise

@@ -123,6 +123,10 @@ def filename(quote: dict[str, Any]) -> str:
     return f"{quote['number']}-v{quote['revision']}.pdf"
 
 
+async def mark_email_failed(quote_id: int) -> None:
+    await Quote.update({Quote.email_state: "failed"}).where(Quote.id == quote_id)
+
+
 async def send_email(quote_id: int, accept_url: str) -> str:
     """E-mail the quote's PDF and acceptance link to the customer; returns the recipient."""
     from crm_contacts.api import get_contact
@@ -133,7 +137,7 @@ async def send_email(quote_id: int, accept_url: str) -> str:
 
     async def failed(reason: str) -> PermanentJobError:
         # for good: the quote says so (the job's failure tells the rep and the admins why)
-        await Quote.update({Quote.email_state: "failed"}).where(Quote.id == quote_id)
+        await mark_email_failed(quote_id)
         return PermanentJobError(reason)
 
     if not settings.smtp_host:

@@ -116,3 +116,21 @@ async def _email_state(quote_id: int) -> str:
     from crm_sales.models import Quote
 
     return str((await Quote.select(Quote.email_state).where(Quote.id == quote_id).first())["email_state"])
+
+
+async def test_an_unreachable_smtp_server_leaves_sending_until_the_last_retry_then_failed(org: Any) -> None:
+    org.runtime.settings = org.runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=_free_port(),
+                                                      smtp_from="sales@example.com")
+    rep = await org.acc("rep1")
+    opp_id = await new_deal(rep, "Servers", email="buyer@example.com")
+    quote_id = await quotes.create_quote(rep, opp_id, LINES)
+    await acceptance.send(rep, quote_id)
+    spec = jobs.spec("crm_sales.send_quote_email")
+    job = await Outbox.select().where(Outbox.actor == "crm_sales.send_quote_email").first()
+    with pytest.raises(OSError):  # nobody listens: a retry follows, the quote still says "sending"
+        await outbox.run_job(spec, job["id"])
+    assert await _email_state(quote_id) == "sending"
+    await Outbox.update({Outbox.attempts: spec.max_retries, Outbox.state: "pending"}).where(Outbox.id == job["id"])
+    await outbox.run_job(spec, job["id"])  # the last try: failed for good, recorded, not raised for a retry
+    row = await Outbox.select(Outbox.state).where(Outbox.id == job["id"]).first()
+    assert row["state"] == "failed" and await _email_state(quote_id) == "failed"
