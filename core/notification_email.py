@@ -86,14 +86,12 @@ async def queue(items: Sequence[tuple[Notification, str | None]]) -> int:
 async def _unset(user_id: int) -> None:
     from core.notifications import notify
 
-    lang = await _language(user_id)
     await notify(
         Notification(
             user_id=user_id,
-            title=i18n.in_language(lang, N_("E-mail notifications cannot be sent: e-mail is not set up")),
-            body=i18n.in_language(
-                lang, N_("Your notifications are here until an administrator configures e-mail (CRM_SMTP_HOST).")
-            ),
+            # stored in English, shown in the reader's language of the day (the page translates it)
+            title=N_("E-mail notifications cannot be sent: e-mail is not set up"),
+            body=N_("Your notifications are here until an administrator configures e-mail (CRM_SMTP_HOST)."),
             url="/account/preferences",
             kind="error",
             source="core",
