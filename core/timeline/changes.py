@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ NOT_CHANGES = frozenset(
 _NAMING = ("name", "title", "subject", "reference", "number", "code", "login", "key")
 _SKIPPED = frozenset({"version", "updated_at", "search_text", "stage_entered_at"})
 MAX_TEXT = 120
+#: a key of the kernel's own metadata records (a custom field's model ``crm_contacts.person``, its name
+#: ``custom.loyalty_tier``): shown as words there; elsewhere a dotted value is data ("example.com")
+_KEY = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,19 @@ def _plain(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+def _words(value: Any) -> str:
+    """A structured value (a custom field's options, its validation) in words, never JSON: a label with its
+    translations in the reader's language, a mapping as "Key: value; …", a list joined by commas."""
+    if isinstance(value, dict):
+        if "en" in value or "zh" in value:
+            local = value.get("zh") if i18n.language().startswith("zh") else None
+            return str(local or value.get("en") or value.get("key") or "—")
+        return "; ".join(f"{i18n.translate(labels.humanize(str(k)))}: {_words(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, list):
+        return ", ".join(_words(v) for v in value) or "—"
+    return _plain(value)
+
+
 def _parsed_time(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value
@@ -186,7 +203,7 @@ class Reader:
         return text
 
     async def value(self, model: str, table: type[Table] | None, field: str, value: Any) -> str:
-        if value is None or value == "" or value == []:
+        if value is None or value == "" or value == [] or value == {}:
             return "—"
         column = _column(table, field)
         if isinstance(column, ForeignKey) and isinstance(value, (int, str)) and str(value).isdigit():
@@ -210,6 +227,10 @@ class Reader:
             return ", ".join(_plain(v) for v in value) or "—"
         if isinstance(value, str) and value in _choices(model).get(field, ()):
             return i18n.translate(labels.humanize(value))
+        if isinstance(value, (dict, list)):
+            return _words(value)
+        if model.startswith("core.") and isinstance(value, str) and _KEY.fullmatch(value):
+            return labels.model(value)
         return _plain(value)
 
 
