@@ -224,7 +224,7 @@ class Reader:
             except (decimal.InvalidOperation, ValueError, TypeError):
                 return _plain(value)
         if isinstance(column, (JSON, JSONB)) and isinstance(value, list):
-            return ", ".join(_plain(v) for v in value) or "—"
+            return _words(value)
         if isinstance(value, str) and value in _choices(model).get(field, ()):
             return i18n.translate(labels.humanize(value))
         if isinstance(value, (dict, list)):

@@ -19,5 +19,10 @@ async def test_kernel_metadata_values_read_as_words() -> None:
     assert await shown("core.custom_field", "validation", {}) == "—"
     assert await shown("core.custom_field", "validation", {"max_length": 20}) == "Max length: 20"
     assert await shown("core.custom_field", "name", "custom.loyalty_tier") == "Loyalty tier"
+    # the same options stored in the definition's JSON column
+    from core.models import CustomField
+
+    assert await reader.value("core.custom_field", CustomField, "options", options) == "Gold, Silver"
+    assert await reader.value("core.custom_field", CustomField, "options", ["a", "b"]) == "a, b"
     # elsewhere a dotted value is data, kept as entered
     assert await shown("crm_contacts.organization", "website", "example.com") == "example.com"
