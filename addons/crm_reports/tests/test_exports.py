@@ -38,8 +38,8 @@ def _free_port() -> int:
 async def test_pages_exports_and_api(crm_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
     """The HTTP tests share one app and one organisation (the test budget): dashboards' KPI colours and full
     screen, then the builder and every export and schedule, then the JSON API as two reps."""
-    from test_reports_api import datasets_reports_results_and_dashboards
     from test_dashboards import kpi_thresholds_colour_and_full_screen_refreshes
+    from test_reports_api import datasets_reports_results_and_dashboards
 
     from core.runtime import current
 
