@@ -420,6 +420,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class MailInbox:
+    """An aiosmtpd handler keeping every message it receives (the tests' SMTP sink)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        import email
+
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
 @contextlib.contextmanager
 def crm_process(data_dir: Path, command: str, env: dict[str, str] | None = None, timeout: float = 60
                 ) -> Iterator[str]:

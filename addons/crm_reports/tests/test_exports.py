@@ -8,31 +8,15 @@ from __future__ import annotations
 import csv
 import email
 import io
-import socket
 import subprocess
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from reports_helpers import DEALS, Org, build_org
 
-from core.testing import csrf_of, login_client
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from core.testing import MailInbox as Inbox
+from core.testing import csrf_of, free_port, login_client
 
 
 async def test_pages_exports_and_api(crm_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
@@ -122,7 +106,7 @@ async def build_export_and_schedule(client: Any, org: Org, tmp_path: Path, monke
     from crm_reports.models import Schedule
 
     schedule_id = (await Schedule.select(Schedule.id).where(Schedule.report == report_id).first())["id"]
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

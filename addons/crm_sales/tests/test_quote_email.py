@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import email
-import socket
 import subprocess
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,8 @@ from sales_helpers import new_deal
 
 from core import jobs, outbox
 from core.models import Outbox
+from core.testing import MailInbox as Inbox
+from core.testing import free_port
 
 LINES = [{"code": "SRV-R740", "description": "机架式服务器 Rack server", "quantity": "2", "unit_price": "48500",
           "tax_rate": "0.13"}]
@@ -53,24 +52,10 @@ async def test_pdf_follows_the_customer_language(org: Any, tmp_path: Path, langu
             await documents.render_pdf(quote_id), tmp_path)
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def test_send_mails_the_pdf_with_the_acceptance_link(org: Any, tmp_path: Path) -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -119,7 +104,7 @@ async def _email_state(quote_id: int) -> str:
 
 
 async def test_an_unreachable_smtp_server_leaves_sending_until_the_last_retry_then_failed(org: Any) -> None:
-    org.runtime.settings = org.runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=_free_port(),
+    org.runtime.settings = org.runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=free_port(),
                                                       smtp_from="sales@example.com")
     rep = await org.acc("rep1")
     opp_id = await new_deal(rep, "Servers", email="buyer@example.com")

@@ -3,10 +3,7 @@ tickets, threading, loop guard, bad mail, no duplicates on a second fetch."""
 
 from __future__ import annotations
 
-import email
-import socket
-from email.message import EmailMessage, Message
-from typing import Any
+from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 from imap_tools import AND, MailBoxUnencrypted
@@ -14,6 +11,8 @@ from service_helpers import Desk
 
 from core import jobs, outbox
 from core.models import Outbox
+from core.testing import MailInbox as Inbox
+from core.testing import free_port
 
 
 def _mail(sender: str, subject: str, body: str, mid: str, **headers: str) -> bytes:
@@ -28,20 +27,6 @@ def _mail(sender: str, subject: str, body: str, mid: str, **headers: str) -> byt
     msg.set_content(body)
     return msg.as_bytes()
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_mail_in_threading_loops_bad_mail_and_reply_out(desk: Desk, dovecot: tuple[str, int]) -> None:
@@ -92,7 +77,7 @@ async def test_mail_in_threading_loops_bad_mail_and_reply_out(desk: Desk, doveco
 
     # an agent replies: the mail goes out with the reference and a Message-ID the customer's answer threads on
     sink = Inbox()
-    smtp_port = _port()
+    smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:
