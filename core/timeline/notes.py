@@ -167,38 +167,17 @@ async def add_note(access: Access, model: str, record_id: int, body: str, url: s
     await audit.record("note", model=model, record_id=record_id, detail=f"note {note_id}", principal=who)
     await follow(access, model, record_id, page, check=False)
     excerpt = text if len(text) <= 300 else text[:299] + "…"
-    for user_id in mentions:
+    # the mentioned are told they were mentioned, the other followers that a note was written; each once
+    told = [(user_id, N_("%(author)s mentioned you on %(record)s"), page) for user_id in mentions]
+    told += [(user_id, N_("%(author)s wrote a note on %(record)s"), page or follower_url)
+             for user_id, follower_url in await _followers(model, record_id) if user_id not in mentions]
+    for user_id, message, url in told:
         if user_id == who.user_id:
             continue
         acc = await _may_read(user_id, model, record_id)
         if acc is not None:
-            await _tell(
-                user_id,
-                acc,
-                model,
-                record_id,
-                N_("%(author)s mentioned you on %(record)s"),
-                excerpt,
-                page,
-                f"timeline:note:{note_id}:{user_id}",
-                author=who.name,
-            )
-    for user_id, follower_url in await _followers(model, record_id):
-        if user_id == who.user_id or user_id in mentions:
-            continue
-        acc = await _may_read(user_id, model, record_id)
-        if acc is not None:
-            await _tell(
-                user_id,
-                acc,
-                model,
-                record_id,
-                N_("%(author)s wrote a note on %(record)s"),
-                excerpt,
-                page or follower_url,
-                f"timeline:note:{note_id}:{user_id}",
-                author=who.name,
-            )
+            await _tell(user_id, acc, model, record_id, message, excerpt, url, f"timeline:note:{note_id}:{user_id}",
+                        author=who.name)
     return note_id
 
 
