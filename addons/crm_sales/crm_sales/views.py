@@ -183,30 +183,42 @@ async def _factor_values(explanation: dict[str, Any], stages: list[dict[str, Any
 DEAL_FORM = ("name", "expected_revenue", "expected_close", "source", "region", "industry", "products_of_interest")
 
 
-async def opportunity_form(request: Request) -> Response:
-    """A deal's create form (also drawn on the pipeline page, which posts here) or edit form; custom fields and
-    the layout like the other forms; a refused post comes back with the reasons next to the fields."""
+async def _form_run(request: Request, model: str, table: Any, fields: tuple[str, ...], path: str
+                    ) -> Response | tuple[Any, int | None, dict[str, Any], dict[str, str], int, Any, bool]:
+    """A create (no ``id`` in the path) or edit form's common part: the right checked, the record read as the
+    user may see it, a post saved (a redirect to the record) or refused (what was typed and the reasons back):
+    ``(access, record_id, row, errors, status, typed form, creating)`` for drawing the form."""
     acc = access(request)
     raw_id = request.path_params.get("id")
-    opp_id = int(raw_id) if raw_id is not None else None
-    creating = opp_id is None
+    record_id = int(raw_id) if raw_id is not None else None
+    creating = record_id is None
     row: dict[str, Any] = {"currency": "CNY"}
-    if opp_id is None:
-        await acc.require(OPPORTUNITY, "create")
+    if record_id is None:
+        await acc.require(model, "create")
     else:
-        row = acc.present(OPPORTUNITY, await acc.get(Opportunity, OPPORTUNITY, opp_id, action="update"))
+        row = acc.present(model, await acc.get(table, model, record_id, action="update"))
     errors: dict[str, str] = {}
     status, typed = 200, None
     if request.method == "POST":
         form = await request.form()
-        values = _form_values(form, (*DEAL_FORM, "currency"), creating=creating)
+        values = _form_values(form, (*fields, "currency"), creating=creating)
         try:
-            saved = await editing.save(acc, OPPORTUNITY, values, form, record_id=opp_id,
+            saved = await editing.save(acc, model, values, form, record_id=record_id,
                                        version=form_str(form, "version"))
-            return _see_other(f"/sales/opportunities/{saved}")
+            return _see_other(f"{path}/{saved}")
         except (ValidationError, Conflict) as exc:
             errors = _form_errors(exc)
             status, typed, row = exc.status, form, {**row, **values}
+    return acc, record_id, row, errors, status, typed, creating
+
+
+async def opportunity_form(request: Request) -> Response:
+    """A deal's create form (also drawn on the pipeline page, which posts here) or edit form; custom fields and
+    the layout like the other forms; a refused post comes back with the reasons next to the fields."""
+    run = await _form_run(request, OPPORTUNITY, Opportunity, DEAL_FORM, "/sales/opportunities")
+    if isinstance(run, Response):
+        return run
+    acc, opp_id, row, errors, status, typed, creating = run
     return await render(request, "crm_sales/opportunity_form.html", status=status, row=row, opp_id=opp_id,
                   errors=errors, **await _deal_form(acc, row.get("custom"), creating=creating, typed=typed))
 
@@ -307,27 +319,10 @@ LEAD_FORM = tuple(f for f in leads.FIELDS if f != "currency")
 async def lead_form(request: Request) -> Response:
     """A lead's create (``/sales/leads/new``) or edit form: the layout's sections and custom fields; a refused
     post comes back with what was typed and the reason next to each field."""
-    acc = access(request)
-    raw_id = request.path_params.get("id")
-    lead_id = int(raw_id) if raw_id is not None else None
-    creating = lead_id is None
-    row: dict[str, Any] = {"currency": "CNY"}
-    if lead_id is None:
-        await acc.require(LEAD, "create")
-    else:
-        row = acc.present(LEAD, await acc.get(Lead, LEAD, lead_id, action="update"))
-    errors: dict[str, str] = {}
-    status, typed = 200, None
-    if request.method == "POST":
-        form = await request.form()
-        values = _form_values(form, (*LEAD_FORM, "currency"), creating=creating)
-        try:
-            saved = await editing.save(acc, LEAD, values, form, record_id=lead_id,
-                                       version=form_str(form, "version"))
-            return _see_other(f"/sales/leads/{saved}")
-        except (ValidationError, Conflict) as exc:
-            errors = _form_errors(exc)
-            status, typed, row = exc.status, form, {**row, **values}
+    run = await _form_run(request, LEAD, Lead, LEAD_FORM, "/sales/leads")
+    if isinstance(run, Response):
+        return run
+    acc, lead_id, row, errors, status, typed, creating = run
     inputs = await editing.inputs(acc, LEAD, row.get("custom"), creating=creating, typed=typed)
     groups = customfields.arrange(LEAD, [*LEAD_FORM, *[i.name for i in inputs]], creating=creating)
     return await render(request, "crm_sales/lead_form.html", status=status, row=row, lead_id=lead_id,
