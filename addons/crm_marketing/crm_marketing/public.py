@@ -12,6 +12,7 @@ A forged or tampered token is a 400 and changes nothing.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,39 +33,41 @@ def _agent(request: Request) -> str:
     return request.headers.get("user-agent", "")
 
 
-async def public_unsubscribe(request: Request) -> Response:
+async def _unsubscriber(request: Request) -> tuple[int, Any] | None:
+    """The recipient an unsubscribe / preference link names, with its row; None for a forged, tampered or
+    stale token (the caller answers 400)."""
     try:
         recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
     except (tokens.BadToken, ValueError, TypeError):
-        return await _bad(request)
+        return None
     row = await tracking.recipient(recipient_id)
-    if row is None:
+    return None if row is None else (recipient_id, row)
+
+
+async def public_unsubscribe(request: Request) -> Response:
+    found = await _unsubscriber(request)
+    if found is None:
         return await _bad(request)
+    _, row = found
     return await render(
         request, "crm_marketing/public_unsubscribe.html", token=request.path_params["token"], email=row["email"]
     )
 
 
 async def public_unsubscribe_post(request: Request) -> Response:
-    try:
-        recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
-    except (tokens.BadToken, ValueError, TypeError):
+    found = await _unsubscriber(request)
+    if found is None:
         return await _bad(request)
-    if await tracking.recipient(recipient_id) is None:
-        return await _bad(request)
-    await tracking.unsubscribe(recipient_id, _agent(request))
+    await tracking.unsubscribe(found[0], _agent(request))
     return await render(request, "crm_marketing/public_message.html", title="unsubscribed")
 
 
 async def public_preferences(request: Request) -> Response:
     """The preference page: the address, whether it gets marketing mail, a button to change that."""
-    try:
-        recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
-    except (tokens.BadToken, ValueError, TypeError):
+    found = await _unsubscriber(request)
+    if found is None:
         return await _bad(request)
-    row = await tracking.recipient(recipient_id)
-    if row is None:
-        return await _bad(request)
+    recipient_id, row = found
     return await render(
         request,
         "crm_marketing/public_preferences.html",
@@ -75,12 +78,10 @@ async def public_preferences(request: Request) -> Response:
 
 
 async def public_preferences_post(request: Request) -> Response:
-    try:
-        recipient_id = int(tokens.load("unsubscribe", request.path_params["token"]))
-    except (tokens.BadToken, ValueError, TypeError):
+    found = await _unsubscriber(request)
+    if found is None:
         return await _bad(request)
-    if await tracking.recipient(recipient_id) is None:
-        return await _bad(request)
+    recipient_id = found[0]
     form = await request.form()
     if form.get("action") == "subscribe":
         await tracking.resubscribe(recipient_id, _agent(request))
