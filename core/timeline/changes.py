@@ -285,5 +285,7 @@ async def lines(reader: Reader, model: str, changes: Any) -> list[ChangeLine]:
         else:
             old = await reader.value(model, table, field, shown[0])
             new = await reader.value(model, table, field, shown[1])
+        if old == new:  # nothing to a reader: none became empty ("— → —")
+            continue
         out.append(ChangeLine(field, field_label(model, field), old, new))
     return out
