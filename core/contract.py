@@ -247,11 +247,17 @@ def package_messages(package: str) -> dict[str, str]:
 
 def kernel_messages() -> dict[str, str]:
     """Every message of the kernel: its templates and code, and the labels of the roles it declares."""
+    from core import labels
+    from core.migrations_registry import kernel_tables
     from core.security.policy import KERNEL_ROLES
 
     found = package_messages(KERNEL)
     for role in KERNEL_ROLES:
         found.setdefault(role.label, f"kernel role {role.name}")
+    # audit lines and timelines name a kernel record's changed column by its words when nobody labelled it
+    for table in kernel_tables():
+        for column in table._meta.columns:
+            found.setdefault(labels.humanize(column._meta.name), f"column {table._meta.tablename}.{column._meta.name}")
     return found
 
 
