@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core import data, lifecycle
+from core import data, hooks, lifecycle
 from core.discovery import discover
+from core.hooks import DemoLogin
 from core.security.models import User
 from core.security.policy import compile_policy
 from core.security.users import create_user
@@ -82,3 +83,10 @@ async def setup() -> tuple[list[str], list[DemoUser], list[DemoTeam]]:
     already = set(await lifecycle.installed())
     installed = await lifecycle.install(order, found, demo=True)
     return [n for n in installed if n not in already], demo_users, teams
+
+
+async def logins() -> list[DemoLogin]:
+    """The demo's sign-ins besides the demo users (a customer portal account…), asked of the booted runtime's
+    addons (``crm_demo_logins``)."""
+    found: list[DemoLogin] = await hooks.call("crm_demo_logins")
+    return found

@@ -173,6 +173,29 @@ class PortalSection:
 
 
 @dataclass(frozen=True)
+class PortalDocument:
+    """One record of a portal section opened by the customer it belongs to: a page (``template`` rendered inside
+    the portal with ``ctx`` = ``context``) or, for a download, a file (``content`` with ``filename``)."""
+
+    title: str
+    template: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    content: bytes | None = None
+    filename: str = ""
+    content_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    """A sign-in of the demo that is not a back-office user (a customer portal account…): ``crm demo`` prints it."""
+
+    label: str
+    url: str
+    login: str
+    password: str
+
+
+@dataclass(frozen=True)
 class Notification:
     """Something a user should know: the in-app list always gets it, channels (e-mail, chat…) may too."""
 
@@ -372,6 +395,21 @@ def crm_portal_sections(customer: PortalCustomer) -> Sequence[PortalSection]:
 
 
 @hookspec
+def crm_portal_document(customer: PortalCustomer, section: str, record_id: int, view: str) -> PortalDocument | None:
+    """Record ``record_id`` of this addon's portal ``section`` (a :class:`PortalSection` key) for ``customer``:
+    ``view`` ``""`` is its page, another name a download (``"pdf"``). ``None`` when the section is not this
+    addon's, the record is not linked to ``customer.person_id`` or the view is unknown: the portal answers 404."""
+
+
+@hookspec
+def crm_portal_action(customer: PortalCustomer, section: str, record_id: int, action: str,
+                      form: Mapping[str, str]) -> bool | None:
+    """Do ``action`` (``"accept"``…) on the customer's own record (the portal checked the session and CSRF);
+    ``True`` when done, ``None`` when it is not this addon's or not the customer's (404). Refuse bad input with
+    ``ValidationError``/``Conflict``; audit what was done."""
+
+
+@hookspec
 def crm_notification_channels() -> Sequence[NotificationChannel]:
     """Delivery channels besides the in-app list (:func:`core.notifications.notify` calls each)."""
 
@@ -386,6 +424,11 @@ def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) -> Non
 @hookspec
 def crm_cli_commands() -> Sequence[click.Command]:
     """``click`` commands or groups to add to the ``crm`` command line."""
+
+
+@hookspec
+def crm_demo_logins() -> Sequence[DemoLogin]:
+    """Sign-ins the demo data created besides the demo users (``crm demo`` prints them after the users)."""
 
 
 @hookspec

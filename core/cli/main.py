@@ -94,23 +94,30 @@ def init() -> None:
 def demo(host: str, port: int, no_serve: bool) -> None:
     """Create a SQLite demo database with every present addon and demo data, then serve it."""
     from core import demo as demo_setup
+    from core.hooks import DemoLogin
 
     if not os.environ.get("CRM_DATABASE_URL"):
         data_dir = Path(os.environ.get("CRM_DATA_DIR", "var/demo")).resolve()
         os.environ["CRM_DATA_DIR"] = str(data_dir)
         os.environ["CRM_DATABASE_URL"] = f"sqlite:///{data_dir / 'demo.sqlite3'}"
 
-    async def go() -> tuple[list[str], list[demo_setup.DemoUser], list[demo_setup.DemoTeam]]:
-        await connect(settings())
-        return await demo_setup.setup()
+    async def go() -> tuple[list[str], list[demo_setup.DemoUser], list[demo_setup.DemoTeam], list[DemoLogin]]:
+        from core.runtime import boot
 
-    installed, users, teams = run(go())
+        await connect(settings())
+        installed, users, teams = await demo_setup.setup()
+        await boot(settings())  # the installed addons answer crm_demo_logins
+        return installed, users, teams, await demo_setup.logins()
+
+    installed, users, teams, others = run(go())
     url = os.environ["CRM_DATABASE_URL"]
     click.echo(f"database: {url}")
     click.echo("addons installed: " + (", ".join(installed) or "already installed"))
     click.echo(f"demo users (password {demo_setup.DEMO_PASSWORD!r}): " + ", ".join(u.login for u in users))
     for team in teams:
         click.echo(f"team {team.name!r}: led by {team.leader}, members " + ", ".join(team.members))
+    for other in others:
+        click.echo(f"{other.label}: {other.url} — {other.login} / {other.password}")
     click.echo("\nTo use the crm command on this database (in another terminal), export its address:\n"
                f"  export CRM_DATABASE_URL={shlex.quote(url)}\n"
                "  crm --help                                   # the kernel's and the addons' commands\n"
