@@ -79,6 +79,18 @@ class Campaign(Versioned, Created, Table, tablename="crm_marketing_campaign"):
     sent_by: ForeignKey[Table] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
 
 
+    # the UTM campaign code its links and forms carry: a form submission with it is a touch of this campaign
+    utm_campaign = Varchar(length=100, default="", index=True)
+    # A/B test of subjects (ab_test.py): subject B goes to half of ab_share % of the segment, subject A to the
+    # other half; ab_wait_hours later the winner (opens, then clicks) goes to the rest
+    subject_b_en = Varchar(length=300, default="")
+    subject_b_zh = Varchar(length=300, default="")
+    ab_share = Integer(default=0)  # percent of the segment in the test; 0: no test
+    ab_wait_hours = Integer(default=4)
+    ab_state = Varchar(length=10, default="")  # "" | testing | decided
+    ab_winner = Varchar(length=1, default="")  # "" | a | b
+
+
 class CampaignRecipient(Table, tablename="crm_marketing_campaign_recipient"):
     """One person a campaign goes to; ``state``: queued → sending → sent, or failed after the last try."""
 
@@ -92,6 +104,7 @@ class CampaignRecipient(Table, tablename="crm_marketing_campaign_recipient"):
     next_try_at = Timestamptz(null=True, default=None)
     error = Text(default="")
     sent_at = Timestamptz(null=True, default=None)
+    variant = Varchar(length=4, default="")  # A/B test: a | b | rest (held until the winner is known) | ""
 
 
 class CampaignEvent(Table, tablename="crm_marketing_campaign_event"):
@@ -148,10 +161,46 @@ class MarketingEvent(Table, tablename="crm_marketing_event"):
     at = Timestamptz()
 
 
+class CaptureForm(Versioned, Created, Table, tablename="crm_marketing_form"):
+    """A public capture form (forms.py): which person fields it asks, where a submission lands (tags, a static
+    list, a lead when crm_sales is installed) and the thank-you text, in zh-CN and English."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    name = Varchar(length=200)
+    title_en = Varchar(length=200, default="")
+    title_zh = Varchar(length=200, default="")
+    fields = JSON(default="[]")  # [{"field": "email", "required": true}], field in forms.FIELDS
+    tags = JSON(default="[]")  # tag names given to the person
+    segment = ForeignKey(Segment, null=True, on_delete=OnDelete.set_null)  # a static list the person joins
+    thanks_en = Text(default="")
+    thanks_zh = Text(default="")
+    creates_lead = Boolean(default=True)
+    is_active = Boolean(default=True)
+
+
+class FormSubmission(Table, tablename="crm_marketing_form_submission"):
+    """One submission of a capture form, with its UTM codes; a honeypot hit is kept (``is_spam``) and changes
+    nothing else. Form submissions with a campaign's ``utm_campaign`` are touches for attribution."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    form = ForeignKey(CaptureForm, on_delete=OnDelete.cascade, index=True)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null, index=True)
+    lead_id = BigInt(null=True, default=None)
+    data = JSON(default="{}")
+    utm_source = Varchar(length=100, default="")
+    utm_medium = Varchar(length=100, default="")
+    utm_campaign = Varchar(length=100, default="", index=True)
+    ip = Varchar(length=64, default="")
+    is_spam = Boolean(default=False)
+    at = Timestamptz()
+
+
 __all__ = [
     "Campaign",
     "CampaignEvent",
     "CampaignRecipient",
+    "CaptureForm",
+    "FormSubmission",
     "Journey",
     "JourneyEnrollment",
     "MarketingEvent",
