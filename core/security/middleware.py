@@ -31,7 +31,8 @@ SESSION_COOKIE = "crm_session"
 PRELOGIN_COOKIE = "crm_csrf"
 #: ``/<mount>/public/…``: signed-link endpoints (a route named ``public_…``) whose URL token is the credential, never
 #: the session; they take unsafe requests without a CSRF token, as mail clients send RFC 8058 one-click POSTs
-#: without cookies (docs/security.md)
+#: without cookies (docs/security.md). Because no CSRF token guards them, the session cookie is not even read
+#: there: a page elsewhere could make a signed-in user's browser POST to them, so they must never see a user.
 SIGNED_PUBLIC = re.compile(r"^/[a-z0-9_-]+/public/")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -77,7 +78,9 @@ class SecurityMiddleware:
         ip = (scope.get("client") or ("", 0))[0]
         cookies = _cookies(headers)
         context.set_context(context.RequestContext(ip=ip, request_id=request_id))
-        who, info, via_bearer = await self._authenticate(headers, cookies, scope["path"])
+        signed_public = SIGNED_PUBLIC.match(scope["path"]) is not None
+        who, info, via_bearer = (None, None, False) if signed_public else await self._authenticate(
+            headers, cookies, scope["path"])
         state.update(principal=who, session=info, request_id=request_id,
                      csrf_token=info.csrf_token if info else cookies.get(PRELOGIN_COOKIE, ""))
         context.set_context(context.RequestContext(principal=who, ip=ip, request_id=request_id))
@@ -90,7 +93,7 @@ class SecurityMiddleware:
         # A token-less, session-less API call has no credentials to protect: it goes on to a JSON 401.
         anonymous_api = scope["path"].startswith("/api/") and info is None
         if (scope["method"] in UNSAFE and not via_bearer and not anonymous_api
-                and not scope["path"].startswith(self.csrf_exempt) and not SIGNED_PUBLIC.match(scope["path"])):
+                and not scope["path"].startswith(self.csrf_exempt) and not signed_public):
             try:
                 receive, token = await _csrf_token(scope, receive, headers)
             except (TooLarge, BadRequest) as exc:
@@ -108,7 +111,9 @@ class SecurityMiddleware:
                 extra.append((b"x-request-id", request_id.encode()))
                 sets_session = any(k == b"set-cookie" and v.startswith(SESSION_COOKIE.encode() + b"=")
                                    for k, v in extra)
-                if cookies.get(SESSION_COOKIE) and info is None and not via_bearer and not sets_session:
+                # (a signed link left the session unread, not refused: it stays for the user's other tabs)
+                if (cookies.get(SESSION_COOKIE) and info is None and not via_bearer and not sets_session
+                        and not signed_public):
                     extra.append((b"set-cookie", f'{SESSION_COOKIE}=""; Path=/; Max-Age=0; HttpOnly; '
                                                  f"SameSite=Lax".encode()))
                 if new_prelogin:

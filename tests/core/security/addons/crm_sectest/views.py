@@ -68,8 +68,18 @@ async def note_reveal(request: Request) -> Response:
     return JSONResponse({"value": value})
 
 
+async def public_whoami(request: Request) -> Response:
+    """A signed-link endpoint's view of the request: whose principal it would act as (none, ever)."""
+    from core.security import context
+
+    who, ctx = request.state.principal, context.principal()
+    return JSONResponse({"state": who.login if who else None, "context": ctx.login if ctx else None,
+                         "session": request.state.session is not None})
+
+
 ROUTES = [
     Route("/count", note_count),
+    Route("/public/whoami", public_whoami, methods=["GET", "POST"], name="public_whoami"),
     Route("/export.csv", note_export),
     Route("/notes/{id:int}.pdf", note_pdf),
     Route("/notes/{id:int}", note_update, methods=["POST"]),
