@@ -7,7 +7,8 @@ agents (subject, state and priority drawn independently), and K
 articles (half Chinese, half English) whose words come from a vocabulary, stored segmented as
 crm_service stores them. An agent of one team logs in through the real form: the team rule applies (~10 % of
 the tickets visible). As the baseline in the same run, the kernel's home page ``/`` pays the same middleware and
-session cost with no ticket query.
+session cost with no ticket query. The ticket search is also timed in SQL both ways in the same run: the
+previous substring ``ILIKE`` (its trigram index recreated for the comparison) and the jieba words now searched.
 
     .venv/bin/python bench/service_desk.py [-n 50] [--tickets 1000000] [--customers 300000] [--articles 50000]
         [--keep] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
@@ -32,6 +33,7 @@ EN = ["refund", "invoice", "shipping", "delivery", "account", "password", "warra
       "charger", "order", "cancel", "address", "coupon", "price", "store", "install", "manual", "bluetooth",
       "network", "upgrade", "printer", "driver", "login", "subscription", "plan", "billing"]
 LISTS = [("active, team scope", "/service/"), ("state + search 退货", "/service/?state=open&q=退货"),
+         ("search 退款 (mid-subject)", "/service/?q=退款"),
          ("priority + search VPN", "/service/?state=active&priority=high&q=VPN"),
          ("search, no match", "/service/?q=nowhere"),
          ("page 2 (keyset)", None)]
@@ -55,6 +57,7 @@ async def seed_users() -> tuple[list[int], list[int]]:
 async def load(url: str, customers: int, tickets: int, articles: int, agents: list[int], teams: list[int]) -> float:
     import asyncpg
     from crm_service.kb import search_text
+    from crm_service.ticket_search import text_of
 
     started = time.perf_counter()
     conn = await asyncpg.connect(url)
@@ -65,18 +68,22 @@ async def load(url: str, customers: int, tickets: int, articles: int, agents: li
             customers)
         first = await conn.fetchval("SELECT min(id) FROM crm_contacts_person")
         subjects = "ARRAY[" + ",".join(f"'{s}'" for s in SUBJECTS) + "]"
+        # each subject's words as crm_service stores them, plus the ticket's number (" #123" segments to "123")
+        words = [text_of(s, "") for s in SUBJECTS]
         for start in range(0, tickets, 200_000):
             n = min(200_000, tickets - start)
             await conn.execute(
-                "INSERT INTO crm_service_ticket (subject, person, channel, ticket_type, priority, state, owner, team, "
-                "created_at, updated_at, resolution_due_at) SELECT "
-                f"({subjects})[1 + (g % 10)] || ' #' || g, $1::int + (g % $2::int), "
+                "INSERT INTO crm_service_ticket (subject, search_text, person, channel, ticket_type, priority, state, "
+                "owner, team, created_at, updated_at, resolution_due_at) SELECT "
+                f"({subjects})[1 + (g % 10)] || ' #' || g, ($7::text[])[1 + (g % 10)] || g || ' ', "
+                "$1::int + (g % $2::int), "
                 "(ARRAY['email','portal','web','phone','api'])[1 + (g % 5)], 'question', "
                 "(ARRAY['low','normal','high','urgent'])[1 + ((g / 60) % 4)], "
                 "(ARRAY['new','open','pending_customer','resolved','closed','closed'])[1 + ((g / 10) % 6)], "
                 "($3::int[])[1 + (g % 100)], ($4::int[])[1 + ((g % 100) / 10)], "
                 "now() - (g || ' minutes')::interval, now(), now() + interval '1 day' "
-                "FROM generate_series($5::int, $6::int) g", first, customers, agents, teams, start + 1, start + n)
+                "FROM generate_series($5::int, $6::int) g", first, customers, agents, teams, start + 1, start + n,
+                words)
         rows = []
         for i in range(articles):
             words = ZH if i % 2 == 0 else EN
@@ -90,6 +97,44 @@ async def load(url: str, customers: int, tickets: int, articles: int, agents: li
     finally:
         await conn.close()
     return time.perf_counter() - started
+
+
+SCOPED = ("SELECT id, subject FROM crm_service_ticket WHERE (team = $1 OR owner = $2) "
+          "AND state NOT IN ('resolved', 'closed') AND {match} ORDER BY id DESC LIMIT 51")
+SUBSTRING = "subject ILIKE $3"  # the list's search before ticket_search.py, served by a trigram index
+WORDS = "to_tsvector('simple', crm_service_ticket.search_text) @@ plainto_tsquery('simple', $3)"
+
+
+async def compare_search(url: str, agent: int, team: int, n: int) -> None:
+    """The list query of one agent (team scope, active tickets, 51 rows) searched the previous way (substring,
+    trigram index) and by words (full-text, GIN index), in SQL, same database, same run."""
+    import asyncpg
+    from crm_service.kb import words
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        await conn.execute("CREATE INDEX IF NOT EXISTS bench_subject_trgm ON crm_service_ticket "
+                           "USING gin (subject gin_trgm_ops)")
+        await conn.execute("ANALYZE crm_service_ticket")
+        print("ticket search in SQL (team scope, active, 51 rows): substring ILIKE + trigram index (before) vs "
+              f"jieba words + full-text GIN index (now), {n} queries each")
+        for term in ("退货", "退款", "VPN", "nowhere"):
+            old: list[float] = []
+            new: list[float] = []
+            for _ in range(n):
+                t = time.perf_counter()
+                a = await conn.fetch(SCOPED.format(match=SUBSTRING), team, agent, f"%{term}%")
+                old.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                b = await conn.fetch(SCOPED.format(match=WORDS), team, agent, " ".join(words(term)))
+                new.append(time.perf_counter() - t)
+            print(f"  {term:10s} before p50 {pct(old, 0.5):7.1f} ms p95 {pct(old, 0.95):7.1f} ms ({len(a)} rows)"
+                  f" | now p50 {pct(new, 0.5):7.1f} ms p95 {pct(new, 0.95):7.1f} ms ({len(b)} rows)"
+                  f" | {pct(old, 0.95) / max(pct(new, 0.95), 0.001):6.1f}x faster")
+        await conn.execute("DROP INDEX bench_subject_trgm")
+    finally:
+        await conn.close()
 
 
 def report(title: str, rows: list[tuple[str, list[float]]], baseline: list[float], target_ms: float) -> None:
@@ -137,6 +182,7 @@ async def main() -> None:
         took = await load(url, args.customers, args.tickets, args.articles, agents, teams)
         print(f"loaded {args.customers:,} customers, {args.tickets:,} tickets, {args.articles:,} articles "
               f"in {took:.0f} s")
+        await compare_search(url, agents[0], teams[0], args.n)
         app = create_app(runtime=runtime, run_jobs=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
             await login_client(client, "agent_0_0")

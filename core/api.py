@@ -40,6 +40,8 @@ ActionFn = Callable[[Request, Access, int], Awaitable[Any]]
 CreateFn = Callable[[Access, dict[str, Any]], Awaitable[int]]
 #: the largest page a list call returns (the OpenAPI document says so; more is a 422)
 MAX_LIMIT = 200
+#: the longest ``?q=`` a searchable list takes
+MAX_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Resource:
     #: field → its label (English, marked with ``core.i18n.N_``), shown translated by the settings pages; a field
     #: without one reads as its name in words ("tax_rate" → "Tax rate")
     labels: dict[str, str] = field(default_factory=dict)
+    #: free-text search ``?q=`` on the list: the where-clause for the (whitespace-normalised) query, or None
+    #: when nothing can match it (e.g. only punctuation)
+    search: Callable[[str], Any] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -150,6 +155,15 @@ async def list_records(request: Request, res: Resource) -> Response:
             column = res.table._meta.get_column_by_name(name)
             query = query.where(column == coerce(column, params[name], name))
     for clause in custom_filters(acc, res, params):
+        query = query.where(clause)
+    search = res.search
+    text = " ".join(params.get("q", "").split()) if search is not None else ""
+    if len(text) > MAX_QUERY:
+        raise ValidationError({"q": f"is longer than {MAX_QUERY} characters"})
+    if search is not None and text:
+        clause = search(text)
+        if clause is None:
+            return _Json({"items": [], "next": None})
         query = query.where(clause)
     if "after" in params:
         query = query.where(keyset.after(params["after"]))

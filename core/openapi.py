@@ -15,7 +15,7 @@ from piccolo.columns import JSON, Boolean, Date, Numeric, Real, Text, Timestamp,
 from piccolo.columns.base import Column
 
 from core import values
-from core.api import MAX_LIMIT, Resource
+from core.api import MAX_LIMIT, MAX_QUERY, Resource
 from core.customfields.records import schema as custom_schema
 from core.customfields.registry import definitions as custom_definitions
 from core.limits import MAX_TEXT
@@ -190,6 +190,10 @@ def _paths(res: Resource, name: str) -> dict[str, Any]:
         if fd.is_filterable:
             params.append({"name": fd.param, "in": "query", "required": False, "schema": {"type": "string"},
                            "description": f"custom field {fd.name}: equal to (several choices: holds) this value"})
+    if res.search is not None:
+        params.append({"name": "q", "in": "query", "required": False,
+                       "schema": {"type": "string", "maxLength": MAX_QUERY},
+                       "description": "words to search for (every word must match)"})
     params += [{"name": "after", "in": "query", "required": False,
                 "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_=-]+$"},
                 "description": "the ``next`` cursor of the previous page (anything else: 422)"},

@@ -120,14 +120,14 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
 
 
 async def _search_tickets(access: Access, query: str, limit: int) -> list[SearchHit]:
-    from core.search import contains
+    from crm_service import ticket_search
     from crm_service.models import Ticket
     from crm_service.tickets import reference
 
-    if not access.can(TICKET):
+    match = ticket_search.where(query)
+    if not access.can(TICKET) or match is None:
         return []
-    rows = await (await access.select(Ticket, TICKET, Ticket.id, Ticket.subject,
-                                      where=contains(Ticket.subject, query))).order_by(
+    rows = await (await access.select(Ticket, TICKET, Ticket.id, Ticket.subject, where=match)).order_by(
         Ticket.id, ascending=False).limit(limit)
     return [SearchHit(title=f"{reference(r['id'])} {r['subject']}", url=f"/service/tickets/{r['id']}",
                       kind="tickets") for r in rows]

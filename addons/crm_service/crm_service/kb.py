@@ -17,6 +17,7 @@ from typing import Any
 import jieba
 import nh3
 from markdown_it import MarkdownIt
+from piccolo.columns.base import Column
 from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 
@@ -55,17 +56,27 @@ def search_text(title: str, body: str) -> str:
     return " " + " ".join(dict.fromkeys(words(f"{title}\n{body}"))) + " "
 
 
-def _match(query: str) -> Combinable | None:
+def match(column: Column, query: str) -> Combinable | None:
+    """Rows whose segmented ``column`` holds every word of ``query`` (None: the query has no word).
+
+    PostgreSQL: full-text search, served by a GIN index on ``to_tsvector('simple', column)``; SQLite: each
+    word as a whole space-padded token."""
     terms = list(dict.fromkeys(words(query)))[:MAX_WORDS]
     if not terms:
         return None
     if db.is_postgres():
-        return WhereRaw("to_tsvector('simple', search_text) @@ plainto_tsquery('simple', {})", " ".join(terms))
+        # names from the table definition, never from input; the words go in as a bound parameter
+        name = f'"{column._meta.table._meta.tablename}"."{column._meta.db_column_name}"'
+        return WhereRaw(f"to_tsvector('simple', {name}) @@ plainto_tsquery('simple', {{}})", " ".join(terms))
     clause: Combinable | None = None
     for term in terms:
-        one = contains(Article.search_text, f" {term} ")
+        one = contains(column, f" {term} ")
         clause = one if clause is None else clause & one
     return clause
+
+
+def _match(query: str) -> Combinable | None:
+    return match(Article.search_text, query)
 
 
 async def search(access: Access, query: str, *, limit: int = 10, public_only: bool = False,

@@ -130,6 +130,7 @@ class Ticket(BusinessRecord, Timestamped, Table, tablename="crm_service_ticket")
     escalation_reason = Varchar(length=300, default="")
     csat = Integer(null=True, default=None)  # the customer's rating of a resolved ticket, 1-5
     csat_comment = Varchar(length=500, default="")
+    search_text = Text(default="")  # the words of subject and description, jieba-segmented (ticket_search.py)
 
 
 class StateChange(Table, tablename="crm_service_state_change"):

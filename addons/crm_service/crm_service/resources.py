@@ -81,9 +81,11 @@ async def _validate_calendar(values: dict[str, Any], before: dict[str, Any] | No
 
 
 async def _validate_ticket(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
-    from crm_service import tickets
+    from crm_service import ticket_search, tickets
 
-    return tickets.clean(values, creating=before is None)
+    out = tickets.clean(values, creating=before is None)
+    # a creation goes through tickets.create_ticket, which segments the words itself
+    return ticket_search.refresh(out, before) if before is not None else out
 
 
 async def _validate_article(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
@@ -96,7 +98,7 @@ async def _validate_article(values: dict[str, Any], before: dict[str, Any] | Non
 
 
 def resources() -> list[Resource]:
-    from crm_service import canned
+    from crm_service import canned, ticket_search
     from crm_service.models import (
         Article,
         Calendar,
@@ -120,7 +122,7 @@ def resources() -> list[Resource]:
                            "tags", "team", "owner"),
                  required=("subject",), filters=("state", "priority", "team", "owner", "person", "channel"),
                  sortable=("id", "created_at", "updated_at"), create=_create_ticket, validate=_validate_ticket,
-                 archive_on_delete=True,
+                 archive_on_delete=True, search=ticket_search.where,
                  actions={"state": _state, "reply": _message("reply"), "note": _message("note")},
                  action_bodies={"state": STATE_BODY, "reply": BODY, "note": BODY}),
         Resource(path="/service/articles", model=ARTICLE, table=Article, summary=N_("Knowledge base"),

@@ -15,7 +15,7 @@ from core.errors import NotFound, PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
-from crm_service import dispatch, escalation, sla
+from crm_service import dispatch, escalation, sla, ticket_search
 from crm_service.manifest import MESSAGE, TICKET
 from crm_service.models import Message, StateChange, Ticket
 
@@ -110,7 +110,7 @@ async def create_ticket(acc: Access | None, values: dict[str, Any], *, at: dt.da
         await acc.check_write(TICKET, [k for k in values if k not in ("customer_name", "customer_email",
                                                                       "customer_phone")])
         await acc.check_references(Ticket, {k: values.get(k) for k in ("team", "owner", "organization")})
-    data = clean(values, creating=True)
+    data = ticket_search.refresh(clean(values, creating=True))
     now = at or dt.datetime.now(dt.UTC)
     async with db.atomic():
         data = await _customer(acc, data)
@@ -150,7 +150,9 @@ async def update_ticket(acc: Access, ticket_id: int, values: dict[str, Any]) -> 
         changes = {k: v for k, v in data.items() if before.get(k) != v}
         if not changes:
             return
+        words = ticket_search.refresh(changes, before).get("search_text")
         await Ticket.update({**{Ticket._meta.get_column_by_name(k): v for k, v in changes.items()},
+                             **({Ticket.search_text: words} if words is not None else {}),
                              Ticket.version: Ticket.version + 1,
                              Ticket.updated_at: dt.datetime.now(dt.UTC)}).where(Ticket.id == ticket_id)
         await audit.record("update", model=TICKET, record_id=ticket_id,

@@ -16,11 +16,10 @@ from starlette.routing import BaseRoute, Route
 from core import db, records
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
-from core.search import contains
 from core.security.access import Access
 from core.security.models import Team, User
 from core.web import access, form_str, render
-from crm_service import attachments, canned, kb, tickets
+from crm_service import attachments, canned, kb, ticket_search, tickets
 from crm_service.manifest import ARTICLE, CANNED, MAIL, MESSAGE, TICKET
 from crm_service.models import Article, Attachment, CannedReply, InboundMail, Message, Ticket
 
@@ -59,7 +58,8 @@ async def ticket_list(request: Request) -> Response:
         both(Ticket.owner == acc.principal.user_id)
     text = " ".join(q.get("q", "").split())[:100]
     if text:
-        both(contains(Ticket.subject, text))
+        match = ticket_search.where(text)
+        both(match if match is not None else Ticket.id < 0)
     after = _int(q.get("after"), "after")
     if after is not None:
         both(Ticket.id < after)

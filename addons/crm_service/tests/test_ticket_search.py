@@ -1,0 +1,58 @@
+"""Ticket search by words: a two-character Chinese word in the middle of a subject or description is found (and
+a substring across word boundaries is not), on the agent list, the JSON API and the global search; an edit
+re-segments the words; a reference finds its ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service_helpers import build_desk
+
+from core.testing import login_client
+
+
+async def test_search_finds_chinese_words_mid_sentence(crm_client: Any) -> None:
+    from crm_service import tickets
+    from crm_service.models import Ticket
+
+    client = await crm_client("crm_service")
+    desk = await build_desk(None)
+    agent = await desk.acc("agent1")
+    boss = await desk.acc("boss")
+    refund = await tickets.create_ticket(agent, {"subject": "我想申请退货退款", "team": desk.support})
+    body = await tickets.create_ticket(agent, {"subject": "订单问题", "description": "收到的屏幕碎了，要求更换",
+                                               "team": desk.support})
+    other = await tickets.create_ticket(agent, {"subject": "发票抬头错误", "team": desk.support})
+    hidden = await tickets.create_ticket(boss, {"subject": "退货申请", "team": desk.billing})
+    row = await Ticket.select(Ticket.search_text).where(Ticket.id == refund).first()
+    assert " 退货 " in row["search_text"] and " 退款 " in row["search_text"]
+
+    await login_client(client, "agent1")
+
+    async def listed(q: str) -> set[int]:
+        page = await client.get("/service/", params={"q": q})
+        assert page.status_code == 200
+        return {i for i in (refund, body, other, hidden) if f"SR-{i:06d}" in page.text}
+
+    assert await listed("退货") == {refund}  # team scope keeps Billing's ticket out
+    assert await listed("屏幕") == {body}  # found in the description
+    assert await listed("货退") == set()  # a substring across two words is not a word
+    assert await listed(f"SR-{other:06d}") == {other}
+    assert await listed("？！") == set()
+
+    # an edit re-segments: the old word no longer finds it, the new one does
+    await tickets.update_ticket(agent, other, {"subject": "发票地址修改"})
+    assert await listed("抬头") == set() and await listed("地址") == {other}
+
+    api = await client.get("/api/service/tickets", params={"q": "退款"})
+    assert api.status_code == 200, api.text
+    assert [r["id"] for r in api.json()["items"]] == [refund]
+    assert "search_text" not in api.json()["items"][0]
+    too_long = await client.get("/api/service/tickets", params={"q": "退" * 201})
+    assert too_long.status_code == 422 and "q" in too_long.json()["error"]["fields"]
+    doc = (await client.get("/api/openapi.json")).json()
+    assert "q" in [p["name"] for p in doc["paths"]["/api/service/tickets"]["get"]["parameters"]]
+
+    found = await client.get("/api/search", params={"q": "屏幕"})
+    assert found.status_code == 200
+    assert f"SR-{body:06d}" in found.text and f"SR-{refund:06d}" not in found.text
