@@ -20,6 +20,7 @@ from piccolo.columns import (
     Numeric,
     OnDelete,
     Serial,
+    SmallInt,
     Text,
     Timestamptz,
     Varchar,
@@ -208,3 +209,48 @@ __all__ = [
     "SegmentMember",
     "Suppression",
 ]
+
+
+# --- RFM scoring and value tiers (crm_marketing.rfm) --------------------------------------------------
+
+
+class ValueTier(Versioned, Created, Table, tablename="crm_marketing_value_tier"):
+    """A value tier: a rule (the kernel's condition language over RFM fields, ``rfm.tier_schema``); a customer
+    gets the first active tier, by ``sequence``, whose rule they meet."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    key = Varchar(length=40, unique=True)  # what segment conditions name (value_tier = gold); never changes
+    name_en = Varchar(length=100, default="")
+    name_zh = Varchar(length=100, default="")
+    rule = JSON(default="{}")
+    sequence = Integer(default=10)
+    is_active = Boolean(default=True)
+
+
+class RfmScore(Table, tablename="crm_marketing_rfm_score"):
+    """A customer's recency / frequency / monetary quintiles (1 low … 5 best) and tier as of the last rebuild."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, unique=True)
+    last_order_at = Timestamptz()
+    recency_days = Integer(default=0)  # whole days from the last order to the rebuild
+    orders = Integer(default=0)
+    monetary = Numeric(digits=(16, 2), default=Decimal(0))
+    r = SmallInt(default=1)
+    f = SmallInt(default=1)
+    m = SmallInt(default=1)
+    tier = Varchar(length=40, null=True, default=None, index=True)  # a ValueTier key
+
+
+class RfmBuild(Table, tablename="crm_marketing_rfm_build"):
+    """One rebuild of the scores: when, how long, how many customers (the settings page shows the last)."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    built_at = Timestamptz()
+    build_ms = Integer(default=0)
+    customers = Integer(default=0)
+    currency = Varchar(length=3, default="CNY")
+
+
+
+__all__ += ["RfmBuild", "RfmScore", "ValueTier"]

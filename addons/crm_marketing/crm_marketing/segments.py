@@ -25,6 +25,7 @@ from core.conditions import Field, Group, Leaf, Node, Not, Schema
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from core.security.access import Access
+from crm_marketing import value_filters
 from crm_marketing.models import Segment, SegmentMember
 
 TAGS = "tags"
@@ -42,7 +43,7 @@ BEHAVIOUR = {
 }
 UNSUBSCRIBED = "unsubscribed"
 #: what segments add to a person's fields (no field rule governs them)
-EXTRA_FIELDS = frozenset({TAGS, *BEHAVIOUR, UNSUBSCRIBED})
+EXTRA_FIELDS = frozenset({TAGS, *BEHAVIOUR, UNSUBSCRIBED, *value_filters.FIELDS})
 _UNSUBSCRIBED_SQL = (
     f'"{PERSON_TABLE}"."id" IN (SELECT s."person" FROM "crm_marketing_suppression" s '
     'WHERE s."reason" = \'unsubscribed\' AND s."person" IS NOT NULL)'
@@ -72,6 +73,10 @@ async def schema() -> Schema:
     ):
         fields[name] = Field(name, "tags", label, column=name)
     fields[UNSUBSCRIBED] = Field(UNSUBSCRIBED, "boolean", N_("Unsubscribed"), column=UNSUBSCRIBED)
+    # value tier, and with crm_sales the order filters (value_filters)
+    from crm_marketing import orders, rfm
+
+    fields.update(value_filters.fields(await rfm.tier_keys(), await orders.source()))
     return Schema(base.model, base.table, fields, base.relations)
 
 
@@ -139,6 +144,8 @@ def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable |
         return _tags(node)
     if node.name in BEHAVIOUR or node.name == UNSUBSCRIBED:
         return _behaviour(node)
+    if node.name in value_filters.FIELDS:
+        return value_filters.where(node)
     return conditions.to_where(node, sch, access)
 
 
@@ -146,6 +153,8 @@ async def parse(raw: Any, access: Access | None = None) -> tuple[Node, Schema]:
     """``raw`` (decoded JSON) checked as a segment condition: 422 naming the path of an unknown field or a bad
     value, 403 for a field ``access``'s user may not filter on."""
     sch = await schema()
+    if value_filters.DAYS not in sch.fields:  # no orders here: say so rather than "unknown field"
+        value_filters.refuse_without_orders(raw)
     node = conditions.parse(raw, sch, path="condition")
     where(node, sch, access)  # compiled once for the checks the SQL side makes (masked fields)
     return node, sch

@@ -42,7 +42,7 @@ def providers() -> list[SearchProvider]:
 
 
 def datasets() -> list[Dataset]:
-    from crm_sales.models import Opportunity, Order
+    from crm_sales.models import Opportunity, Order, OrderLine
 
     return [Dataset(
         key="crm_sales.opportunities", label=gettext("Deals"), model=OPPORTUNITY, table=Opportunity,
@@ -65,4 +65,11 @@ def datasets() -> list[Dataset]:
                             Dimension("confirmed_at", gettext("Confirmed"), "confirmed_at")),
                 measures=(Measure("count", gettext("Number of orders"), "count"),
                           Measure("total", gettext("Total"), "sum", "total"),
-                          Measure("untaxed", gettext("Untaxed amount"), "sum", "untaxed")))]
+                          Measure("untaxed", gettext("Untaxed amount"), "sum", "untaxed"))),
+        # what was bought: crm_marketing's segment filter "bought product X" reads it by key, never the model
+        Dataset(key="crm_sales.order_lines", label=gettext("Order lines"), model=ORDER, table=OrderLine,
+                dimensions=(Dimension("order", gettext("Order"), "order"),
+                            Dimension("code", gettext("Product code"), "code")),
+                measures=(Measure("count", gettext("Number of lines"), "count"),
+                          Measure("quantity", gettext("Quantity"), "sum", "quantity"),
+                          Measure("total", gettext("Total"), "sum", "total")))]

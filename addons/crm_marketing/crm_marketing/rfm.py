@@ -1,0 +1,144 @@
+"""RFM scores and value tiers, computed by the database.
+
+A rebuild is one transaction: a ``DELETE`` of the scores, one ``INSERT … SELECT`` that groups the confirmed
+orders (in :data:`orders.CURRENCY`) per customer and ranks them with ``NTILE(5)`` window functions, then one
+``UPDATE`` per active tier (by ``sequence``: a customer gets the first tier whose rule holds). No Python loop
+over customers, on SQLite and PostgreSQL alike. Orders come from the kernel's dataset ``crm_sales.orders``
+(``crm_marketing.orders``); without it every customer simply has no score.
+
+Quintiles: 5 is best — the most recent last order, the most orders, the most money. ``NTILE`` cuts the ranked
+list into five equal parts, so equal values at a boundary are split; ties are ranked by another measure then
+by person id (recency by frequency, frequency by money, money by frequency), so a rebuild is deterministic.
+Tier rules are the kernel's condition language over :func:`tier_schema` (``r``, ``f``, ``m``, ``orders``,
+``monetary``, ``recency_days``, ``last_order_at``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from crm_contacts.api import PERSON_TABLE
+
+from core import conditions, db
+from core.conditions import Node, Schema
+from core.errors import ValidationError
+from core.i18n import N_
+from crm_marketing import orders
+from crm_marketing.models import RfmBuild, RfmScore, ValueTier
+
+MODEL = "crm_marketing.rfm_score"
+RULE_FIELDS = ("r", "f", "m", "orders", "monetary", "recency_days", "last_order_at")
+LABELS = {
+    "r": N_("Recency score (1–5)"),
+    "f": N_("Frequency score (1–5)"),
+    "m": N_("Monetary score (1–5)"),
+    "orders": N_("Orders"),
+    "monetary": N_("Total spent"),
+    "recency_days": N_("Days since the last order"),
+    "last_order_at": N_("Last order"),
+}
+_SCORE = '"crm_marketing_rfm_score"'
+
+
+def tier_schema() -> Schema:
+    return conditions.schema_for(MODEL, RfmScore, RULE_FIELDS, labels=LABELS, custom=False)
+
+
+def check_rule(raw: Any, path: str = "rule") -> Node:
+    """A tier rule (decoded JSON) checked: 422 naming the path of an unknown field or a bad value."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ValidationError({path: N_('must be JSON: {"all": [...]}')}) from None
+    return conditions.parse(raw, tier_schema(), path=path)
+
+
+def _days(now_param: str) -> str:
+    """Whole days from the last order to the rebuild, in this database's dialect."""
+    if db.is_postgres():
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({now_param} - a.last_at)) / 86400) AS INTEGER)"
+    return f"CAST(julianday({now_param}) - julianday(a.last_at) AS INTEGER)"
+
+
+def _insert_sql(src: orders.Source, live: str) -> str:
+    now = "CAST({} AS TIMESTAMPTZ)" if db.is_postgres() else "{}"
+    return (
+        f'INSERT INTO {_SCORE} ("person", "last_order_at", "recency_days", "orders", "monetary", "r", "f", "m") '
+        f"SELECT a.person, a.last_at, {_days(now)}, a.n, a.total, "
+        "NTILE(5) OVER (ORDER BY a.last_at, a.n, a.person), "
+        "NTILE(5) OVER (ORDER BY a.n, a.total, a.person), "
+        "NTILE(5) OVER (ORDER BY a.total, a.n, a.person) "
+        'FROM (SELECT o."person" AS person, MAX(o."confirmed_at") AS last_at, COUNT(*) AS n, '
+        'SUM(o."total") AS total '
+        f'FROM "{src.orders}" o WHERE o."state" = \'confirmed\' AND o."currency" = {{}} '
+        'AND o."person" IS NOT NULL GROUP BY o."person") a '
+        f'JOIN "{PERSON_TABLE}" ON "{PERSON_TABLE}"."id" = a.person WHERE {live}'
+    )
+
+
+async def _live_clause() -> Any:
+    from crm_marketing import segments
+
+    return segments._live(await segments.schema()).querystring
+
+
+async def assign_tiers() -> dict[str, int]:
+    """Give every scored customer the first active tier (by sequence) whose rule holds: one UPDATE a tier."""
+    tiers = await ValueTier.select(ValueTier.key, ValueTier.rule).where(ValueTier.is_active.eq(True)).order_by(
+        ValueTier.sequence
+    ).order_by(ValueTier.id)
+    sch = tier_schema()
+    out: dict[str, int] = {}
+    await RfmScore.update({RfmScore.tier: None}, force=True)
+    for tier in tiers:
+        clause = conditions.to_where(check_rule(tier["rule"]), sch)
+        unset: Any = RfmScore.tier.is_null()
+        await RfmScore.update({RfmScore.tier: tier["key"]}).where(unset if clause is None else unset & clause)
+    for row in await RfmScore.raw(f'SELECT "tier", COUNT(*) AS n FROM {_SCORE} GROUP BY "tier"'):
+        out[row["tier"] or ""] = int(row["n"])
+    return out
+
+
+async def rebuild() -> dict[str, Any]:
+    """Recompute every customer's scores and tier; when, how long, how many (also kept as an ``RfmBuild``)."""
+    src = await orders.source()
+    live = await _live_clause()
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.UTC)
+    async with db.atomic():
+        await RfmScore.delete(force=True)
+        if src is not None:
+            await RfmScore.raw(_insert_sql(src, "{}"), now, orders.CURRENCY, live)
+        tiers = await assign_tiers()
+        customers = sum(tiers.values())
+        ms = int((time.perf_counter() - started) * 1000)
+        await RfmBuild.insert(
+            RfmBuild(built_at=now, build_ms=ms, customers=customers, currency=orders.CURRENCY)
+        )
+    return {"built_at": now, "ms": ms, "customers": customers, "tiers": tiers, "orders": src is not None}
+
+
+async def last_build() -> dict[str, Any] | None:
+    row = await RfmBuild.select().order_by(RfmBuild.id, ascending=False).first()
+    return dict(row) if row else None
+
+
+async def of_person(person_id: int) -> dict[str, Any] | None:
+    """One customer's scores and tier (with the tier's names), or None when they have no score."""
+    row = await RfmScore.select().where(RfmScore.person == person_id).first()
+    if row is None:
+        return None
+    out = dict(row)
+    names = ValueTier.select(ValueTier.name_en, ValueTier.name_zh)
+    tier = await names.where(ValueTier.key == (row["tier"] or "")).first()
+    out["tier_name_en"] = tier["name_en"] if tier else ""
+    out["tier_name_zh"] = tier["name_zh"] if tier else ""
+    return out
+
+
+async def tier_keys() -> tuple[str, ...]:
+    return tuple(r["key"] for r in await ValueTier.select(ValueTier.key).order_by(ValueTier.sequence))
