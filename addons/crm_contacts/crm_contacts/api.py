@@ -28,8 +28,8 @@ PERSON_TABLE = "crm_contacts_person"
 ORGANIZATION_TABLE = "crm_contacts_organization"
 
 __all__ = ["ORGANIZATION_MODEL", "ORGANIZATION_TABLE", "PERSON_MODEL", "PERSON_TABLE", "TAG_MODEL", "ContactRef",
-           "add_address", "contact_names", "contact_url", "find_or_create_person", "get_contact", "get_organization",
-           "seen_by", "standardize_fields", "survivor_of"]
+           "add_address", "add_tag", "contact_names", "contact_url", "find_or_create_person", "get_contact",
+           "get_organization", "person_tags", "remove_tag", "seen_by", "standardize_fields", "survivor_of"]
 
 _PAGES = {PERSON_MODEL: "people", ORGANIZATION_MODEL: "organizations"}  # the folder of each model's pages
 
@@ -256,3 +256,65 @@ async def contact_url(acc: Access, model: str, record_id: int) -> str | None:
     if await acc.count(table, model, where=table.id == record_id) == 0:
         return None
     return f"{ADDON.mount}/{folder}/{record_id}"
+
+
+async def add_tag(person_id: int, name: str) -> bool:
+    """Tag the person ``person_id`` with ``name`` (folded and trimmed as the pages do; the tag is created if new);
+    True if the person did not have it. Audited; a ``crm_contacts_person_updated`` event with ``["tags"]``.
+    ``core.errors.ValidationError`` on ``tag`` for a blank name or one longer than 60 characters."""
+    from core import db
+    from core.security import audit
+    from crm_contacts import events
+    from crm_contacts.models import PersonTag, Tag
+
+    tag = _tag_name(name)
+    async with db.atomic():
+        row = await Tag.select(Tag.id).where(Tag.name == tag).first()
+        if row is None:
+            new = Tag(name=tag)
+            await new.save()
+            row = {"id": new.id}
+        if await PersonTag.exists().where((PersonTag.person == person_id) & (PersonTag.tag == row["id"])):
+            return False
+        await PersonTag.insert(PersonTag(person=person_id, tag=row["id"]))
+        await audit.record("update", model=PERSON_MODEL, record_id=person_id, detail="tag added",
+                           changes={"tags": [None, tag]})
+        await events.updated("person", [person_id], ["tags"])
+    return True
+
+
+async def remove_tag(person_id: int, name: str) -> bool:
+    """Take the tag ``name`` off the person ``person_id``; True if they had it. Audited, with the event."""
+    from core import db
+    from core.security import audit
+    from crm_contacts import events
+    from crm_contacts.models import PersonTag, Tag
+
+    tag = _tag_name(name)
+    async with db.atomic():
+        ids = [r["id"] for r in await Tag.select(Tag.id).where(Tag.name == tag)]
+        gone = await PersonTag.delete().where((PersonTag.person == person_id) & PersonTag.tag.is_in(ids or [0])
+                                              ).returning(PersonTag.id)
+        if not gone:
+            return False
+        await audit.record("update", model=PERSON_MODEL, record_id=person_id, detail="tag removed",
+                           changes={"tags": [tag, None]})
+        await events.updated("person", [person_id], ["tags"])
+    return True
+
+
+async def person_tags(person_id: int) -> list[str]:
+    """The names of the person's tags, sorted."""
+    from crm_contacts.services import tags_of
+
+    return await tags_of(PERSON_MODEL, person_id)
+
+
+def _tag_name(name: str) -> str:
+    from core.errors import ValidationError
+    from crm_contacts.standardize import fold_width
+
+    tag = " ".join(fold_width(str(name)).split())
+    if not tag or len(tag) > 60:
+        raise ValidationError({"tag": N_("must be 1 to 60 characters")})
+    return tag

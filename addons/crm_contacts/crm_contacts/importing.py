@@ -18,12 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import customfields, db
+from core import customfields, db, hooks
 from core.bulk import any_of, copy_rows, insert_rows
 from core.errors import CrmError, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
+from crm_contacts import events
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.import_rows import Spec, Standardized, default_workers, pool, standardize_chunk, standardize_row
 from crm_contacts.tabular import read_table, write_csv
@@ -362,6 +363,13 @@ class Importer:
                                     changes={i: _created(p.clean) for p, i in zip(new, ids, strict=True)})
             await audit.record_many("update", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
                                     changes=audited)
+            for person_id in ids:
+                await hooks.publish("crm_contacts_person_created", person_id=int(person_id))
+            for p in todo:
+                if p.existing is not None:
+                    before = p.existing
+                    await events.updated("person", [int(before["id"])],
+                                         [k for k in p.clean if before.get(k) != p.clean[k]])
             record_of = {r.row_no: r.record_id for r in out if r.record_id is not None}  # all: written just now
             for p in todo:
                 if p.tags:
@@ -624,6 +632,7 @@ async def revert(acc: Access, batch_id: int) -> dict[str, int]:
                     Person.id == row["record_id"])
                 await audit.record("archive", model=PERSON_MODEL, record_id=row["record_id"], detail=detail,
                                    principal=acc.principal)
+                await events.updated("person", [int(row["record_id"])], ["is_archived"])
                 archived += 1
                 continue
             now, values, kept = await _revertible(row)
@@ -636,6 +645,7 @@ async def revert(acc: Access, batch_id: int) -> dict[str, int]:
                                      Person.version: Person.version + 1}).where(Person.id == row["record_id"])
                 await audit.record("update", model=PERSON_MODEL, record_id=row["record_id"], detail=detail,
                                    changes=audit.diff({k: now.get(k) for k in values}, values), principal=acc.principal)
+                await events.updated("person", [int(row["record_id"])], restore)
                 restored += 1
             if kept:
                 conflicts += 1

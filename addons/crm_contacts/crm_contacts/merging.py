@@ -19,6 +19,7 @@ from core.errors import PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
+from crm_contacts import events
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
 
 MERGE_MODEL = "crm_contacts.merge"
@@ -141,6 +142,8 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
             await audit.record("archive", model=model, record_id=loser, principal=acc.principal,
                                detail=f"merged into {survivor_id}")
         await hooks.publish("crm_contacts_records_merged", model=model, survivor_id=survivor_id, loser_ids=losers)
+        await events.updated(events.kind_of(model), [survivor_id], changes)
+        await events.updated(events.kind_of(model), losers, ["is_archived", "merged_into"])
     return {"survivor_id": survivor_id, "loser_ids": losers, "merge_id": int(merge_row.id),
             "changed": sorted(k for k in changes if k not in ("search_text", "updated_at"))}
 

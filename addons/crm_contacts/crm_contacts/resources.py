@@ -20,6 +20,7 @@ from core.openapi import ID, NON_BLANK
 from core.security import audit
 from core.security.access import Access
 from core.values import INT32, integer
+from crm_contacts import events
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
 
 PERSON_FIELDS = ("name", "given_name", "family_name", "organization", "job_title", "email", "phone",
@@ -73,14 +74,20 @@ async def validate_person(values: dict[str, Any], before: dict[str, Any] | None)
     from crm_contacts.cleaning import clean_person
 
     await _check_owner(values)
-    return await clean_person(values, before)
+    clean = await clean_person(values, before)
+    if before is not None:  # an update: the event goes out at the end of its transaction, after the write
+        await events.updated("person", [int(before["id"])], [k for k in clean if before.get(k) != clean[k]])
+    return clean
 
 
 async def validate_organization(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     from crm_contacts.cleaning import clean_organization
 
     await _check_owner(values)
-    return await clean_organization(values, before)
+    clean = await clean_organization(values, before)
+    if before is not None:
+        await events.updated("organization", [int(before["id"])], [k for k in clean if before.get(k) != clean[k]])
+    return clean
 
 
 async def validate_tag(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from core.errors import PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.security.access import Access
+from crm_contacts import events
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL, TAG_MODEL
 from crm_contacts.standardize import fold_width
 
@@ -57,6 +58,8 @@ async def set_tags(acc: Access, model: str, record_ids: list[int], *, add: Seque
                     await link.insert(link(_data={fk: record_id, link.tag: tag_id}))
             if drop:
                 await link.delete().where((fk == record_id) & link.tag.is_in(drop))
+        if tag_ids or drop:
+            await events.updated(events.kind_of(model), record_ids, ["tags"])
     if not record_ids:
         return []
     return await tags_of(model, record_ids[-1])
@@ -109,4 +112,5 @@ async def bulk_update(acc: Access, model: str, record_ids: list[int], values: di
             await audit.record("update", model=model, record_id=record_id,
                                changes=audit.diff({k: before.get(k) for k in values}, values), detail="bulk")
             await record_changed(model, record_id, before, values)
+            await events.updated(events.kind_of(model), [record_id], [k for k in values if before.get(k) != values[k]])
     return len(record_ids)

@@ -9,13 +9,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import customfields, db, records
+from core import customfields, db, hooks, records
 from core.automation import record_changed
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.timeline import feed
 from core.web import access, render
+from crm_contacts import events as contact_events
 from crm_contacts import listing
 from crm_contacts.api import ORGANIZATION_MODEL, PERSON_MODEL
 from crm_contacts.labels import FIELD_LABELS, LANGUAGE_LABELS
@@ -289,6 +290,8 @@ async def form_page(request: Request) -> Response:
                     await audit.record("create", model=model, record_id=row.id,
                                        changes=audit.diff(None, customfields.flat(model, clean)))
                     await record_changed(model, int(row.id), None, clean)
+                    if model == PERSON_MODEL:
+                        await hooks.publish("crm_contacts_person_created", person_id=int(row.id))
                 else:
                     updated = await table.update({table._meta.get_column_by_name(k): v for k, v in clean.items()} | {
                         table.version: table.version + 1}).where(
@@ -299,6 +302,8 @@ async def form_page(request: Request) -> Response:
                     await audit.record("update", model=model, record_id=before["id"], changes=audit.diff(
                         customfields.flat(model, {k: before.get(k) for k in clean}), customfields.flat(model, clean)))
                     await record_changed(model, int(before["id"]), before, clean)
+                    await contact_events.updated(contact_events.kind_of(model), [int(before["id"])],
+                                                 [k for k in clean if before.get(k) != clean[k]])
             return RedirectResponse(f"/contacts/{request.path_params['kind']}/{record_id}", status_code=303)
         except ValidationError as exc:
             errors = exc.fields
