@@ -18,17 +18,27 @@ from core.errors import ValidationError
 from core.i18n import N_
 from core.openapi import decimal_text
 from core.security.access import Access
+from crm_marketing import rfm_resources
 from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
 from crm_marketing.models import Campaign, Journey, MarketingEvent, Segment
 
 TEXTS = ("subject_en", "body_en", "subject_zh", "body_zh")
 
 
+def _caller() -> Access | None:
+    """The API caller's rights (the kernel's validate hook gets no Access): a condition on a field they see
+    masked or hidden is refused here as on the pages, else the API would let them probe its values."""
+    from core.security import context
+
+    who = context.principal()
+    return Access(who) if who is not None else None
+
+
 async def _validate_segment(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     from crm_marketing import segments
 
     if "condition" in values:
-        await segments.parse(values["condition"])
+        await segments.parse(values["condition"], _caller())
     return values
 
 
@@ -70,7 +80,7 @@ async def _validate_journey(values: dict[str, Any], before: dict[str, Any] | Non
     if "trigger" in values:
         values["trigger"] = await journeys.check_trigger(values["trigger"])
     if "steps" in values:
-        values["steps"] = await journeys.check_steps(values["steps"])
+        values["steps"] = await journeys.check_steps(values["steps"], _caller())
     elif before is None:
         raise ValidationError({"steps": N_("is required")})
     return values
@@ -142,4 +152,5 @@ def resources() -> list[Resource]:
             validate=_validate_event,
             field_schemas={"name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"}},
         ),
+        *rfm_resources.resources(),  # value tiers (a settings page too) and RFM rebuilds
     ]
