@@ -45,3 +45,10 @@ async def journeys_tick() -> None:
     from crm_marketing import journeys
 
     await journeys.tick()
+
+
+@actor("crm_marketing.decide_ab_tests")
+async def decide_ab_tests() -> None:
+    from crm_marketing import ab_test
+
+    await ab_test.decide_due()

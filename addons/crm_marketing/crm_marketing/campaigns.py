@@ -74,6 +74,9 @@ async def save(acc: Access, values: dict[str, Any], campaign_id: int | None = No
     if not cost.is_finite() or cost < 0 or cost >= Decimal("1e12"):
         raise ValidationError({"cost": N_("must be a number")})
     clean["cost"] = cost.quantize(Decimal("0.01"))
+    from crm_marketing import ab_test
+
+    clean.update(ab_test.check(values))
     async with db.atomic():
         if campaign_id is None:
             rows = await Campaign.insert(Campaign(**clean))
@@ -371,6 +374,10 @@ async def send(acc: Access, campaign_id: int) -> int:
         if campaign["segment"] is None:
             raise ValidationError({"segment": N_("is required")})
         await CampaignRecipient.raw(_RECIPIENTS_SQL, campaign_id, campaign["segment"], False, False, campaign_id)
+        if campaign["ab_share"]:  # A/B test: a share gets subject A or B, the rest is held for the winner
+            from crm_marketing import ab_test
+
+            await ab_test.split(campaign_id, int(campaign["ab_share"]))
         ids = [
             int(r["id"])
             for r in await CampaignRecipient.select(CampaignRecipient.id)
@@ -474,6 +481,7 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
         .returning(CampaignRecipient.id, CampaignRecipient.attempts)
     }
     due = [r for r in due if int(r["id"]) in claimed]
+    from crm_marketing import ab_test
     contacts = await contact_values([int(r["person"]) for r in due if r["person"]])
     counts = {"sent": 0, "retry": 0, "failed": 0}
     smtp: aiosmtplib.SMTP | None = None
@@ -498,7 +506,8 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
                 if smtp is None or not smtp.is_connected:
                     smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
                     await smtp.connect()
-                await smtp.send_message(message(campaign, contact, row["email"], row["language"], int(row["id"])))
+                texts = ab_test.variant_texts(campaign, row["variant"]) if row["variant"] else campaign
+                await smtp.send_message(message(dict(texts), contact, row["email"], row["language"], int(row["id"])))
             except (aiosmtplib.SMTPException, OSError) as exc:
                 if smtp is not None and not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
                     smtp.close()
@@ -534,7 +543,7 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
         delay = max(0.0, (soonest - _now()).total_seconds()) if soonest else 0.0
         raise RetryLater(f"{len(waiting)} recipients of campaign {campaign_id} wait for a retry", delay=delay)
     left = await CampaignRecipient.count().where(
-        (CampaignRecipient.campaign == campaign_id) & CampaignRecipient.state.is_in(["queued", "sending"])
+        (CampaignRecipient.campaign == campaign_id) & CampaignRecipient.state.is_in(["queued", "sending", "held"])
     )
     if not left:
         finished = (

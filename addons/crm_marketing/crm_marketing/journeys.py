@@ -42,6 +42,7 @@ from crm_marketing.models import (
     CampaignRecipient,
     Journey,
     JourneyEnrollment,
+    FormSubmission,
     MarketingEvent,
     SegmentMember,
 )
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS = 30
 BATCH = 200
-TRIGGERS = ("segment", "campaign", "event", "idle")
+TRIGGERS = ("segment", "campaign", "event", "idle", "form")
 CAMPAIGN_ON = ("opened", "clicked", "not_opened")
 STEP_KINDS = ("wait", "condition", "send_mail", "add_tag", "remove_tag", "set_stage", "notify", "action")
 STEP_LABELS = {
@@ -68,6 +69,7 @@ TRIGGER_LABELS = {
     "campaign": N_("Campaign mail"),
     "event": N_("Custom event"),
     "idle": N_("Dormant (no change for N days)"),
+    "form": N_("Submitted a form"),
 }
 ON_LABELS = {"opened": N_("opened"), "clicked": N_("clicked"), "not_opened": N_("not opened")}
 
@@ -103,7 +105,7 @@ async def check_trigger(raw: Any) -> dict[str, Any]:
     from crm_marketing.models import Segment
 
     if not isinstance(raw, dict) or raw.get("type") not in TRIGGERS:
-        raise ValidationError({"trigger.type": N_("must be one of: segment, campaign, event, idle")})
+        raise ValidationError({"trigger.type": N_("must be one of: segment, campaign, event, idle, form")})
     kind = raw["type"]
     if kind == "idle":
         _only(raw, "trigger", ("type", "days"))
@@ -114,6 +116,15 @@ async def check_trigger(raw: Any) -> dict[str, Any]:
         if not await Segment.exists().where(Segment.id == segment):
             raise ValidationError({"trigger.segment": N_("no such segment")})
         return {"type": kind, "segment": segment}
+    if kind == "form":
+        # a capture form's submissions (forms.py); honeypot hits never count
+        from crm_marketing.models import CaptureForm
+
+        _only(raw, "trigger", ("type", "form"))
+        form = _positive(raw, "form", "trigger", top=2**62)
+        if not await CaptureForm.exists().where(CaptureForm.id == form):
+            raise ValidationError({"trigger.form": N_("no such form")})
+        return {"type": kind, "form": form}
     if kind == "campaign":
         _only(raw, "trigger", ("type", "campaign", "on", "days"))
         campaign = _positive(raw, "campaign", "trigger", top=2**62)
@@ -259,6 +270,12 @@ async def _evidence(trigger: Mapping[str, Any]) -> dict[int, list[dt.datetime]]:
             (table.updated_at <= cutoff) & segments._live(sch)
         ):
             out[int(r["id"])] = [r["updated_at"]]
+    elif kind == "form":
+        for r in await FormSubmission.select(FormSubmission.person, FormSubmission.at).where(
+            (FormSubmission.form == trigger["form"]) & FormSubmission.is_spam.eq(False)
+            & FormSubmission.person.is_not_null()
+        ):
+            out.setdefault(int(r["person"]), []).append(r["at"])
     elif kind == "campaign" and trigger["on"] in ("opened", "clicked"):
         for r in await CampaignEvent.select(CampaignEvent.recipient.person.as_alias("person"), CampaignEvent.at).where(
             (CampaignEvent.campaign == trigger["campaign"])

@@ -12,13 +12,14 @@ SEGMENT = "crm_marketing.segment"  # dynamic segments and static lists, with the
 CAMPAIGN = "crm_marketing.campaign"  # e-mail campaigns, their recipients and tracked events
 SUPPRESSION = "crm_marketing.suppression"  # the do-not-contact list (unsubscribes land here too)
 JOURNEY = "crm_marketing.journey"  # nurture journeys, their enrollments and the custom events they count
+FORM = "crm_marketing.form"  # public capture forms and their submissions
 
 _CRUD: tuple[Action, ...] = ("create", "read", "update", "delete", "export")
 
 
 def _grants() -> tuple[Grant, ...]:
     out: list[Grant] = []
-    for model in (SEGMENT, CAMPAIGN, SUPPRESSION, JOURNEY):
+    for model in (SEGMENT, CAMPAIGN, SUPPRESSION, JOURNEY, FORM):
         # crm_contacts declares the marketing role; its field rules mask contacts' phones and e-mails for it
         out.append(Grant("marketing", model, _CRUD))
         out.append(Grant("sales_manager", model, ("read",)))
@@ -43,6 +44,7 @@ ADDON = Addon(
         Every(hours=1, actor="crm_marketing.rebuild_segments"),
         Every(minutes=1, actor="crm_marketing.send_scheduled"),
         Every(minutes=1, actor="crm_marketing.journeys_tick"),
+        Every(minutes=1, actor="crm_marketing.decide_ab_tests"),
     ),
     permissions=_grants(),
     demo=(
@@ -60,5 +62,6 @@ ADDON = Addon(
         Menu("Campaigns", "/marketing/", model=CAMPAIGN, order=41),
         Menu("Do not contact", "/marketing/suppressions", model=SUPPRESSION, order=42),
         Menu("Journeys", "/marketing/journeys", model=JOURNEY, order=43),
+        Menu("Forms", "/marketing/forms", model=FORM, order=45),
     ),
 )

@@ -20,7 +20,8 @@ from core.errors import NotFound, PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.web import access, form_str, render
-from crm_marketing import campaigns, roi, segments
+from crm_marketing import ab_test, campaigns, roi, segments
+from crm_marketing.form_views import FORM_ROUTES
 from crm_marketing.journey_views import JOURNEY_ROUTES
 from crm_marketing.manifest import CAMPAIGN, SEGMENT, SUPPRESSION
 from crm_marketing.models import Campaign, CampaignRecipient, Segment, SegmentMember, Suppression
@@ -42,6 +43,9 @@ NEW_CAMPAIGN: dict[str, Any] = {
     "segment": None,
     "cost": None,
     **dict.fromkeys(("subject_en", "body_en", "subject_zh", "body_zh"), ""),
+    **dict.fromkeys(("utm_campaign", "subject_b_en", "subject_b_zh"), ""),
+    "ab_share": 0,
+    "ab_wait_hours": 4,
 }
 
 
@@ -113,7 +117,7 @@ async def campaign_save(request: Request) -> Response:
     acc = access(request)
     campaign_id = _id(request) if "id" in request.path_params else None
     form = await request.form()
-    values = {k: form.get(k, "") for k in ("name", "segment", "cost", *campaigns.TEXT_FIELDS)}
+    values = {k: form.get(k, "") for k in ("name", "segment", "cost", *campaigns.TEXT_FIELDS, *ab_test.FIELDS)}
     try:
         campaign_id = await campaigns.save(acc, values, campaign_id)
     except ValidationError as exc:
@@ -155,6 +159,7 @@ async def campaign_detail(request: Request) -> Response:
         segments=await _segment_choices(acc),
         sample_person=sample["person"] if sample else "",
         may_update=acc.can(CAMPAIGN, "update"),
+        ab=await ab_test.results(campaign["id"]) if campaign["ab_share"] else None,
     )
 
 
@@ -538,5 +543,6 @@ ROUTES: list[BaseRoute] = [
     Route("/suppressions", suppression_add, methods=["POST"], name="suppression_add"),
     Route("/suppressions/{id:int}/delete", suppression_delete, methods=["POST"], name="suppression_delete"),
     *JOURNEY_ROUTES,
+    *FORM_ROUTES,
     *PUBLIC_ROUTES,
 ]

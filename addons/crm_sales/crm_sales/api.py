@@ -23,7 +23,7 @@ OPPORTUNITY_MODEL = "crm_sales.opportunity"
 PRODUCT_MODEL = "crm_sales.product"
 
 __all__ = ["OPPORTUNITY_MODEL", "ORDER_MODEL", "PRICE_DIGITS", "PRODUCT_MODEL", "QUOTE_MODEL", "ROUNDING",
-           "TAX_ROUNDING", "NewOrderLine", "OrderLineRef", "OrderRef", "QuoteLineTax", "create_order",
+           "TAX_ROUNDING", "NewOrderLine", "OrderLineRef", "OrderRef", "QuoteLineTax", "create_lead", "create_order",
            "currencies_in_use", "get_order", "get_orders", "order_ids", "order_url", "orders_by_reference",
            "quote_line_taxes", "tax_rates_in_use"]
 
@@ -191,6 +191,21 @@ async def create_order(*, person_id: int | None, currency: str, lines: Sequence[
         await audit.record("create", model=ORDER_MODEL, record_id=order_id, detail="recorded through crm_sales.api")
         await hooks.publish("crm_sales_order_confirmed", order_id=order_id)
     return order_id
+
+
+async def create_lead(*, name: str, contact_name: str = "", company_name: str = "", email: str = "", phone: str = "",
+                      language: str = "", source: str = "", utm_source: str = "", utm_medium: str = "",
+                      utm_campaign: str = "") -> int:
+    """Record a lead that came in outside the pages (a marketing capture form); its id.
+
+    Checked and standardized like a typed lead (phone E.164, e-mail), audited and placed by the assignment
+    rules (unplaced: the unassigned queue). Raises ``core.errors.ValidationError`` naming the field.
+    """
+    from crm_sales.leads import create_lead as create
+
+    return await create(None, {"name": name, "contact_name": contact_name, "company_name": company_name,
+                               "email": email, "phone": phone, "language": language, "source": source,
+                               "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign})
 
 
 @dataclass(frozen=True)

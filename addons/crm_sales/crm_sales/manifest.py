@@ -55,8 +55,7 @@ ADDON = Addon(
     models="crm_sales.models", migrations="crm_sales.migrations",
     routes="crm_sales.views:ROUTES", mount="/sales",
     templates="crm_sales:templates", static="crm_sales:static",
-    actors="crm_sales.actors",
-    hooks=("crm_sales.hooks", "crm_sales.automation", "crm_sales.approvals", "crm_sales.portal"),
+    actors="crm_sales.actors", hooks=("crm_sales.hooks", "crm_sales.automation", "crm_sales.approvals"),
     hookspecs="crm_sales.hookspecs",
     schedules=(
         Every(minutes=5, actor="crm_sales.send_activity_reminders"),
