@@ -52,3 +52,10 @@ async def decide_ab_tests() -> None:
     from crm_marketing import ab_test
 
     await ab_test.decide_due()
+
+
+@actor("crm_marketing.rebuild_rfm")
+async def rebuild_rfm() -> None:
+    from crm_marketing import rfm
+
+    await rfm.rebuild()

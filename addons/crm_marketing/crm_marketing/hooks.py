@@ -111,12 +111,17 @@ async def crm_record_panels(access: Access, model: str, record_id: int) -> Seque
                 )
             }
             paths = [r for r in paths if int(r["journey"]) in readable]
+    score = None
+    if access.can(SEGMENT):  # RFM scores and value tier (rfm.py)
+        from crm_marketing import rfm
+
+        score = await rfm.of_person(record_id)
     return [
         Panel(
             key="crm_marketing",
             title=gettext("Marketing"),
             template="crm_marketing/panel_person.html",
-            context={"campaigns": sent, "segments": groups, "journeys": paths},
+            context={"campaigns": sent, "segments": groups, "journeys": paths, "rfm": score},
             order=40,
             count=len(sent),
         )

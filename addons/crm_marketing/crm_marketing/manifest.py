@@ -42,6 +42,7 @@ ADDON = Addon(
     hooks=("crm_marketing.hooks",),
     schedules=(
         Every(hours=1, actor="crm_marketing.rebuild_segments"),
+        Every(hours=24, actor="crm_marketing.rebuild_rfm"),  # RFM scores and value tiers, nightly
         Every(minutes=1, actor="crm_marketing.send_scheduled"),
         Every(minutes=1, actor="crm_marketing.journeys_tick"),
         Every(minutes=1, actor="crm_marketing.decide_ab_tests"),
@@ -59,6 +60,7 @@ ADDON = Addon(
     ),
     menus=(
         Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),
+        Menu("RFM and value tiers", "/marketing/rfm", model=SEGMENT, order=44),
         Menu("Campaigns", "/marketing/", model=CAMPAIGN, order=41),
         Menu("Do not contact", "/marketing/suppressions", model=SUPPRESSION, order=42),
         Menu("Journeys", "/marketing/journeys", model=JOURNEY, order=43),

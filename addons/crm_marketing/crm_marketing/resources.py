@@ -18,6 +18,7 @@ from core.errors import ValidationError
 from core.i18n import N_
 from core.openapi import decimal_text
 from core.security.access import Access
+from crm_marketing import rfm_resources
 from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
 from crm_marketing.models import Campaign, Journey, MarketingEvent, Segment
 
@@ -151,4 +152,5 @@ def resources() -> list[Resource]:
             validate=_validate_event,
             field_schemas={"name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"}},
         ),
+        *rfm_resources.resources(),  # value tiers (a settings page too) and RFM rebuilds
     ]

@@ -137,6 +137,7 @@ async def of_person(person_id: int) -> dict[str, Any] | None:
     tier = await names.where(ValueTier.key == (row["tier"] or "")).first()
     out["tier_name_en"] = tier["name_en"] if tier else ""
     out["tier_name_zh"] = tier["name_zh"] if tier else ""
+    out["currency"] = orders.CURRENCY
     return out
 
 

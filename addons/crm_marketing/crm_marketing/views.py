@@ -26,6 +26,7 @@ from crm_marketing.journey_views import JOURNEY_ROUTES
 from crm_marketing.manifest import CAMPAIGN, SEGMENT, SUPPRESSION
 from crm_marketing.models import Campaign, CampaignRecipient, Segment, SegmentMember, Suppression
 from crm_marketing.public import PUBLIC_ROUTES
+from crm_marketing.rfm_views import RFM_ROUTES
 
 MEMBERS_SHOWN = 50
 NEW_SEGMENT: dict[str, Any] = {
@@ -543,6 +544,7 @@ ROUTES: list[BaseRoute] = [
     Route("/suppressions", suppression_add, methods=["POST"], name="suppression_add"),
     Route("/suppressions/{id:int}/delete", suppression_delete, methods=["POST"], name="suppression_delete"),
     *JOURNEY_ROUTES,
+    *RFM_ROUTES,
     *FORM_ROUTES,
     *PUBLIC_ROUTES,
 ]
