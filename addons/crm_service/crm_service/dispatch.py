@@ -1,9 +1,14 @@
-"""Dispatch: ordered routing rules pick a ticket's team; the team's mode picks the agent. Both audited."""
+"""Dispatch: ordered routing rules pick a ticket's team; the team's mode picks the agent. Both audited.
+
+A rule may ask for a tag of the customer (crm_contacts' tags, e.g. "VIP") and raise the priority of what it
+matches to at least a level; a team flagged VIP is the VIP queue: whatever lands in it is at least high.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from crm_contacts import api as contacts
 from piccolo.query.functions.aggregate import Count
 
 from core.security import audit
@@ -12,12 +17,31 @@ from crm_service.manifest import TICKET
 from crm_service.models import RoutingRule, ServiceTeam, Ticket
 
 OPEN_STATES = ("new", "open", "pending_customer", "pending_third_party")
+LEVELS = ("low", "normal", "high", "urgent")
+VIP_FLOOR = "high"
 
 
-def matches(rule: dict[str, Any], ticket: dict[str, Any]) -> bool:
+async def customer_tags(ticket: dict[str, Any]) -> frozenset[str]:
+    """The tags of the ticket's customer (person), case-folded; read through crm_contacts' API."""
+    if not ticket.get("person"):
+        return frozenset()
+    return frozenset(t.casefold() for t in await contacts.person_tags(int(ticket["person"])))
+
+
+def at_least(priority: str, floor: str) -> str:
+    """``priority`` raised to ``floor`` when below it (an unknown value counts as normal)."""
+    if floor not in LEVELS:
+        return priority
+    mine = LEVELS.index(priority) if priority in LEVELS else 1
+    return floor if LEVELS.index(floor) > mine else priority
+
+
+def matches(rule: dict[str, Any], ticket: dict[str, Any], tags: frozenset[str] = frozenset()) -> bool:
     for column, field in (("ticket_type", "ticket_type"), ("priority", "priority"), ("channel", "channel")):
         if rule[column] and rule[column] != ticket.get(field, ""):
             return False
+    if rule.get("customer_tag") and rule["customer_tag"].strip().casefold() not in tags:
+        return False
     words = [w.strip().lower() for w in (rule["keywords"] or "").split(",") if w.strip()]
     if words:
         text = f"{ticket.get('subject', '')} {ticket.get('description', '')}".lower()
@@ -27,14 +51,31 @@ def matches(rule: dict[str, Any], ticket: dict[str, Any]) -> bool:
 
 
 async def route(ticket: dict[str, Any]) -> int | None:
-    """The team of the first active rule (by sequence, then id) the ticket matches."""
+    """The team of the first active rule (by sequence, then id) the ticket matches; the rule's ``min_priority``
+    (and a VIP team's floor) raise ``ticket["priority"]`` in place. Audited with the rule and the raise."""
     rules = await RoutingRule.select().where(RoutingRule.is_active == True).order_by(  # noqa: E712
         RoutingRule.sequence).order_by(RoutingRule.id)
+    tags = await customer_tags(ticket) if any(r["customer_tag"] for r in rules) else frozenset()
     for rule in rules:
-        if matches(rule, ticket):
-            await audit.record("route", model=TICKET, detail=f"rule {rule['id']} {rule['name']} -> team {rule['team']}")
+        if matches(rule, ticket, tags):
+            before = ticket.get("priority") or "normal"
+            ticket["priority"] = at_least(before, rule["min_priority"])
+            if await is_vip(int(rule["team"])):
+                ticket["priority"] = at_least(ticket["priority"], VIP_FLOOR)
+            raised = f", priority {before} -> {ticket['priority']}" if ticket["priority"] != before else ""
+            await audit.record("route", model=TICKET,
+                               detail=f"rule {rule['id']} {rule['name']} -> team {rule['team']}{raised}")
             return int(rule["team"])
     return None
+
+
+async def is_vip(team_id: int) -> bool:
+    return bool(await ServiceTeam.exists().where((ServiceTeam.team == team_id) & (ServiceTeam.is_vip == True)))  # noqa: E712
+
+
+def vip_teams() -> Any:
+    """A sub-select of the VIP queues' team ids (for ``Ticket.team.is_in``)."""
+    return ServiceTeam.select(ServiceTeam.team).where(ServiceTeam.is_vip == True)  # noqa: E712
 
 
 async def _members(team_id: int) -> list[int]:

@@ -70,6 +70,7 @@ class ServiceTeam(Versioned, Table, tablename="crm_service_team"):
     assignment = Varchar(length=20, default="round_robin")  # round_robin | least_loaded | manual
     capacity = Integer(default=20)  # open tickets per agent before least-loaded skips them
     last_assignee: ForeignKey[User] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
+    is_vip = Boolean(default=False)  # the VIP queue: its tickets are at least high priority (dispatch.py)
 
 
 class RoutingRule(Versioned, Table, tablename="crm_service_routing_rule"):
@@ -82,7 +83,9 @@ class RoutingRule(Versioned, Table, tablename="crm_service_routing_rule"):
     priority = Varchar(length=20, default="")
     channel = Varchar(length=20, default="")
     keywords = Varchar(length=300, default="")  # comma separated, any of them in subject or description
+    customer_tag = Varchar(length=60, default="")  # a tag of the customer (crm_contacts), e.g. "VIP"
     team: ForeignKey[Team] = ForeignKey(team_ref(), on_delete=OnDelete.cascade)
+    min_priority = Varchar(length=20, default="")  # a matched ticket's priority is raised to at least this
     is_active = Boolean(default=True)
 
 
@@ -94,6 +97,7 @@ class SlaPolicy(Versioned, Table, tablename="crm_service_sla_policy"):
     team: ForeignKey[Team] = ForeignKey(team_ref(), null=True, on_delete=OnDelete.cascade)
     priority = Varchar(length=20, default="")
     ticket_type = Varchar(length=30, default="")
+    customer_tag = Varchar(length=60, default="")  # a tag of the ticket's customer (crm_contacts)
     calendar = ForeignKey(Calendar, on_delete=OnDelete.restrict)
     first_response_minutes = Integer(default=240)
     resolution_minutes = Integer(default=2400)

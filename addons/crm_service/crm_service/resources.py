@@ -34,7 +34,9 @@ LABELS = {
     "day": N_("Day"), "is_working": N_("Working day"), "note": N_("Note"), "assignment": N_("How to assign"),
     "capacity": N_("Capacity"), "body": N_("Text"), "language": N_("Language"),
     "last_assignee": N_("Last assigned"), "version": N_("Version"), "id": "#",
+    "customer_tag": N_("Customer tag"), "min_priority": N_("Raise priority to at least"), "is_vip": N_("VIP queue"),
 }
+PRIORITY_FLOOR = {"type": "string", "enum": ["", "low", "normal", "high", "urgent"]}
 
 
 async def _create_ticket(acc: Access, values: dict[str, Any]) -> int:
@@ -77,6 +79,19 @@ async def _validate_calendar(values: dict[str, Any], before: dict[str, Any] | No
             raise ValidationError({"timezone": N_("is not a known time zone (e.g. Asia/Shanghai)")}) from None
     if "hours" in values:
         values["hours"] = clean_hours(values["hours"])
+    return values
+
+
+async def _validate_tagged(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """Routing rules and SLA policies: the customer tag trimmed as crm_contacts trims tags; a priority floor
+    that is a priority."""
+    from crm_service import tickets
+
+    if "customer_tag" in values:
+        values["customer_tag"] = " ".join(str(values["customer_tag"] or "").split())
+    if values.get("min_priority") and values["min_priority"] not in tickets.PRIORITIES:
+        raise ValidationError({"min_priority": N_("must be one of: %(choices)s") % {
+            "choices": ", ".join(tickets.PRIORITIES)}})
     return values
 
 
@@ -133,23 +148,27 @@ def resources() -> list[Resource]:
                  field_schemas={"language": {"type": "string", "enum": ["zh_CN", "en"]}}),
         Resource(path="/service/routing-rules", settings=SECTION, model=RULE, table=RoutingRule,
                  summary=N_("Routing rules"), labels=LABELS,
-                 fields=("sequence", "name", "ticket_type", "priority", "channel", "keywords", "team", "is_active",
-                         "version"),
-                 writable=("sequence", "name", "ticket_type", "priority", "channel", "keywords", "team", "is_active"),
-                 required=("name", "team"), filters=("team", "is_active"), sortable=("id", "sequence")),
+                 fields=("sequence", "name", "ticket_type", "priority", "channel", "keywords", "customer_tag", "team",
+                         "min_priority", "is_active", "version"),
+                 writable=("sequence", "name", "ticket_type", "priority", "channel", "keywords", "customer_tag", "team",
+                           "min_priority", "is_active"),
+                 required=("name", "team"), filters=("team", "is_active"), sortable=("id", "sequence"),
+                 validate=_validate_tagged, field_schemas={"min_priority": PRIORITY_FLOOR}),
         Resource(path="/service/teams", settings=SECTION, model=TEAM, table=ServiceTeam,
                  summary=N_("Service teams"), labels=LABELS,
-                 fields=("team", "assignment", "capacity", "last_assignee", "version"),
-                 writable=("team", "assignment", "capacity"), required=("team",),
+                 fields=("team", "assignment", "capacity", "is_vip", "last_assignee", "version"),
+                 writable=("team", "assignment", "capacity", "is_vip"), required=("team",),
                  field_schemas={"assignment": {"type": "string", "enum": ["round_robin", "least_loaded", "manual"]},
                                 "capacity": {"type": "integer", "minimum": 1, "maximum": 10000}}),
         Resource(path="/service/sla-policies", settings=SECTION, model=SLA, table=SlaPolicy,
                  summary=N_("SLA policies"), labels=LABELS,
-                 fields=("name", "team", "priority", "ticket_type", "calendar", "first_response_minutes",
-                         "next_response_minutes", "resolution_minutes", "warn_minutes", "is_active", "version"),
-                 writable=("name", "team", "priority", "ticket_type", "calendar", "first_response_minutes",
-                           "next_response_minutes", "resolution_minutes", "warn_minutes", "is_active"),
-                 required=("name", "calendar"),
+                 fields=("name", "team", "priority", "ticket_type", "customer_tag", "calendar",
+                         "first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_minutes",
+                         "is_active", "version"),
+                 writable=("name", "team", "priority", "ticket_type", "customer_tag", "calendar",
+                           "first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_minutes",
+                           "is_active"),
+                 required=("name", "calendar"), validate=_validate_tagged,
                  field_schemas={"first_response_minutes": {"type": "integer", "minimum": 1, "maximum": 525600},
                                 "resolution_minutes": {"type": "integer", "minimum": 1, "maximum": 525600},
                                 "next_response_minutes": {"type": "integer", "minimum": 0, "maximum": 525600},

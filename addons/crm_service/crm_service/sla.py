@@ -99,14 +99,21 @@ async def load_calendar(calendar_id: int, years: range | None = None) -> Busines
 
 
 async def policy_for(ticket: dict[str, Any]) -> dict[str, Any] | None:
-    """The most specific active policy matching the ticket's team, priority and type (ties: the oldest)."""
+    """The most specific active policy matching the ticket's team, priority, type and a tag of its customer
+    (ties: the oldest)."""
+    from crm_service.dispatch import customer_tags
+
     best: tuple[int, int] | None = None
     chosen: dict[str, Any] | None = None
-    for p in await SlaPolicy.select().where(SlaPolicy.is_active == True).order_by(SlaPolicy.id):  # noqa: E712
+    policies = await SlaPolicy.select().where(SlaPolicy.is_active == True).order_by(SlaPolicy.id)  # noqa: E712
+    tags = await customer_tags(ticket) if any(p["customer_tag"] for p in policies) else frozenset()
+    for p in policies:
         criteria = (("team", p["team"]), ("priority", p["priority"]), ("ticket_type", p["ticket_type"]))
         if any(want and ticket.get(name) != want for name, want in criteria):
             continue
-        score = (sum(1 for _, want in criteria if want), -int(p["id"]))
+        if p["customer_tag"] and p["customer_tag"].strip().casefold() not in tags:
+            continue
+        score = (sum(1 for _, want in criteria if want) + (1 if p["customer_tag"] else 0), -int(p["id"]))
         if best is None or score > best:
             best, chosen = score, p
     return chosen

@@ -116,6 +116,8 @@ async def create_ticket(acc: Access | None, values: dict[str, Any], *, at: dt.da
         data = await _customer(acc, data)
         if not data.get("team"):
             data["team"] = await dispatch.route(data)
+        elif await dispatch.is_vip(int(data["team"])):
+            data["priority"] = dispatch.at_least(data.get("priority") or "normal", dispatch.VIP_FLOOR)
         data.setdefault("state", "new")
         data["created_at"] = data["updated_at"] = now
         row = Ticket(_data={Ticket._meta.get_column_by_name(k): v for k, v in data.items()})
@@ -148,6 +150,11 @@ async def update_ticket(acc: Access, ticket_id: int, values: dict[str, Any]) -> 
         before = await acc.get(Ticket, TICKET, ticket_id, action="update")
         before["tags"] = tag_list(before.get("tags"))
         changes = {k: v for k, v in data.items() if before.get(k) != v}
+        if changes.get("team") and await dispatch.is_vip(int(changes["team"])):
+            # moved into the VIP queue: at least high, like a ticket routed there
+            floor = dispatch.at_least(str(changes.get("priority", before["priority"])), dispatch.VIP_FLOOR)
+            if floor != before["priority"]:
+                changes["priority"] = floor
         if not changes:
             return
         words = ticket_search.refresh(changes, before).get("search_text")

@@ -19,7 +19,7 @@ from core.i18n import N_
 from core.security.access import Access
 from core.security.models import Team, User
 from core.web import access, form_str, render
-from crm_service import attachments, canned, kb, ticket_search, tickets
+from crm_service import attachments, canned, dispatch, kb, ticket_search, tickets
 from crm_service.manifest import ARTICLE, CANNED, MAIL, MESSAGE, TICKET
 from crm_service.models import Article, Attachment, CannedReply, InboundMail, Message, Ticket
 
@@ -56,6 +56,8 @@ async def ticket_list(request: Request) -> Response:
         both(Ticket.priority == q["priority"])
     if q.get("mine") and acc.principal:
         both(Ticket.owner == acc.principal.user_id)
+    if q.get("queue") == "vip":
+        both(Ticket.team.is_in(dispatch.vip_teams()))
     text = " ".join(q.get("q", "").split())[:100]
     if text:
         match = ticket_search.where(text)
@@ -114,9 +116,9 @@ async def ticket_detail(request: Request) -> Response:
     ticket_id = int(request.path_params["id"])
     ticket = acc.present(TICKET, await acc.get(Ticket, TICKET, ticket_id))
     ticket["tags"] = tickets.tag_list(ticket.get("tags"))
-    messages = await Message.select(Message.id, Message.kind, Message.body, Message.author.name,
-                                    Message.author_email, Message.created_at).where(
-        Message.ticket == ticket_id).order_by(Message.id) if acc.can(MESSAGE) else []
+    messages = [acc.present(MESSAGE, dict(m)) for m in await Message.select(
+        Message.id, Message.kind, Message.body, Message.author.name, Message.author_email, Message.created_at).where(
+        Message.ticket == ticket_id).order_by(Message.id)] if acc.can(MESSAGE) else []  # a sender's address masked
     extras = await records.extras(acc, TICKET, ticket_id, timeline=True)
     files = await Attachment.select(Attachment.id, Attachment.filename, Attachment.size, Attachment.message).where(
         Attachment.ticket == ticket_id).order_by(Attachment.id)
