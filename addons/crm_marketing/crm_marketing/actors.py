@@ -40,6 +40,13 @@ async def refresh_person(person_id: int) -> None:
     await segments.refresh_person(person_id)
 
 
+@actor("crm_marketing.refresh_people")
+async def refresh_people(person_ids: list[int]) -> None:
+    from crm_marketing import freshness
+
+    await freshness.refresh(person_ids)
+
+
 @actor("crm_marketing.journeys_tick")
 async def journeys_tick() -> None:
     from crm_marketing import journeys
@@ -59,3 +66,17 @@ async def rebuild_rfm() -> None:
     from crm_marketing import rfm
 
     await rfm.rebuild()
+
+
+@actor("crm_marketing.fetch_bounces", max_retries=1)
+async def fetch_bounces() -> None:
+    from crm_marketing import bounces
+
+    await bounces.fetch_configured()
+
+
+@actor("crm_marketing.date_triggers")
+async def date_triggers() -> None:
+    from crm_marketing import date_triggers
+
+    await date_triggers.run_all()

@@ -203,12 +203,18 @@ def crm_datasets() -> Sequence[Dataset]:
 
 @hookimpl
 async def crm_contacts_person_created(person_id: int) -> None:
-    """A new person joins the segments they match within seconds (an outbox row in the creating transaction)."""
-    from core import jobs
+    """A new person joins the segments they match within seconds (one job per transaction, after its commit)."""
+    from crm_marketing import freshness
 
-    await jobs.enqueue(
-        "crm_marketing.refresh_person", dedup_key=f"crm_marketing.person:{person_id}:created", person_id=person_id
-    )
+    await freshness.note(person_id)
+
+
+@hookimpl
+async def crm_contacts_person_updated(person_id: int, fields: list[str]) -> None:
+    """A changed person (any field: a segment may name any of them, tags too) joins or leaves segments."""
+    from crm_marketing import freshness
+
+    await freshness.note(person_id)
 
 
 @hookimpl

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS = 30
 BATCH = 200
-TRIGGERS = ("segment", "campaign", "event", "idle", "form")
+TRIGGERS = ("segment", "campaign", "event", "idle", "form", "birthday", "dormant")
 CAMPAIGN_ON = ("opened", "clicked", "not_opened")
 STEP_KINDS = ("wait", "condition", "send_mail", "add_tag", "remove_tag", "set_stage", "notify", "action")
 STEP_LABELS = {
@@ -70,6 +70,8 @@ TRIGGER_LABELS = {
     "event": N_("Custom event"),
     "idle": N_("Dormant (no change for N days)"),
     "form": N_("Submitted a form"),
+    "birthday": N_("Birthday"),
+    "dormant": N_("Dormant (no order for N months)"),
 }
 ON_LABELS = {"opened": N_("opened"), "clicked": N_("clicked"), "not_opened": N_("not opened")}
 
@@ -105,8 +107,16 @@ async def check_trigger(raw: Any) -> dict[str, Any]:
     from crm_marketing.models import Segment
 
     if not isinstance(raw, dict) or raw.get("type") not in TRIGGERS:
-        raise ValidationError({"trigger.type": N_("must be one of: segment, campaign, event, idle, form")})
+        raise ValidationError(
+            {"trigger.type": N_("must be one of: segment, campaign, event, idle, form, birthday, dormant")}
+        )
     kind = raw["type"]
+    if kind == "birthday":  # date triggers: enrolled by the daily crm_marketing.date_triggers (date_triggers.py)
+        _only(raw, "trigger", ("type",))
+        return {"type": kind}
+    if kind == "dormant":
+        _only(raw, "trigger", ("type", "months"))
+        return {"type": kind, "months": _positive(raw, "months", "trigger", default=3, top=120)}
     if kind == "idle":
         _only(raw, "trigger", ("type", "days"))
         return {"type": kind, "days": _positive(raw, "days", "trigger", top=3650)}
@@ -246,12 +256,15 @@ async def _live(person_ids: set[int]) -> set[int]:
     return {int(r["id"]) for r in found}
 
 
-async def _evidence(trigger: Mapping[str, Any]) -> dict[int, list[dt.datetime]]:
+async def _evidence(trigger: Mapping[str, Any], only: set[int] | None = None) -> dict[int, list[dt.datetime]]:
     """Per person, when the trigger fired for them (a segment's members: one undated entry)."""
     out: dict[int, list[dt.datetime]] = {}
     kind = trigger.get("type")
     if kind == "segment":
-        for r in await SegmentMember.select(SegmentMember.person).where(SegmentMember.segment == trigger["segment"]):
+        among = SegmentMember.segment == trigger["segment"]
+        if only is not None:
+            among = among & SegmentMember.person.is_in(sorted(only) or [0])
+        for r in await SegmentMember.select(SegmentMember.person).where(among):
             out[int(r["person"])] = []
     elif kind == "event":
         for r in await MarketingEvent.select(MarketingEvent.person, MarketingEvent.at).where(
@@ -310,8 +323,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-async def enroll(journey_id: int) -> int:
-    """Enroll the people the journey's trigger selects now; how many entered."""
+async def enroll(journey_id: int, only: set[int] | None = None) -> int:
+    """Enroll the people the journey's trigger selects now (of ``only``, when given: people who just joined
+    its segment); how many entered."""
     async with db.atomic():
         # a no-op write takes the journey's row lock: two ticks enrolling at once wait for each other and the
         # second sees the first's enrollments (no one enters twice)
@@ -324,13 +338,18 @@ async def enroll(journey_id: int) -> int:
             return 0
         row = locked[0]
         trigger = loaded(row["trigger"], {})
-        evidence = await _evidence(trigger)
+        evidence = await _evidence(trigger, only)
+        if only is not None:
+            evidence = {p: t for p, t in evidence.items() if p in only}
         if not evidence:
             return 0
         last: dict[int, tuple[dt.datetime, str]] = {}
         for e in await JourneyEnrollment.select(
             JourneyEnrollment.person, JourneyEnrollment.entered_at, JourneyEnrollment.state
-        ).where(JourneyEnrollment.journey == journey_id):
+        ).where(
+            (JourneyEnrollment.journey == journey_id)
+            & (JourneyEnrollment.person.is_in(sorted(evidence)) if only is not None else JourneyEnrollment.id > 0)
+        ):
             person, at = int(e["person"]), _aware(e["entered_at"])
             if person not in last or at >= last[person][0]:
                 last[person] = (at, e["state"])
@@ -381,29 +400,9 @@ async def _matches(condition: Any, person_id: int) -> bool:
 
 
 async def _tag(person_id: int, tag: str, add: bool) -> None:
-    # crm_contacts has no tag API yet: its tag tables are written by name, as segments read them
-    if add:
-        await Journey.raw(
-            'INSERT INTO "crm_contacts_tag" ("name", "color", "version") SELECT {}, \'\', 1 '
-            'WHERE NOT EXISTS (SELECT 1 FROM "crm_contacts_tag" WHERE "name" = {})',
-            tag,
-            tag,
-        )
-        await Journey.raw(
-            'INSERT INTO "crm_contacts_person_tag" ("person", "tag") SELECT {}, t."id" FROM "crm_contacts_tag" t '
-            'WHERE t."name" = {} AND NOT EXISTS (SELECT 1 FROM "crm_contacts_person_tag" pt '
-            'WHERE pt."person" = {} AND pt."tag" = t."id")',
-            person_id,
-            tag,
-            person_id,
-        )
-    else:
-        await Journey.raw(
-            'DELETE FROM "crm_contacts_person_tag" WHERE "person" = {} AND "tag" IN '
-            '(SELECT "id" FROM "crm_contacts_tag" WHERE "name" = {})',
-            person_id,
-            tag,
-        )
+    from crm_contacts.api import add_tag, remove_tag
+
+    await (add_tag if add else remove_tag)(person_id, tag)
 
 
 _MAIL_SQL = (
@@ -612,8 +611,9 @@ async def _failed(journey: Mapping[str, Any], enrollment_id: int, exc: Exception
 async def tick() -> dict[str, int]:
     """The scheduled work: enroll for every active journey, then advance due enrollments batch by batch."""
     entered = 0
-    for j in await Journey.select(Journey.id).where(Journey.is_active.eq(True)).order_by(Journey.id):
-        entered += await enroll(int(j["id"]))
+    for j in await Journey.select(Journey.id, Journey.trigger).where(Journey.is_active.eq(True)).order_by(Journey.id):
+        if loaded(j["trigger"], {}).get("type") not in ("birthday", "dormant"):  # those: once a day
+            entered += await enroll(int(j["id"]))
     moved = 0
     for _ in range(50):  # at most 50 batches a tick; the rest waits for the next minute
         n = await advance()

@@ -45,6 +45,8 @@ ADDON = Addon(
         Every(hours=24, actor="crm_marketing.rebuild_rfm"),  # RFM scores and value tiers, nightly
         Every(minutes=1, actor="crm_marketing.send_scheduled"),
         Every(minutes=1, actor="crm_marketing.journeys_tick"),
+        Every(minutes=5, actor="crm_marketing.fetch_bounces"),  # a no-op without a bounce mailbox
+        Every(hours=24, actor="crm_marketing.date_triggers"),  # birthdays, dormant customers
         Every(minutes=1, actor="crm_marketing.decide_ab_tests"),
     ),
     permissions=_grants(),

@@ -85,6 +85,7 @@ async def figures(campaign_id: int, access: Access | None = None) -> dict[str, A
         "queued": states.get("queued", 0) + states.get("sending", 0),
         "skipped": states.get("skipped", 0),
         "unknown": states.get("unknown", 0),
+        "bounced": states.get("bounced", 0),  # delivery reports said the address does not exist
         "opens": await _distinct(campaign_id, "open"),
         "clicks": await _distinct(campaign_id, "click"),
         "unsubscribes": await _distinct(campaign_id, "unsubscribe"),

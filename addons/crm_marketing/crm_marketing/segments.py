@@ -213,38 +213,66 @@ async def build(segment_id: int) -> dict[str, Any]:
 
 
 async def refresh_person(person_id: int) -> list[int]:
-    """Bring one person's memberships of every dynamic segment up to date (a new or changed contact, within
-    seconds, without rebuilding whole segments); the segments they are in now."""
+    """Bring one person's memberships of every dynamic segment up to date; the segments they are in now."""
+    await refresh_people([person_id])
+    return [
+        int(r["segment"])
+        for r in await SegmentMember.select(SegmentMember.segment).where(
+            (SegmentMember.person == person_id) & SegmentMember.segment.is_in(await _dynamic_ids())
+        )
+    ]
+
+
+async def _dynamic_ids() -> list[int]:
+    return [int(r["id"]) for r in await Segment.select(Segment.id).where(Segment.is_static.eq(False))] or [0]
+
+
+async def refresh_people(person_ids: list[int]) -> dict[int, list[int]]:
+    """Bring these people's memberships of every dynamic segment up to date (new or changed contacts, within
+    seconds, without rebuilding whole segments): per segment, one ``DELETE`` of those who no longer match and
+    one ``INSERT … SELECT`` of those who newly do — the segment's compiled condition ``AND person.id IN (…)``.
+    Returns, per segment, the people who joined it (for "entered a segment" journeys)."""
+    ids = sorted({int(i) for i in person_ids})
+    if not ids:
+        return {}
     sch = await schema()
-    rows = await Segment.select(Segment.id, Segment.condition).where(Segment.is_static.eq(False))
-    inside: list[int] = []
     table: Any = sch.table
+    rows = await Segment.select(Segment.id, Segment.condition).where(Segment.is_static.eq(False))
+    joined: dict[int, list[int]] = {}
     async with db.atomic():
         for row in rows:
             raw = json.loads(row["condition"]) if isinstance(row["condition"], str) else row["condition"]
-            node = conditions.parse(raw, sch, path="condition")
+            try:
+                node = conditions.parse(raw, sch, path="condition")
+            except ValidationError:  # a field gone since (an uninstalled custom field): the full build reports it
+                continue
             clause = where(node, sch)
-            full = (
-                _live(sch) & (table.id == person_id)
-                if clause is None
-                else _live(sch) & clause & (table.id == person_id)
+            mine = _live(sch) & table.id.is_in(ids)
+            full = mine if clause is None else mine & clause
+            left = await SegmentMember.raw(
+                'DELETE FROM "crm_marketing_segment_member" WHERE "segment" = {} '
+                f'AND "person" IN (SELECT "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}) '
+                f'AND "person" NOT IN (SELECT "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}) '
+                'RETURNING "person"',
+                row["id"],
+                table.id.is_in(ids).querystring,
+                full.querystring,
             )
-            member = await table.count().where(full) > 0
-            had = await SegmentMember.exists().where(
-                (SegmentMember.segment == row["id"]) & (SegmentMember.person == person_id)
+            came = await SegmentMember.raw(
+                'INSERT INTO "crm_marketing_segment_member" ("segment", "person") '
+                f'SELECT {{}}, "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}} AND "{PERSON_TABLE}"."id" '
+                'NOT IN (SELECT m."person" FROM "crm_marketing_segment_member" m WHERE m."segment" = {}) '
+                'RETURNING "person"',
+                row["id"],
+                full.querystring,
+                row["id"],
             )
-            if member and not had:
-                await SegmentMember.insert(SegmentMember(segment=row["id"], person=person_id))
-            elif had and not member:
-                await SegmentMember.delete().where(
-                    (SegmentMember.segment == row["id"]) & (SegmentMember.person == person_id)
-                )
-            if member != had:
-                count = await SegmentMember.count().where(SegmentMember.segment == row["id"])
-                await Segment.update({Segment.member_count: count}).where(Segment.id == row["id"])
-            if member:
-                inside.append(int(row["id"]))
-    return inside
+            if left or came:
+                members = await SegmentMember.count().where(SegmentMember.segment == row["id"])
+                await Segment.update({Segment.member_count: members}).where(Segment.id == row["id"])
+            if came:
+                joined[int(row["id"])] = sorted(int(r["person"]) for r in came)
+    return joined
 
 
 async def rebuild_all() -> int:

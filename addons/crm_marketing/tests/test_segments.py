@@ -129,8 +129,8 @@ async def test_campaign_behaviour_and_new_contacts(world: Any) -> None:
     ref, created = await find_or_create_person(name="陈静", email="chen.jing@example.cn")
     assert created
     await Person.update({Person.province: "广东"}).where(Person.id == ref.id)
-    job = await Outbox.select(Outbox.id).where(Outbox.actor == "crm_marketing.refresh_person").first()
-    await outbox.run_job(jobs.spec("crm_marketing.refresh_person"), job["id"])
+    job = await Outbox.select(Outbox.id).where(Outbox.actor == "crm_marketing.refresh_people").first()
+    await outbox.run_job(jobs.spec("crm_marketing.refresh_people"), job["id"])
     assert ref.id in await _members(guangdong) and ref.id not in await _members(beijing)
     assert (await Segment.select(Segment.member_count).where(Segment.id == guangdong).first())["member_count"] == 4
     # erased: nothing of them stays in segments
