@@ -21,7 +21,7 @@ from piccolo.columns import JSON, JSONB
 from piccolo.columns.combination import WhereRaw
 from piccolo.utils.encoding import dump_json
 
-from core import db
+from core import db, versions
 
 MAX_PARAMS = 30_000  # below both PostgreSQL's 32,767 bind parameters and SQLite's 32,766 variables
 
@@ -83,6 +83,7 @@ async def insert_rows(table: Any, rows: Sequence[dict[str, Any]], *, skip_confli
             found = [int(r[pk] if isinstance(r, dict) else r[0]) for r in await cursor.fetchall()]
             await cursor.close()
         ids += found if pk in names and not conflict else sorted(found)
+    await versions.bump(versions.table_key(table._meta.tablename))  # caches of figures over it are stale now
     return ids
 
 
@@ -113,4 +114,5 @@ async def copy_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
                for ident, row in zip(ids, rows, strict=True)]
     await connection.copy_records_to_table(tablename, records=records,
                                            columns=[pk, *(c._meta.db_column_name for c in columns)])
+    await versions.bump(versions.table_key(tablename))
     return ids

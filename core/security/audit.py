@@ -15,13 +15,15 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
-from core import db
+from core import db, versions
 from core.bulk import copy_rows
 from core.security import context
 from core.security.models import AuditLog
 from core.security.principal import Principal
 
 REFUSALS = frozenset({"denied", "login_failed", "login_throttled", "auth_failed", "csrf_failed"})
+#: audited actions that change nothing (every other one with a model counts as a write of it)
+_READS = frozenset({"export", "read", "reveal", "search", "send_test", "notify_failed", "portal_login"})
 _held: ContextVar[list[AuditLog] | None] = ContextVar("crm_audit_held", default=None)
 
 
@@ -57,6 +59,8 @@ async def record(action: str, *, model: str = "", record_id: object = "", change
         return
     await AuditLog.insert(row)
     if model and action not in REFUSALS:
+        if action not in _READS:  # figures over the model are stale once this write commits
+            await versions.bump(versions.model_key(model))
         from core.timeline.notes import audited  # followers of the record hear of its changes
 
         await audited(action, model, str(record_id), changes, who.user_id if who else None)
@@ -73,6 +77,7 @@ async def record_many(action: str, *, model: str, changes: Mapping[object, dict[
     # COPY on PostgreSQL; the changes as JSON text, serialized once (a JSON column takes text as it is)
     await copy_rows(AuditLog, [base | {"record_id": str(record_id)[:64], "changes": json.dumps(diff, default=str)}
                                for record_id, diff in changes.items()])
+    await versions.bump(versions.model_key(model))
     from core.timeline.notes import audited_many  # followers of the records hear of their changes
 
     await audited_many(action, model, changes, who.user_id if who else None)

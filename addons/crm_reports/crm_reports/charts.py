@@ -198,9 +198,15 @@ async def svg(vl_spec: dict[str, Any] | None, *, width: int = 640) -> str:
     """The SVG of ``vl_spec`` ("" when there is no chart, or it cannot be drawn: the table still shows)."""
     if vl_spec is None:
         return ""
+    from crm_reports import cache
+
     lang = language()
-    try:
-        return await asyncio.to_thread(svg_sync, vl_spec, width=width, lang=lang)
-    except ValueError:
-        log.exception("chart could not be drawn")
-        return ""
+
+    async def draw() -> str:
+        try:
+            return await asyncio.to_thread(svg_sync, vl_spec, width=width, lang=lang)
+        except ValueError:
+            log.exception("chart could not be drawn")
+            return ""
+
+    return await cache.drawn([vl_spec, width, lang], draw)

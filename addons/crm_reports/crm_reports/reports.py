@@ -13,6 +13,7 @@ from core.i18n import N_, gettext
 from core.security import audit
 from core.security.access import Access
 from core.security.principal import Principal
+from crm_reports import cache
 from crm_reports.manifest import REPORT
 from crm_reports.models import Report
 
@@ -145,7 +146,7 @@ async def run(acc: Access, q: datasets.Query) -> datasets.Result:
     """``q`` run as ``acc``: a dataset that is not installed (or over a model the user may not read) is a 422
     naming it, like an unknown field; a statement cancelled by the time limit says so in the user's language."""
     try:
-        return await datasets.run(acc, q)
+        return await cache.cached(acc, q, lambda: datasets.run(acc, q))
     except NotFound:
         raise ValidationError({"dataset": f"no dataset {q.dataset!r}"}) from None
     except datasets.QueryTimeout as exc:
