@@ -55,7 +55,8 @@ ADDON = Addon(
     models="crm_sales.models", migrations="crm_sales.migrations",
     routes="crm_sales.views:ROUTES", mount="/sales",
     templates="crm_sales:templates", static="crm_sales:static",
-    actors="crm_sales.actors", hooks=("crm_sales.hooks", "crm_sales.automation", "crm_sales.approvals"),
+    actors="crm_sales.actors",
+    hooks=("crm_sales.hooks", "crm_sales.automation", "crm_sales.approvals", "crm_sales.portal"),
     hookspecs="crm_sales.hookspecs",
     schedules=(
         Every(minutes=5, actor="crm_sales.send_activity_reminders"),
@@ -81,6 +82,8 @@ ADDON = Addon(
         "demo/crm_sales_activity.csv",
         "demo/crm_sales_quote.csv",
         "demo/crm_sales_quote_line.csv",
+        # the accepted quote of the demo portal customer (Daniel Brown) became their order
+        "demo/crm_sales_order.csv", "demo/crm_sales_order_line.csv",
         "demo/core_automation_rule.csv",  # a deal 48 h without activity tells its owner
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm_sales import forecast, win
-from crm_sales.models import Opportunity, Product, Quote, QuoteLine, StageHistory
+from crm_sales.models import Opportunity, Order, OrderLine, Product, Quote, QuoteLine, StageHistory
 
 from core import data, lifecycle
 from core.discovery import discover
@@ -28,6 +28,13 @@ async def test_demo_pipeline_trains_the_model_and_feeds_the_forecast(crm_boot: A
     quote = await Quote.select().where(Quote.state == "sent").first()
     lines = await QuoteLine.select(QuoteLine.total).where(QuoteLine.quote == quote["id"])
     assert sum(line["total"] for line in lines) == quote["total"]
+    # the demo portal customer's accepted quote is their order, lines and totals copied
+    order = await Order.select(Order.quote, Order.person, Order.total, Order.opportunity.person).where(
+        Order.reference == "CRM-SO-DEMO-1").first()
+    assert order["person"] == order["opportunity.person"]
+    assert order["total"] == (await Quote.select(Quote.total).where(Quote.id == order["quote"]).first())["total"]
+    assert await OrderLine.count() == await QuoteLine.count().where(QuoteLine.quote == order["quote"])
+    assert await Quote.exists().where((Quote.state == "sent") & (Quote.opportunity.person == order["person"]))
     model = await win.train()
     assert model.n_samples == won + lost
     assert await win.rescore(model) == await Opportunity.count().where(Opportunity.state == "open")

@@ -42,4 +42,12 @@ async def test_demo_desk(crm_boot: Any) -> None:
     # the demo customer signs in to the portal with the demo password
     account = await PortalAccount.select().where(PortalAccount.id > 0).first()
     assert verify(account["password_hash"], DEMO_PASSWORD)
-    assert await Ticket.exists().where(Ticket.person == account["person"])
+    # a few tickets to open, one resolved (to rate) and one waiting for the customer (to reply to)
+    theirs = {r["state"] for r in await Ticket.select(Ticket.state).where(Ticket.person == account["person"])}
+    assert {"resolved", "pending_customer"} <= theirs and len(theirs) >= 3
+    # `crm demo` prints the portal sign-in next to the demo users
+    from core.demo import logins
+
+    (portal_login,) = await logins()
+    assert portal_login.url.endswith("/service/public/portal/login") and portal_login.login == account["email"]
+    assert portal_login.password == DEMO_PASSWORD
