@@ -45,7 +45,7 @@ ADDON = Addon(
     models="crm_service.models", migrations="crm_service.migrations",
     routes="crm_service.views:ROUTES", mount="/service",
     templates="crm_service:templates",
-    actors="crm_service.actors", hooks=("crm_service.hooks",),
+    actors="crm_service.actors", hooks=("crm_service.hooks", "crm_service.portal_hooks"),
     hookspecs="crm_service.hookspecs",
     schedules=(
         Every(minutes=5, actor="crm_service.check_sla"),

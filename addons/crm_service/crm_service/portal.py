@@ -17,7 +17,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -26,8 +28,9 @@ from core import db
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.hooks import PortalCustomer
 from core.i18n import N_
-from core.portal import sections
-from core.security import audit
+from core.portal import act, document, sections
+from core.runtime import current as current_runtime
+from core.security import audit, sessions
 from core.security.passwords import check_policy, hash_password, verify
 from core.web import form_str, render
 from crm_service import attachments, kb, tickets
@@ -137,15 +140,31 @@ async def public_portal_login(request: Request) -> Response:
     _check_csrf(form, request.cookies.get("crm_portal_csrf", ""))
     email = form_str(form, "email", max_length=254).strip().lower()
     password = form_str(form, "password", max_length=200)
+    # the back office's throttle (core.security.sessions), keyed apart so customers and staff never lock each other
+    settings = current_runtime().settings
+    ip = request.client.host if request.client else ""
+    keys = (f"portal:{email}", f"portal-ip:{ip}")
+    attempt, over = await sessions.reserve_attempt(keys, limit=settings.login_max_failures,
+                                                   window_seconds=settings.login_window_seconds)
+    if over is not None:
+        await audit.record("login_throttled", model=MODEL, detail=over[:200], login=email[:150])
+        return await _login_page(request, status=429, throttled=-(-settings.login_window_seconds // 60))
     row = await PortalAccount.select().where((PortalAccount.email == email) & (PortalAccount.is_active == True)).first()  # noqa: E712
-    ok = verify(row["password_hash"] if row else "", password)
+    ok = await run_in_threadpool(verify, row["password_hash"] if row else "", password)
     if not ok or row is None:
         await audit.record("portal_login_failed", model=MODEL, detail=email[:200], login=email[:150])
-        csrf = secrets.token_urlsafe(16)
-        response = await _page(request, "crm_service/portal_login.html", csrf=csrf, failed=True, status=401)
-        response.set_cookie("crm_portal_csrf", csrf, httponly=True, samesite="strict", path=BASE)
-        return response
+        return await _login_page(request, status=401, failed=True)
+    await sessions.release_attempt(attempt)
+    await sessions.clear_failures(keys[0])
     return await _start_session(int(row["id"]), email)
+
+
+async def _login_page(request: Request, *, status: int, failed: bool = False, throttled: int = 0) -> Response:
+    csrf = secrets.token_urlsafe(16)
+    response = await _page(request, "crm_service/portal_login.html", csrf=csrf, failed=failed, throttled=throttled,
+                           status=status)
+    response.set_cookie("crm_portal_csrf", csrf, httponly=True, samesite="strict", path=BASE)
+    return response
 
 
 async def public_portal_reset(request: Request) -> Response:
@@ -311,6 +330,39 @@ async def public_portal_attachment(request: Request) -> Response:
     return file_response(row)
 
 
+def _customer(who: Customer) -> PortalCustomer:
+    return PortalCustomer(person_id=who.person_id, email=who.email)
+
+
+async def public_portal_record(request: Request) -> Response:
+    """A record of another addon's section (a quote, an order, an invoice): the addon decides whether it is this
+    customer's; anything else, another customer's included, is the same 404."""
+    who = await _require(request)
+    section, record_id = request.path_params["section"], int(request.path_params["id"])
+    view = request.path_params.get("view", "")
+    doc = await document(_customer(who), section, record_id, view)
+    if doc is None or (view and doc.content is None) or (not view and not doc.template):
+        raise NotFound(N_("no such document"))
+    if doc.content is not None:
+        name = doc.filename or "document"
+        return Response(doc.content, media_type=doc.content_type, headers={
+            "content-disposition": f"attachment; filename*=UTF-8''{quote(name)}", "cache-control": "no-store",
+            "x-content-type-options": "nosniff"})
+    return await _page(request, "crm_service/portal_record.html", customer=who, doc=doc, section=section,
+                       record_url=f"{BASE}/r/{section}/{record_id}", portal_csrf=who.csrf)
+
+
+async def public_portal_record_action(request: Request) -> Response:
+    who = await _require(request)
+    form = await request.form()
+    _check_csrf(form, who.csrf)
+    section, record_id = request.path_params["section"], int(request.path_params["id"])
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    if not await act(_customer(who), section, record_id, request.path_params["action"], fields):
+        raise NotFound(N_("no such document"))
+    return _back(f"/r/{section}/{record_id}")
+
+
 ROUTES = [
     Route(f"{BASE.removeprefix('/service')}/attachments/{{id:int}}", _guarded(public_portal_attachment),
           name="public_portal_attachment"),
@@ -328,6 +380,12 @@ ROUTES = [
           name="public_portal_ticket"),
     Route(f"{BASE.removeprefix('/service')}/tickets/{{id:int}}/reply", _guarded(public_portal_reply),
           methods=["POST"], name="public_portal_reply"),
+    Route(f"{BASE.removeprefix('/service')}/r/{{section:str}}/{{id:int}}", _guarded(public_portal_record),
+          name="public_portal_record"),
+    Route(f"{BASE.removeprefix('/service')}/r/{{section:str}}/{{id:int}}/{{view:str}}", _guarded(public_portal_record),
+          name="public_portal_record_file"),
+    Route(f"{BASE.removeprefix('/service')}/r/{{section:str}}/{{id:int}}/{{action:str}}",
+          _guarded(public_portal_record_action), methods=["POST"], name="public_portal_record_action"),
     Route(f"{BASE.removeprefix('/service')}/tickets/{{id:int}}/rate", _guarded(public_portal_rate), methods=["POST"],
           name="public_portal_rate"),
 ]

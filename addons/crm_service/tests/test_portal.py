@@ -127,3 +127,62 @@ async def test_portal_isolation_reply_and_rating(crm_client: Any) -> None:
     assert [str(j["payload"]).count("zhou@example.cn") for j in jobs_queued] == [1]
     await customer.aclose()
     await other.aclose()
+
+
+async def test_portal_sign_in_is_throttled_per_account_and_per_address(crm_client: Any) -> None:
+    """The back office's throttle (5 failures in 15 minutes in tests): a sixth try on the same account from
+    anywhere, or from the same address on any account, is refused with a clear message, even with the right
+    password; a success before the limit clears the account's count."""
+    from crm_contacts.api import find_or_create_person
+    from crm_service import portal
+
+    from core.security.models import AuditLog
+
+    staff = await crm_client("crm_service")
+    app = staff._transport.app  # type: ignore[attr-defined]
+
+    def from_ip(ip: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
+                                 base_url="http://testserver", follow_redirects=False)
+
+    accounts = {}
+    for email in ("li@example.cn", "ma@example.cn"):
+        ref, _ = await find_or_create_person(name=email.split("@")[0], email=email)
+        accounts[email] = ref.id
+        await (await _portal_client(staff, await portal.invite(ref.id, email))).aclose()
+
+    async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+        page = await client.get(f"{BASE}/login")
+        return await client.post(f"{BASE}/login", data={"email": email, "password": password,
+                                                         "csrf_token": csrf_of(page.text)})
+
+    # per account: five wrong passwords from five addresses, then the right one from a sixth is refused
+    for n in range(5):
+        async with from_ip(f"10.0.0.{n + 1}") as client:
+            assert (await sign_in(client, "li@example.cn", "wrong")).status_code == 401
+    async with from_ip("10.0.0.6") as client:
+        refused = await sign_in(client, "LI@example.cn ", PASSWORD)
+        assert refused.status_code == 429 and "data-throttled" in refused.text
+        assert "Too many failed sign-ins. Try again in 15 minutes." in refused.text
+        assert "crm_portal" not in refused.cookies
+        # the other account from that address is not affected
+        assert (await sign_in(client, "ma@example.cn", PASSWORD)).status_code == 303
+    assert await AuditLog.exists().where((AuditLog.action == "login_throttled") & (AuditLog.user_login ==
+                                                                                    "li@example.cn"))
+    # per address: five failures on unknown accounts, then a real account from the same address is refused
+    async with from_ip("10.0.1.1") as client:
+        for n in range(5):
+            assert (await sign_in(client, f"nobody{n}@example.cn", "wrong")).status_code == 401
+        zh = await client.post(f"{BASE}/login", headers={"accept-language": "zh-CN"}, data={
+            "email": "ma@example.cn", "password": PASSWORD,
+            "csrf_token": csrf_of((await client.get(f"{BASE}/login")).text)})
+        assert zh.status_code == 429 and "登录失败次数过多" in zh.text
+    # below the limit, a success clears the account's failures
+    async with from_ip("10.0.2.1") as client:
+        for _ in range(4):
+            assert (await sign_in(client, "ma@example.cn", "wrong")).status_code == 401
+        assert (await sign_in(client, "ma@example.cn", PASSWORD)).status_code == 303
+    async with from_ip("10.0.2.2") as client:
+        for _ in range(4):
+            assert (await sign_in(client, "ma@example.cn", "wrong")).status_code == 401
+        assert (await sign_in(client, "ma@example.cn", PASSWORD)).status_code == 303

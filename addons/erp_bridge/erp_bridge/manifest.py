@@ -20,7 +20,8 @@ ADDON = Addon(
     models="erp_bridge.models", migrations="erp_bridge.migrations",
     routes="erp_bridge.views:ROUTES", mount="/erp",
     templates="erp_bridge:templates",
-    actors="erp_bridge.actors", hooks=("erp_bridge.hooks", "erp_bridge.approvals"), hookspecs="erp_bridge.hookspecs",
+    actors="erp_bridge.actors", hooks=("erp_bridge.hooks", "erp_bridge.approvals", "erp_bridge.portal"),
+    hookspecs="erp_bridge.hookspecs",
     schedules=(
         Every(minutes=5, actor="erp_bridge.pull_invoices"),
         Every(hours=24, actor="erp_bridge.reconcile"),
