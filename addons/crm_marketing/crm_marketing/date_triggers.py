@@ -26,15 +26,12 @@ _LIVE = 'p."is_archived" = {false} AND p."merged_into" IS NULL AND p."is_anonymi
 
 
 def _today() -> dt.date:
+    from zoneinfo import ZoneInfo
+
     from core.runtime import current
 
-    try:
-        from zoneinfo import ZoneInfo
-
-        zone = ZoneInfo(current().settings.timezone)
-    except Exception:  # noqa: BLE001 — no or an unknown zone: UTC
-        zone = dt.UTC
-    return dt.datetime.now(zone).date()
+    # the settings checked the name at boot (CRM_TIMEZONE, Asia/Shanghai by default)
+    return dt.datetime.now(ZoneInfo(current().settings.default_timezone)).date()
 
 
 def _month_day_sql() -> str:

@@ -472,6 +472,11 @@ async def _effect(
     if kind in ("add_tag", "remove_tag"):
         await _tag(pid, str(step["tag"]), kind == "add_tag")
         return f"{kind} {step['tag']}"
+    if kind in ("set_stage", "action"):
+        from crm_marketing import freshness
+
+        # the kernel's actions write the person without crm_contacts' "updated" event: refresh their segments
+        await freshness.note(pid)
     if kind == "set_stage":
         return await _kernel_action(
             "set_field",

@@ -53,7 +53,8 @@ async def test_birthday_and_dormant(world: Any) -> None:
     await JourneyEnrollment.update({JourneyEnrollment.state: "done"}).where(JourneyEnrollment.journey == dormant)
     assert await date_triggers.run_all() == 0  # enters once (no re-entry)
 
-    for bad, path in (({"type": "dormant", "months": 0}, "trigger.months"), ({"type": "birthday", "x": 1}, "trigger.x")):
+    bad_triggers = (({"type": "dormant", "months": 0}, "trigger.months"), ({"type": "birthday", "x": 1}, "trigger.x"))
+    for bad, path in bad_triggers:
         with pytest.raises(ValidationError) as err:
             await journeys.check_trigger(bad)
         assert path in err.value.fields
