@@ -7,9 +7,11 @@ from core.jobs import actor
 
 @actor("crm_service.check_sla", max_retries=3)
 async def check_sla() -> None:
+    from crm_service.followup import remind_due
     from crm_service.sla import check_open_tickets
 
     await check_open_tickets()
+    await remind_due()
 
 
 @actor("crm_service.fetch_mail", max_retries=1)

@@ -85,9 +85,13 @@ async def _tell_leader(ticket: dict[str, Any], reason: str) -> None:
 
 
 async def high_priority_complaint(ticket_id: int) -> bool:
-    """A complaint of high or urgent priority: the team leader (the supervisor) is copied at once."""
+    """A complaint of high or urgent priority: the team leader (the supervisor) is copied at once and a
+    follow-up call is scheduled (``followup.py``)."""
+    from crm_service import followup
+
     ticket = await Ticket.select().where(Ticket.id == ticket_id).first()
     if ticket is None or ticket["ticket_type"] != "complaint" or ticket["priority"] not in ("high", "urgent"):
         return False
     await _tell_leader(ticket, gettext("High-priority complaint: the service report is on the ticket."))
+    await followup.schedule_call(ticket)
     return True

@@ -220,6 +220,18 @@ class Attachment(Created, Table, tablename="crm_service_attachment"):
     content = Bytea(default=b"")
 
 
+class FollowUp(Created, Table, tablename="crm_service_follow_up"):
+    """A follow-up call to make on a ticket (a high-priority complaint) when crm_sales is not installed to hold
+    it as an activity: its assignee is notified at ``due_at`` (``notified_at`` set then, once)."""
+    id: Serial  # added by Piccolo; declared for type checkers
+
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade, index=True)
+    user: ForeignKey[User] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.set_null)
+    due_at = Timestamptz(index=True)
+    note = Varchar(length=300, default="")
+    notified_at = Timestamptz(null=True, default=None)
+
+
 class CannedReply(Versioned, Table, tablename="crm_service_canned_reply"):
     """A prepared answer; ``{customer_name}``, ``{ticket_ref}``, ``{subject}``, ``{agent_name}`` are filled in."""
     id: Serial  # added by Piccolo; declared for type checkers

@@ -19,7 +19,7 @@ from core.i18n import N_
 from core.security.access import Access
 from core.security.models import Team, User
 from core.web import access, form_str, render
-from crm_service import attachments, canned, dispatch, kb, ticket_search, tickets
+from crm_service import attachments, canned, dispatch, followup, kb, ticket_search, tickets
 from crm_service.manifest import ARTICLE, CANNED, MAIL, MESSAGE, TICKET
 from crm_service.models import Article, Attachment, CannedReply, InboundMail, Message, Ticket
 
@@ -133,7 +133,8 @@ async def ticket_detail(request: Request) -> Response:
         agents=agents, can_update=acc.can(TICKET, "update"),
         canned_replies=await (await acc.select(CannedReply, CANNED, CannedReply.id, CannedReply.name)).order_by(
             CannedReply.name) if acc.can(CANNED) else [], can_reply=acc.can(MESSAGE, "create"),
-        suggestions=await kb.suggest(acc, ticket["subject"], ticket["description"]))
+        suggestions=await kb.suggest(acc, ticket["subject"], ticket["description"]),
+        follow_ups=await followup.open_for(ticket_id))
 
 
 async def ticket_update(request: Request) -> Response:
