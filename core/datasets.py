@@ -78,16 +78,32 @@ def _check_field(access: Access, ds: Dataset, name: str, field: str) -> None:
 def _aggregate(ds: Dataset, measure: Measure, alias: str) -> Any:
     if measure.aggregate == "count":
         return Count(alias=alias)
+    if measure.span is not None:
+        return _span_figure(ds, measure.aggregate, measure.span, alias)
     if measure.column is None:
         raise ValidationError({"measures": f"{measure.name} needs a column"})
     return _AGGREGATES[measure.aggregate](_column(ds, measure.column, "measures"), alias=alias)
 
 
+def _span_figure(ds: Dataset, aggregate: str, span: tuple[str, str], alias: str) -> QueryString:
+    """``aggregate`` of the days from ``span[0]`` to ``span[1]`` of each row (rows missing either count not)."""
+    if aggregate not in _AGGREGATES:
+        raise ValidationError({"measures": f"{aggregate} cannot take days between dates"})
+    start, end = (_column(ds, c, "measures") for c in span)
+    if not (_is_date(start) and _is_date(end)):
+        raise ValidationError({"measures": f"{span[0]} and {span[1]} must be dates"})
+    a, b = (c._meta.get_full_name(with_alias=False) for c in (start, end))
+    days = (f"EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0" if db.is_postgres() else f"julianday({b}) - julianday({a})")
+    return QueryString(f"{aggregate.upper()}({days})", alias=alias)
+
+
 def _number(ds: Dataset, measure: Measure, value: Any) -> Any:
     """A figure as the column's type: money stays Decimal at the column's scale on both databases (SQLite's
-    SUM gives a float), never a float."""
+    SUM gives a float), never a float; days between dates to a tenth of a day."""
     if value is None or measure.aggregate == "count":
         return value
+    if measure.span is not None:
+        return Decimal(str(value)).quantize(Decimal("0.1"))
     column = ds.table._meta.get_column_by_name(measure.column or "")
     if isinstance(column, Numeric) and column.digits:
         return Decimal(str(value)).quantize(Decimal(1).scaleb(-column.digits[1]))
@@ -113,8 +129,8 @@ async def aggregate(access: Access, key: str, dimensions: Sequence[str] = (), me
         group_by.append(_group(ds, dims[name]))
     figures = []
     for name in measures:
-        if meas[name].column:
-            _check_field(access, ds, meas[name].column or "", "measures")
+        for col in _measure_columns(meas[name]):
+            _check_field(access, ds, col, "measures")
         figures.append(_aggregate(ds, meas[name], name))
     query = await access.select(ds.table, ds.model, *group_by, *figures, where=where)
     if group_by:
@@ -198,10 +214,16 @@ class _Measure:
     label: str
     aggregate: str
     column: str | None
+    span: tuple[str, str] | None = None
+
+
+def _measure_columns(m: Measure) -> tuple[str, ...]:
+    return m.span if m.span is not None else (m.column,) if m.column else ()
 
 
 def _declared_columns(ds: Dataset) -> list[str]:
-    return list(dict.fromkeys([d.column for d in ds.dimensions] + [m.column for m in ds.measures if m.column]))
+    return list(dict.fromkeys([d.column for d in ds.dimensions] + [c for m in ds.measures
+                                                                   for c in _measure_columns(m)]))
 
 
 def _is_date(column: Column) -> bool:
@@ -259,9 +281,9 @@ def _measure(access: Access, ds: Dataset, spec: str) -> _Measure:
     declared = {m.name: m for m in ds.measures}
     if spec in declared:
         m = declared[spec]
-        if m.column:
-            _check_field(access, ds, m.column, "measures")
-        return _Measure(spec, m.label, m.aggregate, m.column)
+        for used in _measure_columns(m):
+            _check_field(access, ds, used, "measures")
+        return _Measure(spec, m.label, m.aggregate, m.column, m.span)
     aggregate_, _, column = spec.partition(":")
     if aggregate_ not in AGGREGATES or not column:
         raise ValidationError({"measures": f"{ds.key} has no measure {spec!r}"})
@@ -278,6 +300,8 @@ def _measure(access: Access, ds: Dataset, spec: str) -> _Measure:
 def _figure(ds: Dataset, m: _Measure) -> Any:
     if m.aggregate == "count":
         return Count(alias=m.key)
+    if m.span is not None:
+        return _span_figure(ds, m.aggregate, m.span, m.key)
     column = _column(ds, m.column or "", "measures")
     if m.aggregate == "distinct":
         return Count(distinct=[column], alias=m.key)
@@ -287,7 +311,7 @@ def _figure(ds: Dataset, m: _Measure) -> Any:
 def _typed(ds: Dataset, m: _Measure, value: Any) -> Any:
     if value is None or m.aggregate in ("count", "distinct"):
         return value
-    return _number(ds, Measure(m.key, m.label, "sum", m.column), value)
+    return _number(ds, Measure(m.key, m.label, "sum", m.column, m.span), value)
 
 
 def filter_schema(ds: Dataset) -> conditions.Schema:

@@ -132,12 +132,14 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Measure:
-    """A figure a dataset computes: ``aggregate`` over ``column`` (``count`` needs no column)."""
+    """A figure a dataset computes: ``aggregate`` over ``column`` (``count`` needs no column), or over the days
+    from one date column to another of each row (``span``: ``("created_at", "closed_at")``, a deal's cycle)."""
 
     name: str
     label: str
     aggregate: Aggregate
     column: str | None = None
+    span: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ class Dataset:
     table: type[Table]
     dimensions: tuple[Dimension, ...]
     measures: tuple[Measure, ...]
+    #: the page listing the dataset's rows, for a click from a figure to its rows: it takes each dimension's
+    #: value as a query parameter of the dimension's name (``?stage=3``) and a date dimension's period as
+    #: ``<name>_from`` / ``<name>_to`` (ISO dates, inclusive); "" when there is none
+    drill: str = ""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ TEMPLATES: tuple[DashboardTemplate, ...] = (
                      "stacked_bar", None, 2),
         CardTemplate("sales.orders_by_month", N_("Orders by month"), ORDERS, ("confirmed_at:month",), ("total",),
                      "bar", _eq("state", "confirmed")),
+        CardTemplate("sales.cycle_by_industry", N_("Deal cycle by industry (days)"), DEALS, ("industry",),
+                     ("cycle_days",), "bar", _eq("state", "won")),
+        CardTemplate("sales.cycle_by_owner", N_("Deal cycle by owner (days)"), DEALS, ("owner",), ("cycle_days",),
+                     "bar", _eq("state", "won")),
     )),
     DashboardTemplate("finance", N_("Finance"), ("finance",), (
         CardTemplate("finance.orders", N_("Orders by state"), ORDERS, ("state",), ("count", "total"), "table"),

@@ -18,7 +18,7 @@ from core.hooks import Dataset
 from core.i18n import N_, gettext
 from core.security.access import Access
 from core.web import access, form_str, render
-from crm_reports import charts, dashboards, exports, reports, schedules
+from crm_reports import charts, dashboards, drill, exports, reports, schedules
 from crm_reports.manifest import DASHBOARD, REPORT, SCHEDULE, STAFF
 from crm_reports.models import Report, Schedule, ScheduleRun
 from crm_reports.reports import me
@@ -77,10 +77,15 @@ async def _view(acc: Access, report: dict[str, Any], *, width: int = 640) -> dic
     if not any(c.kind == "dimension" for c in result.columns) and result.rows and measures:
         kpi = {"value": result.rows[0].get(measures[0].key), "label": measures[0].label,
                "text": charts.display(result.rows[0].get(measures[0].key), money=measures[0].money)}
+    funnel = charts.funnel(result) if report["chart"] == "funnel" else []
+    if funnel:  # each stage links to its rows on the page the dataset names (its deals), over the same filter
+        ds = await datasets.dataset(report["dataset"], acc)
+        spec = report["spec"] or {}
+        for stage in funnel:
+            stage["url"] = drill.link(ds, spec.get("condition"), (spec.get("dimensions") or [""])[0], stage["key"])
     return {"report": report, "result": result, "svg": await charts.svg(vl, width=width), "spec": vl,
             "table": charts.table(result), "kpi": kpi,
-            "pivot": charts.pivot(result) if report["chart"] == "pivot" else None,
-            "funnel": charts.funnel(result) if report["chart"] == "funnel" else []}
+            "pivot": charts.pivot(result) if report["chart"] == "pivot" else None, "funnel": funnel}
 
 
 # --- dashboards -------------------------------------------------------------------------------------------

@@ -57,6 +57,19 @@ async def kpi_thresholds_colour_and_full_screen_refreshes(client: Any, org: Org)
     page = await client.get(home.headers["location"])
     assert page.status_code == 200 and "<svg" in page.text and "Open pipeline by stage" in page.text
     assert "class=\"bottleneck\"" in page.text and "Conversion to next" in page.text
+    # a funnel stage opens its open deals on the deal list (the link the dataset provides)
+    import html
+    import re
+
+    stage_link = re.search(r'href="(/sales/opportunities\?state=open&amp;stage=(\d+))"', page.text)
+    assert stage_link is not None
+    deals = await client.get(html.unescape(stage_link.group(1)))
+    stage = int(stage_link.group(2))
+    mine = {org.ids["rep1"], org.ids["rep2"], org.ids["manager"]}
+    listed = {d["name"] for d in org.deals if d["stage"] == stage and d["state"] == "open" and d["owner"] in mine}
+    others = {d["name"] for d in org.deals if d["stage"] != stage}
+    assert deals.status_code == 200 and listed
+    assert all(f">{n}<" in deals.text for n in listed) and not any(f">{n}<" in deals.text for n in others)
     board_url = home.headers["location"]
     # the "Open deals" KPI card: a threshold above the figure colours it red
     open_deals = sum(1 for d in org.deals if d["state"] == "open" and d["owner"] in (

@@ -161,11 +161,49 @@ async def _funnel_conversion_and_bottleneck_against_a_reference(org: Org) -> Non
     assert sum(g["bottleneck"] for g in got) == 1
 
 
+async def _deal_cycle_by_industry_and_owner_and_funnel_links(org: Org) -> None:
+    import datetime as dt
+
+    from crm_reports import drill
+
+    boss = await org.acc("boss")
+    ds = await datasets.dataset(DEALS, boss)
+    table = ds.table
+    # cycles of 20 days (the generated ones) and of 20 + id % 7 days, in two industries
+    for d in org.deals:
+        if d["state"] == "won" and d["id"] % 2:
+            d["closed_at"] = d["created_at"] + dt.timedelta(days=20 + d["id"] % 7, hours=12)
+            await table.update({table._meta.get_column_by_name("closed_at"): d["closed_at"]}).where(
+                table._meta.primary_key == d["id"])
+        d["industry"] = ("制造", "零售")[d["id"] % 3 == 0]
+    for industry in ("制造", "零售"):
+        await table.update({table._meta.get_column_by_name("industry"): industry}).where(
+            table._meta.primary_key.is_in([d["id"] for d in org.deals if d["industry"] == industry]))
+    won = {"field": "state", "op": "eq", "value": "won"}
+    for dim in ("industry", "owner"):
+        got = await datasets.run(boss, Query(DEALS, (dim,), ("cycle_days",), won))
+        ref: dict[Any, list[float]] = defaultdict(list)
+        for d in org.deals:
+            if d["state"] == "won":
+                ref[d[dim]].append((d["closed_at"] - d["created_at"]).total_seconds() / 86400)
+        assert {r[dim]: r["cycle_days"] for r in got.rows} == {
+            k: Decimal(str(sum(v) / len(v))).quantize(Decimal("0.1")) for k, v in ref.items()}
+    # a funnel stage links to the deals of that stage over the report's period, on the page the dataset names
+    period = {"all": [{"field": "state", "op": "eq", "value": "open"},
+                      {"field": "created_at", "op": "gte", "value": "2026-02-01T00:00:00+00:00"},
+                      {"field": "created_at", "op": "lte", "value": "2026-06-30"},
+                      {"any": [{"field": "region", "op": "eq", "value": "North"}]}]}
+    url = drill.link(ds, period, "stage", 7)
+    assert url == "/sales/opportunities?state=open&created_at_from=2026-02-01&created_at_to=2026-06-30&stage=7"
+    assert drill.link(ds, period, "created_at:month", "2026-02") == ""
+
+
 async def test_figures_grains_totals_and_funnel(org: Org) -> None:
     """One generated organisation, several questions (one database per backend: the budget)."""
     await _figures_match_a_python_reference(org)
     await _date_grains_filters_sort_and_totals(org)
     await _funnel_conversion_and_bottleneck_against_a_reference(org)
+    await _deal_cycle_by_industry_and_owner_and_funnel_links(org)
 
 
 async def test_bad_names_rights_and_time_limit(org: Org) -> None:

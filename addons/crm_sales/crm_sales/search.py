@@ -56,7 +56,10 @@ def datasets() -> list[Dataset]:
                     Dimension("expected_close", gettext("Expected close"), "expected_close")),
         measures=(Measure("count", gettext("Number of deals"), "count"),
                   Measure("expected_revenue", gettext("Expected revenue"), "sum", "expected_revenue"),
-                  Measure("probability", gettext("Average probability"), "avg", "probability"))),
+                  Measure("probability", gettext("Average probability"), "avg", "probability"),
+                  # days from creation to closing: report it over won deals for the sales cycle
+                  Measure("cycle_days", gettext("Deal cycle (days)"), "avg", span=("created_at", "closed_at"))),
+        drill="/sales/opportunities"),
         Dataset(key="crm_sales.orders", label=gettext("Orders"), model=ORDER, table=Order,
                 dimensions=(Dimension("state", gettext("State"), "state"),
                             Dimension("currency", gettext("Currency"), "currency"),
