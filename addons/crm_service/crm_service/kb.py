@@ -56,18 +56,21 @@ def search_text(title: str, body: str) -> str:
     return " " + " ".join(dict.fromkeys(words(f"{title}\n{body}"))) + " "
 
 
-def match(column: Column, query: str) -> Combinable | None:
+def match(column: Column, query: str, *, vector: str = "") -> Combinable | None:
     """Rows whose segmented ``column`` holds every word of ``query`` (None: the query has no word).
 
-    PostgreSQL: full-text search, served by a GIN index on ``to_tsvector('simple', column)``; SQLite: each
-    word as a whole space-padded token."""
+    PostgreSQL: full-text search, served by a GIN index on ``to_tsvector('simple', column)``, or on the stored
+    ``tsvector`` column named ``vector`` (the same words, kept by the database); SQLite: each word as a whole
+    space-padded token."""
     terms = list(dict.fromkeys(words(query)))[:MAX_WORDS]
     if not terms:
         return None
     if db.is_postgres():
         # names from the table definition, never from input; the words go in as a bound parameter
-        name = f'"{column._meta.table._meta.tablename}"."{column._meta.db_column_name}"'
-        return WhereRaw(f"to_tsvector('simple', {name}) @@ plainto_tsquery('simple', {{}})", " ".join(terms))
+        table = f'"{column._meta.table._meta.tablename}"'
+        document = (f'{table}."{vector}"' if vector
+                    else f"to_tsvector('simple', {table}.\"{column._meta.db_column_name}\")")
+        return WhereRaw(f"{document} @@ plainto_tsquery('simple', {{}})", " ".join(terms))
     clause: Combinable | None = None
     for term in terms:
         one = contains(column, f" {term} ")
