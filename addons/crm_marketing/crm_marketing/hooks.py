@@ -136,6 +136,7 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
 
     from crm_marketing.models import (
         CampaignRecipient,
+        FormSubmission,
         JourneyEnrollment,
         MarketingEvent,
         SegmentMember,
@@ -156,12 +157,14 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
         await table.update({table.person: survivor_id}).where(table.person.is_in(loser_ids))
     await Suppression.update({Suppression.person: survivor_id}).where(Suppression.person.is_in(loser_ids))
     await MarketingEvent.update({MarketingEvent.person: survivor_id}).where(MarketingEvent.person.is_in(loser_ids))
+    # form submissions are touches for attribution: they follow the person
+    await FormSubmission.update({FormSubmission.person: survivor_id}).where(FormSubmission.person.is_in(loser_ids))
 
 
 @hookimpl
 def crm_datasets() -> Sequence[Dataset]:
-    from crm_marketing.manifest import CAMPAIGN
-    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient
+    from crm_marketing.manifest import CAMPAIGN, SEGMENT
+    from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient, RfmScore, SegmentMember
 
     return [
         Dataset(
@@ -198,6 +201,33 @@ def crm_datasets() -> Sequence[Dataset]:
             ),
             measures=(Measure("count", gettext("Events"), "count"),),
         ),
+        # segment sizes; value tiers per customer (reports read a customer's tier from a dataset with the
+        # dimensions "person" and "tier": churn rules per tier)
+        Dataset(
+            key="crm_marketing.segment_members",
+            label=gettext("Segment members"),
+            model=SEGMENT,
+            table=SegmentMember,
+            dimensions=(Dimension("segment", gettext("Segment"), "segment"),),
+            measures=(Measure("count", gettext("Members"), "count"),),
+        ),
+        Dataset(
+            key="crm_marketing.tiers",
+            label=gettext("RFM and value tiers"),
+            model=SEGMENT,
+            table=RfmScore,
+            dimensions=(
+                Dimension("tier", gettext("Value tier"), "tier"),
+                Dimension("person", gettext("Customer"), "person"),
+                Dimension("r", gettext("Recency score"), "r"),
+                Dimension("f", gettext("Frequency score"), "f"),
+            ),
+            measures=(
+                Measure("count", gettext("Customers"), "count"),
+                Measure("monetary", gettext("Monetary value"), "sum", "monetary"),
+                Measure("recency_days", gettext("Average days since the last order"), "avg", "recency_days"),
+            ),
+        ),
     ]
 
 
@@ -221,8 +251,10 @@ async def crm_contacts_person_updated(person_id: int, fields: list[str]) -> None
 async def crm_contacts_person_erased(person_id: int) -> None:
     """Drop what was copied of an erased person: memberships and the address on past recipients. The
     do-not-contact entry stays: it is what keeps them from being mailed again."""
-    from crm_marketing.models import CampaignRecipient, MarketingEvent, SegmentMember
+    from crm_marketing.models import CampaignRecipient, FormSubmission, MarketingEvent, SegmentMember
 
     await SegmentMember.delete().where(SegmentMember.person == person_id)
     await MarketingEvent.delete().where(MarketingEvent.person == person_id)  # what they looked at
     await CampaignRecipient.update({CampaignRecipient.email: ""}).where(CampaignRecipient.person == person_id)
+    # what they typed into forms goes; the submission (a touch, with its UTM codes) stays
+    await FormSubmission.update({FormSubmission.data: "{}"}).where(FormSubmission.person == person_id)

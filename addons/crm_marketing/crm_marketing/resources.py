@@ -23,6 +23,7 @@ from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
 from crm_marketing.models import Campaign, Journey, MarketingEvent, Segment
 
 TEXTS = ("subject_en", "body_en", "subject_zh", "body_zh")
+AB = ("utm_campaign", "subject_b_en", "subject_b_zh", "ab_share", "ab_wait_hours")  # = ab_test.FIELDS
 
 
 def _caller() -> Access | None:
@@ -57,6 +58,11 @@ async def _validate_campaign(values: dict[str, Any], before: dict[str, Any] | No
     for key in TEXTS:
         if key in values:
             personalization.check(str(values[key] or ""), key)
+    if set(values) & set(AB):
+        from crm_marketing import ab_test
+
+        checked = ab_test.check({**(before or {}), **values})
+        values.update({k: checked[k] for k in AB if k in values})
     if "cost" in values:
         try:
             cost = Decimal(str(values["cost"]))
@@ -98,6 +104,16 @@ async def _validate_event(values: dict[str, Any], before: dict[str, Any] | None)
     return values
 
 
+async def _roi(request: Request, acc: Access, record_id: int) -> Any:
+    """The campaign's figures (as its ROI page shows them) with leads, won deals and revenue by last and first
+    touch; read-only, through the caller's rights."""
+    from crm_marketing import attribution, roi
+
+    await acc.get(Campaign, CAMPAIGN, record_id)
+    figures = await roi.figures(record_id, acc)
+    return {"id": record_id, **figures, "attribution": attribution.as_json(await attribution.for_campaign(acc, record_id))}
+
+
 def resources() -> list[Resource]:
     return [
         Resource(
@@ -118,14 +134,16 @@ def resources() -> list[Resource]:
             model=CAMPAIGN,
             table=Campaign,
             summary="E-mail campaigns",
-            fields=("name", "segment", *TEXTS, "state", "cost", "currency", "sent_at", "created_at", "version"),
-            writable=("name", "segment", *TEXTS, "cost"),
+            fields=("name", "segment", *TEXTS, *AB, "ab_state", "ab_winner", "state", "cost", "currency", "sent_at",
+                    "created_at", "version"),
+            writable=("name", "segment", *TEXTS, *AB, "cost"),
             required=("name",),
             filters=("state", "segment"),
             sortable=("id", "name"),
             validate=_validate_campaign,
-            actions={"send": _send},
-            field_schemas={"cost": decimal_text(12, 2)},
+            actions={"send": _send, "roi": _roi},
+            field_schemas={"cost": decimal_text(12, 2), "ab_share": {"type": "integer", "minimum": 0, "maximum": 90},
+                           "ab_wait_hours": {"type": "integer", "minimum": 0, "maximum": 336}},
         ),
         Resource(
             path="/marketing/journeys",

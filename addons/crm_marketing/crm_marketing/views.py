@@ -20,7 +20,7 @@ from core.errors import NotFound, PermissionDenied, ValidationError
 from core.i18n import N_
 from core.security import audit
 from core.web import access, form_str, render
-from crm_marketing import ab_test, campaigns, roi, segments
+from crm_marketing import ab_test, attribution, campaigns, roi, segments
 from crm_marketing.form_views import FORM_ROUTES
 from crm_marketing.journey_views import JOURNEY_ROUTES
 from crm_marketing.manifest import CAMPAIGN, SEGMENT, SUPPRESSION
@@ -223,6 +223,8 @@ async def campaign_roi(request: Request) -> Response:
         c=campaign,
         f=await roi.figures(campaign["id"], acc),
         days=roi.ATTRIBUTION_DAYS,
+        attribution=await attribution.for_campaign(acc, campaign["id"]),
+        touch_days=attribution.TOUCH_DAYS,
     )
 
 

@@ -6,11 +6,12 @@ submitter. Without crm_sales no lead is made."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
 from crm_contacts.models import Person, PersonTag, Tag
-from crm_marketing import journeys
+from crm_marketing import forms, journeys
 from crm_marketing.models import CaptureForm, FormSubmission, Journey, JourneyEnrollment, Segment, SegmentMember
 from marketing_helpers import World, build_world
 
@@ -109,3 +110,22 @@ async def test_form_defined_submitted_matched_refused_dropped_and_throttled(crm_
     await login_client(rep, "rep")
     assert (await rep.get(f"/marketing/forms/{form_id}")).status_code in (403, 404)
     await rep.aclose()
+
+
+async def test_submissions_follow_merges_and_lose_their_data_on_erase(world: World) -> None:
+    from crm_contacts.api import PERSON_MODEL
+
+    from core import hooks, records
+
+    form_id = int((await CaptureForm.insert(CaptureForm(name="f", fields=[{"field": "email", "required": True}])))[0][
+        "id"])
+    p = world.people
+    for who in ("李雷", "Anna Smith"):
+        await FormSubmission.insert(FormSubmission(form=form_id, person=p[who], data={"email": "x@example.cn"},
+                                                   utm_campaign="spring", at=dt.datetime.now(dt.UTC)))
+    await records.repoint(PERSON_MODEL, p["王芳"], [p["李雷"]])
+    rows = {r["person"] for r in await FormSubmission.select(FormSubmission.person)}
+    assert rows == {p["王芳"], p["Anna Smith"]}
+    await hooks.publish("crm_contacts_person_erased", person_id=p["Anna Smith"])
+    kept = await FormSubmission.select().where(FormSubmission.person == p["Anna Smith"]).first()
+    assert forms.loaded(kept["data"], {}) == {} and kept["utm_campaign"] == "spring"
