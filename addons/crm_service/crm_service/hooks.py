@@ -22,7 +22,7 @@ from core.hooks import (
 )
 from core.i18n import gettext
 from core.security.access import Access
-from crm_service.manifest import TICKET
+from crm_service.manifest import MESSAGE, TICKET
 
 PERSON = "crm_contacts.person"
 ORGANIZATION = "crm_contacts.organization"
@@ -64,6 +64,7 @@ async def _ticket_timeline(access: Access, ticket_id: int) -> list[TimelineEntry
                                  body="; ".join(parts) or a["detail"], source="crm_service"))
     for m in await Message.select(Message.created_at, Message.kind, Message.body, Message.author.name,
                                   Message.author_email).where(Message.ticket == ticket_id).limit(500):
+        m = access.present(MESSAGE, m)  # a sender's address masked for whom the field rules mask it
         who = m["author.name"] or m["author_email"]
         out.append(TimelineEntry(at=_aware(m["created_at"]), kind=m["kind"],
                                  title=f"{gettext(KINDS[m['kind']])} · {who}", body=m["body"][:300],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.addon import Action, Addon, Every, Grant, Menu, Role
+from core.addon import Action, Addon, Every, FieldRule, Grant, Menu, Role
 
 TICKET = "crm_service.ticket"
 MESSAGE = "crm_service.message"
@@ -38,6 +38,13 @@ def _grants() -> tuple[Grant, ...]:
     return tuple(out)
 
 
+def _field_rules() -> tuple[FieldRule, ...]:
+    # copies of the customer's address: masked as crm_contacts masks the contact's own for agents (who may reveal
+    # it, audited); read-only users get the least of these, masked too; managers, with no rule, see it
+    return (FieldRule("service_agent", TICKET, "customer_email", "masked", masker="email", reveal=True),
+            FieldRule("service_agent", MESSAGE, "author_email", "masked", masker="email", reveal=True))
+
+
 ADDON = Addon(
     name="crm_service", version="1.0.0", depends=("crm_contacts",),
     label="Service",
@@ -56,6 +63,7 @@ ADDON = Addon(
         Role("service_manager", "Service manager", implies=("service_agent",)),
     ),
     permissions=_grants(),
+    field_rules=_field_rules(),
     menus=(
         Menu("Tickets", "/service/", model=TICKET, order=30),
         Menu("Knowledge base", "/service/articles", model=ARTICLE, order=31),
