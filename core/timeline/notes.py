@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from piccolo.table import Table
@@ -226,6 +226,46 @@ async def unfollow(access: Access, model: str, record_id: int) -> bool:
     if gone:
         await audit.record("unfollow", model=model, record_id=record_id, principal=who)
     return bool(gone)
+
+
+async def merged(model: str, loser_ids: Sequence[int], survivor_id: int) -> None:
+    """Records merged into ``survivor_id``: their notes move to it, and their followers follow it (once each),
+    so a merge loses no one's note and no one's follow. Called by the addon that merges, in its transaction."""
+    losers = [int(i) for i in loser_ids if int(i) != survivor_id]
+    if not losers:
+        return
+    await RecordNote.update({RecordNote.record_id: survivor_id}).where(
+        (RecordNote.model == model) & RecordNote.record_id.is_in(losers))
+    have = {int(r["user_id"]) for r in await RecordFollower.select(RecordFollower.user_id).where(
+        (RecordFollower.model == model) & (RecordFollower.record_id == survivor_id))}
+    for row in await RecordFollower.select(RecordFollower.id, RecordFollower.user_id).where(
+            (RecordFollower.model == model) & RecordFollower.record_id.is_in(losers)):
+        if int(row["user_id"]) in have:
+            await RecordFollower.delete().where(RecordFollower.id == row["id"])
+        else:
+            have.add(int(row["user_id"]))
+            await RecordFollower.update({RecordFollower.record_id: survivor_id}).where(RecordFollower.id == row["id"])
+
+
+async def add_imported(model: str, notes: Sequence[tuple[int, str]], author_id: int | None) -> None:
+    """Notes that arrived with imported rows (``(record_id, body)``), in one INSERT: nobody is mentioned or told,
+    the import's own audit lines say where they came from."""
+    rows = [RecordNote(model=model, record_id=record_id, body=body, author_id=author_id)
+            for record_id, body in notes if body.strip()]
+    if rows:
+        await RecordNote.insert(*rows)
+
+
+async def notes_of(model: str, record_id: int) -> list[dict[str, Any]]:
+    """A record's notes, oldest first (body, author, time): what a data-subject export includes."""
+    return list(await RecordNote.select(RecordNote.id, RecordNote.body, RecordNote.author_id, RecordNote.created_at)
+                .where((RecordNote.model == model) & (RecordNote.record_id == record_id)).order_by(RecordNote.id))
+
+
+async def erased(model: str, record_id: int) -> None:
+    """A record erased for good (a data subject's request): its notes and followers go with it."""
+    await RecordNote.delete().where((RecordNote.model == model) & (RecordNote.record_id == record_id))
+    await RecordFollower.delete().where((RecordFollower.model == model) & (RecordFollower.record_id == record_id))
 
 
 async def audited(action: str, model: str, record_id: str, changes: dict[str, Any] | None, user_id: int | None) -> None:

@@ -20,6 +20,8 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "upgrade"
 RELEASE = "222e07e"
 #: what an upgrade rightly changes: when each addon was last upgraded
 EXPECTED = {("core_addon", "updated_at")}
+#: tables an upgrade folds into another: their rows must all be found there (by body) instead
+MOVED = {"crm_contacts_note": "core_record_note"}
 
 
 async def _tables(is_sqlite: bool) -> list[str]:
@@ -61,6 +63,12 @@ async def test_the_previous_release_upgrades_without_losing_a_row(crm_db_url: st
     lost: list[str] = []
     changed: list[str] = []
     for table, rows in old.items():
+        if table in MOVED:
+            there = [r["body"] for r in (await _rows(MOVED[table])).values()]
+            gone = [r["id"] for r in rows.values() if r["body"] not in there]
+            if gone:
+                lost.append(f"{table}: {len(gone)} of {len(rows)} rows not moved to {MOVED[table]} ({gone[:3]})")
+            continue
         now = await _rows(table)
         missing = sorted(set(rows) - set(now), key=str)
         if missing:

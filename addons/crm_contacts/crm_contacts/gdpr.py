@@ -27,7 +27,8 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
     """Every record about the person the user may export, as JSON-ready data; audited."""
     from core.security.models import AuditLog
-    from crm_contacts.models import Address, Channel, Merge, Note, Organization, Person
+    from core.timeline import notes
+    from crm_contacts.models import Address, Channel, Merge, Organization, Person
 
     row = await acc.get(Person, PERSON_MODEL, person_id, action="export")
     person = acc.present(PERSON_MODEL, row)
@@ -52,7 +53,7 @@ async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
                                                  if c["kind"] == "phone" else "value"): c["value"]})
                      for c in await Channel.select().where(Channel.person == person_id)],
         "tags": await tags_of(PERSON_MODEL, person_id),
-        "notes": await Note.select(Note.id, Note.body, Note.created_at).where(Note.person == person_id),
+        "notes": await notes.notes_of(PERSON_MODEL, person_id),
         # merged-away records under the same field rules as the person: masked stays masked
         "merged_records": [{"loser_ids": m["loser_ids"], "at": m["created_at"],
                             "snapshot": {loser: acc.present(PERSON_MODEL, dict(values))
@@ -66,7 +67,8 @@ async def export_person(acc: Access, person_id: int) -> dict[str, Any]:
 
 async def erase_person(acc: Access, person_id: int) -> None:
     """Anonymise the person (needs the delete right on it); audited, listeners told to erase their copies."""
-    from crm_contacts.models import Address, Channel, Merge, Note, Person
+    from core.timeline import notes
+    from crm_contacts.models import Address, Channel, Merge, Person
 
     async with db.atomic():
         before = await acc.get(Person, PERSON_MODEL, person_id, action="delete")
@@ -79,7 +81,7 @@ async def erase_person(acc: Access, person_id: int) -> None:
                              Person.version: Person.version + 1}).where(Person.id == person_id)
         await Address.delete().where(Address.person == person_id)
         await Channel.delete().where(Channel.person == person_id)
-        await Note.delete().where(Note.person == person_id)
+        await notes.erased(PERSON_MODEL, person_id)
         for merge in await Merge.select(Merge.id, Merge.snapshot).where(Merge.survivor_id == person_id):
             await Merge.update({Merge.snapshot: {}}).where(Merge.id == merge["id"])
         for merge in await Merge.select(Merge.id, Merge.snapshot).where(Merge.model == PERSON_MODEL):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.hooks import OwnedRecords, Panel, SearchProvider, TimelineEntry, Widget, hookimpl
+from core.hooks import OwnedRecords, Panel, SearchProvider, Widget, hookimpl
 
 if TYPE_CHECKING:
     from core.security.access import Access
@@ -42,52 +42,20 @@ def _kind(model: str) -> str | None:
 
 @hookimpl
 async def crm_record_panels(access: Access, model: str, record_id: int) -> Sequence[Panel]:
-    """Notes (with an add form) and past merges on the 360° page of people and organizations."""
+    """Past merges on the 360° page of people and organizations (notes are the kernel timeline's)."""
     from core.i18n import gettext as _
-    from crm_contacts.manifest import MERGE, NOTE
+    from crm_contacts.manifest import MERGE
     from crm_contacts.models import Merge
 
-    kind = _kind(model)
-    if kind is None:
+    if _kind(model) is None:
         return []
     out: list[Panel] = []
-    if access.can(NOTE):
-        notes = await _notes(access, kind, record_id)
-        out.append(Panel(key="crm_contacts_notes", title=_("Notes"), template="crm_contacts/panel_notes.html",
-                         order=10, count=len(notes),
-                         context={"notes": notes, "can_add": access.can(NOTE, "create"),
-                                  "action": f"/contacts/{kind}/{record_id}/notes"}))
     if access.can(MERGE):
         merges = await (await access.select(Merge, MERGE, Merge.loser_ids, Merge.created_at, where=(
             Merge.model == model) & (Merge.survivor_id == record_id))).output(load_json=True)
         if merges:
             out.append(Panel(key="crm_contacts_merges", title=_("Merges"), template="crm_contacts/panel_merges.html",
                              order=90, count=len(merges), context={"merges": merges}))
-    return out
-
-
-async def _notes(access: Access, kind: str, record_id: int) -> list[dict[str, Any]]:
-    from crm_contacts.manifest import NOTE
-    from crm_contacts.models import Note
-
-    fk = Note.person if kind == "people" else Note.organization
-    return list(await (await access.select(Note, NOTE, Note.body, Note.created_at, where=fk == record_id)).order_by(
-        Note.id, ascending=False).limit(50))
-
-
-@hookimpl
-async def crm_timeline_entries(access: Access, model: str, record_id: int) -> Sequence[TimelineEntry]:
-    """The contact's notes (the kernel's timeline shows the changes from the audit log, in words)."""
-    from crm_contacts.manifest import NOTE
-
-    kind = _kind(model)
-    if kind is None:
-        return []
-    out: list[TimelineEntry] = []
-    if access.can(NOTE):
-        for note in await _notes(access, kind, record_id):
-            out.append(TimelineEntry(at=note["created_at"], kind="note", title="Note", body=note["body"][:200],
-                                     source="crm_contacts"))
     return out
 
 

@@ -327,7 +327,8 @@ class Importer:
 
     async def _write_chunk(self, todo: list[_Pending]) -> list[RowResult]:
         """New people in one INSERT, updates one by one, all in one transaction."""
-        from crm_contacts.models import ImportRow, Note, Person
+        from core.timeline import notes
+        from crm_contacts.models import ImportRow, Person
         from crm_contacts.services import set_tags
 
         p0 = self.acc.principal
@@ -374,8 +375,7 @@ class Importer:
             for p in todo:
                 if p.tags:
                     await set_tags(self.acc, PERSON_MODEL, [record_of[p.row_no]], add=p.tags)
-                if p.note:
-                    await Note.insert(Note(person=record_of[p.row_no], body=p.note[:20000], owner=uid))
+            await notes.add_imported(PERSON_MODEL, [(record_of[p.row_no], p.note) for p in todo if p.note], uid)
             if self.batch_id is not None:
                 await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
                                                "record_id": r.record_id, "before": befores.get(r.row_no, {}),

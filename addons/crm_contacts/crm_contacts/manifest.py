@@ -7,7 +7,6 @@ from core.addon import Action, Addon, Every, FieldRule, Grant, Menu, Role
 PERSON = "crm_contacts.person"
 ORGANIZATION = "crm_contacts.organization"
 TAG = "crm_contacts.tag"
-NOTE = "crm_contacts.note"
 IMPORT = "crm_contacts.import"
 DUPLICATE = "crm_contacts.duplicate"
 MERGE = "crm_contacts.merge"
@@ -32,7 +31,6 @@ def _grants() -> tuple[Grant, ...]:
         ]
     for role in ("sales_rep", "sales_manager", "service_agent", "marketing", "finance", "readonly"):
         out.append(Grant(role, TAG, ("read",) if role in ("readonly", "finance") else ("read", "create")))
-        out.append(Grant(role, NOTE, ("read",) if role == "readonly" else ("read", "create")))
         out.append(Grant(role, SAVED_FILTER, ("create", "read", "update", "delete"), scope="own"))
     out += [
         Grant("sales_manager", TAG, ("update", "delete")),

@@ -149,12 +149,13 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
 
 
 async def relink_own(model: str, survivor_id: int, loser_ids: list[int]) -> None:
-    """This addon's side of ``crm_merge_records``: notes, addresses, channels, tags, members, groups."""
+    """This addon's side of ``crm_merge_records``: timeline notes and followers, addresses, channels, tags,
+    members, groups."""
+    from core.timeline import notes
     from crm_contacts.models import (
         Address,
         Channel,
         DuplicateGroup,
-        Note,
         OrganizationTag,
         Person,
         PersonTag,
@@ -166,7 +167,8 @@ async def relink_own(model: str, survivor_id: int, loser_ids: list[int]) -> None
     else:
         fk, tag_table = "organization", OrganizationTag
         await Person.update({Person.organization: survivor_id}).where(Person.organization.is_in(loser_ids))
-    for table in (Note, Address, Channel):
+    await notes.merged(model, loser_ids, survivor_id)
+    for table in (Address, Channel):
         col = table._meta.get_column_by_name(fk)
         await table.update({col: survivor_id}).where(col.is_in(loser_ids))
     # tags: a unique (record, tag) key, so drop the loser's copy of a tag the survivor already has

@@ -139,13 +139,6 @@ class OrganizationTag(Table, tablename="crm_contacts_organization_tag"):
     tag = ForeignKey(Tag, on_delete=OnDelete.cascade, index=True)
 
 
-class Note(Owned, Created, Table, tablename="crm_contacts_note"):
-    id: Serial  # added by Piccolo; declared for type checkers
-    person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade, index=True)
-    organization = ForeignKey(Organization, null=True, on_delete=OnDelete.cascade, index=True)
-    body = Text()
-
-
 class Merge(Owned, Created, Table, tablename="crm_contacts_merge"):
     """One merge: losers folded into the survivor, with the field-by-field choices made."""
 
@@ -215,5 +208,5 @@ class SavedFilter(Created, Table, tablename="crm_contacts_saved_filter"):
     owner: ForeignKey[User] = ForeignKey(user_ref(), null=True, on_delete=OnDelete.cascade)
 
 
-__all__ = ["Address", "Channel", "DuplicateGroup", "ImportBatch", "ImportRow", "Merge", "Note", "Organization",
+__all__ = ["Address", "Channel", "DuplicateGroup", "ImportBatch", "ImportRow", "Merge", "Organization",
            "OrganizationTag", "Person", "PersonTag", "SavedFilter", "Stage", "Tag"]

@@ -74,25 +74,6 @@ async def tags_of(model: str, record_id: int) -> list[str]:
     return sorted(r["tag.name"] for r in rows)
 
 
-async def add_note(acc: Access, model: str, record_id: int, body: str) -> int:
-    """A note on a record the user may read; audited."""
-    from crm_contacts.models import Note
-
-    await acc.require("crm_contacts.note", "create")
-    await acc.get(table_of(model), model, record_id)
-    text = body.strip()
-    if not text:
-        raise ValidationError({"body": N_("is required")})
-    if len(text) > 20_000:
-        raise ValidationError({"body": N_("is longer than 20000 characters")})
-    fk = "person" if model == PERSON_MODEL else "organization"
-    note = Note(_data={Note._meta.get_column_by_name(fk): record_id, Note.body: text,
-                       Note.owner: acc.principal.user_id if acc.principal else None})
-    await note.save()
-    await audit.record("create", model="crm_contacts.note", record_id=note.id, changes={"body": [None, text[:200]]})
-    return int(note.id)
-
-
 async def bulk_update(acc: Access, model: str, record_ids: list[int], values: dict[str, Any]) -> int:
     """Set ``stage`` or ``owner`` on many records; each must be updatable by the user (else 404 for all)."""
     from crm_contacts.cleaning import _stage_exists

@@ -216,15 +216,6 @@ async def reveal(request: Request) -> Response:
                   back=f"/contacts/{request.path_params['kind']}/{request.path_params['id']}")
 
 
-async def note_create(request: Request) -> Response:
-    from crm_contacts.services import add_note
-
-    acc = access(request)
-    form = await request.form()
-    await add_note(acc, _model(request), int(request.path_params["id"]), str(form.get("body", "")))
-    return RedirectResponse(f"/contacts/{request.path_params['kind']}/{request.path_params['id']}", status_code=303)
-
-
 async def form_page(request: Request) -> Response:
     """Create or edit; warns with duplicate candidates before creating one (confirm to go on)."""
     from crm_contacts.cleaning import clean_organization, clean_person
@@ -379,7 +370,6 @@ def _routes() -> list[BaseRoute]:
         Route(f"/{kind}/{{id:int}}", detail, name="detail"),
         Route(f"/{kind}/{{id:int}}/edit", form_page, methods=["GET", "POST"], name="edit"),
         Route(f"/{kind}/{{id:int}}/reveal", reveal, methods=["POST"], name="reveal"),
-        Route(f"/{kind}/{{id:int}}/notes", note_create, methods=["POST"], name="note_create"),
     ]
 
 

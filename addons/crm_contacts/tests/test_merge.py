@@ -48,10 +48,11 @@ async def test_scan_stores_ranked_groups(booted: Any) -> None:
 
 
 async def test_merge_repoints_every_addon_and_archives_losers(api: Any) -> None:
-    from crm_contacts.models import Channel, Merge, Note, Person, PersonTag
+    from crm_contacts.models import Channel, Merge, Person, PersonTag
     from crm_contacts_probe.models import Ticket
 
     from core.security.models import AuditLog
+    from core.timeline.models import RecordFollower
 
     client, token_for = api
     h = await token_for("mgr", "sales_manager")
@@ -62,13 +63,22 @@ async def test_merge_repoints_every_addon_and_archives_losers(api: Any) -> None:
         await client.post(f"{PEOPLE}/{pid}/tags", headers=h, json={"add": ["VIP"]})
     await Ticket.insert(Ticket(title="t1", person=loser1), Ticket(title="t2", person=loser2),
                         Ticket(title="t3", person=survivor))
-    await Note.insert(Note(person=loser2, body="met at fair"))
+    timeline = "/api/timeline/crm_contacts.person"
+    for pid, body in ((loser2, "met at fair"), (survivor, "called back")):
+        assert (await client.post(f"{timeline}/{pid}/notes", headers=h, json={"body": body})).status_code < 300
+    h2 = await token_for("boss", "admin")  # a second follower, of a loser only
+    assert (await client.put(f"{timeline}/{loser1}/follow", headers=h2)).status_code < 300
     r = await client.post(f"{PEOPLE}/{survivor}/merge", headers=h,
                           json={"loser_ids": [loser1, loser2], "choices": {"email": loser2}})
     assert r.status_code == 200, r.text
     assert r.json()["loser_ids"] == [loser1, loser2]
     assert {t["person"] for t in await Ticket.select(Ticket.person)} == {survivor}
-    assert await Note.count().where(Note.person == survivor) == 1
+    # the losers' timeline notes and followers are the survivor's now, each follower once
+    feed = (await client.get(f"{timeline}/{survivor}", headers=h)).json()
+    assert {"met at fair", "called back"} <= {e["body"] for e in feed["items"] if e["kind"] == "note"}
+    followers = await RecordFollower.select(RecordFollower.user_id).where(
+        (RecordFollower.model == "crm_contacts.person") & RecordFollower.record_id.is_in([survivor, loser1, loser2]))
+    assert sorted(r["user_id"] for r in followers) == sorted({r["user_id"] for r in followers}) and len(followers) == 2
     assert await PersonTag.count().where(PersonTag.person == survivor) == 1  # one VIP, not three
     row = await Person.select().where(Person.id == survivor).first()
     assert (row["email"], row["phone"], row["job_title"]) == ("li.na@corp.cn", "+8613800138000", "CEO")

@@ -63,12 +63,16 @@ async def test_360_page_collects_panels_and_timeline_from_other_addons(crm_clien
     client = await _client(crm_client, found, "rep", "sales_rep")
     pid = await _create(client, name="Panel Person")
     page = await client.get(f"/contacts/people/{pid}")
-    note = await client.post(f"/contacts/people/{pid}/notes", data={"csrf_token": csrf_of(page.text),
-                                                                    "body": "Called about renewal"})
+    note = await client.post("/timeline/notes", data={
+        "csrf_token": csrf_of(page.text), "model": "crm_contacts.person", "record_id": str(pid),
+        "body": "Called about renewal", "next": f"/contacts/people/{pid}"})
     assert note.status_code == 303
+    assert (await client.post(f"/contacts/people/{pid}/notes", data={"csrf_token": csrf_of(page.text),
+                                                                     "body": "x"})).status_code in (404, 405)
     page = await client.get(f"/contacts/people/{pid}")
     assert 'data-panel="probe_tickets"' in page.text and "Probe ticket opened" in page.text
-    assert "Called about renewal" in page.text and 'data-panel="crm_contacts_notes"' in page.text
+    # one list of notes, the kernel timeline's: no second notes panel of the addon's own
+    assert page.text.count("Called about renewal") == 1 and 'data-panel="crm_contacts_notes"' not in page.text
     # a change from the audit log, on the kernel's timeline
     assert re.search(r'data-kind="change">\s*<time[^>]*>[^<]*</time>\s*<strong>Created</strong> '
                      r'<small class="muted">Rep', page.text)
