@@ -13,7 +13,7 @@ from core.i18n import N_, gettext
 from core.security import audit
 from core.security.access import Access
 from core.security.principal import Principal
-from crm_reports import cache
+from crm_reports import cache, churn
 from crm_reports.manifest import REPORT
 from crm_reports.models import Report
 
@@ -64,12 +64,14 @@ def clean(name: str, dataset: str, spec: Mapping[str, Any], chart: str) -> dict[
         stale_days = int(spec.get("stale_days") or 0)
     except (TypeError, ValueError):
         raise ValidationError({"stale_days": "must be a whole number"}) from None
-    if stale_days and not (1 <= stale_days <= 3650 and q.dimensions and q.measures[0].startswith("max:")):
+    per_tier = churn.by_tier(spec.get("stale_days_by_tier"))
+    if (stale_days or per_tier) and not (0 <= stale_days <= 3650 and q.dimensions
+                                         and q.measures[0].startswith("max:")):
         raise ValidationError({"stale_days": "needs 1 to 3650 days, a dimension and the latest date first "
                                              "(max of a date)"})
     return {"dimensions": list(q.dimensions), "measures": list(q.measures), "condition": q.condition,
             "sort": q.sort, "limit": q.limit, "totals": q.totals or chart == "pivot", "warn_falls": falls,
-            "stale_days": stale_days}
+            "stale_days": stale_days, "stale_days_by_tier": per_tier}
 
 
 def _ids(raw: Any, field: str) -> list[Any]:

@@ -219,7 +219,8 @@ def _spec_from_form(form: Any) -> dict[str, Any]:
             "measures": [m for m in form.getlist("measures") if isinstance(m, str) and m] or ["count"],
             "condition": condition, "sort": form_str(form, "sort"), "limit": form_str(form, "limit") or 500,
             "totals": form_str(form, "totals") == "1", "warn_falls": form_str(form, "warn_falls") or 0,
-            "stale_days": form_str(form, "stale_days") or 0}
+            "stale_days": form_str(form, "stale_days") or 0,
+            "stale_days_by_tier": form_str(form, "stale_days_by_tier")}
 
 
 async def report_form(request: Request) -> Response:

@@ -1,0 +1,66 @@
+"""Churn per customer tier: the tiers come from a dataset with ``person`` and ``tier`` (crm_marketing's value
+tiers, installed here), each tier its own days, other customers the report's; a flagged customer is flagged once,
+the report's owner is told the rule and the figures, and the customer's owner gets an activity (crm_sales'
+automation action)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from core.errors import ValidationError
+
+
+async def test_churn_days_per_tier_flag_once_and_give_the_owner_an_activity(crm_boot: Any) -> None:
+    from crm_reports import reports, warnings
+
+    from core import datasets
+    from core.bulk import insert_rows
+    from core.models import Notification
+    from core.security import access, principal
+    from core.security.models import AuditLog
+    from core.testing import make_user
+
+    await crm_boot("crm_sales", "crm_marketing", "crm_reports")
+    boss_id, rep_id = await make_user("boss", "admin"), await make_user("rep", "sales_rep")
+    boss = access.Access(await principal.load(boss_id, implied=access.policy().implied))
+    orders = (await datasets.dataset("crm_sales.orders", boss)).table
+    tiers = (await datasets.dataset("crm_marketing.tiers", boss)).table
+    people = orders._meta.get_column_by_name("person")._foreign_key_meta.resolved_references
+    wang, li, zhao = await insert_rows(people, [{"name": "王伟", "owner": rep_id}, {"name": "Li Na"},
+                                                {"name": "赵敏", "owner": rep_id}])
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+    def ago(days: int) -> dt.datetime:
+        return now - dt.timedelta(days=days)
+
+    await insert_rows(orders, [{"person": p, "state": "confirmed", "owner": boss_id, "confirmed_at": ago(d)}
+                               for p, d in ((wang, 40), (li, 40), (zhao, 100))])
+    await insert_rows(tiers, [{"person": wang, "tier": "gold", "last_order_at": ago(40)},
+                              {"person": zhao, "tier": "silver", "last_order_at": ago(100)}])
+    spec = {"dimensions": ["person"], "measures": ["max:confirmed_at"], "stale_days": 90}
+    with pytest.raises(ValidationError, match="stale_days_by_tier"):
+        await reports.save(boss, {"name": "x", "dataset": "crm_sales.orders", "chart": "table",
+                                  "spec": {**spec, "stale_days_by_tier": "gold=soon"}})
+    report_id = await reports.save(boss, {"name": "Lapsed customers", "dataset": "crm_sales.orders",
+                                          "chart": "table", "spec": {**spec, "stale_days_by_tier": "gold=30"}})
+    assert (await reports.get(boss, report_id))["spec"]["stale_days_by_tier"] == {"gold": 30}
+    # 王伟 (gold: 30 days) after 40 days; 赵敏 (silver: the report's 90) after 100; Li Na (no tier) not yet
+    assert await warnings.check([report_id], now=now) == 2
+    assert await warnings.check([report_id], now=now + dt.timedelta(days=1)) == 0  # flagged once
+    told = {n["title"]: n["body"] for n in await Notification.select().where(
+        Notification.url == f"/reports/reports/{report_id}")}
+    assert len(told) == 2
+    gold = next(b for t, b in told.items() if "王伟" in t and "40" in t)
+    assert "gold" in gold and "30" in gold and "2026" in gold
+    silver = next(b for t, b in told.items() if "赵敏" in t and "100" in t)
+    assert "90" in silver and "gold" not in silver
+    # each flagged customer's owner has a call to make (an activity on the person, by crm_sales' action)
+    made = await AuditLog.select().where((AuditLog.model == "crm_sales.activity") & (AuditLog.action == "create"))
+    assert len(made) == 2 and all("Lapsed customers" in m["detail"] for m in made)
+    changes = [m["changes"] if isinstance(m["changes"], dict) else json.loads(m["changes"]) for m in made]
+    assert sorted(c["person"][1] for c in changes) == sorted([wang, zhao])
+    assert all(c["owner"][1] == rep_id for c in changes)
