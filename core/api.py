@@ -45,6 +45,21 @@ MAX_QUERY = 200
 
 
 @dataclass(frozen=True)
+class Collection:
+    """Records that belong to one record of a resource (a ticket's messages), at ``/api/<path>/{id}/<name>``:
+    ``GET`` runs ``read`` (a page ``{"items": [...], "next": cursor}``), ``POST`` runs ``create`` (201, the new
+    item). Both get the parent's id and check every right themselves, the parent's record rule first (a 404
+    outside it); ``item``, ``create_body`` and ``params`` describe them in the OpenAPI document."""
+
+    read: ActionFn
+    create: ActionFn | None = None
+    item: dict[str, Any] = field(default_factory=dict)
+    create_body: dict[str, Any] | None = None
+    params: tuple[dict[str, Any], ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class Resource:
     path: str
     model: str
@@ -75,6 +90,8 @@ class Resource:
     #: free-text search ``?q=`` on the list: the where-clause for the (whitespace-normalised) query, or None
     #: when nothing can match it (e.g. only punctuation)
     search: Callable[[str], Any] | None = None
+    #: name → records belonging to one of this resource's (``/api/<path>/{id}/<name>``), see ``Collection``
+    collections: dict[str, Collection] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -468,6 +485,19 @@ def resource_routes(res: Resource) -> list[BaseRoute]:
 
         return Route(path, endpoint, methods=list(handlers))
 
+    def nested(fn: ActionFn, status: int) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            result = await fn(request, Access(require_user(request)), _path_id(request))
+            return result if isinstance(result, Response) else JSONResponse(_json(result), status_code=status)
+
+        return endpoint
+
+    collections: list[BaseRoute] = []
+    for name, coll in res.collections.items():
+        handlers = {"GET": nested(coll.read, 200)}
+        if coll.create is not None:
+            handlers["POST"] = idempotent(nested(coll.create, 201))
+        collections.append(by_method(f"{base}/{{id:int}}/{name}", handlers))
     # a resource without writable fields is read-only over the API: no POST, no PATCH (405)
     collection = {"GET": bind(list_records)}
     record = {"GET": bind(read_record), "DELETE": idempotent(bind(delete_record))}
@@ -477,6 +507,7 @@ def resource_routes(res: Resource) -> list[BaseRoute]:
     return [
         by_method(base, collection),
         by_method(base + "/{id:int}", record),
+        *collections,  # before the actions' catch-all, which would take their POST
         Route(base + "/{id:int}/{action:str}", idempotent(bind(run_action)), methods=["POST"]),
         Route(base + "/{id:int}/reveal/{field:str}", bind(reveal_field), methods=["POST"]),
     ]

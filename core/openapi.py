@@ -239,6 +239,23 @@ def _paths(res: Resource, name: str) -> dict[str, Any]:
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {JSON_TYPE: {"schema": body}}}
         out[f"{item}/{action}"] = {"post": operation}
+    for sub_name, coll in res.collections.items():
+        paged = {"type": "object", "required": ["items", "next"], "additionalProperties": False,
+                 "properties": {"items": {"type": "array", "items": coll.item}, "next": {"type": ["string", "null"]}}}
+        nested: dict[str, Any] = {"get": {
+            "operationId": f"list_{name}_{sub_name}", "summary": coll.summary or f"{sub_name} of a {res.model}",
+            "parameters": [PATH_ID, *coll.params, {"name": "after", "in": "query", "required": False,
+                                                   "schema": {"type": "string", "minLength": 1}},
+                           {"name": "limit", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}}],
+            "responses": {"200": _json_body(paged, "a page"), **_errors(401, 403, 404, 422)}}}
+        if coll.create is not None:
+            nested["post"] = {
+                "operationId": f"create_{name}_{sub_name}", "summary": f"Add to the {sub_name} of a {res.model}",
+                "parameters": [PATH_ID, IDEMPOTENCY],
+                "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": coll.create_body or {}}}},
+                "responses": {"201": _json_body(coll.item, "created"), **_errors(401, 403, 404, 409, 422)}}
+        out[f"{item}/{sub_name}"] = nested
     out[f"{item}/reveal/{{field}}"] = {"post": {
         "operationId": f"reveal_{name}", "summary": f"One masked field of a {res.model} in clear (audited)",
         "parameters": [PATH_ID, {"name": "field", "in": "path", "required": True,

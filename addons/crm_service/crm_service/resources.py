@@ -1,4 +1,5 @@
-"""The JSON API of crm_service (``core.api.Resource``): tickets (actions ``state``, ``reply``, ``note``),
+"""The JSON API of crm_service (``core.api.Resource``): tickets (actions ``state``, ``reply``, ``note``; their
+conversation at ``/api/service/tickets/{id}/messages``, ``messages_api.py``),
 articles; and the setup tables, which also get settings pages under ``/settings``.
 
 Creating a ticket goes through ``tickets.create_ticket`` (customer matching, routing, assignment, SLA), as the
@@ -113,7 +114,7 @@ async def _validate_article(values: dict[str, Any], before: dict[str, Any] | Non
 
 
 def resources() -> list[Resource]:
-    from crm_service import canned, ticket_search
+    from crm_service import canned, messages_api, ticket_search
     from crm_service.models import (
         Article,
         Calendar,
@@ -138,6 +139,7 @@ def resources() -> list[Resource]:
                  required=("subject",), filters=("state", "priority", "team", "owner", "person", "channel"),
                  sortable=("id", "created_at", "updated_at"), create=_create_ticket, validate=_validate_ticket,
                  archive_on_delete=True, search=ticket_search.where,
+                 collections={"messages": messages_api.collection()},
                  actions={"state": _state, "reply": _message("reply"), "note": _message("note")},
                  action_bodies={"state": STATE_BODY, "reply": BODY, "note": BODY}),
         Resource(path="/service/articles", model=ARTICLE, table=Article, summary=N_("Knowledge base"),
