@@ -1,9 +1,9 @@
 """RFM scores and value tiers, computed by the database.
 
-A rebuild is one transaction: a ``DELETE`` of the scores, one ``INSERT … SELECT`` that groups the confirmed
-orders (in :data:`orders.CURRENCY`) per customer and ranks them with ``NTILE(5)`` window functions, then one
-``UPDATE`` per active tier (by ``sequence``: a customer gets the first tier whose rule holds). No Python loop
-over customers, on SQLite and PostgreSQL alike. Orders come from the kernel's dataset ``crm_sales.orders``
+A rebuild is one transaction: a ``DELETE`` of the scores and one ``INSERT … SELECT`` that groups the confirmed
+orders (in :data:`orders.CURRENCY`) per customer, ranks them with ``NTILE(5)`` window functions and gives each
+the first active tier (by ``sequence``) whose rule holds, in a ``CASE``. No Python loop over customers, on
+SQLite and PostgreSQL alike. Orders come from the kernel's dataset ``crm_sales.orders``
 (``crm_marketing.orders``); without it every customer simply has no score.
 
 Quintiles: 5 is best — the most recent last order, the most orders, the most money. ``NTILE`` cuts the ranked
@@ -21,6 +21,8 @@ import time
 from typing import Any
 
 from crm_contacts.api import PERSON_TABLE
+from piccolo.columns import Integer, Numeric, SmallInt, Timestamptz
+from piccolo.table import Table
 
 from core import conditions, db
 from core.conditions import Node, Schema
@@ -43,8 +45,21 @@ LABELS = {
 _SCORE = '"crm_marketing_rfm_score"'
 
 
+class Scored(Table, tablename="crm_marketing_rfm_scored"):
+    """Not a table: the name of the scored rows inside a rebuild's statement, whose columns tier rules name
+    (the scores table itself cannot be referenced inside its own INSERT on PostgreSQL)."""
+
+    last_order_at = Timestamptz()
+    recency_days = Integer()
+    orders = Integer()
+    monetary = Numeric(digits=(16, 2))
+    r = SmallInt()
+    f = SmallInt()
+    m = SmallInt()
+
+
 def tier_schema() -> Schema:
-    return conditions.schema_for(MODEL, RfmScore, RULE_FIELDS, labels=LABELS, custom=False)
+    return conditions.schema_for(MODEL, Scored, RULE_FIELDS, labels=LABELS, custom=False)
 
 
 def check_rule(raw: Any, path: str = "rule") -> Node:
@@ -64,20 +79,44 @@ def _days(now_param: str) -> str:
     return f"CAST(julianday({now_param}) - julianday(a.last_at) AS INTEGER)"
 
 
-def _insert_sql(src: orders.Source, live: str) -> str:
+def _insert_sql(src: orders.Source, tier_case: str) -> str:
+    """The one statement of a rebuild. The scored rows are a subquery named as :class:`Scored`, so the tier
+    rules, compiled by the kernel against its columns, pick each row's tier in the same statement.
+    Parameters: the tier CASE's, then the rebuild's time, the currency and the live-people clause."""
     now = "CAST({} AS TIMESTAMPTZ)" if db.is_postgres() else "{}"
+    columns = '"person", "last_order_at", "recency_days", "orders", "monetary", "r", "f", "m"'
     return (
-        f'INSERT INTO {_SCORE} ("person", "last_order_at", "recency_days", "orders", "monetary", "r", "f", "m") '
-        f"SELECT a.person, a.last_at, {_days(now)}, a.n, a.total, "
-        "NTILE(5) OVER (ORDER BY a.last_at, a.n, a.person), "
-        "NTILE(5) OVER (ORDER BY a.n, a.total, a.person), "
-        "NTILE(5) OVER (ORDER BY a.total, a.n, a.person) "
+        f'INSERT INTO {_SCORE} ({columns}, "tier") SELECT {columns}, {tier_case} FROM ('
+        f"SELECT a.person AS person, a.last_at AS last_order_at, {_days(now)} AS recency_days, a.n AS orders, "
+        "a.total AS monetary, "
+        "NTILE(5) OVER (ORDER BY a.last_at, a.n, a.person) AS r, "
+        "NTILE(5) OVER (ORDER BY a.n, a.total, a.person) AS f, "
+        "NTILE(5) OVER (ORDER BY a.total, a.n, a.person) AS m "
         'FROM (SELECT o."person" AS person, MAX(o."confirmed_at") AS last_at, COUNT(*) AS n, '
         'SUM(o."total") AS total '
         f'FROM "{src.orders}" o WHERE o."state" = \'confirmed\' AND o."currency" = {{}} '
         'AND o."person" IS NOT NULL GROUP BY o."person") a '
-        f'JOIN "{PERSON_TABLE}" ON "{PERSON_TABLE}"."id" = a.person WHERE {live}'
+        f'JOIN "{PERSON_TABLE}" ON "{PERSON_TABLE}"."id" = a.person WHERE {{}}) AS "{Scored._meta.tablename}"'
     )
+
+
+async def _tier_case() -> tuple[str, list[Any]]:
+    """``CASE WHEN <rule> THEN <key> … END`` over the active tiers by sequence (the first that holds wins)."""
+    tiers = await ValueTier.select(ValueTier.key, ValueTier.rule).where(ValueTier.is_active.eq(True)).order_by(
+        ValueTier.sequence
+    ).order_by(ValueTier.id)
+    sch = tier_schema()
+    parts: list[str] = []
+    args: list[Any] = []
+    for tier in tiers:
+        clause = conditions.to_where(check_rule(tier["rule"]), sch)
+        if clause is None:  # a rule that always holds (the catch-all tier)
+            parts.append("WHEN 1 = 1 THEN {}")
+            args.append(tier["key"])
+        else:
+            parts.append("WHEN {} THEN {}")
+            args.extend([clause.querystring, tier["key"]])
+    return ("CASE " + " ".join(parts) + " END", args) if parts else ("NULL", [])
 
 
 async def _live_clause() -> Any:
@@ -86,34 +125,21 @@ async def _live_clause() -> Any:
     return segments._live(await segments.schema()).querystring
 
 
-async def assign_tiers() -> dict[str, int]:
-    """Give every scored customer the first active tier (by sequence) whose rule holds: one UPDATE a tier."""
-    tiers = await ValueTier.select(ValueTier.key, ValueTier.rule).where(ValueTier.is_active.eq(True)).order_by(
-        ValueTier.sequence
-    ).order_by(ValueTier.id)
-    sch = tier_schema()
-    out: dict[str, int] = {}
-    await RfmScore.update({RfmScore.tier: None}, force=True)
-    for tier in tiers:
-        clause = conditions.to_where(check_rule(tier["rule"]), sch)
-        unset: Any = RfmScore.tier.is_null()
-        await RfmScore.update({RfmScore.tier: tier["key"]}).where(unset if clause is None else unset & clause)
-    for row in await RfmScore.raw(f'SELECT "tier", COUNT(*) AS n FROM {_SCORE} GROUP BY "tier"'):
-        out[row["tier"] or ""] = int(row["n"])
-    return out
-
-
 async def rebuild() -> dict[str, Any]:
     """Recompute every customer's scores and tier; when, how long, how many (also kept as an ``RfmBuild``)."""
     src = await orders.source()
     live = await _live_clause()
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
+    tier_case, tier_args = await _tier_case()
     async with db.atomic():
         await RfmScore.delete(force=True)
         if src is not None:
-            await RfmScore.raw(_insert_sql(src, "{}"), now, orders.CURRENCY, live)
-        tiers = await assign_tiers()
+            await RfmScore.raw(_insert_sql(src, tier_case), *tier_args, now, orders.CURRENCY, live)
+        tiers = {
+            row["tier"] or "": int(row["n"])
+            for row in await RfmScore.raw(f'SELECT "tier", COUNT(*) AS n FROM {_SCORE} GROUP BY "tier"')
+        }
         customers = sum(tiers.values())
         ms = int((time.perf_counter() - started) * 1000)
         await RfmBuild.insert(

@@ -1,0 +1,160 @@
+"""crm_marketing RFM and order filters on PostgreSQL: N people and 3N orders (crm_sales installed), timed:
+
+- the RFM rebuild (``rfm.rebuild``: one INSERT … SELECT with NTILE window functions, one UPDATE per value tier);
+  baseline in the same run: the bare per-customer aggregate it starts from (GROUP BY over the orders, no write);
+- a segment of 3 filters, one over orders (province in …, stage ≠ lost, total spent ≥ 1,000), fully rebuilt
+  (``segments.build``: one INSERT … SELECT); baseline: the same segment without the order filter;
+- one contact's membership refreshed after a new order (``segments.refresh_person``, every dynamic segment).
+
+People come from ``bench/contacts_list.py``'s loader (INSERT … SELECT generate_series), orders likewise.
+
+    .venv/bin/python bench/marketing_rfm.py [--people 100000] [--keep]
+Targets (issue 13): RFM for 1M customers / 3M orders ≤ 60 s; the 3-filter segment ≤ 10 s; one contact ≤ 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import contacts_list as people_data  # noqa: E402
+
+DB = "crm_bench_rfm"
+CODES = ["TEA-01", "CUP-02", "POT-03", "SET-04", "GIFT-05"]
+
+
+def _h(expr: str) -> str:
+    return people_data._h(expr)
+
+
+async def load_orders(url: str, people: int, orders: int) -> float:
+    """``orders`` orders (with one line each) over the people, by INSERT … SELECT generate_series."""
+    import asyncpg
+
+    started = time.perf_counter()
+    conn = await asyncpg.connect(url)
+    try:
+        first = await conn.fetchval("SELECT min(id) FROM crm_contacts_person")
+        step = 500_000
+        for lo in range(1, orders + 1, step):
+            hi = min(orders, lo + step - 1)
+            # a skewed customer pick (some buy often), two years of dates, amounts 10–5,000, 5 % cancelled
+            await conn.execute(f"""
+                INSERT INTO crm_sales_order (reference, person, state, currency, untaxed, tax, total, confirmed_at)
+                SELECT 'B-' || i, {first} + ({_h("i")} % {people}) * ({_h("i + 11")} % 3 + 1) % {people},
+                       CASE WHEN {_h("i * 7")} % 20 = 0 THEN 'cancelled' ELSE 'confirmed' END, 'CNY',
+                       t, 0, t, now() - make_interval(secs => ({_h("i * 3 + 1")} % 63072000)::float8)
+                FROM (SELECT i, round((10 + {_h("i * 5")} % 499000 / 100.0)::numeric, 2) AS t
+                      FROM generate_series({lo}, {hi}) i) s""")
+            print(f"  loaded {hi:,} orders ({time.perf_counter() - started:.0f} s)", flush=True)
+        await conn.execute(f"""
+            INSERT INTO crm_sales_order_line ("order", sequence, code, description, quantity, unit_price, total)
+            SELECT o.id, 10, ({people_data._array(CODES)})[1 + o.id % {len(CODES)}], 'bench', 1, o.total, o.total
+            FROM crm_sales_order o""")
+        await conn.execute("VACUUM ANALYZE crm_sales_order")
+        await conn.execute("VACUUM ANALYZE crm_sales_order_line")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    out = await fn(*args)
+    return time.perf_counter() - started, out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--keep", action="store_true", help="keep the database (reused by the next run)")
+    args = parser.parse_args()
+    import asyncpg
+
+    from core import db, lifecycle
+    from core.discovery import discover
+    from core.runtime import boot
+    from core.settings import Settings
+    from core.testing import pg_admin
+
+    orders = 3 * args.people
+    url = args.pg.rsplit("/", 1)[0] + "/" + DB
+    try:
+        conn = await asyncpg.connect(url)
+        have = await conn.fetchval("SELECT count(*) FROM crm_sales_order")
+        await conn.close()
+    except (asyncpg.InvalidCatalogNameError, asyncpg.UndefinedTableError):
+        have = -1
+    reuse = have == orders
+    if not reuse:
+        await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{DB}"')
+    try:
+        db.configure(url)
+        await lifecycle.ensure_kernel()
+        await lifecycle.install(["crm_marketing", "crm_sales"], discover())
+        await lifecycle.upgrade(["crm_marketing", "crm_sales"], discover())
+        await boot(Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url, redis_url=None, secret_key="bench"))
+        if not reuse:
+            reps, team_of = await people_data.seed_users()
+            took = await people_data.load_people(url, args.people, reps, team_of)
+            print(f"loaded {args.people:,} people in {took:.0f} s")
+            took = await load_orders(url, args.people, orders)
+            print(f"loaded {orders:,} orders (one line each) in {took:.0f} s")
+        await db.current().start_connection_pool(min_size=1, max_size=2)
+        from crm_marketing import rfm, segments
+        from crm_marketing.models import RfmScore, Segment
+
+        from core import datasets
+
+        await datasets.datasets()  # warm: the custom-field registry, the datasets hook
+        print(f"\nRFM and order filters on PostgreSQL: {args.people:,} people, {orders:,} orders")
+        base, _ = await _timed(RfmScore.raw, """SELECT count(*) FROM (SELECT person, max(confirmed_at), count(*),
+            sum(total) FROM crm_sales_order WHERE state = 'confirmed' AND currency = 'CNY' AND person IS NOT NULL
+            GROUP BY person) a""")
+        took, built = await _timed(rfm.rebuild)
+        print(f"  RFM rebuild                      {took:7.2f} s  ({built['customers']:,} customers scored; "
+              f"baseline GROUP BY alone {base:.2f} s, ratio {took / base:.1f}×)  target ≤ 60 s at 1M")
+        print(f"    tiers: {dict(sorted(built['tiers'].items(), key=lambda kv: -kv[1]))}")
+        places = {"field": "province", "op": "in", "value": ["广东", "上海", "浙江"]}
+        stage = {"field": "stage", "op": "ne", "value": "lost"}
+        spent = {"field": "total_spent", "op": "gte", "value": "5000"}
+        with_orders = int((await Segment.insert(Segment(name="3 filters", condition={
+            "all": [places, stage, spent]})))[0]["id"])
+        without = int((await Segment.insert(Segment(name="2 filters", condition={"all": [places, stage]})))[0]["id"])
+        tier = int((await Segment.insert(Segment(name="gold", condition={
+            "field": "value_tier", "op": "eq", "value": "gold"})))[0]["id"])
+        base, plain = await _timed(segments.build, without)
+        took, done = await _timed(segments.build, with_orders)
+        print(f"  segment rebuild, 3 filters       {took:7.2f} s  ({done['count']:,} members; 2 filters without "
+              f"orders {base:.2f} s / {plain['count']:,}, ratio {took / max(base, 1e-3):.1f}×)  target ≤ 10 s")
+        took, done = await _timed(segments.build, tier)
+        print(f"  segment rebuild, value tier      {took:7.2f} s  ({done['count']:,} members)")
+        person = await RfmScore.raw("""SELECT p.id FROM crm_contacts_person p WHERE p.province = '广东'
+            AND p.stage <> 'lost' ORDER BY p.id LIMIT 1""")
+        pid = int(person[0]["id"])
+        await RfmScore.raw("""INSERT INTO crm_sales_order (reference, person, state, currency, untaxed, tax, total,
+            confirmed_at) VALUES ('B-new', {}, 'confirmed', 'CNY', 0, 0, {}, {})""",
+            pid, Decimal("99999"), dt.datetime.now(dt.UTC))
+        took, inside = await _timed(segments.refresh_person, pid)
+        dynamic = await Segment.count().where(Segment.is_static.eq(False))
+        print(f"  one contact refreshed            {took:7.2f} s  (after a new order; {dynamic} dynamic segments, "
+              f"now in {len(inside)}: {'yes' if with_orders in inside else 'NO'} in the 3-filter one)  "
+              "target ≤ 5 s")
+    finally:
+        await db.current().close_connection_pool()
+        if not args.keep:
+            await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
