@@ -26,7 +26,7 @@ KERNEL_MODULES = ("core.security.actors", "core.automation.actors", "core.approv
                   "core.notification_email",
                   "core.webhooks.actors")
 #: the kernel's own implementations of its hooks (registered first: called first, like a dependency)
-KERNEL_HOOKS = ("core.approvals.hooks",)
+KERNEL_HOOKS = ("core.approvals.hooks", "core.usage")
 #: the kernel's own periodic jobs (time-based automation rules look every minute)
 KERNEL_SCHEDULES: tuple[Every, ...] = (Every(minutes=1, actor="core.automation_tick"),)
 

@@ -60,7 +60,7 @@ async def record(action: str, *, model: str = "", record_id: object = "", change
     await AuditLog.insert(row)
     if model and action not in REFUSALS:
         if action not in _READS:  # figures over the model are stale once this write commits
-            await versions.bump(versions.model_key(model))
+            await versions.bump(versions.model_key(model), versions.table_key(AuditLog._meta.tablename))
         from core.timeline.notes import audited  # followers of the record hear of its changes
 
         await audited(action, model, str(record_id), changes, who.user_id if who else None)

@@ -48,8 +48,18 @@ def _eq(field: str, value: Any) -> dict[str, Any]:
     return {"field": field, "op": "eq", "value": value}
 
 
+def _in(field: str, values: list[str]) -> dict[str, Any]:
+    return {"field": field, "op": "in", "value": values}
+
+
 DEALS, ORDERS, BINDINGS, INVOICES = ("crm_sales.opportunities", "crm_sales.orders", "erp_bridge.bindings",
                                      "erp_bridge.invoices")
+CAMPAIGNS, RECIPIENTS, EVENTS, SEGMENTS, TIERS = ("crm_marketing.campaigns", "crm_marketing.recipients",
+                                                  "crm_marketing.events", "crm_marketing.segment_members",
+                                                  "crm_marketing.tiers")
+TICKETS, USAGE = "crm_service.tickets", "core.usage"
+_BACKLOG = _in("state", ["new", "open", "pending_customer", "pending_third_party"])
+_WRITES = _in("action", ["create", "update", "delete", "archive", "merge", "assign", "transfer", "stage_move"])
 TEMPLATES: tuple[DashboardTemplate, ...] = (
     DashboardTemplate("sales", N_("Sales"), ("sales_manager", "sales_rep"), (
         CardTemplate("sales.funnel", N_("Open pipeline by stage"), DEALS, ("stage",), ("expected_revenue",),
@@ -67,6 +77,39 @@ TEMPLATES: tuple[DashboardTemplate, ...] = (
                      ("cycle_days",), "bar", _eq("state", "won")),
         CardTemplate("sales.cycle_by_owner", N_("Deal cycle by owner (days)"), DEALS, ("owner",), ("cycle_days",),
                      "bar", _eq("state", "won")),
+    )),
+    DashboardTemplate("marketing", N_("Marketing"), ("marketing",), (
+        CardTemplate("marketing.segments", N_("Segment sizes"), SEGMENTS, ("segment",), ("count",), "bar"),
+        CardTemplate("marketing.tiers", N_("Customers by value tier"), TIERS, ("tier",), ("count", "monetary"),
+                     "pie"),
+        CardTemplate("marketing.cost", N_("Campaign cost by state"), CAMPAIGNS, ("state",), ("cost", "count"),
+                     "table"),
+        CardTemplate("marketing.recipients", N_("Recipients by campaign and state"), RECIPIENTS,
+                     ("campaign", "state"), ("count",), "stacked_bar", None, 2),
+        CardTemplate("marketing.events", N_("Opens and clicks by campaign"), EVENTS, ("campaign", "kind"),
+                     ("count",), "stacked_bar", _eq("is_scanner", False), 2),
+    )),
+    DashboardTemplate("service", N_("Service"), ("service_agent", "service_manager"), (
+        CardTemplate("service.backlog", N_("Backlog by priority"), TICKETS, ("priority",), ("count",), "bar",
+                     _BACKLOG),
+        CardTemplate("service.backlog_count", N_("Open tickets"), TICKETS, (), ("count",), "table", _BACKLOG),
+        CardTemplate("service.sla_resolution", N_("Resolution SLA breached"), TICKETS, ("resolution_breached",),
+                     ("count",), "pie"),
+        CardTemplate("service.sla_response", N_("First response SLA breached"), TICKETS,
+                     ("first_response_breached",), ("count",), "pie"),
+        CardTemplate("service.csat", N_("Customer rating (CSAT)"), TICKETS, (), ("csat",), "table"),
+        CardTemplate("service.csat_by_team", N_("CSAT by team"), TICKETS, ("team",), ("csat", "count"), "bar"),
+        CardTemplate("service.by_channel", N_("Tickets by channel and state"), TICKETS, ("channel", "state"),
+                     ("count",), "stacked_bar", None, 2),
+    )),
+    DashboardTemplate("admin", N_("Administration"), ("admin",), (
+        CardTemplate("admin.by_month", N_("Audited actions by month"), USAGE, ("at:month",), ("count",), "line",
+                     None, 2),
+        CardTemplate("admin.active_users", N_("Active users by month"), USAGE, ("at:month",), ("distinct:user_login",),
+                     "bar"),
+        CardTemplate("admin.writes", N_("Changes by model"), USAGE, ("model",), ("count",), "bar", _WRITES),
+        CardTemplate("admin.by_user", N_("Changes by user"), USAGE, ("user",), ("count",), "bar", _WRITES),
+        CardTemplate("admin.actions", N_("Audited actions by kind"), USAGE, ("action",), ("count",), "table"),
     )),
     DashboardTemplate("finance", N_("Finance"), ("finance",), (
         CardTemplate("finance.orders", N_("Orders by state"), ORDERS, ("state",), ("count", "total"), "table"),
@@ -86,7 +129,9 @@ async def _installed() -> dict[str, Dataset]:
 def _fits(ds: Dataset, card: CardTemplate) -> bool:
     dims = {d.name for d in ds.dimensions}
     meas = {m.name for m in ds.measures}
-    return all(d.partition(":")[0] in dims for d in card.dimensions) and all(m in meas for m in card.measures)
+    columns = {d.column for d in ds.dimensions}  # "distinct:user_login": an aggregate over a declared column
+    return all(d.partition(":")[0] in dims for d in card.dimensions) and all(
+        m in meas or m.partition(":")[2] in columns for m in card.measures)
 
 
 async def _report_for(card: CardTemplate, roles: Sequence[str]) -> int:

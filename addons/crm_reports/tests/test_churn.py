@@ -1,4 +1,5 @@
-"""Churn per customer tier: the tiers come from a dataset with ``person`` and ``tier`` (crm_marketing's value
+"""Role dashboards out of the box from the datasets crm_marketing, crm_service and the kernel contribute; churn
+per customer tier: the tiers come from a dataset with ``person`` and ``tier`` (crm_marketing's value
 tiers, installed here), each tier its own days, other customers the report's; a flagged customer is flagged once,
 the report's owner is told the rule and the figures, and the customer's owner gets an activity (crm_sales'
 automation action)."""
@@ -24,7 +25,7 @@ async def test_churn_days_per_tier_flag_once_and_give_the_owner_an_activity(crm_
     from core.security.models import AuditLog
     from core.testing import make_user
 
-    await crm_boot("crm_sales", "crm_marketing", "crm_reports")
+    await crm_boot("crm_sales", "crm_marketing", "crm_service", "crm_reports")
     boss_id, rep_id = await make_user("boss", "admin"), await make_user("rep", "sales_rep")
     boss = access.Access(await principal.load(boss_id, implied=access.policy().implied))
     orders = (await datasets.dataset("crm_sales.orders", boss)).table
@@ -64,3 +65,37 @@ async def test_churn_days_per_tier_flag_once_and_give_the_owner_an_activity(crm_
     changes = [m["changes"] if isinstance(m["changes"], dict) else json.loads(m["changes"]) for m in made]
     assert sorted(c["person"][1] for c in changes) == sorted([wang, zhao])
     assert all(c["owner"][1] == rep_id for c in changes)
+    await _role_dashboards_from_the_installed_datasets(boss_id, report_id)
+
+
+async def _role_dashboards_from_the_installed_datasets(boss_id: int, report_id: int) -> None:
+    """Marketing (segment sizes, tiers, campaigns), service (backlog, SLA, CSAT) and admin (usage from the audit
+    log) get a dashboard each; their figures are the datasets' (tiers inserted above; the report saved above)."""
+    from crm_reports import dashboards, reports
+
+    from core.security import access, principal
+    from core.testing import make_user
+
+    assert await dashboards.refresh_defaults() == 5  # sales, marketing, service, administration, finance
+
+    async def board(login: str, role: str) -> dict[str, Any]:
+        acc = access.Access(await principal.load(await make_user(login, role), implied=access.policy().implied))
+        found = await dashboards.home(acc)
+        assert found is not None
+        cards = [await reports.get(acc, c["report"]) for c in (await dashboards.get(acc, found["id"]))["cards"]]
+        return {"name": found["name"], "cards": {c["name"]: await reports.result(acc, c) for c in cards}}
+
+    marketing = await board("mk", "marketing")
+    assert marketing["name"] == "Marketing" and "Segment sizes" in marketing["cards"]
+    assert {r["tier"]: r["count"] for r in marketing["cards"]["Customers by value tier"].rows} == {
+        "gold": 1, "silver": 1}
+    service = await board("agent", "service_agent")
+    assert service["name"] == "Service" and {"Backlog by priority", "Resolution SLA breached",
+                                             "Customer rating (CSAT)"} <= set(service["cards"])
+    assert service["cards"]["Open tickets"].rows[0]["count"] == 0
+    boss = access.Access(await principal.load(boss_id, implied=access.policy().implied))
+    admin = next(b for b in await dashboards.visible(boss) if b["name"] == "Administration")
+    cards = [await reports.get(boss, c["report"]) for c in (await dashboards.get(boss, admin["id"]))["cards"]]
+    by_model = next(c for c in cards if c["name"] == "Changes by model")
+    counted = {r["model"]: r["count"] for r in (await reports.result(boss, by_model)).rows}
+    assert counted.get("crm_reports.report", 0) >= 1  # the churn report saved above, audited

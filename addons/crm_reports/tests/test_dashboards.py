@@ -13,8 +13,9 @@ from core.testing import csrf_of, login_client
 async def _defaults_per_role_edits_survive_upgrades(org: Org) -> None:
     from crm_reports import dashboards, reports
 
-    # sales and finance (erp_bridge is not installed: finance gets the cards crm_sales' datasets allow)
-    assert await dashboards.refresh_defaults() == 2
+    # sales, administration (the kernel's usage dataset) and finance (erp_bridge is not installed: finance gets
+    # the cards crm_sales' datasets allow)
+    assert await dashboards.refresh_defaults() == 3
     assert await dashboards.refresh_defaults() == 0  # nothing to do: not even looked at again
     assert await dashboards.upgrade() == 0  # idempotent when it does look
     rep = await org.acc("rep1")

@@ -29,11 +29,14 @@ async def test_demo_pipeline_trains_the_model_and_feeds_the_forecast(crm_boot: A
     lines = await QuoteLine.select(QuoteLine.total).where(QuoteLine.quote == quote["id"])
     assert sum(line["total"] for line in lines) == quote["total"]
     # the demo portal customer's accepted quote is their order, lines and totals copied
-    order = await Order.select(Order.quote, Order.person, Order.total, Order.opportunity.person).where(
+    order = await Order.select(Order.id, Order.quote, Order.person, Order.total, Order.opportunity.person).where(
         Order.reference == "CRM-SO-DEMO-1").first()
     assert order["person"] == order["opportunity.person"]
     assert order["total"] == (await Quote.select(Quote.total).where(Quote.id == order["quote"]).first())["total"]
-    assert await OrderLine.count() == await QuoteLine.count().where(QuoteLine.quote == order["quote"])
+    assert await OrderLine.count().where(OrderLine.order == order["id"]) == await QuoteLine.count().where(
+        QuoteLine.quote == order["quote"])
+    # every won deal was ordered, on the day it was won: "orders by month" has months to show
+    assert await Order.count().where(Order.opportunity.state == "won") == won
     assert await Quote.exists().where((Quote.state == "sent") & (Quote.opportunity.person == order["person"]))
     model = await win.train()
     assert model.n_samples == won + lost
