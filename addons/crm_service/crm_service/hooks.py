@@ -145,6 +145,13 @@ async def _search_articles(access: Access, query: str, limit: int) -> list[Searc
 
 
 @hookimpl
+def crm_cli_commands() -> Any:
+    from crm_service.cli import service
+
+    return [service]
+
+
+@hookimpl
 def crm_search_providers() -> Sequence[SearchProvider]:
     return [SearchProvider(kind="tickets", label=gettext("Tickets"), search=_search_tickets),
             SearchProvider(kind="articles", label=gettext("Knowledge base"), search=_search_articles)]
