@@ -1,6 +1,8 @@
 """Scheduled reports: a cron expression (``croniter``; one that does not parse is refused on save), the report
-rendered as its owner sees it and e-mailed with the attachment to users and roles; each run is logged and a
-failed run notifies the owner."""
+e-mailed with the attachment to users and roles — each recipient's copy computed as that recipient, as a shared
+report's page is (their rights, their field rules, their language): the owner's figures never reach someone who
+could not see them. A recipient the report is not shared with, or who may not read its data, gets nothing (the run
+says how many). Each run is logged and a failed run notifies the owner."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from croniter import croniter
 
-from core.errors import ValidationError
+from core.errors import CrmError, ValidationError
 from core.i18n import gettext, language, set_language
 from core.security import audit
 from core.security.access import Access
@@ -65,7 +67,8 @@ async def save(acc: Access, report_id: int, values: Mapping[str, Any]) -> int:
     return schedule_id
 
 
-async def _addresses(user_ids: Sequence[int], roles: Sequence[str]) -> list[str]:
+async def _recipients(user_ids: Sequence[int], roles: Sequence[str]) -> list[tuple[int, str]]:
+    """(user id, address) of the active recipients with an address, by address."""
     from core.security.models import User, UserRole
 
     ids = set(user_ids)
@@ -73,12 +76,23 @@ async def _addresses(user_ids: Sequence[int], roles: Sequence[str]) -> list[str]
         ids |= {r["user"] for r in await UserRole.select(UserRole.user).where(UserRole.role.is_in(list(roles)))}
     if not ids:
         return []
-    rows = await User.select(User.email).where(User.id.is_in(list(ids)) & (User.is_active == True))  # noqa: E712
-    return sorted({r["email"] for r in rows if r["email"]})
+    rows = await User.select(User.id, User.email).where(User.id.is_in(list(ids)) & (User.is_active == True))  # noqa: E712
+    return sorted({(int(r["id"]), r["email"]) for r in rows if r["email"]}, key=lambda r: r[1])
+
+
+async def _attachment(report: Mapping[str, Any], result: Any, fmt: str, who: Any) -> tuple[bytes, tuple[str, str]]:
+    from crm_reports import exports
+
+    if fmt == "xlsx":
+        return exports.xlsx(result, report["name"]), ("application", "vnd.openxmlformats-officedocument"
+                                                                     ".spreadsheetml.sheet")
+    if fmt == "csv":
+        return "".join(exports.csv_lines(result)).encode(), ("text", "csv")
+    return await exports.pdf(dict(report), result, user=who), ("application", "pdf")
 
 
 async def run(schedule_id: int, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Render and send one schedule now (as its owner), log the run, move its next time on."""
+    """Render and send one schedule now (each recipient's copy as them), log the run, move its next time on."""
     from core.runtime import current
     from core.security import access, principal
     from crm_reports import exports, reports
@@ -93,40 +107,50 @@ async def run(schedule_id: int, now: dt.datetime | None = None) -> dict[str, Any
         who = await principal.load(sched["owner"], implied=access.policy().implied)
         if who is None:
             raise RuntimeError("the schedule's owner is gone")
-        acc = access.Access(who)
-        report = await reports.get(acc, sched["report"])
-        result = await reports.result(acc, report, limit=exports.EXCEL_MAX_ROWS)
-        log["rows"] = len(result.rows)
-        with _speaking(who.language or "en"):
-            if sched["format"] == "xlsx":
-                data, mime = exports.xlsx(result, report["name"]), ("application", "vnd.openxmlformats-officedocument"
-                                                                   ".spreadsheetml.sheet")
-            elif sched["format"] == "csv":
-                data, mime = "".join(exports.csv_lines(result)).encode(), ("text", "csv")
-            else:
-                data, mime = await exports.pdf(report, result, user=who), ("application", "pdf")
-            subject = gettext("Scheduled report: %(name)s") % {"name": report["name"]}
-            body = gettext("The report %(name)s is attached (%(rows)s rows).") % {"name": report["name"],
-                                                                                  "rows": log["rows"]}
-        to = await _addresses(sched["recipients"], sched["roles"])
+        report = await reports.get(access.Access(who), sched["report"])  # the owner may still open it
+        to = await _recipients(sched["recipients"], sched["roles"])
         settings = current().settings
         if not to:
             raise RuntimeError("no recipient has an e-mail address")
         if not settings.smtp_host:
             raise RuntimeError("CRM_SMTP_HOST is not set: reports cannot be e-mailed")
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = settings.smtp_from, ", ".join(to), subject
-        msg.set_content(body)
-        safe = "".join(c for c in report["name"] if c.isalnum() or c in "-_ ") or "report"
-        msg.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=f"{safe}.{sched['format']}")
+        skipped = 0
+        for user_id, address in to:
+            reader = await principal.load(user_id, implied=access.policy().implied)
+            if reader is None:
+                skipped += 1
+                continue
+            try:
+                theirs = await reports.get(access.Access(reader), sched["report"])
+                result = await reports.result(access.Access(reader), theirs, limit=exports.EXCEL_MAX_ROWS)
+            except CrmError:  # not shared with them, or data or a field they may not read
+                skipped += 1
+                continue
+            with _speaking(reader.language or who.language or "en"):
+                data, mime = await _attachment(theirs, result, sched["format"], reader)
+                subject = gettext("Scheduled report: %(name)s") % {"name": theirs["name"]}
+                body = gettext("The report %(name)s is attached (%(rows)s rows).") % {"name": theirs["name"],
+                                                                                      "rows": len(result.rows)}
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = settings.smtp_from, address, subject
+            msg.set_content(body)
+            safe = "".join(c for c in theirs["name"] if c.isalnum() or c in "-_ ") or "report"
+            msg.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=f"{safe}.{sched['format']}")
 
-        def deliver() -> None:
-            with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=30) as smtp:
-                smtp.send_message(msg)
+            def deliver(msg: EmailMessage = msg) -> None:
+                with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=30) as smtp:
+                    smtp.send_message(msg)
 
-        await asyncio.to_thread(deliver)
-        await exports.audited(report, f"{sched['format']} e-mailed to {len(to)}", log["rows"], principal=who)
-        log.update(ok=True, recipients=len(to))
+            await asyncio.to_thread(deliver)
+            await exports.audited(report, f"{sched['format']} e-mailed to {reader.login}", len(result.rows),
+                                  principal=who)
+            log["recipients"] += 1
+            log["rows"] = max(log["rows"], len(result.rows))
+        if skipped:
+            log["detail"] = f"{skipped} recipient(s) may not open this report: nothing sent to them"
+        if not log["recipients"]:
+            raise RuntimeError(log["detail"])
+        log["ok"] = True
     except Exception as exc:  # the run is logged and the owner told; the next run comes at its time
         log["detail"] = str(exc)[:2000]
         await _tell_owner(sched, log["detail"])
