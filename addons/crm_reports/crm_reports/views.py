@@ -37,6 +37,18 @@ def _roles() -> list[tuple[str, str]]:
     return [(r, gettext(known[r].label) if r in known else r) for r in STAFF]
 
 
+async def _users(acc: Access) -> list[dict[str, Any]]:
+    """Active colleagues a report or dashboard may be shared with (the viewer left out), by name."""
+    from core.security.models import User
+
+    mine = acc.principal.user_id if acc.principal else 0
+    return list(await User.select(User.id, User.name).where(User.is_active.eq(True) & (User.id != mine)).order_by(
+        User.name).limit(MAX_SHARE_USERS))
+
+
+MAX_SHARE_USERS = 500
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -116,7 +128,8 @@ async def dashboard_page(request: Request) -> Response:
     fullscreen = request.query_params.get("fullscreen") == "1"
     return await render(request, "crm_reports/dashboard.html", dashboard=board, cards=cards,
                         boards=await dashboards.visible(acc), reports=await reports.visible(acc),
-                        fullscreen=fullscreen, roles=_roles())
+                        fullscreen=fullscreen, roles=_roles(),
+                        users=await _users(acc) if board["owner"] == me(acc).user_id and not fullscreen else [])
 
 
 async def dashboard_cards(request: Request) -> Response:
@@ -279,6 +292,7 @@ async def report_page(request: Request) -> Response:
     return await render(request, "crm_reports/report_page.html", shown=shown, report=report,
                         boards=await dashboards.visible(acc), may_edit=report["owner"] == me(acc).user_id,
                         charts=reports.CHART_LABELS, schedules=mine, runs=runs, roles=_roles(),
+                        users=await _users(acc) if report["owner"] == me(acc).user_id else [],
                         spec_json=json.dumps(shown.get("spec"), ensure_ascii=False, default=str))
 
 

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from reports_helpers import DEALS, Org, build_org
 
@@ -106,6 +107,19 @@ async def build_export_and_schedule(client: Any, org: Org, tmp_path: Path, monke
     # each recipient's copy is computed as them: finance gets one once the report is shared with finance
     shared = await client.post(f"{url}/share", data={"csrf_token": token, "roles": ["finance"]})
     assert shared.status_code == 303
+    # and with one colleague, picked on the page by name: they may open it, other reps may not
+    from crm_reports import reports as saved
+
+    from core.errors import NotFound
+
+    page = await client.get(url)
+    assert "共享给用户" in page.text and f'<option value="{org.ids["rep3"]}">Rep3</option>' in page.text
+    one = await client.post(f"{url}/share", data={"csrf_token": token, "roles": ["finance"],
+                                                   "users": [str(org.ids["rep3"])]})
+    assert one.status_code == 303 and f'value="{org.ids["rep3"]}" selected' in (await client.get(url)).text
+    assert (await saved.get(await org.acc("rep3"), report_id))["shared_users"] == [org.ids["rep3"]]
+    with pytest.raises(NotFound):
+        await saved.get(await org.acc("rep2"), report_id)
     from crm_reports.models import Schedule
 
     schedule_id = (await Schedule.select(Schedule.id).where(Schedule.report == report_id).first())["id"]
