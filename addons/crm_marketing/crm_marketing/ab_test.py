@@ -89,7 +89,7 @@ async def split(campaign_id: int, share: int) -> int:
     """Split the queued recipients of a campaign being sent (see the module's docstring); how many are tested."""
     total = await CampaignRecipient.count().where(
         (CampaignRecipient.campaign == campaign_id) & (CampaignRecipient.state == "queued"))
-    tested = max(2, round(total * share / 100)) if total >= 3 else total
+    tested = max(2, round(int(total) * share / 100)) if total >= 3 else int(total)
     await CampaignRecipient.raw(_SPLIT_SQL, tested, tested, campaign_id * 7919, campaign_id)
     await Campaign.update({Campaign.ab_state: "testing"}).where(Campaign.id == campaign_id)
     return tested

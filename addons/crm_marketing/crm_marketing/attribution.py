@@ -153,5 +153,5 @@ async def for_campaign(access: Access, campaign_id: int) -> dict[str, Credit]:
 
 
 def as_json(credits: dict[str, Credit]) -> dict[str, dict[str, Any]]:
-    return {m: {"leads": c.leads, "won_deals": c.won, "revenue": None if c.revenue is None else str(c.revenue.quantize(CENT))}
-            for m, c in credits.items()}
+    return {m: {"leads": c.leads, "won_deals": c.won,
+                "revenue": None if c.revenue is None else str(c.revenue.quantize(CENT))} for m, c in credits.items()}

@@ -77,17 +77,17 @@ async def check(values: Mapping[str, Any]) -> dict[str, Any]:
     if not name:
         raise ValidationError({"name": N_("is required")})
     out["name"] = name[:200]
-    for key, limit in (("title_en", 200), ("title_zh", 200), ("thanks_en", 2000), ("thanks_zh", 2000)):
-        text = str(values.get(key) or "").strip()
+    for field_name, limit in (("title_en", 200), ("title_zh", 200), ("thanks_en", 2000), ("thanks_zh", 2000)):
+        text = str(values.get(field_name) or "").strip()
         if len(text) > limit:
-            raise ValidationError({key: N_("is longer than %(limit)s characters") % {"limit": limit}})
-        out[key] = text
+            raise ValidationError({field_name: N_("is longer than %(limit)s characters") % {"limit": limit}})
+        out[field_name] = text
     raw = loaded(values.get("fields"), [])
     if not isinstance(raw, list) or not raw:
         raise ValidationError({"fields": N_("choose at least one field")})
     fields: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
-        key = item.get("field") if isinstance(item, dict) else item
+        key: Any = item.get("field") if isinstance(item, dict) else item
         if key not in FIELDS:
             raise ValidationError({f"fields[{i}]": N_("must be one of: %(choices)s") % {"choices": ", ".join(FIELDS)}})
         if any(f["field"] == key for f in fields):
@@ -164,7 +164,7 @@ def values_of(form: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, str]
     out: dict[str, str] = {}
     for item in form["fields"]:
         key = item["field"]
-        text = raw.get(key, "")
+        text: Any = raw.get(key, "")
         text = " ".join(text.split()) if isinstance(text, str) and key != "message" else (
             text.strip() if isinstance(text, str) else "")
         if item.get("required") and not text:
@@ -196,7 +196,8 @@ async def submit(form: Mapping[str, Any], raw: Mapping[str, Any], query: Mapping
     utm = utm_of(raw, query)
     if str(raw.get(HONEYPOT) or "").strip():
         async with db.atomic():
-            row = FormSubmission(form=form["id"], is_spam=True, ip=ip[:64], at=_now(), **utm)
+            row = FormSubmission(form=form["id"], is_spam=True, ip=ip[:64], at=_now(), utm_source=utm["utm_source"],
+                                 utm_medium=utm["utm_medium"], utm_campaign=utm["utm_campaign"])
             await row.save()
             await audit.record("create", model=FORM, record_id=int(form["id"]), detail="honeypot: dropped")
         return Outcome(int(row.id), None, None, True)
@@ -225,8 +226,10 @@ async def submit(form: Mapping[str, Any], raw: Mapping[str, Any], query: Mapping
                 name=(values.get("company") or name)[:200], contact_name=name, company_name=values.get("company", ""),
                 email=values.get("email", ""), phone=values.get("phone", ""), language=language,
                 source="form", **utm)
-        row = FormSubmission(form=form["id"], person=person.id, lead_id=lead_id, data=json.dumps(values,
-                             ensure_ascii=False), ip=ip[:64], at=_now(), **utm)
+        row = FormSubmission(form=form["id"], person=person.id, lead_id=lead_id,
+                             data=json.dumps(values, ensure_ascii=False), ip=ip[:64], at=_now(),
+                             utm_source=utm["utm_source"], utm_medium=utm["utm_medium"],
+                             utm_campaign=utm["utm_campaign"])
         await row.save()
         await audit.record("create", model=FORM, record_id=int(form["id"]),
                            detail=f"submission {row.id}: person {person.id}" + (" (new)" if created else "")

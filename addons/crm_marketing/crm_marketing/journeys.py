@@ -40,9 +40,9 @@ from crm_marketing.models import (
     Campaign,
     CampaignEvent,
     CampaignRecipient,
+    FormSubmission,
     Journey,
     JourneyEnrollment,
-    FormSubmission,
     MarketingEvent,
     SegmentMember,
 )

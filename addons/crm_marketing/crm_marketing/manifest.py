@@ -59,6 +59,8 @@ ADDON = Addon(
         "demo/crm_marketing_event.csv",
         "demo/crm_marketing_journey.csv",
         "demo/crm_marketing_journey_enrollment.csv",  # a running journey with people at different steps
+        "demo/crm_marketing_form.csv",
+        "demo/crm_marketing_form_submission.csv",  # a capture form with UTM-coded submissions and a honeypot hit
     ),
     menus=(
         Menu("Segments", "/marketing/segments", model=SEGMENT, order=40),

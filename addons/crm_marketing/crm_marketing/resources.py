@@ -111,7 +111,8 @@ async def _roi(request: Request, acc: Access, record_id: int) -> Any:
 
     await acc.get(Campaign, CAMPAIGN, record_id)
     figures = await roi.figures(record_id, acc)
-    return {"id": record_id, **figures, "attribution": attribution.as_json(await attribution.for_campaign(acc, record_id))}
+    credits = await attribution.for_campaign(acc, record_id)
+    return {"id": record_id, **figures, "attribution": attribution.as_json(credits)}
 
 
 def resources() -> list[Resource]:

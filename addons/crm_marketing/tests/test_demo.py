@@ -61,3 +61,14 @@ async def test_demo_shows_a_sent_campaign_with_opens_and_clicks(crm_boot: Any) -
     figures = await journeys.funnel(journey["id"], steps)
     assert len([s for s in figures["steps"] if s["here"]]) >= 2 and figures["done"] >= 1
     assert figures["steps"][1]["left"] >= 1 and figures["total"] == figures["steps"][0]["reached"]
+    # a capture form with UTM-coded submissions (touches of the sent campaign's code) and a honeypot hit
+    from crm_marketing import attribution, forms
+    from crm_marketing.models import CaptureForm, FormSubmission
+
+    form = await CaptureForm.select().first()
+    assert await forms.check({**form, "fields": forms.loaded(form["fields"], [])})
+    assert (await forms.counts([form["id"]]))[form["id"]] == {"submissions": 3, "spam": 1}
+    found = await attribution.touches({r["person"] for r in await SegmentMember.select(SegmentMember.person)} | {
+        int(r["person"]) for r in await FormSubmission.select(FormSubmission.person).where(
+            FormSubmission.person.is_not_null())})
+    assert any(campaign == sent["id"] for times in found.values() for _, campaign in times)

@@ -44,7 +44,8 @@ async def test_form_defined_submitted_matched_refused_dropped_and_throttled(crm_
     assert f"/marketing/public/forms/{form_id}" in detail.text and "&lt;form method=&#34;post&#34;" in detail.text
     assert (await client.get("/marketing/forms")).status_code == 200
     trigger = await journeys.check_trigger({"type": "form", "form": form_id})
-    journey_id = int((await Journey.insert(Journey(name="报名后跟进", is_active=True, trigger=trigger, steps=[])))[0]["id"])
+    rows = await Journey.insert(Journey(name="报名后跟进", is_active=True, trigger=trigger, steps=[]))
+    journey_id = int(rows[0]["id"])
 
     public = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
     page = await public.get(f"/marketing/public/forms/{form_id}?utm_source=wechat&utm_medium=social&utm_campaign=expo")
@@ -63,11 +64,13 @@ async def test_form_defined_submitted_matched_refused_dropped_and_throttled(crm_
     assert (sub["utm_campaign"], sub["utm_source"], sub["is_spam"], sub["lead_id"]) == ("expo", "wechat", False, None)
     tags = {r["tag.name"] for r in await PersonTag.select(PersonTag.tag.name).where(PersonTag.person == person["id"])}
     assert tags == {"展会", "expo"}
-    assert await SegmentMember.exists().where((SegmentMember.segment == static) & (SegmentMember.person == person["id"]))
+    assert await SegmentMember.exists().where(
+        (SegmentMember.segment == static) & (SegmentMember.person == person["id"]))
     assert await AuditLog.exists().where(AuditLog.model == "crm_marketing.form")
 
     # an existing person is matched by the duplicate check, not created again
-    again = await public.post(f"/marketing/public/forms/{form_id}", data={"name": "王芳", "email": "wang.fang@example.cn"})
+    again = await public.post(f"/marketing/public/forms/{form_id}",
+                              data={"name": "王芳", "email": "wang.fang@example.cn"})
     assert again.status_code == 200 and await Person.count() == people + 1
     latest = await FormSubmission.select().order_by(FormSubmission.id, ascending=False).first()
     assert latest["person"] == world.people["王芳"]
