@@ -58,12 +58,40 @@ async def _complete(line: dict[str, Any], quote: dict[str, Any] | None = None) -
     return out
 
 
-async def set_lines(quote: dict[str, Any], lines: Sequence[dict[str, Any]]) -> pricing.QuoteTotals:
-    """Replace a quote's lines and store their rounded figures and the totals (inside a transaction)."""
-    filled = [await _complete(line, quote) for line in lines]
+async def _priced(quote: dict[str, Any], lines: Sequence[dict[str, Any]], *, numbered: bool = False) -> tuple[
+        list[dict[str, Any]], list[pricing.QuoteLineInput], pricing.QuoteTotals]:
+    """The lines completed from their products, as pricing inputs, and their figures: what saving stores.
+    ``numbered``: a refusal names the line too (``quantity_2``), for an editor showing it next to the lines."""
+    filled = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            filled.append(await _complete(line, quote))
+        except ValidationError as exc:
+            if not numbered:
+                raise
+            raise ValidationError({f"{k}_{number}": v for k, v in exc.fields.items()}) from None
     inputs = [pricing.QuoteLineInput(_dec(f.get("quantity", 1)), _dec(f.get("unit_price", 0)),
                                      _dec(f.get("discount_percent", 0)), _dec(f.get("tax_rate", 0))) for f in filled]
-    totals = pricing.quote_totals(inputs, quote["currency"])
+    return filled, inputs, pricing.quote_totals(inputs, quote["currency"])
+
+
+async def preview(acc: Access, quote_id: int, lines: Sequence[dict[str, Any]],
+                  discount_percent: Any) -> tuple[dict[str, Any], pricing.QuoteTotals]:
+    """The figures a draft would have with ``lines`` and the quote discount, computed as saving computes them
+    (the same completion from products, price lists and rounding); nothing is written. The quote as it would
+    read, and its totals."""
+    await _check_products(acc, lines)
+    quote = await acc.get(Quote, QUOTE, quote_id, action="update")
+    old = Decimal(str(quote["discount_percent"] or 0))
+    new = quote_discount(discount_percent)
+    _, _, totals = await _priced(quote, follow_discount(lines, new, old), numbered=True)
+    return {**quote, "discount_percent": new, "untaxed": totals.untaxed, "tax": totals.tax,
+            "total": totals.total}, totals
+
+
+async def set_lines(quote: dict[str, Any], lines: Sequence[dict[str, Any]]) -> pricing.QuoteTotals:
+    """Replace a quote's lines and store their rounded figures and the totals (inside a transaction)."""
+    filled, inputs, totals = await _priced(quote, lines)
     await QuoteLine.delete().where(QuoteLine.quote == quote["id"])
     for seq, (f, i, t) in enumerate(zip(filled, inputs, totals.lines, strict=True), start=1):
         await QuoteLine.insert(QuoteLine(

@@ -125,15 +125,63 @@ _LINE_KEY = re.compile(r"(?:description|product)_(\d{1,4})")
 def _form_lines(form: Any) -> list[dict[str, Any]]:
     """The lines a quote form posted, in the order of their index: rows added or removed in the browser leave
     gaps in the numbering, which do not matter."""
-    out: list[dict[str, Any]] = []
+    return [line for _, line in _indexed_lines(form)]
+
+
+def _indexed_lines(form: Any) -> list[tuple[int, dict[str, Any]]]:
+    out: list[tuple[int, dict[str, Any]]] = []
     indexes = sorted({int(m.group(1)) for key in form if (m := _LINE_KEY.fullmatch(key))})
     for index in indexes:
         row = {name: form_str(form, f"{name}_{index}", max_length=500) for name in LINE_INPUTS}
         if row["description"] or row["product"]:
             if row["product"] and not row["product"].isdigit():
                 raise ValidationError({f"product_{index}": N_("unknown product")})
-            out.append({k: (int(v) if k == "product" else v) for k, v in row.items() if v})
+            out.append((index, {k: (int(v) if k == "product" else v) for k, v in row.items() if v}))
     return out
+
+
+#: a line's fields as the editor labels them, for a preview's error ("Line 2 · Qty: is not a number")
+_LINE_LABELS = {"product": N_("Product"), "code": N_("Code"), "description": N_("Description"), "quantity": N_("Qty"),
+                "unit": N_("Unit"), "unit_price": N_("Unit price"), "discount_percent": N_("Discount"),
+                "tax_rate": N_("Tax rate")}
+
+
+def _refusal(exc: ValidationError) -> str:
+    from core.i18n import gettext, translate
+
+    parts = []
+    for key, message in exc.fields.items():
+        field, _, number = key.rpartition("_")
+        if number.isdigit() and field in _LINE_LABELS:
+            where = gettext("Line %(n)s") % {"n": number} + " · " + gettext(_LINE_LABELS[field])
+        else:
+            where = gettext(_LINE_LABELS.get(key, "Discount on the whole quote"))
+        parts.append(f"{where}: {translate(message)}")
+    return "; ".join(parts)
+
+
+async def quote_preview(request: Request) -> Response:
+    """The editor's figures as typed, before saving: the totals table and each line's amount, computed by the
+    server as saving would (a fragment the editor swaps in); a 422 fragment names what does not read."""
+    acc = access(request)
+    form = await request.form()
+    indexed: list[tuple[int, dict[str, Any]]] = []
+    try:
+        indexed = _indexed_lines(form)
+        quote, totals = await quotes.preview(acc, int(request.path_params["id"]), [ln for _, ln in indexed],
+                                             form_str(form, "discount_percent", max_length=20))
+    except ValidationError as exc:
+        invalid = []  # the inputs to mark: a line's number → its row's input name
+        for key in exc.fields:
+            field, _, number = key.rpartition("_")
+            if number.isdigit() and field in _LINE_LABELS and 0 < int(number) <= len(indexed):
+                invalid.append(f"{field}_{indexed[int(number) - 1][0]}")
+            elif key == "discount_percent":
+                invalid.append(key)
+        return await render(request, "crm_sales/quote_preview.html", status=422, error=_refusal(exc),
+                            invalid=invalid)
+    return await render(request, "crm_sales/quote_preview.html", quote=quote, totals=totals, error="", invalid=[],
+                        amounts=[(index, t.untaxed) for (index, _), t in zip(indexed, totals.lines, strict=True)])
 
 
 async def quote_save(request: Request) -> Response:
@@ -246,6 +294,7 @@ ROUTES: list[BaseRoute] = [
     Route("/quotes", quote_create, methods=["POST"], name="quote_create"),
     Route("/quotes/{id:int}", quote_detail, name="quote_detail"),
     Route("/quotes/{id:int}", quote_save, methods=["POST"], name="quote_save"),
+    Route("/quotes/{id:int}/preview", quote_preview, methods=["POST"], name="quote_preview"),
     Route("/quotes/{id:int}/send", quote_send, methods=["POST"], name="quote_send"),
     Route("/quotes/{id:int}/revise", quote_revise, methods=["POST"], name="quote_revise"),
     Route("/quotes/{id:int}/pdf", quote_pdf, name="quote_pdf"),

@@ -58,6 +58,24 @@ async def test_quote_editor_lines_discount_and_read_only_after_acceptance(crm_cl
     assert again.status_code == 303
     lines = await QuoteLine.select().where(QuoteLine.quote == quote_id).order_by(QuoteLine.sequence)
     assert [Decimal(ln["discount_percent"]) for ln in lines] == [Decimal(20), Decimal(5)]
+    # the editor's live figures: what saving would store, and nothing written
+    typed = {"csrf_token": csrf, "discount_percent": "0", "description_0": "机架式服务器", "quantity_0": "3",
+             "unit_price_0": "30000", "tax_rate_0": "0.13", "discount_percent_0": "15", "product_4": "",
+             "description_4": "安装服务", "quantity_4": "1", "unit_price_4": "999.99", "tax_rate_4": "0.13"}
+    shown = await client.post(f"/sales/quotes/{quote_id}/preview", data=typed)
+    assert shown.status_code == 200, shown.text
+    # 90000 × 0.85 + 999.99 = 77499.99 untaxed; tax 9945.00 + 130.00 (per line, half to even)
+    assert 'data-index="0">CN¥76,500.00' in shown.text and 'data-index="4">CN¥999.99' in shown.text
+    assert "CN¥87,574.99" in shown.text.split("grand-total")[1]
+    assert Decimal((await Quote.select(Quote.untaxed).where(Quote.id == quote_id).first())["untaxed"]) == Decimal(
+        "48950")  # still the saved figures: 60000 × 0.8 + 1000 × 0.95
+    wrong = await client.post(f"/sales/quotes/{quote_id}/preview", data={**typed, "quantity_4": "1x"})
+    assert wrong.status_code == 422 and "data-preview-error" in wrong.text
+    assert "Line 2 · Qty" in wrong.text and 'data-invalid="quantity_4"' in wrong.text
+    saved_now = await client.post(f"/sales/quotes/{quote_id}", data={**typed, "language": "zh_CN"})
+    assert saved_now.status_code == 303
+    assert Decimal((await Quote.select(Quote.total).where(Quote.id == quote_id).first())["total"]) == Decimal(
+        "87574.99")  # the preview's figure is the saved one
     bad = await client.post(f"/sales/quotes/{quote_id}", data={"csrf_token": csrf, "discount_percent": "120",
                                                                 "description_0": "x", "unit_price_0": "1"})
     assert bad.status_code == 422
