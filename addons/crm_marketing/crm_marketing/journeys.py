@@ -378,20 +378,19 @@ async def enroll(journey_id: int, only: set[int] | None = None) -> int:
 # ---------------------------------------------------------------- advancing
 
 
-async def _person(person_id: int) -> dict[str, Any] | None:
+async def _people(person_ids: Sequence[int], sch: Any) -> dict[int, dict[str, Any]]:
+    """The live people among ``person_ids`` (one query for a whole batch)."""
     from crm_marketing import segments
 
-    sch = await segments.schema()
     table: Any = sch.table
-    row = await table.select().where((table.id == person_id) & segments._live(sch)).first()
-    return dict(row) if row else None
+    rows = await table.select().where(table.id.is_in(sorted(set(person_ids)) or [0]) & segments._live(sch))
+    return {int(r["id"]): dict(r) for r in rows}
 
 
-async def _matches(condition: Any, person_id: int) -> bool:
+async def _matches(condition: Any, person_id: int, sch: Any) -> bool:
     from core import conditions
     from crm_marketing import segments
 
-    sch = await segments.schema()
     node = conditions.parse(condition or {}, sch)
     clause = segments.where(node, sch)
     table: Any = sch.table
@@ -494,65 +493,90 @@ async def _effect(
     return await _kernel_action("notify", params, journey, int(enr["id"]), int(enr["position"]), person)
 
 
-async def _step_once(enrollment_id: int, journey: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> bool:
-    """Run the enrollment's next step in one transaction; False when it has to wait (or is over)."""
-    async with db.atomic():
-        enr = await JourneyEnrollment.select().where(JourneyEnrollment.id == enrollment_id).first()
-        if enr is None or enr["state"] != "active":
-            return False
-        now = _now()
-        due = enr["due_at"]
-        if due is not None and _aware(due) > now:
-            return False
-        pos = int(enr["position"])
-        same = (
-            (JourneyEnrollment.id == enrollment_id)
-            & (JourneyEnrollment.position == pos)
-            & (JourneyEnrollment.state == "active")
-        )
-        same = same & (JourneyEnrollment.due_at.is_null() if due is None else JourneyEnrollment.due_at == due)
-        if pos >= len(steps):
-            await JourneyEnrollment.update({JourneyEnrollment.state: "done", JourneyEnrollment.left_at: now}).where(
-                same
-            )
-            return False
+async def _step_once(
+    enr: dict[str, Any],
+    journey: Mapping[str, Any],
+    steps: Sequence[Mapping[str, Any]],
+    person: dict[str, Any] | None,
+    sch: Any,
+) -> bool:
+    """Run the enrollment's next step (``enr`` as read at the start of the batch, kept up to date here); False
+    when it has to wait (or is over). The conditional move is the claim: a concurrent or retried advance of the
+    same step finds no row and does nothing."""
+    if enr["state"] != "active":
+        return False
+    now = _now()
+    due = enr["due_at"]
+    if due is not None and _aware(due) > now:
+        return False
+    enrollment_id, pos = int(enr["id"]), int(enr["position"])
+    same = (
+        (JourneyEnrollment.id == enrollment_id)
+        & (JourneyEnrollment.position == pos)
+        & (JourneyEnrollment.state == "active")
+    )
+    same = same & (JourneyEnrollment.due_at.is_null() if due is None else JourneyEnrollment.due_at == due)
+    move: dict[Any, Any]
+    if pos >= len(steps):
+        move = {JourneyEnrollment.state: "done", JourneyEnrollment.left_at: now}
+        go_on = False
+    elif person is None:  # archived, merged away or erased since
+        move = {
+            JourneyEnrollment.state: "exited",
+            JourneyEnrollment.left_at: now,
+            JourneyEnrollment.note: "contact gone",
+        }
+        go_on = False
+    else:
         step = steps[pos]
-        person = await _person(int(enr["person"]))
-        if person is None:  # archived, merged away or erased since
-            await JourneyEnrollment.update(
-                {
-                    JourneyEnrollment.state: "exited",
-                    JourneyEnrollment.left_at: now,
-                    JourneyEnrollment.note: "contact gone",
-                }
-            ).where(same)
-            return False
-        move: dict[Any, Any] = {JourneyEnrollment.position: pos + 1, JourneyEnrollment.due_at: None}
+        move = {JourneyEnrollment.position: pos + 1, JourneyEnrollment.due_at: None}
         go_on = True
         if step["kind"] == "wait" and due is None:
             go_on = False
             span = dt.timedelta(hours=int(step["hours"])) if "hours" in step else dt.timedelta(days=int(step["days"]))
             move = {JourneyEnrollment.due_at: now + span}
-        elif step["kind"] == "condition" and not await _matches(step.get("condition"), int(enr["person"])):
+        elif step["kind"] == "condition" and not await _matches(step.get("condition"), int(enr["person"]), sch):
             go_on = False
             move = {
                 JourneyEnrollment.state: "exited",
                 JourneyEnrollment.left_at: now,
                 JourneyEnrollment.note: f"condition at step {pos + 1} not met",
             }
-        # the claim: a retried or concurrent advance of the same step finds no row and does nothing
-        if not await JourneyEnrollment.update(move).where(same).returning(JourneyEnrollment.id):
-            return False
-        if step["kind"] not in ("wait", "condition"):
-            note = await _effect(step, journey, enr, person)
-            await JourneyEnrollment.update({JourneyEnrollment.note: note[:300]}).where(
-                JourneyEnrollment.id == enrollment_id
-            )
-        return go_on
+    if not await JourneyEnrollment.update(move).where(same).returning(JourneyEnrollment.id):
+        enr["state"] = "taken"  # someone else advanced it: leave it to them
+        return False
+    for column, value in move.items():
+        enr[column._meta.name] = value
+    if go_on and steps[pos]["kind"] not in ("wait", "condition"):
+        note = await _effect(steps[pos], journey, {**enr, "position": pos}, person or {})
+        await JourneyEnrollment.update({JourneyEnrollment.note: note[:300]}).where(
+            JourneyEnrollment.id == enrollment_id
+        )
+    return go_on
+
+
+async def _walk(
+    enr: dict[str, Any], journey: Mapping[str, Any], person: dict[str, Any] | None, sch: Any
+) -> None:
+    """The steps an enrollment takes now, up to its next wait."""
+    steps = loaded(journey["steps"], [])
+    for _ in range(len(steps) + 1):
+        if not await _step_once(enr, journey, steps, person, sch):
+            break
+
+
+#: enrollments advanced in one transaction; a failing one rolls its group back and the group goes again one
+#: enrollment per transaction, so only the failing one waits for the next tick
+GROUP = 50
 
 
 async def advance(limit: int = BATCH) -> int:
-    """Advance up to ``limit`` due enrollments of active journeys as far as they go; how many were looked at."""
+    """Advance up to ``limit`` due enrollments of active journeys as far as they go; how many were looked at.
+
+    The due enrollments and their people are read once for the batch, and :data:`GROUP` enrollments share a
+    transaction (one commit for many people); each step still moves its enrollment with a conditional update."""
+    from crm_marketing import segments
+
     journeys = {
         int(j["id"]): j
         for j in await Journey.select(Journey.id, Journey.name, Journey.steps, Journey.started_by).where(
@@ -563,7 +587,7 @@ async def advance(limit: int = BATCH) -> int:
         return 0
     now = _now()
     due = await (
-        JourneyEnrollment.select(JourneyEnrollment.id, JourneyEnrollment.journey)
+        JourneyEnrollment.select()
         .where(
             (JourneyEnrollment.state == "active")
             & JourneyEnrollment.journey.is_in(sorted(journeys))
@@ -572,21 +596,37 @@ async def advance(limit: int = BATCH) -> int:
         .order_by(JourneyEnrollment.id)
         .limit(limit)
     )
-    for enr in due:
-        journey = journeys[int(enr["journey"])]
-        steps = loaded(journey["steps"], [])
+    if not due:
+        return 0
+    sch = await segments.schema()
+    people = await _people([int(e["person"]) for e in due], sch)
+    for start in range(0, len(due), GROUP):
+        group = [dict(e) for e in due[start : start + GROUP]]
         try:
-            # the steps an enrollment takes now (up to its next wait) commit together: one commit per person
-            # instead of one per step; each step's conditional move still guards it against a concurrent advance
             async with db.atomic():
-                for _ in range(len(steps) + 1):
-                    if not await _step_once(int(enr["id"]), journey, steps):
-                        break
+                for enr in group:
+                    await _walk(enr, journeys[int(enr["journey"])], people.get(int(enr["person"])), sch)
+        except Exception:  # noqa: BLE001 — the group rolled back: again, one enrollment per transaction
+            await _one_by_one([int(e["id"]) for e in group], journeys, sch)
+    return len(due)
+
+
+async def _one_by_one(ids: list[int], journeys: Mapping[int, Mapping[str, Any]], sch: Any) -> None:
+    for enrollment_id in ids:
+        journey: Mapping[str, Any] = {}
+        try:
+            async with db.atomic():
+                row = await JourneyEnrollment.select().where(JourneyEnrollment.id == enrollment_id).first()
+                if row is None:
+                    continue
+                journey = journeys[int(row["journey"])]
+                person = (await _people([int(row["person"])], sch)).get(int(row["person"]))
+                await _walk(dict(row), journey, person, sch)
         except Exception as exc:  # noqa: BLE001 — one person's failing step must not hold the others back
             # the steps rolled back with their moves: the next tick tries them again
-            log.warning("journey %s, enrollment %s: step failed: %s", journey["id"], enr["id"], exc)
-            await _failed(journey, int(enr["id"]), exc)
-    return len(due)
+            log.warning("journey %s, enrollment %s: step failed: %s", journey.get("id"), enrollment_id, exc)
+            if journey:
+                await _failed(journey, enrollment_id, exc)
 
 
 async def _failed(journey: Mapping[str, Any], enrollment_id: int, exc: Exception) -> None:
