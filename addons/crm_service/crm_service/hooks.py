@@ -55,6 +55,8 @@ async def _ticket_timeline(access: Access, ticket_id: int) -> list[TimelineEntry
         changes = access.present_diff(TICKET, (json.loads(raw) if isinstance(raw, str) else raw) or {})
         parts = []
         for field, pair in sorted(changes.items()):
+            if field == "search_text":
+                continue  # derived from subject and description (an API update audits it with them)
             if isinstance(pair, list) and len(pair) == 2:
                 old, new = pair
                 if field == "state":

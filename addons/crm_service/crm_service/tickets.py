@@ -128,8 +128,8 @@ async def create_ticket(acc: Access | None, values: dict[str, Any], *, at: dt.da
         if not data.get("owner") and data.get("team"):
             await dispatch.assign(ticket_id, int(data["team"]))
         await audit.record("create", model=TICKET, record_id=ticket_id,
-                           changes=audit.diff(None, {k: v for k, v in data.items() if k not in ("created_at",
-                                                                                                 "updated_at")}))
+                           changes=audit.diff(None, {k: v for k, v in data.items() if k not in (
+                               "created_at", "updated_at", "search_text")}))
         await escalation.check(ticket_id, now=now)
         await escalation.high_priority_complaint(ticket_id)
         await sla.recompute(ticket_id, now=now)

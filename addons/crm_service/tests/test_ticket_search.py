@@ -8,6 +8,7 @@ from typing import Any
 
 from service_helpers import build_desk
 
+from core.security.models import AuditLog
 from core.testing import login_client
 
 
@@ -26,6 +27,9 @@ async def test_search_finds_chinese_words_mid_sentence(crm_client: Any) -> None:
     hidden = await tickets.create_ticket(boss, {"subject": "退货申请", "team": desk.billing})
     row = await Ticket.select(Ticket.search_text).where(Ticket.id == refund).first()
     assert " 退货 " in row["search_text"] and " 退款 " in row["search_text"]
+    created = await AuditLog.select(AuditLog.changes).where(
+        (AuditLog.action == "create") & (AuditLog.record_id == str(refund))).first()
+    assert "search_text" not in str(created["changes"])  # derived, not a change anyone made
 
     await login_client(client, "agent1")
 
