@@ -178,6 +178,31 @@ def spec(result: datasets.Result, chart: str, title: str = "") -> dict[str, Any]
     return {**base, "mark": "bar", "encoding": enc}
 
 
+#: the width a phone's chart is drawn at (a 390 px screen less the page's margins): drawn, not scaled down
+NARROW = 340
+_NARROW_CONFIG = {"axis": {"labelFontSize": 13, "titleFontSize": 13, "labelLimit": 110},
+                  "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "columns": 2},
+                  "title": {"fontSize": 14}, "text": {"fontSize": 13}}
+
+
+def narrow(vl_spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``vl_spec`` for a phone: larger labels, the legend below, and bars laid sideways so each category's
+    label is written horizontally instead of squeezed under a narrow bar."""
+    if vl_spec is None:
+        return None
+    config = {**vl_spec.get("config", {})}
+    for key, extra in _NARROW_CONFIG.items():
+        config[key] = {**config.get(key, {}), **extra}
+    out = {**vl_spec, "config": config}
+    enc = vl_spec.get("encoding")
+    if vl_spec.get("mark") == "bar" and enc and "x" in enc and "y" in enc:
+        out["encoding"] = {**enc, "x": enc["y"], "y": enc["x"]}
+        out["height"] = {"step": 26}  # a row per category, tall enough for its label
+    elif enc and enc.get("x", {}).get("type") == "ordinal":  # a line over periods: slanted period labels
+        out["encoding"] = {**enc, "x": {**enc["x"], "axis": {"labelAngle": -45}}}
+    return out
+
+
 @lru_cache(maxsize=1)
 def _converter() -> Any:
     import vl_convert

@@ -96,6 +96,7 @@ async def _view(acc: Access, report: dict[str, Any], *, width: int = 640) -> dic
         for stage in funnel:
             stage["url"] = drill.link(ds, spec.get("condition"), (spec.get("dimensions") or [""])[0], stage["key"])
     return {"report": report, "result": result, "svg": await charts.svg(vl, width=width), "spec": vl,
+            "svg_narrow": await charts.svg(charts.narrow(vl), width=charts.NARROW),
             "table": charts.table(result), "kpi": kpi,
             "pivot": charts.pivot(result) if report["chart"] == "pivot" else None, "funnel": funnel}
 

@@ -58,6 +58,9 @@ async def kpi_thresholds_colour_and_full_screen_refreshes(client: Any, org: Org)
     page = await client.get(home.headers["location"])
     assert page.status_code == 200 and "<svg" in page.text and "Open pipeline by stage" in page.text
     assert "class=\"bottleneck\"" in page.text and "Conversion to next" in page.text
+    # a phone gets each chart drawn at its width (labels at full size), the wide one hidden by the style sheet
+    assert page.text.count('class="report-chart chart-narrow"') == page.text.count('class="report-chart chart-wide"')
+    assert page.text.count('class="report-chart chart-narrow"') >= 3
     # a funnel stage opens its open deals on the deal list (the link the dataset provides)
     import html
     import re
@@ -166,3 +169,19 @@ async def _a_lapsed_customer_is_flagged_once_per_lapse(org: Org) -> None:
     # 王伟 orders again, then both lapse: each is flagged for this lapse
     await insert_rows(orders, [order(wang, dt.date(2026, 6, 5))])
     assert await warnings.check([report_id], now=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)) == 2
+
+
+def test_phone_charts_lay_bars_sideways_with_readable_labels() -> None:
+    from crm_reports import charts
+
+    from core.datasets import Result, ResultColumn
+
+    result = Result([ResultColumn("owner", "Owner", "dimension"), ResultColumn("count", "Deals", "measure")],
+                    [{"owner": f"销售代表 {i} 号", "count": i} for i in range(1, 9)])
+    wide = charts.spec(result, "bar")
+    phone = charts.narrow(wide)
+    assert wide is not None and phone is not None
+    assert phone["encoding"]["y"]["field"] == "d0" and phone["encoding"]["x"]["field"] == "v"  # categories down
+    assert phone["config"]["axis"]["labelFontSize"] >= 12 and phone["config"]["font"] == wide["config"]["font"]
+    svg = charts.svg_sync(phone, width=charts.NARROW, lang="zh_CN")
+    assert "销售代表 8 号" in svg and 'font-size="13px"' in svg
