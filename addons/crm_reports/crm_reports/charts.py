@@ -180,7 +180,7 @@ def spec(result: datasets.Result, chart: str, title: str = "") -> dict[str, Any]
 
 #: the width a phone's chart is drawn at (a 390 px screen less the page's margins): drawn, not scaled down
 NARROW = 340
-_NARROW_CONFIG = {"axis": {"labelFontSize": 13, "titleFontSize": 13, "labelLimit": 110},
+_NARROW_CONFIG: dict[str, dict[str, Any]] = {"axis": {"labelFontSize": 13, "titleFontSize": 13, "labelLimit": 110},
                   "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "columns": 2},
                   "title": {"fontSize": 14}, "text": {"fontSize": 13}}
 
