@@ -47,10 +47,11 @@ async def crm_portal_sections(customer: PortalCustomer) -> Sequence[PortalSectio
     orders = await Order.select(Order.id, Order.reference, Order.state, Order.confirmed_at, Order.currency,
                                 Order.total).where(Order.person == customer.person_id).order_by(
         Order.id, ascending=False).limit(LIMIT)
+    # after the service portal's own tickets (order 100)
     return [PortalSection(key=QUOTES, title=gettext("Your quotes"), template="crm_sales/portal_quotes.html",
-                          context={"rows": quotes}, order=50),
+                          context={"rows": quotes}, order=110),
             PortalSection(key=ORDERS, title=gettext("Your orders"), template="crm_sales/portal_orders.html",
-                          context={"rows": orders}, order=60)]
+                          context={"rows": orders}, order=120)]
 
 
 @hookimpl

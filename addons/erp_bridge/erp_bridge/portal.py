@@ -36,7 +36,7 @@ async def crm_portal_sections(customer: PortalCustomer) -> Sequence[PortalSectio
         RemoteInvoice.is_paid, RemoteInvoice.order_reference).where(_visible(refs)).order_by(
         RemoteInvoice.id, ascending=False).limit(LIMIT)
     return [PortalSection(key=SECTION, title=gettext("Your invoices"), template="erp_bridge/portal_invoices.html",
-                          context={"rows": rows}, order=70)]
+                          context={"rows": rows}, order=130)]
 
 
 @hookimpl
