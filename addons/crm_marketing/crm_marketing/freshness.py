@@ -29,6 +29,21 @@ async def note(person_id: int) -> None:
     pending.add(int(person_id))
 
 
+async def note_order(order_id: int) -> None:
+    """An order was confirmed or cancelled (crm_sales' events carry the order's id): its customer's segments
+    (order filters, value tier) are recomputed. The order's table is the kernel's ``crm_sales.orders`` dataset's,
+    read by name as the order filters read it (crm_marketing never imports crm_sales)."""
+    from crm_marketing import orders
+    from crm_marketing.models import Segment
+
+    src = await orders.source()
+    if src is None:
+        return
+    rows = await Segment.raw(f'SELECT "person" FROM "{src.orders}" WHERE "id" = {{}}', int(order_id))
+    if rows and rows[0]["person"] is not None:
+        await note(int(rows[0]["person"]))
+
+
 async def _enqueue(pending: set[int]) -> None:
     ids = sorted(pending)
     pending.clear()

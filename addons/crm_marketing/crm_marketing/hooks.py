@@ -156,6 +156,9 @@ async def crm_merge_records(model: str, survivor_id: int, loser_ids: list[int]) 
             await table.delete().where(table.person.is_in(loser_ids) & group.is_in(taken))
         await table.update({table.person: survivor_id}).where(table.person.is_in(loser_ids))
     await Suppression.update({Suppression.person: survivor_id}).where(Suppression.person.is_in(loser_ids))
+    from crm_marketing.models import RfmScore
+
+    await RfmScore.delete().where(RfmScore.person.is_in(loser_ids))  # merged people are scored no more
     await MarketingEvent.update({MarketingEvent.person: survivor_id}).where(MarketingEvent.person.is_in(loser_ids))
     # form submissions are touches for attribution: they follow the person
     await FormSubmission.update({FormSubmission.person: survivor_id}).where(FormSubmission.person.is_in(loser_ids))
@@ -247,6 +250,21 @@ async def crm_contacts_person_updated(person_id: int, fields: list[str]) -> None
     await freshness.note(person_id)
 
 
+@hookimpl(optionalhook=True)
+async def crm_sales_order_confirmed(order_id: int) -> None:
+    """With crm_sales: the customer's segments over orders follow within seconds."""
+    from crm_marketing import freshness
+
+    await freshness.note_order(order_id)
+
+
+@hookimpl(optionalhook=True)
+async def crm_sales_order_cancelled(order_id: int) -> None:
+    from crm_marketing import freshness
+
+    await freshness.note_order(order_id)
+
+
 @hookimpl
 async def crm_contacts_person_erased(person_id: int) -> None:
     """Drop what was copied of an erased person: memberships and the address on past recipients. The
@@ -254,6 +272,9 @@ async def crm_contacts_person_erased(person_id: int) -> None:
     from crm_marketing.models import CampaignRecipient, FormSubmission, MarketingEvent, SegmentMember
 
     await SegmentMember.delete().where(SegmentMember.person == person_id)
+    from crm_marketing.models import RfmScore
+
+    await RfmScore.delete().where(RfmScore.person == person_id)  # what they bought, in figures
     await MarketingEvent.delete().where(MarketingEvent.person == person_id)  # what they looked at
     await CampaignRecipient.update({CampaignRecipient.email: ""}).where(CampaignRecipient.person == person_id)
     # what they typed into forms goes; the submission (a touch, with its UTM codes) stays
