@@ -110,7 +110,8 @@ async def main() -> None:
             print(f"loaded {args.people:,} people in {took:.0f} s")
             took = await load_orders(url, args.people, orders)
             print(f"loaded {orders:,} orders (one line each) in {took:.0f} s")
-        await db.current().start_connection_pool(min_size=1, max_size=2)
+        engine: Any = db.current()  # PostgresEngine: a pool of two
+        await engine.start_connection_pool(min_size=1, max_size=2)
         from crm_marketing import rfm, segments
         from crm_marketing.models import RfmScore, Segment
 
@@ -151,7 +152,8 @@ async def main() -> None:
               f"now in {len(inside)}: {'yes' if with_orders in inside else 'NO'} in the 3-filter one)  "
               "target ≤ 5 s")
     finally:
-        await db.current().close_connection_pool()
+        engine = db.current()
+        await engine.close_connection_pool()
         if not args.keep:
             await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 

@@ -84,7 +84,7 @@ async def test_rfm_quintiles_and_tiers_match_the_hand_computed_fixture(crm_boot:
     await _order(people[4], 100000, NOW - dt.timedelta(hours=1))
     await rfm.rebuild()
     score = await RfmScore.select().where(RfmScore.person == people[4]).first()
-    assert (score["r"], score["m"], score["tier"]) == (5, 5, "gold") and await RfmScore.count() == 10
+    assert score is not None and (score["r"], score["m"], score["tier"]) == (5, 5, "gold") and await RfmScore.count() == 10
 
 
 CODES = ["TEA", "CUP", "POT"]
@@ -108,22 +108,22 @@ def _reference(leaf: dict[str, Any], orders: list[tuple[int, int, bool, str]]) -
     """The order filters' meaning, in Python: confirmed orders only; no orders = spent 0, no last order."""
     mine = [o for o in orders if o[2]]
     if "all" in leaf or "any" in leaf:
-        parts = [_reference(x, orders) for x in leaf.get("all", leaf.get("any"))]
+        parts = [_reference(x, orders) for x in leaf["all" if "all" in leaf else "any"]]
         return all(parts) if "all" in leaf else any(parts)
     if "not" in leaf:
         return not _reference(leaf["not"], orders)
     op, value = leaf["op"], leaf["value"]
     if leaf["field"] == "bought_product":
-        return (not mine) == value if op == "is_empty" else any(o[3] == value for o in mine)
+        return bool((not mine) == value if op == "is_empty" else any(o[3] == value for o in mine))
     if leaf["field"] == "days_since_last_order":
         if op == "is_empty":
-            return (not mine) == value
+            return bool((not mine) == value)
         if not mine:
             return False
         actual: Any = (min(o[0] for o in mine) * 86400 + 30) / 86400  # orders were placed 30 s before "now"
     else:
         actual, value = sum(o[1] for o in mine), int(value)
-    return {"lt": actual < value, "lte": actual <= value, "gt": actual > value, "gte": actual >= value}[op]
+    return bool({"lt": actual < value, "lte": actual <= value, "gt": actual > value, "gte": actual >= value}[op])
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
