@@ -19,10 +19,12 @@ from core.i18n import N_
 from core.openapi import decimal_text
 from core.security.access import Access
 from crm_marketing import rfm_resources
-from crm_marketing.manifest import CAMPAIGN, JOURNEY, SEGMENT
-from crm_marketing.models import Campaign, Journey, MarketingEvent, Segment
+from crm_marketing.manifest import CAMPAIGN, FORM, JOURNEY, SEGMENT
+from crm_marketing.models import Campaign, CaptureForm, Journey, MarketingEvent, Segment
 
 TEXTS = ("subject_en", "body_en", "subject_zh", "body_zh")
+FORM_FIELDS = ("name", "title_en", "title_zh", "fields", "tags", "segment", "thanks_en", "thanks_zh", "creates_lead",
+               "is_active")
 AB = ("utm_campaign", "subject_b_en", "subject_b_zh", "ab_share", "ab_wait_hours")  # = ab_test.FIELDS
 
 
@@ -92,6 +94,17 @@ async def _validate_journey(values: dict[str, Any], before: dict[str, Any] | Non
     return values
 
 
+async def _validate_form(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """Checked as the form editor checks it (``forms.check``), over the stored values for a partial update."""
+    from crm_marketing import forms
+
+    merged = {**(before or {}), **values}
+    for key in ("fields", "tags"):
+        merged[key] = forms.loaded(merged.get(key), [])
+    checked = await forms.check(merged)
+    return {k: checked[k] for k in values if k in checked}
+
+
 async def _validate_event(values: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     from crm_marketing import journeys
 
@@ -157,6 +170,18 @@ def resources() -> list[Resource]:
             filters=("is_active",),
             sortable=("id", "name"),
             validate=_validate_journey,
+        ),
+        Resource(
+            path="/marketing/forms",
+            model=FORM,
+            table=CaptureForm,
+            summary="Capture forms: asked fields, tags, static list, lead and thank-you text",
+            fields=(*FORM_FIELDS, "created_at", "version"),
+            writable=FORM_FIELDS,
+            required=("name", "fields"),
+            filters=("is_active",),
+            sortable=("id", "name"),
+            validate=_validate_form,
         ),
         Resource(
             path="/marketing/events",

@@ -132,3 +132,27 @@ async def test_submissions_follow_merges_and_lose_their_data_on_erase(world: Wor
     await hooks.publish("crm_contacts_person_erased", person_id=p["Anna Smith"])
     kept = await FormSubmission.select().where(FormSubmission.person == p["Anna Smith"]).first()
     assert forms.loaded(kept["data"], {}) == {} and kept["utm_campaign"] == "spring"
+
+
+async def test_forms_through_the_json_api(crm_client: Any) -> None:
+    from core.runtime import current
+    from core.security.sessions import create_token
+
+    http = await crm_client("crm_marketing")
+    world = await build_world(current())
+    headers = {"Authorization": f"Bearer {await create_token(world.users['mk'], 'test', roles=['marketing'])}"}
+    bad = await http.post("/api/marketing/forms", headers=headers,
+                          json={"name": "x", "fields": [{"field": "birthday"}]})
+    assert bad.status_code == 422 and "fields[0]" in bad.text and await CaptureForm.count() == 0
+    made = await http.post("/api/marketing/forms", headers=headers,
+                           json={"name": "报名", "fields": [{"field": "email", "required": True}], "tags": ["展会"]})
+    assert made.status_code == 201, made.text
+    form_id = made.json()["id"]
+    row = await CaptureForm.select().where(CaptureForm.id == form_id).first()
+    assert row is not None and row["is_active"] and forms.loaded(row["tags"], []) == ["展会"]
+    patched = await http.patch(f"/api/marketing/forms/{form_id}", headers=headers, json={"fields": []})
+    assert patched.status_code == 422 and "fields" in patched.text
+    assert (await http.get(f"/marketing/public/forms/{form_id}")).status_code == 200
+    boss = {"Authorization": f"Bearer {await create_token(world.users['boss'], 'b', roles=['sales_manager'])}"}
+    assert (await http.get("/api/marketing/forms", headers=boss)).status_code == 200
+    assert (await http.post("/api/marketing/forms", headers=boss, json={"name": "n"})).status_code == 403
