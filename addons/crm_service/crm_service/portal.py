@@ -237,6 +237,12 @@ async def public_portal_home(request: Request) -> Response:
                        types=tickets.TYPES)
 
 
+def _shown_files() -> Any:
+    """The files a customer sees: their own uploads (with the ticket or a message) and those of the agents'
+    replies, never one attached to an internal note."""
+    return Attachment.message.is_null() | Attachment.message.kind.is_in(["inbound", "reply"])
+
+
 async def _own_ticket(who: Customer, ticket_id: int) -> dict[str, Any]:
     row = await Ticket.select().where((Ticket.id == ticket_id) & (Ticket.person == who.person_id)
                                       & (Ticket.is_archived == False)).first()  # noqa: E712
@@ -252,7 +258,7 @@ async def public_portal_ticket(request: Request) -> Response:
     messages = await Message.select(Message.kind, Message.body, Message.created_at).where(
         (Message.ticket == ticket["id"]) & Message.kind.is_in(["inbound", "reply"])).order_by(Message.id)
     files = await Attachment.select(Attachment.id, Attachment.filename).where(
-        Attachment.ticket == ticket["id"]).order_by(Attachment.id)
+        (Attachment.ticket == ticket["id"]) & _shown_files()).order_by(Attachment.id)
     return await _page(request, "crm_service/portal_ticket.html", customer=who, ticket=ticket, messages=messages,
                        files=files,
                        ref=tickets.reference(int(ticket["id"])), state=tickets.STATES[ticket["state"]])
@@ -323,7 +329,8 @@ async def public_portal_attachment(request: Request) -> Response:
 
     who = await _require(request)
     row = await Attachment.select(Attachment.id, Attachment.ticket, Attachment.filename, Attachment.content_type,
-                                  Attachment.content).where(Attachment.id == int(request.path_params["id"])).first()
+                                  Attachment.content).where(
+        (Attachment.id == int(request.path_params["id"])) & _shown_files()).first()
     if row is None:
         raise NotFound(N_("no such ticket"))
     await _own_ticket(who, int(row["ticket"]))
