@@ -142,7 +142,8 @@ async def merge(acc: Access, model: str, survivor_id: int, loser_ids: list[int],
             await audit.record("archive", model=model, record_id=loser, principal=acc.principal,
                                detail=f"merged into {survivor_id}")
         await hooks.publish("crm_contacts_records_merged", model=model, survivor_id=survivor_id, loser_ids=losers)
-        await events.updated(events.kind_of(model), [survivor_id], changes)
+        # the survivor also takes the losers' tags and, in other addons, their history: "tags" always
+        await events.updated(events.kind_of(model), [survivor_id], [*changes, "tags"])
         await events.updated(events.kind_of(model), losers, ["is_archived", "merged_into"])
     return {"survivor_id": survivor_id, "loser_ids": losers, "merge_id": int(merge_row.id),
             "changed": sorted(k for k in changes if k not in ("search_text", "updated_at"))}

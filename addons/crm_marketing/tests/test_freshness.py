@@ -113,5 +113,18 @@ async def test_event_carries_changed_fields_once_per_transaction(world: Any) -> 
         except RuntimeError:
             pass
         assert seen == []
+
+        # a bulk stage change and a merge (as the pages and the API run them) report what they changed
+        from crm_contacts.api import PERSON_MODEL
+        from crm_contacts.merging import merge
+        from crm_contacts.services import bulk_update
+
+        admin = await world.acc("admin")
+        await bulk_update(admin, PERSON_MODEL, [li], {"stage": "customer"})
+        assert seen == [(li, ["stage"])]
+        seen.clear()
+        wang = world.people["王芳"]
+        await merge(admin, PERSON_MODEL, wang, [li], {})
+        assert dict(seen)[li] == ["is_archived", "merged_into"] and wang in dict(seen)
     finally:
         world.runtime.plugins.unregister(spy)
