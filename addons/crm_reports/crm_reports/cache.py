@@ -1,6 +1,7 @@
-"""The figure cache: a report's result kept per (query, viewer's rights scope, database, write versions of the
-dataset's model and table), so a dashboard seen again costs a lookup, and a write to the dataset (which bumps its
-version, :mod:`core.versions`) changes the key: the next view computes the figure again at once.
+"""The figure cache: a report's result kept per (query, viewer's rights scope, database) with the write versions of
+the dataset's model and table it was computed at, so a dashboard seen again costs a lookup, and a write to the
+dataset (which bumps its version, :mod:`core.versions`) makes the entry stale: the next view computes the figure
+again at once.
 
 Where: Redis when the CRM has one — web processes keep no state of their own, every one must see the same
 entries; in this process only in the embedded shape (no broker URL: one process serves everything); no cache when
@@ -84,18 +85,34 @@ def _database() -> str:
     return repr(getattr(engine, "path", None) or getattr(engine, "config", None))
 
 
-async def key_of(acc: Access, q: datasets.Query) -> str | None:
-    """The entry's key, or None when the versions cannot be read (then nothing is cached)."""
+async def key_of(acc: Access, q: datasets.Query) -> tuple[str, list[str]]:
+    """The entry's key (query, viewer's scope, database) and the write versions it depends on: the versions are
+    stored in the entry and compared when it is read, so one round trip fetches both."""
     ds = await datasets.dataset(q.dataset, acc)
-    found = await versions.read([versions.model_key(ds.model), versions.table_key(ds.table._meta.tablename)])
-    if found is None:
-        return None
     who = acc.principal
     scope = None if who is None else [who.user_id, sorted(who.roles), sorted(who.team_ids),
                                       sorted(who.teammate_ids), sorted(who.subordinate_ids), who.language,
                                       who.timezone]
-    raw = json.dumps([_database(), dataclasses.asdict(q), scope, found], default=str, sort_keys=True)
-    return PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+    raw = json.dumps([_database(), dataclasses.asdict(q), scope], default=str, sort_keys=True)
+    return (PREFIX + hashlib.sha256(raw.encode()).hexdigest(),
+            [versions.model_key(ds.model), versions.table_key(ds.table._meta.tablename)])
+
+
+async def _lookup(key: str, version_keys: list[str]) -> tuple[tuple[int, ...] | None, str | None]:
+    """The current versions and the stored entry, in one round trip to Redis (a pipeline)."""
+    if mode() == "local":
+        return await versions.read(version_keys), await _get(key)
+    import redis
+
+    try:
+        pipe = versions.client(versions.redis_url() or "").pipeline(transaction=False)
+        pipe.mget([versions.PREFIX + k for k in version_keys])
+        pipe.get(key)
+        found, value = await pipe.execute()
+    except (redis.RedisError, OSError):
+        return None, None
+    text = value.decode() if isinstance(value, bytes) else value
+    return tuple(int(v or 0) for v in found), text
 
 
 def _entries() -> OrderedDict[str, tuple[float, str]]:
@@ -159,15 +176,17 @@ async def cached(acc: Access, q: datasets.Query,
     """``compute()``'s result for ``q`` as ``acc``, from the cache when no write changed the dataset since."""
     if mode() == "off" or q.limit > MAX_ROWS:
         return await compute()
-    key = await key_of(acc, q)  # versions read before computing: a write meanwhile makes this entry unreachable
-    if key is None:
-        return await compute()
-    text = await _get(key)
-    if text is not None:
+    key, version_keys = await key_of(acc, q)
+    # versions read before computing: a write meanwhile makes the stored entry stale, never the reverse
+    current, text = await _lookup(key, version_keys)
+    if current is None:
+        return await compute()  # the shared store cannot be read: compute, keep nothing
+    tag = json.dumps(current) + "\n"
+    if text is not None and text.startswith(tag):
         stats["hits"] += 1
-        return loads(text)
+        return loads(text[len(tag):])
     stats["misses"] += 1
     result = await compute()
     if len(result.rows) + len(result.totals) <= MAX_ROWS:
-        await _put(key, dumps(result))
+        await _put(key, tag + dumps(result))
     return result
