@@ -150,11 +150,15 @@ async def active(form_id: int) -> dict[str, Any] | None:
 async def throttle(ip: str) -> None:
     """Count a submission from ``ip``; :class:`TooMany` past the limit (every process shares the count)."""
     from core.security import sessions
+    from core.security.models import LoginAttempt
 
     settings = current().settings.extra
     limit = int(settings.get("CRM_X_MARKETING_FORM_LIMIT", RATE_LIMIT))
-    _, over = await sessions.reserve_attempt([f"crm_marketing.form:{ip}"], limit=limit,
-                                             window_seconds=RATE_WINDOW_SECONDS)
+    key = f"crm_marketing.form:{ip}"
+    # every post leaves a row (the login throttle keeps only failures): the address's rows past the window go
+    await LoginAttempt.delete().where(
+        (LoginAttempt.key == key) & (LoginAttempt.at < _now() - dt.timedelta(seconds=RATE_WINDOW_SECONDS)))
+    _, over = await sessions.reserve_attempt([key], limit=limit, window_seconds=RATE_WINDOW_SECONDS)
     if over is not None:
         raise TooMany(ip)
 

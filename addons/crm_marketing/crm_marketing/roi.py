@@ -82,7 +82,8 @@ async def figures(campaign_id: int, access: Access | None = None) -> dict[str, A
         "recipients": recipients,
         "delivered": delivered,
         "failed": states.get("failed", 0),
-        "queued": states.get("queued", 0) + states.get("sending", 0),
+        # held: the rest of an A/B test's segment, waiting for the winner
+        "queued": states.get("queued", 0) + states.get("sending", 0) + states.get("held", 0),
         "skipped": states.get("skipped", 0),
         "unknown": states.get("unknown", 0),
         "bounced": states.get("bounced", 0),  # delivery reports said the address does not exist

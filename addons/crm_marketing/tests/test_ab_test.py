@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from crm_marketing import ab_test, campaigns
+from crm_marketing import ab_test, campaigns, roi
 from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient
 from marketing_helpers import Sink, add_person, campaign_for, run_send_jobs
 
@@ -41,6 +41,8 @@ async def test_share_split_sent_then_the_winner_goes_to_the_rest_once(world: Any
     assert subjects == ["原标题 A"] * 4 + ["新标题 B"] * 4
     camp = await Campaign.select().where(Campaign.id == campaign_id).first()
     assert (camp["state"], camp["ab_state"]) == ("sending", "testing")  # the rest still waits
+    figures = await roi.figures(campaign_id)
+    assert (figures["recipients"], figures["delivered"], figures["queued"]) == (16, 8, 8)
 
     # B opened by 2 of 4 and A by 1 of 4; a scanner's opens of A do not count
     now = dt.datetime.now(dt.UTC)

@@ -99,8 +99,15 @@ async def test_form_defined_submitted_matched_refused_dropped_and_throttled(crm_
     # past the limit per address: 429, nothing written
     world.runtime.settings = world.runtime.settings.with_(
         extra={**world.runtime.settings.extra, "CRM_X_MARKETING_FORM_LIMIT": "5"})
+    from core.security.models import LoginAttempt
+
+    stale = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    ips = {r["key"] for r in await LoginAttempt.select(LoginAttempt.key).where(LoginAttempt.key.like("crm_marketing%"))}
+    assert len(ips) == 1
+    await LoginAttempt.insert(LoginAttempt(key=ips.pop(), at=stale))  # an old post: pruned, not counted
     throttled = await public.post(f"/marketing/public/forms/{form_id}", data={"name": "多", "email": "many@example.cn"})
     assert throttled.status_code == 429
+    assert not await LoginAttempt.exists().where(LoginAttempt.at <= stale)
     assert await Person.count().where(Person.email == "many@example.cn") == 0
 
     # an inactive form is not there for the public
