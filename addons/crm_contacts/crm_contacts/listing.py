@@ -20,11 +20,11 @@ from urllib.parse import urlencode
 from piccolo.columns.combination import WhereRaw
 
 from core import customfields
-from core.customfields.definitions import is_key
 from core.db import is_postgres
-from core.errors import PermissionDenied, ValidationError
+from core.errors import ValidationError
 from core.i18n import N_
 from core.keyset import Keyset
+from core.list_pages import custom_field, is_custom_param
 from core.security import audit
 from core.security.access import Access
 from crm_contacts.api import PERSON_MODEL
@@ -82,25 +82,6 @@ def parse(params: Mapping[str, str]) -> ListQuery:
                           if is_custom_param(k) and str(v).strip()))
     return ListQuery(**{k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS if k != "sort"},
                      sort=sort, after=params.get("after", ""), limit=limit, custom=custom)
-
-
-def is_custom_param(name: str) -> bool:
-    """``cf_<key>``: a custom field's filter or sort parameter."""
-    return name.startswith("cf_") and is_key(name[3:])
-
-
-def custom_field(model: str, param: str, acc: Access | None, *, filtering: bool) -> Any:
-    """The active custom field a ``cf_<key>`` parameter names, filterable (or sortable) and seen in clear by
-    ``acc``; 422 naming the parameter, or 403 for a field the user sees masked or hidden."""
-    from core.customfields.storage import SORTABLE
-
-    fd = customfields.definition(model, param.removeprefix("cf_"))
-    if fd is None or (filtering and not fd.is_filterable) or (not filtering and fd.kind not in SORTABLE):
-        raise ValidationError({param: "is not a custom field you can " + ("filter on" if filtering else "sort by")})
-    if acc is not None and (acc.is_masked(model, fd.name) or not acc.visible_fields(model, [fd.name])):
-        message = N_("you may not filter on %(field)s") if filtering else N_("you may not sort by %(field)s")
-        raise PermissionDenied(message % {"field": repr(fd.name)}, field=param)
-    return fd
 
 
 def sees_contact_values(acc: Access | None, model: str) -> bool:

@@ -13,6 +13,7 @@ from core import customfields, db, hooks, records
 from core.automation import record_changed
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
+from core.list_pages import is_custom_param
 from core.security import audit
 from core.timeline import feed
 from core.web import access, render
@@ -111,7 +112,7 @@ async def export(request: Request) -> Response:
     table = table_of(model)
     names = EXPORT_FIELDS[model]
     cols = [table.organization.name if n == "organization.name" else table._meta.get_column_by_name(n) for n in names]
-    lq = listing.parse({k: v for k, v in params.items() if k in listing.FILTER_KEYS or listing.is_custom_param(k)})
+    lq = listing.parse({k: v for k, v in params.items() if k in listing.FILTER_KEYS or is_custom_param(k)})
     await customfields.fresh()
     exported = customfields.visible(acc, model)  # every custom field the user sees, masked as they see it
     if exported:

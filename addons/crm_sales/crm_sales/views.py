@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import customfields, i18n
+from core import customfields, i18n, list_pages
 from core.errors import Conflict, ValidationError
 from core.i18n import N_
 from core.search import contains
@@ -110,6 +110,12 @@ def _period(params: Any) -> list[Combinable]:
     return out
 
 
+#: what the deal and lead lists sort by besides the id (newest / oldest) and their sortable custom fields
+DEAL_SORTS = {"name": Opportunity.name, "expected_revenue": Opportunity.expected_revenue,
+              "expected_close": Opportunity.expected_close, "probability": Opportunity.probability}
+LEAD_SORTS = {"name": Lead.name, "expected_revenue": Lead.expected_revenue}
+
+
 async def opportunity_list(request: Request) -> Response:
     """Deals by state and stage, a name search, filterable custom fields and the listed ones as columns; a won
     deal shows what was ordered next to what was expected."""
@@ -129,11 +135,13 @@ async def opportunity_list(request: Request) -> Response:
     where: Combinable | None = None
     for clause in clauses:
         where = clause if where is None else where & clause
-    rows = await (await acc.select(
-        Opportunity, OPPORTUNITY, Opportunity.id, Opportunity.name, Opportunity.state, Opportunity.stage.name,
-        Opportunity.stage.name_zh, Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
-        Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name, Opportunity.custom,
-        where=where)).order_by(Opportunity.id, ascending=False).limit(200)
+    page = await list_pages.sorted_page(
+        acc, OPPORTUNITY, Opportunity,
+        (Opportunity.name, Opportunity.state, Opportunity.stage.name, Opportunity.stage.name_zh,
+         Opportunity.expected_revenue, Opportunity.currency, Opportunity.probability,
+         Opportunity.is_probability_manual, Opportunity.expected_close, Opportunity.owner.name, Opportunity.custom),
+        where=where, params=params, sortable=DEAL_SORTS)
+    rows = page.rows
     won = [r["id"] for r in rows if r["state"] == "won"]
     ordered: dict[int, list[dict[str, Any]]] = {}
     if won and acc.can(ORDER):
@@ -143,7 +151,9 @@ async def opportunity_list(request: Request) -> Response:
     return await render(request, "crm_sales/opportunity_list.html",
                   rows=editing.cells(acc, OPPORTUNITY, custom["listed"], rows), state=state, q=q,
                   ordered=ordered, listed=custom["listed"], custom_filters=custom["filters"],
-                  custom_values=custom["values"], can_create=acc.can(OPPORTUNITY, "create"))
+                  custom_values=custom["values"], can_create=acc.can(OPPORTUNITY, "create"), sort=page.sort,
+                  custom_sorts=list_pages.sortable_custom(acc, OPPORTUNITY),
+                  next=list_pages.next_url(params, page.next))
 
 
 async def opportunity_detail(request: Request) -> Response:
@@ -297,15 +307,18 @@ async def lead_list(request: Request) -> Response:
     where: Combinable | None = None
     for clause in clauses:
         where = clause if where is None else where & clause
-    rows = await (await acc.select(Lead, LEAD, Lead.id, Lead.name, Lead.company_name, Lead.source, Lead.state,
-                                   Lead.expected_revenue, Lead.currency, Lead.owner.name, Lead.created_at,
-                                   Lead.custom, where=where)).order_by(Lead.id, ascending=False).limit(200)
+    page = await list_pages.sorted_page(
+        acc, LEAD, Lead, (Lead.name, Lead.company_name, Lead.source, Lead.state, Lead.expected_revenue,
+                          Lead.currency, Lead.owner.name, Lead.created_at, Lead.custom),
+        where=where, params=params, sortable=LEAD_SORTS)
+    rows = page.rows
     sources = [r["source"] for r in await (await acc.select(Lead, LEAD, Lead.source, where=Lead.source != "")
                                            ).distinct().order_by(Lead.source).limit(100)]
     return await render(request, "crm_sales/lead_list.html", rows=editing.cells(acc, LEAD, custom["listed"], rows),
                   listed=custom["listed"], custom_filters=custom["filters"], custom_values=custom["values"],
                   q=q, state=state, source=source, sources=sources, mine=bool(params.get("mine")),
-                  states=LEAD_STATES, can_create=acc.can(LEAD, "create"))
+                  states=LEAD_STATES, can_create=acc.can(LEAD, "create"), sort=page.sort,
+                  custom_sorts=list_pages.sortable_custom(acc, LEAD), next=list_pages.next_url(params, page.next))
 
 
 def _form_values(form: Any, names: tuple[str, ...], *, creating: bool) -> dict[str, Any]:

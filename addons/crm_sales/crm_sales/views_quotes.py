@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import customfields, db, records
+from core import customfields, db, list_pages, records
 from core.approvals import ApprovalPending, ApprovalRejected
 from core.errors import ValidationError
 from core.i18n import N_
@@ -51,13 +51,15 @@ async def quote_list(request: Request) -> Response:
     where = None
     for clause in clauses:
         where = clause if where is None else where & clause
-    rows = await (await acc.select(Quote, QUOTE, Quote.id, Quote.number, Quote.revision, Quote.state,
-                                   Quote.email_state, Quote.is_superseded, Quote.total, Quote.currency,
-                                   Quote.opportunity.name, Quote.created_at, Quote.custom, where=where)).order_by(
-        Quote.id, ascending=False).limit(200)
-    return await render(request, "crm_sales/quote_list.html", rows=editing.cells(acc, QUOTE, custom["listed"], rows),
+    page = await list_pages.sorted_page(
+        acc, QUOTE, Quote, (Quote.number, Quote.revision, Quote.state, Quote.email_state, Quote.is_superseded,
+                            Quote.total, Quote.currency, Quote.opportunity.name, Quote.created_at, Quote.custom),
+        where=where, params=params, sortable={"number": Quote.number, "total": Quote.total})
+    return await render(request, "crm_sales/quote_list.html",
+                  rows=editing.cells(acc, QUOTE, custom["listed"], page.rows),
                   listed=custom["listed"], custom_filters=custom["filters"], custom_values=custom["values"],
-                  q=q, state=state, states=QUOTE_STATES)
+                  q=q, state=state, states=QUOTE_STATES, sort=page.sort,
+                  custom_sorts=list_pages.sortable_custom(acc, QUOTE), next=list_pages.next_url(params, page.next))
 
 
 async def quote_create(request: Request) -> Response:
