@@ -9,12 +9,17 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from crm_contacts.api import PERSON_MODEL
 from crm_contacts.models import Person
-from crm_marketing import rfm, segments
+from crm_marketing import hooks, rfm, segments
 from crm_marketing.models import RfmBuild, RfmScore, Segment, SegmentMember
 from crm_sales.models import Order, OrderLine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from core.security.access import Access, policy
+from core.security.principal import load
+from core.testing import make_user
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 #: customer i (1…10): last order i×10 days ago (customer 10: 200, dormant), i orders, this much in CNY
@@ -73,6 +78,12 @@ async def test_rfm_quintiles_and_tiers_match_the_hand_computed_fixture(crm_boot:
     assert built["tiers"] == {"new": 1, "regular": 4, "gold": 1, "loyal": 3, "dormant": 1}
     assert await RfmBuild.count() == 1
 
+    # the person's 360° marketing panel carries the tier (by its names) and the scores
+    admin = Access(await load(await make_user("boss", "admin"), implied=policy().implied))
+    (panel,) = await hooks.crm_record_panels(admin, PERSON_MODEL, people[3])
+    shown = panel.context["rfm"]
+    assert (shown["tier_name_zh"], shown["tier_name_en"], shown["r"], shown["m"]) == ("高价值客户", "Gold", 4, 5)
+
     # a tier is a segment filter: the members are the customers the rebuild put in it
     segment_id = int((await Segment.insert(Segment(
         name="loyal or gold", condition={"field": "value_tier", "op": "in", "value": ["loyal", "gold"]})))[0]["id"])
@@ -84,7 +95,8 @@ async def test_rfm_quintiles_and_tiers_match_the_hand_computed_fixture(crm_boot:
     await _order(people[4], 100000, NOW - dt.timedelta(hours=1))
     await rfm.rebuild()
     score = await RfmScore.select().where(RfmScore.person == people[4]).first()
-    assert score is not None and (score["r"], score["m"], score["tier"]) == (5, 5, "gold") and await RfmScore.count() == 10
+    assert score is not None and (score["r"], score["m"], score["tier"]) == (5, 5, "gold")
+    assert await RfmScore.count() == 10
 
 
 CODES = ["TEA", "CUP", "POT"]
