@@ -33,13 +33,15 @@ CRM = str(Path(sys.executable).parent / "crm")
 class Figures:
     orders: int
     kills: int = 0
+    kills_in_flight: int = 0  # kills made while some order was not synced yet (the ones that test anything)
     redis_restarts: int = 0
     duplicates_prevented: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"fault run: orders={self.orders} worker_kills={self.kills} redis_restarts={self.redis_restarts} "
+        return (f"fault run: orders={self.orders} worker_kills={self.kills} (in flight {self.kills_in_flight}) "
+                f"redis_restarts={self.redis_restarts} "
                 f"duplicates_prevented={self.duplicates_prevented} time={self.seconds:.1f}s "
                 f"({self.orders / max(self.seconds, 0.001):.1f} orders/s) problems={len(self.problems)}")
 
@@ -188,6 +190,7 @@ async def _run(n: int, workers: int, threads: int, kill_every: float, min_kills:
                     os.kill(pool[victim].pid, signal.SIGKILL)
                     pool[victim].wait()
                     figures.kills += 1
+                    figures.kills_in_flight += counts["synced"] < n
                     pool[victim] = spawn("worker", "--threads", str(threads))
                     procs.append(pool[victim])
                     next_kill = time.monotonic() + kill_every
