@@ -66,15 +66,17 @@ def test_build_chart_pin_and_export_in_a_browser(server: str, tmp_path: Path) ->
         page.select_option("select[name=chart]", "bar")
         page.click("form.report-builder button")
         expect(page.locator("h1")).to_contain_text("Revenue by stage")
-        chart = page.locator("figure.report-chart svg")
+        chart = page.locator("figure.chart-narrow svg")  # drawn for the phone; the wide one hidden
         expect(chart).to_be_visible()
+        expect(page.locator("figure.chart-wide")).to_be_hidden()
         assert chart.bounding_box()["width"] <= 390  # the chart fits the phone
         expect(page.locator("table.report-table")).to_contain_text("92,000.00")
         report_url = page.url
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         # pin it: the rep's copy of the role dashboard gets the card, the chart drawn there too
         page.click("form[action$='/pin'] button")
-        expect(page.locator(".dash-card", has_text="Revenue by stage").locator("svg")).to_be_visible()
+        expect(page.locator(".dash-card", has_text="Revenue by stage").locator("figure.chart-narrow svg")
+               ).to_be_visible()
         assert page.url != board  # edits went to the user's own copy
         # export the PDF as the browser would fetch it
         pdf = page.request.get(report_url + "/export.pdf")
@@ -86,7 +88,7 @@ def test_build_chart_pin_and_export_in_a_browser(server: str, tmp_path: Path) ->
         page.click("form#preferences button[type=submit]")
         page.goto(report_url)
         expect(page.locator("form[action$='/pin'] label")).to_contain_text("固定到仪表盘")
-        expect(page.locator("figure.report-chart svg")).to_be_visible()
+        expect(page.locator("figure.chart-narrow svg")).to_be_visible()
         text = _pdf_text(page.request.get(report_url + "/export.pdf").body(), tmp_path)
         assert "Revenue by stage" in text.replace("\n", " ") and "阶段" in text
         browser.close()
