@@ -74,6 +74,16 @@ async def kpi_thresholds_colour_and_full_screen_refreshes(client: Any, org: Org)
     others = {d["name"] for d in org.deals if d["stage"] != stage}
     assert deals.status_code == 200 and listed
     assert all(f">{n}<" in deals.text for n in listed) and not any(f">{n}<" in deals.text for n in others)
+    # over a period (what a report's date filter passes): both ends included, a date that does not read ignored
+    import datetime as dt
+
+    spring = await client.get(html.unescape(stage_link.group(1)) + "&created_at_from=2026-03-01"
+                              "&created_at_to=2026-04-30&closed_at_to=nope")
+    inside = {d["name"] for d in org.deals if d["name"] in listed
+              and dt.date(2026, 3, 1) <= d["created_at"].date() <= dt.date(2026, 4, 30)}
+    assert spring.status_code == 200 and inside and inside != listed
+    assert all(f">{n}<" in spring.text for n in inside) and not any(
+        f">{n}<" in spring.text for n in listed - inside)
     board_url = home.headers["location"]
     # the "Open deals" KPI card: a threshold above the figure colours it red
     open_deals = sum(1 for d in org.deals if d["state"] == "open" and d["owner"] in (
