@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from piccolo.table import Table
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -114,8 +115,14 @@ class _Json(JSONResponse):
     with the same text: RFC 3339 times, decimals as digits (``_plain``)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_plain, ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode("utf-8")
+        # orjson writes the same text (times with their offset, naive ones as UTC) 5-10x faster than json (NaN
+        # as null where json refused it); what it refuses (an integer past 64 bits, a lone surrogate) goes through
+        # json as before
+        try:
+            return orjson.dumps(content, default=_plain, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS)
+        except (orjson.JSONEncodeError, TypeError):
+            return json.dumps(content, default=_plain, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
 
 
 def coerce(column: Any, raw: Any, field_name: str) -> Any:
@@ -146,9 +153,16 @@ async def json_body(request: Request, *, optional: bool = False) -> dict[str, An
 _body = json_body
 
 
+_COLUMNS: dict[tuple[type[Table], tuple[str, ...]], list[Any]] = {}
+
+
 def _columns(res: Resource) -> list[Any]:
-    return [res.table._meta.get_column_by_name(f) for f in ("id", *res.fields) if f != "id"] + [
-        res.table._meta.primary_key]
+    key = (res.table, res.fields)  # looked up once, not on every list call (Piccolo scans the columns by name)
+    found = _COLUMNS.get(key)
+    if found is None:
+        found = _COLUMNS[key] = [res.table._meta.get_column_by_name(f) for f in ("id", *res.fields) if f != "id"] + [
+            res.table._meta.primary_key]
+    return list(found)
 
 
 async def list_records(request: Request, res: Resource) -> Response:
@@ -166,27 +180,63 @@ async def list_records(request: Request, res: Resource) -> Response:
     if sort_name not in res.sortable:
         raise ValidationError({"sort": f"must be one of {', '.join(res.sortable)}"})
     keyset = Keyset(res.table._meta.get_column_by_name(sort_name), res.table._meta.primary_key, descending=desc)
-    query = await acc.select(res.table, res.model, *_columns(res))
-    for name in res.filters:
-        if name in params:
-            column = res.table._meta.get_column_by_name(name)
-            query = query.where(column == coerce(column, params[name], name))
-    for clause in custom_filters(acc, res, params):
-        query = query.where(clause)
     search = res.search
     text = " ".join(params.get("q", "").split()) if search is not None else ""
     if len(text) > MAX_QUERY:
         raise ValidationError({"q": f"is longer than {MAX_QUERY} characters"})
-    if search is not None and text:
-        clause = search(text)
-        if clause is None:
-            return _Json({"items": [], "next": None})
-        query = query.where(clause)
-    if "after" in params:
-        query = query.where(keyset.after(params["after"]))
-    rows, nxt = keyset.page(await keyset.order(query).limit(limit + 1), limit)
-    items = [acc.present(res.model, dict(r)) for r in rows]
+    scopes = await acc.require(res.model)  # the right is checked (and a refusal audited) on every call
+    shape = _list_shape(acc, res, scopes, params, sort, limit) if not text else None
+    compiled = _COMPILED.get(shape) if shape is not None else None
+    if compiled is None:
+        query = await acc.select(res.table, res.model, *_columns(res))
+        for name in res.filters:
+            if name in params:
+                column = res.table._meta.get_column_by_name(name)
+                query = query.where(column == coerce(column, params[name], name))
+        custom = custom_filters(acc, res, params)
+        for clause in custom:
+            query = query.where(clause)
+        if search is not None and text:
+            clause = search(text)
+            if clause is None:
+                return _Json({"items": [], "next": None})
+            query = query.where(clause)
+        if "after" in params:
+            query = query.where(keyset.after(params["after"]))
+        query = keyset.order(query).limit(limit + 1)
+        if shape is None or custom or not db.is_postgres():
+            found = await query
+        else:
+            compiled = _COMPILED[shape] = query.querystrings[0].compile_string(engine_type="postgres")
+            while len(_COMPILED) > _COMPILED_MAX:
+                del _COMPILED[next(iter(_COMPILED))]
+    if compiled is not None:
+        found = await db.fetch_compiled(*compiled)
+    rows, nxt = keyset.page(found, limit)
+    items = acc.present_all(res.model, rows)
     return _Json({"items": items, "next": nxt})
+
+
+#: list queries compiled to SQL by their shape (PostgreSQL): building a select with Piccolo costs more CPU than the
+#: rest of a list call; the same inputs always build the same SQL, so it is built once
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
+_COMPILED_MAX = 512
+
+
+def _list_shape(acc: Access, res: Resource, scopes: frozenset[str], params: Any, sort: str, limit: int) -> tuple[
+        Any, ...] | None:
+    """Everything a list call's SQL is built from (None: not cached — custom field filters, whose SQL follows
+    the field definitions of the moment). The record rule's ids are part of it unless the scope is "all"."""
+    if any(k.startswith("cf_") for k in params):
+        return None
+    who = acc.principal
+    ids: tuple[Any, ...] = ()
+    if "all" not in scopes and who is not None:
+        ids = (who.user_id, tuple(sorted(who.teammate_ids)), tuple(sorted(who.team_ids)),
+               tuple(sorted(who.subordinate_ids)))
+    filters = tuple((n, params[n]) for n in res.filters if n in params)
+    return (res.table, res.model, res.fields, scopes, ids, sort, limit, filters, params.get("after"),
+            id(db.current()))
 
 
 def custom_filters(acc: Access, res: Resource, params: Any) -> list[Any]:

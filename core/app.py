@@ -116,6 +116,13 @@ def compose(app: Starlette, runtime: Runtime) -> None:
     app.router.routes.extend(api.routes(runtime))
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection needs when it goes back to the pool: nothing more than asyncpg already does (an open
+    transaction rolled back, listeners dropped). Its default reset also runs ``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` — one more round trip per request, for session state the CRM never sets (no advisory
+    locks, cursors outside transactions, LISTEN or session ``SET``: docs/operations.md, PgBouncer)."""
+
+
 @contextlib.asynccontextmanager
 async def _connection_pool(size: int) -> AsyncIterator[None]:
     """A PostgreSQL pool for a web process: a new connection per query costs more than most list pages.
@@ -132,7 +139,7 @@ async def _connection_pool(size: int) -> AsyncIterator[None]:
     if not (size > 0 and isinstance(engine, PostgresEngine)):
         yield
         return
-    await engine.start_connection_pool(min_size=min(2, size), max_size=size)
+    await engine.start_connection_pool(min_size=min(2, size), max_size=size, reset=_keep_session)
     try:
         yield
     finally:

@@ -132,6 +132,21 @@ class CrmPostgresEngine(PostgresEngine):
         return _Transaction(engine=self, allow_nested=allow_nested)
 
 
+async def fetch_compiled(sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    """Rows of SQL already compiled by Piccolo for PostgreSQL (``QueryString.compile_string``), run where Piccolo
+    would run it: the current transaction's connection, else the pool (the request's connection), else a new one."""
+    engine = current()
+    assert isinstance(engine, PostgresEngine)
+    tx = engine.current_transaction.get()
+    if tx:
+        rows = await tx.connection.fetch(sql, *args)
+    elif engine.pool:
+        rows = await engine._run_in_pool(sql, args)
+    else:
+        rows = await engine._run_in_new_connection(sql, args)
+    return [dict(r) for r in rows]
+
+
 @asynccontextmanager
 async def request_connection() -> AsyncIterator[None]:
     """Run the queries of the enclosed block (one request) on one pool connection, taken at the first query

@@ -136,12 +136,15 @@ def present(acc: Access, model: str, value: Any) -> dict[str, Any]:
     from core.security.access import policy
     from core.security.masking import mask
 
+    defs = registry.definitions(model)
+    if not defs or value in (None, "", "{}"):  # a list page's usual row: nothing to decode
+        return {}
     data = loaded(value)
     if not data:
         return {}
     pol = policy()
     out: dict[str, Any] = {}
-    for fd in registry.definitions(model):
+    for fd in defs:
         if fd.key not in data:
             continue
         rule, masker, _ = pol.field_rule(acc.roles, model, fd.name)

@@ -193,6 +193,29 @@ class Access:
         self._plain_keys = (pol, model, frozenset(row)) if plain else None
         return out
 
+    def present_all(self, model: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`present` of every row of a page: when the first row's fields are all shown as they are, the
+        rest (same fields) are copied as they are without asking again, and custom values are looked at only
+        when the model has custom fields."""
+        if not rows:
+            return []
+        first = self.present(model, dict(rows[0]))
+        keys = self._plain_keys
+        if keys is None or keys[:2] != (policy(), model):
+            return [first, *(self.present(model, dict(r)) for r in rows[1:])]
+        custom = custom_fields.column_of(model)
+        has_custom = bool(custom and custom_fields.definitions(model))
+        out = [first]
+        for row in rows[1:]:
+            shown = dict(row)
+            if shown.keys() != keys[2]:
+                out.append(self.present(model, shown))
+                continue
+            if custom in shown:
+                shown[custom] = custom_values.present(self, model, shown[custom]) if has_custom else {}
+            out.append(shown)
+        return out
+
     def present_diff(self, model: str, changes: dict[str, Any]) -> dict[str, Any]:
         """An audit diff (``{field: [old, new]}``) as this user may see it: the field's name stays (that it
         changed is the audit's point), a masked field's values are masked and a hidden one's replaced, by the
