@@ -10,7 +10,9 @@
 # Settings (environment): CRM_DATABASE_URL (PostgreSQL, required to start), CRM_REDIS_URL (default
 # redis://127.0.0.1:6379/0), any other CRM_* setting; CLUSTER_DIR (pids and logs, default var/cluster),
 # CLUSTER_WEB_PORTS ("8001 8002"), CLUSTER_WORKERS (3), CLUSTER_SCHEDULERS (2), CRM (the crm command).
-# A proxy spreads requests over the web ports (deploy/Caddyfile: reverse_proxy 127.0.0.1:8001 127.0.0.1:8002).
+# CLUSTER_PROXY_PORT (e.g. 8000): also start Caddy (Debian's `caddy`) on 127.0.0.1:PORT in front of the web
+# processes (round robin, /healthz checks, a request to a dead one tried on the other); without it, put your own
+# proxy in front (deploy/Caddyfile: reverse_proxy 127.0.0.1:8001 127.0.0.1:8002).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CRM=${CRM:-.venv/bin/crm}
@@ -18,12 +20,38 @@ DIR=${CLUSTER_DIR:-var/cluster}
 WEB_PORTS=${CLUSTER_WEB_PORTS:-"8001 8002"}
 WORKERS=${CLUSTER_WORKERS:-3}
 SCHEDULERS=${CLUSTER_SCHEDULERS:-2}
+PROXY_PORT=${CLUSTER_PROXY_PORT:-}
 
 launch() {  # name, crm arguments…
   local name=$1
   shift
   nohup "$CRM" "$@" >"$DIR/$name.log" 2>&1 &
   echo $! >"$DIR/$name.pid"
+}
+
+proxy() {  # Caddy in front of the web ports: its config and state stay in $DIR (no admin API, plain HTTP)
+  command -v caddy >/dev/null || { echo "CLUSTER_PROXY_PORT is set but caddy is not installed (apt-get install caddy)" >&2; return 1; }
+  local upstreams="" port
+  for port in $WEB_PORTS; do upstreams="$upstreams 127.0.0.1:$port"; done
+  cat >"$DIR/Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	storage file_system $(realpath "$DIR")/caddy
+}
+http://:$PROXY_PORT {
+	bind 127.0.0.1
+	reverse_proxy$upstreams {
+		lb_policy round_robin
+		lb_try_duration 5s
+		health_uri /healthz
+		health_interval 2s
+	}
+}
+CADDY
+  XDG_DATA_HOME="$DIR/caddy" XDG_CONFIG_HOME="$DIR/caddy" nohup caddy run --config "$DIR/Caddyfile" \
+    --adapter caddyfile >"$DIR/proxy.log" 2>&1 &
+  echo $! >"$DIR/proxy.pid"
 }
 
 pids() { cat "$DIR"/*.pid 2>/dev/null || true; }
@@ -68,10 +96,18 @@ start() {
     stop >/dev/null
     exit 1
   done
+  if [ -n "$PROXY_PORT" ]; then
+    proxy || { stop >/dev/null; exit 1; }
+    for _ in $(seq 1 100); do
+      curl -fs "http://127.0.0.1:$PROXY_PORT/healthz" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    curl -fs "http://127.0.0.1:$PROXY_PORT/healthz" >/dev/null 2>&1 || { echo "proxy on port $PROXY_PORT did not answer:" >&2; tail -20 "$DIR/proxy.log" >&2; stop >/dev/null; exit 1; }
+  fi
   for name in $(cd "$DIR" && ls -- *.pid | sed 's/\.pid$//'); do
     kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null || { echo "$name exited:" >&2; tail -20 "$DIR/$name.log" >&2; stop >/dev/null; exit 1; }
   done
-  echo "up: web on 127.0.0.1 ports $WEB_PORTS, $WORKERS workers, $SCHEDULERS schedulers (pids and logs in $DIR)"
+  echo "up: web on 127.0.0.1 ports $WEB_PORTS${PROXY_PORT:+ behind Caddy on 127.0.0.1:$PROXY_PORT}, $WORKERS workers, $SCHEDULERS schedulers (pids and logs in $DIR)"
 }
 
 status() {
