@@ -119,7 +119,14 @@ async def watch(cfg: MailboxConfig, stop: asyncio.Event, *, own_address: str = "
         idle = use_idle if use_idle is not None else "IDLE" in box.client.capabilities
         try:
             while not stop.is_set():
-                total += await _drain(box, own_address=own_address, limit=limit)
+                # until a round finds nothing: what arrived during a round was announced in the answer to one
+                # of its commands (read and dropped by imaplib), so IDLE would not announce it again
+                # (a mail left for a retry does not count, or a mail that always fails would spin here)
+                while not stop.is_set():
+                    got = await _drain(box, own_address=own_address, limit=limit)
+                    total += got
+                    if got.total() == got["retry"]:
+                        break
                 if stop.is_set():
                     break
                 if idle:

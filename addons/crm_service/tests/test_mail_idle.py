@@ -41,19 +41,18 @@ async def test_watch_with_idle_and_polling(desk: Desk, dovecot: tuple[str, int])
 
     for use_idle, subject in ((None, "空调不制冷"), (False, "洗衣机漏水")):
         stop = asyncio.Event()
-        # IDLE: one wait of 30 s, so a ticket within a few seconds was announced by the server; polling: 0.3 s
-        task = asyncio.create_task(watch(cfg, stop, use_idle=use_idle, idle_seconds=30, poll_seconds=0.3))
+        # IDLE: one wait of 120 s, so a ticket within 30 s was announced by the server; polling: every 0.3 s
+        task = asyncio.create_task(watch(cfg, stop, use_idle=use_idle, idle_seconds=120, poll_seconds=0.3))
         if use_idle is None:
-            await _ticket_within("已有的邮件", 10)  # what was waiting is fetched at once
+            await _ticket_within("已有的邮件", 30)  # what was waiting is fetched at once
             await asyncio.sleep(0.5)  # in IDLE by now
         with MailBoxUnencrypted(host, port).login(user, "secret") as box:
             box.append(_mail(subject, f"<{use_idle}-1@example.cn>"), "INBOX")
-        took = await _ticket_within(subject, 10)
-        assert took < 10
+        await _ticket_within(subject, 30)  # seconds on a quiet machine; 30 leaves room on a loaded one
         stop.set()
         if use_idle is None:
-            # the watcher notices stop between two waits: wake it with one more mail instead of waiting 30 s
+            # the watcher notices stop between two waits: wake it with one more mail instead of waiting 120 s
             with MailBoxUnencrypted(host, port).login(user, "secret") as box:
                 box.append(_mail("唤醒", "<wake-1@example.cn>"), "INBOX")
-        counts = await asyncio.wait_for(task, 15)
+        counts = await asyncio.wait_for(task, 30)
         assert counts["ticket"] >= 1
