@@ -2,10 +2,14 @@
 
 Sending fixes the recipients in one ``INSERT … SELECT`` from the segment's members (people with an e-mail,
 not archived, merged or anonymized, not on the do-not-contact list), then hands them to
-``crm_marketing.send_batch`` jobs in id ranges of :data:`BATCH`. Each recipient row is claimed by an ``UPDATE …
-WHERE state = 'queued'`` before its message goes out and marked ``sent`` after: a batch retried or delivered
-twice by the broker skips what was sent. An SMTP refusal puts that recipient back in the queue with a backoff
-(:data:`RETRY_DELAYS`) and, after the last try, marks it ``failed``; the others of the batch go on.
+``crm_marketing.send_batch`` jobs in id ranges of :data:`BATCH`. A batch claims its due rows with a lease (they
+stay ``queued``, not due for anyone else until it runs out); each row is then moved to ``sending`` just before its
+message goes out (only by the lease's holder) and to ``sent`` once the SMTP server accepted it, in the same commit
+as the next row's ``sending``. A worker killed mid-batch therefore leaves its untried rows ``queued`` (the job's
+next run, after the lease, sends them: none lost) and at most the one message in flight ``sending``, which becomes
+``unknown`` (the server may have accepted it before the kill: never sent again, no duplicate). An SMTP refusal
+puts that recipient back in the queue with a backoff (:data:`RETRY_DELAYS`) and, after the last try, marks it
+``failed``; the others of the batch go on.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from crm_marketing.manifest import CAMPAIGN, SEGMENT
 from crm_marketing.models import Campaign, CampaignRecipient, Segment
 
 BATCH = 200
-#: sent recipients are marked in groups of this size (a crash between a send and its mark leaves at most this
-#: many rows in ``sending``: never mailed again, listed on the campaign page as unknown)
-MARK_EVERY = 25
-#: a batch's claim on its recipients; past it, rows still ``sending`` are marked ``unknown`` (never re-sent)
-LEASE_SECONDS = 900
+#: a batch's claim on its recipients; past it, untried rows are due again (for the job's next run; a slow run
+#: still going then finds them taken and skips them) and a row still ``sending`` is marked ``unknown``
+LEASE_SECONDS = 60
+#: the send job's own lease (the outbox heartbeat): a killed worker's batch is run again about this long after
+JOB_LEASE_SECONDS = 20
 #: seconds before the 2nd, 3rd… try of a recipient the SMTP server refused; after the last, it is failed
 RETRY_DELAYS: tuple[float, ...] = (30.0, 120.0, 600.0)
 TEXT_FIELDS = ("subject_en", "body_en", "subject_zh", "body_zh")
@@ -443,6 +447,9 @@ def not_before(sent_at: dt.datetime | None, index: int) -> dt.datetime | None:
 async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int = 0) -> dict[str, int]:
     """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome.
     Batch ``index`` waits its turn under the throttle (``RetryLater``, which uses up no attempt)."""
+    from crm_marketing import job_pool
+
+    await job_pool.ensure()
     campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
     if campaign is None:
         return {}
@@ -455,84 +462,10 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
         & (CampaignRecipient.id >= first_id)
         & (CampaignRecipient.id <= last_id)
     )
-    now = _now()
-    due = (
-        await CampaignRecipient.select()
-        .where(
-            in_batch
-            & (CampaignRecipient.state == "queued")
-            & (CampaignRecipient.next_try_at.is_null() | (CampaignRecipient.next_try_at <= now))
-        )
-        .order_by(CampaignRecipient.id)
-    )
-    # one UPDATE claims every due row of the batch: a second run of the batch (a retry, a duplicate message)
-    # finds them taken and mails nobody twice
-    claimed = {
-        int(r["id"]): int(r["attempts"])
-        for r in await CampaignRecipient.update(
-            {
-                CampaignRecipient.state: "sending",
-                CampaignRecipient.attempts: CampaignRecipient.attempts + 1,
-                # a lease: past it, a row still "sending" belonged to a worker that died mid-batch
-                CampaignRecipient.next_try_at: _now() + dt.timedelta(seconds=LEASE_SECONDS),
-            }
-        )
-        .where(CampaignRecipient.id.is_in([r["id"] for r in due] or [0]) & (CampaignRecipient.state == "queued"))
-        .returning(CampaignRecipient.id, CampaignRecipient.attempts)
-    }
-    due = [r for r in due if int(r["id"]) in claimed]
-    from crm_marketing import ab_test
-    contacts = await contact_values([int(r["person"]) for r in due if r["person"]])
-    counts = {"sent": 0, "retry": 0, "failed": 0}
-    smtp: aiosmtplib.SMTP | None = None
-    host, port = current().settings.smtp_host or "", current().settings.smtp_port
-    sent: list[int] = []
+    from core.outbox import heartbeat
 
-    async def flush() -> None:  # the sent marks, a few at a time (one commit per group, not per message)
-        if sent:
-            await CampaignRecipient.update(
-                {CampaignRecipient.state: "sent", CampaignRecipient.sent_at: _now(), CampaignRecipient.error: ""}
-            ).where(CampaignRecipient.id.is_in(list(sent)))
-            counts["sent"] += len(sent)
-            sent.clear()
-
-    try:
-        for row in due:
-            attempts = claimed[int(row["id"])]
-            contact = contacts.get(int(row["person"] or 0), {})
-            try:
-                if not host:
-                    raise aiosmtplib.SMTPException("no SMTP server is configured (CRM_SMTP_HOST)")
-                if smtp is None or not smtp.is_connected:
-                    smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
-                    await smtp.connect()
-                texts = ab_test.variant_texts(campaign, row["variant"]) if row["variant"] else campaign
-                await smtp.send_message(message(dict(texts), contact, row["email"], row["language"], int(row["id"])))
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                if smtp is not None and not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-                    smtp.close()
-                    smtp = None
-                last = attempts > len(RETRY_DELAYS)
-                delay = 0.0 if last else RETRY_DELAYS[attempts - 1]
-                await CampaignRecipient.update(
-                    {
-                        CampaignRecipient.state: "failed" if last else "queued",
-                        CampaignRecipient.error: str(exc)[:1000],
-                        CampaignRecipient.next_try_at: None if last else _now() + dt.timedelta(seconds=delay),
-                    }
-                ).where(CampaignRecipient.id == row["id"])
-                counts["failed" if last else "retry"] += 1
-                continue
-            sent.append(int(row["id"]))
-            if len(sent) >= MARK_EVERY:
-                await flush()
-    finally:
-        await flush()
-        if smtp is not None and smtp.is_connected:
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                smtp.close()
+    async with heartbeat(JOB_LEASE_SECONDS):
+        counts = await _send_due(campaign, in_batch)
     waiting = (
         await CampaignRecipient.select(CampaignRecipient.next_try_at)
         .where(in_batch & (CampaignRecipient.state == "queued"))
@@ -553,6 +486,124 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
         )
         if finished:  # this run finished the campaign: tell who sent it about recipients that failed for good
             await _tell_failures(campaign, finished[0]["sent_by"])
+    return counts
+
+
+async def _expire_in_flight(where: Any) -> None:
+    """Rows a dead run left ``sending`` past its lease: that one message may have been accepted, so ``unknown``."""
+    await CampaignRecipient.update(
+        {
+            CampaignRecipient.state: "unknown",
+            CampaignRecipient.error: "the worker stopped during the send: it may or may not have been delivered",
+        }
+    ).where(where & (CampaignRecipient.state == "sending") & (CampaignRecipient.next_try_at < _now()))
+
+
+async def _advance(done: int | None, row_id: int | None, lease: dt.datetime) -> int | None:
+    """In one commit: ``done`` sent (the SMTP server accepted it) and ``row_id`` ``sending`` if this run still
+    holds it (its lease is ``lease``); the row's attempts, or None when a later run took it over."""
+    attempts = None
+    async with db.atomic():
+        if db.is_postgres():
+            # no WAL flush wait for this commit (one a message: the flush was the cost of the send). It is visible
+            # to every other worker at once and survives a killed worker; only a PostgreSQL crash within a fraction
+            # of a second of it could lose it, and then the row is sent again (a duplicate, never a loss)
+            await CampaignRecipient.raw("SET LOCAL synchronous_commit TO OFF")
+        if done is not None:
+            await CampaignRecipient.update(
+                {CampaignRecipient.state: "sent", CampaignRecipient.sent_at: _now(), CampaignRecipient.error: ""}
+            ).where((CampaignRecipient.id == done) & CampaignRecipient.state.is_in(["sending", "unknown"]))
+        if row_id is not None:
+            rows = (
+                await CampaignRecipient.update(
+                    {
+                        CampaignRecipient.state: "sending",
+                        CampaignRecipient.attempts: CampaignRecipient.attempts + 1,
+                        CampaignRecipient.next_try_at: lease,
+                    }
+                )
+                .where(
+                    (CampaignRecipient.id == row_id)
+                    & (CampaignRecipient.state == "queued")
+                    & (CampaignRecipient.next_try_at == lease)
+                )
+                .returning(CampaignRecipient.attempts)
+            )
+            attempts = int(rows[0]["attempts"]) if rows else None
+    return attempts
+
+
+async def _send_due(campaign: dict[str, Any], in_batch: Any) -> dict[str, int]:
+    await _expire_in_flight(in_batch)
+    now = _now()
+    # the claim: the due rows stay queued but are not due for anyone else before the lease runs out, so a second
+    # run of the batch (a retry, a duplicate message) mails none of them, and a killed run's untried rows are
+    # due again afterwards
+    lease = now + dt.timedelta(seconds=LEASE_SECONDS)
+    claimed = {
+        int(r["id"])
+        for r in await CampaignRecipient.update({CampaignRecipient.next_try_at: lease})
+        .where(
+            in_batch
+            & (CampaignRecipient.state == "queued")
+            & (CampaignRecipient.next_try_at.is_null() | (CampaignRecipient.next_try_at <= now))
+        )
+        .returning(CampaignRecipient.id)
+    }
+    due = (
+        await CampaignRecipient.select()
+        .where(CampaignRecipient.id.is_in(sorted(claimed) or [0]))
+        .order_by(CampaignRecipient.id)
+    )
+    from crm_marketing import ab_test
+
+    contacts = await contact_values([int(r["person"]) for r in due if r["person"]])
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    smtp: aiosmtplib.SMTP | None = None
+    host, port = current().settings.smtp_host or "", current().settings.smtp_port
+    accepted: int | None = None  # accepted by the server, its sent mark goes with the next row's claim
+    try:
+        for row in due:
+            contact = contacts.get(int(row["person"] or 0), {})
+            texts = ab_test.variant_texts(campaign, row["variant"]) if row["variant"] else campaign
+            # rendered before the row is marked sending: a kill while rendering leaves it queued, not in doubt
+            mail = message(dict(texts), contact, row["email"], row["language"], int(row["id"]))
+            attempts = await _advance(accepted, int(row["id"]), lease)
+            accepted = None
+            if attempts is None:
+                continue  # our lease ran out and a later run of the batch has it
+            try:
+                if not host:
+                    raise aiosmtplib.SMTPException("no SMTP server is configured (CRM_SMTP_HOST)")
+                if smtp is None or not smtp.is_connected:
+                    smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=30)
+                    await smtp.connect()
+                await smtp.send_message(mail)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                if smtp is not None and not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+                    smtp.close()
+                    smtp = None
+                last = attempts > len(RETRY_DELAYS)
+                delay = 0.0 if last else RETRY_DELAYS[attempts - 1]
+                await CampaignRecipient.update(
+                    {
+                        CampaignRecipient.state: "failed" if last else "queued",
+                        CampaignRecipient.error: str(exc)[:1000],
+                        CampaignRecipient.next_try_at: None if last else _now() + dt.timedelta(seconds=delay),
+                    }
+                ).where(CampaignRecipient.id == row["id"])
+                counts["failed" if last else "retry"] += 1
+                continue
+            accepted = int(row["id"])
+            counts["sent"] += 1
+    finally:
+        if accepted is not None:
+            await _advance(accepted, None, lease)
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
     return counts
 
 

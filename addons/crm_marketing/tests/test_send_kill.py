@@ -1,0 +1,84 @@
+"""A worker killed in the middle of a campaign batch: its untried recipients are sent by the batch's next run,
+the message in flight is never sent again (``unknown``), nobody gets the mail twice (counted at the sink).
+The 2-worker SIGKILL run at scale is bench/marketing_send_workers.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import pytest
+from crm_marketing import campaigns
+from crm_marketing.models import CampaignRecipient
+from marketing_helpers import Sink, add_person, campaign_for
+
+from core.errors import RetryLater
+
+
+class Killed(BaseException):
+    """The process died: nothing after it runs (a dead worker writes nothing more)."""
+
+
+async def test_a_batch_killed_mid_send_loses_and_repeats_nobody(
+    world: Any, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, port = sink
+    for i in range(3):
+        await add_person(f"客户{i}", f"k{i}@example.cn", province="海南")
+    campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "海南"})
+    assert await campaigns.send(await world.acc("mk"), campaign_id) == 3
+    rows = await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id).order_by(
+        CampaignRecipient.id)
+    first, second, third = (int(r["id"]) for r in rows)
+
+    # the worker dies after the server accepted the 2nd message, before that was written down
+    real_advance, calls = campaigns._advance, []
+
+    async def dying(done: int | None, row_id: int | None, lease: dt.datetime) -> int | None:
+        calls.append((done, row_id))
+        if done == second:
+            raise Killed
+        return await real_advance(done, row_id, lease)
+
+    monkeypatch.setattr(campaigns, "_advance", dying)
+    with pytest.raises(Killed):
+        await campaigns.send_batch(campaign_id, first, third)
+    monkeypatch.setattr(campaigns, "_advance", real_advance)
+    assert len(handler.messages) == 2
+    states = {int(r["id"]): r["state"] for r in await CampaignRecipient.select().where(
+        CampaignRecipient.campaign == campaign_id)}
+    assert states == {first: "sent", second: "sending", third: "queued"}
+
+    # a second run (a redelivered message) while the lease holds mails nobody and waits for it
+    with pytest.raises(RetryLater):
+        await campaigns.send_batch(campaign_id, first, third)
+    assert len(handler.messages) == 2
+
+    # the lease ran out: the next run sends the untried one; the one in flight is unknown, never sent again
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await CampaignRecipient.update({CampaignRecipient.next_try_at: past}).where(
+        CampaignRecipient.campaign == campaign_id)
+    assert (await campaigns.send_batch(campaign_id, first, third))["sent"] == 1
+    states = {int(r["id"]): r["state"] for r in await CampaignRecipient.select().where(
+        CampaignRecipient.campaign == campaign_id)}
+    assert states == {first: "sent", second: "unknown", third: "sent"}
+    at_sink = Counter(m["Message-ID"] for m in handler.messages)
+    assert len(at_sink) == 3 and set(at_sink.values()) == {1}
+    assert {m["To"] for m in handler.messages} == {"k0@example.cn", "k1@example.cn", "k2@example.cn"}
+
+
+async def test_a_run_whose_lease_was_taken_over_sends_nothing(world: Any, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    await add_person("客户", "k@example.cn", province="海南")
+    campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "海南"})
+    await campaigns.send(await world.acc("mk"), campaign_id)
+    row = await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id).first()
+    assert row is not None
+    now = dt.datetime.now(dt.UTC)
+    ours, theirs = now + dt.timedelta(seconds=5), now + dt.timedelta(seconds=60)
+    # a later run claimed the row after our lease ran out: we may not mark it, so we do not send it
+    await CampaignRecipient.update({CampaignRecipient.next_try_at: theirs}).where(CampaignRecipient.id == row["id"])
+    assert await campaigns._advance(None, int(row["id"]), ours) is None
+    assert await campaigns._advance(None, int(row["id"]), theirs) == 1
+    assert not handler.messages
