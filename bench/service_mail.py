@@ -21,12 +21,10 @@ import asyncio
 import imaplib
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -57,54 +55,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def start_dovecot() -> tuple[subprocess.Popen[bytes], int, Path]:
-    root = Path(tempfile.mkdtemp(prefix="crm-bench-dovecot-"))
-    root.chmod(0o711)
-    (root / "mail").mkdir()
-    shutil.chown(root / "mail", "dovecot", "dovecot")
-    port = free_port()
-    (root / "dovecot.conf").write_text(f"""protocols = imap
-listen = 127.0.0.1
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-mail_location = maildir:{root}/mail/%u
-ssl = no
-disable_plaintext_auth = no
-default_login_user = dovenull
-default_internal_user = dovecot
-default_internal_group = dovecot
-first_valid_uid = 100
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  user = dovenull
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-passdb {{
-  driver = static
-  args = password=secret
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={root}/mail/%u
-}}
-""")
-    proc = subprocess.Popen(["dovecot", "-c", str(root / "dovecot.conf"), "-F"])
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, port, root
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("dovecot did not start")
 
 
 def mail(i: int, tag: str) -> bytes:
@@ -154,12 +104,12 @@ async def main() -> None:
     sys.path.insert(0, str(ROOT))
     from core import db, lifecycle
     from core.discovery import discover
-    from core.testing import pg_admin
+    from core.testing import pg_admin, start_dovecot, stop_dovecot
 
     url = args.pg.rsplit("/", 1)[0] + "/" + DB
     await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{DB}"')
-    dovecot, port, root = start_dovecot()
+    dovecot, port, root = start_dovecot("crm-bench-dovecot-")
     try:
         db.configure(url)
         await lifecycle.ensure_kernel()
@@ -232,9 +182,7 @@ async def main() -> None:
         print(f"{args.mails:,} mails, fetcher SIGKILLed {kills} times, {took:.0f} s ({args.mails / took:.0f} mails/s): "
               f"lost {lost}, duplicated {doubled}, tickets {tickets:,}, still unseen on the server {unseen}")
     finally:
-        dovecot.terminate()
-        dovecot.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        stop_dovecot(dovecot, root)
         await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 

@@ -420,11 +420,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Any:
-    """A real IMAP server (Debian's dovecot-imapd) on 127.0.0.1 with a throwaway mail dir; any login, password
-    ``secret``. Yields ``(host, port)``. Used by crm_service's inbound mail and crm_marketing's bounce mailbox;
-    put messages in with :func:`imap_append`."""
+def start_dovecot(prefix: str = "crm-dovecot-") -> tuple[Any, int, Path]:
+    """Start a real IMAP server (Debian's dovecot-imapd) on 127.0.0.1 with a throwaway mail dir; any login,
+    password ``secret``. Returns the process, its port and its directory (give both to :func:`stop_dovecot`)."""
     import socket
     import subprocess
     import tempfile
@@ -433,7 +431,7 @@ def dovecot() -> Any:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     assert Path(binary).exists(), "dovecot is not installed: deploy/setup.sh --test installs dovecot-imapd"
     # not under pytest's tmp dir: that is 0700 root, and Dovecot reads the mail as the dovecot user
-    root = Path(tempfile.mkdtemp(prefix="crm-dovecot-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o711)
     (root / "mail").mkdir()
     shutil.chown(root / "mail", "dovecot", "dovecot")
@@ -484,13 +482,27 @@ userdb {{
                 proc.kill()
                 raise RuntimeError(f"dovecot did not start: {proc.stderr.read() if proc.stderr else b''!r}") from None
             time.sleep(0.1)
-    yield ("127.0.0.1", port)
+    return proc, port, root
+
+
+def stop_dovecot(proc: Any, root: Path) -> None:
+    import subprocess
+
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Any:
+    """:func:`start_dovecot` for a test session: yields ``(host, port)``. Used by crm_service's inbound mail and
+    crm_marketing's bounce mailbox; put messages in with :func:`imap_append`."""
+    proc, port, root = start_dovecot()
+    yield ("127.0.0.1", port)
+    stop_dovecot(proc, root)
 
 
 def imap_append(server: tuple[str, int], user: str, raw: bytes, folder: str = "INBOX") -> None:
