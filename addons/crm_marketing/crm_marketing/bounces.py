@@ -24,7 +24,7 @@ from typing import Any
 from flufl.bounce import all_failures
 from piccolo.columns.combination import WhereRaw
 
-from core import db
+from core import db, imap
 from core.security import audit
 from crm_marketing.models import CampaignRecipient, Suppression
 
@@ -34,32 +34,13 @@ log = logging.getLogger("crm.marketing.bounces")
 _OURS = re.compile(r"<crm-marketing-(\d+)-(\d+)@[^>]*>")
 
 
-@dataclass(frozen=True)
-class BounceMailbox:
-    host: str
-    port: int = 143
-    user: str = ""
-    password: str = ""
-    folder: str = "INBOX"
-    ssl: bool = False
+#: the bounce address's mailbox (settings ``CRM_X_MARKETING_BOUNCE_IMAP_*``)
+BounceMailbox = imap.Mailbox
+_login = imap.login
 
 
 def configured() -> BounceMailbox | None:
-    from core.runtime import current
-
-    extra = current().settings.extra
-    host = extra.get("CRM_X_MARKETING_BOUNCE_IMAP_HOST", "")
-    if not host:
-        return None
-    ssl = extra.get("CRM_X_MARKETING_BOUNCE_IMAP_SSL", "") == "1"
-    return BounceMailbox(
-        host=host,
-        port=int(extra.get("CRM_X_MARKETING_BOUNCE_IMAP_PORT", "993" if ssl else "143")),
-        user=extra.get("CRM_X_MARKETING_BOUNCE_IMAP_USER", ""),
-        password=extra.get("CRM_X_MARKETING_BOUNCE_IMAP_PASSWORD", ""),
-        folder=extra.get("CRM_X_MARKETING_BOUNCE_IMAP_FOLDER", "INBOX"),
-        ssl=ssl,
-    )
+    return imap.configured("CRM_X_MARKETING_BOUNCE_IMAP")
 
 
 @dataclass(frozen=True)
@@ -148,14 +129,6 @@ async def handle(raw: bytes) -> int:
     """One message of the bounce mailbox: parsed and recorded; how many addresses became bounced."""
     report = parse(raw)
     return await record(report, _diagnostic(raw))
-
-
-def _login(cfg: BounceMailbox) -> Any:
-    from imap_tools import MailBox, MailBoxUnencrypted
-
-    box = MailBox(cfg.host, cfg.port, timeout=30) if cfg.ssl else MailBoxUnencrypted(cfg.host, cfg.port, timeout=30)
-    box.login(cfg.user, cfg.password, initial_folder=cfg.folder)
-    return box
 
 
 def _raw(box: Any, uid: str) -> bytes:

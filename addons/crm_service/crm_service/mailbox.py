@@ -15,46 +15,25 @@ import contextlib
 import imaplib
 import logging
 from collections import Counter
-from dataclasses import dataclass
 
 from imap_tools import AND, MailBox, MailBoxUnencrypted, MailMessageFlags
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
 
+from core import imap
 from crm_service import mail_in
 
 log = logging.getLogger("crm.service.mail")
 
 
-@dataclass(frozen=True)
-class MailboxConfig:
-    host: str
-    port: int = 143
-    user: str = ""
-    password: str = ""
-    folder: str = "INBOX"
-    ssl: bool = False
+#: the support mailbox's settings (kept under this name for callers and tests)
+MailboxConfig = imap.Mailbox
+_login = imap.login
 
 
 def configured() -> MailboxConfig | None:
     """The support mailbox from ``CRM_X_SERVICE_IMAP_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD`` / ``_FOLDER``
     / ``_SSL`` (1), or None when no host is set."""
-    from core.runtime import current
-
-    extra = current().settings.extra
-    host = extra.get("CRM_X_SERVICE_IMAP_HOST", "")
-    if not host:
-        return None
-    ssl = extra.get("CRM_X_SERVICE_IMAP_SSL", "") == "1"
-    return MailboxConfig(host=host, port=int(extra.get("CRM_X_SERVICE_IMAP_PORT", "993" if ssl else "143")),
-                         user=extra.get("CRM_X_SERVICE_IMAP_USER", ""),
-                         password=extra.get("CRM_X_SERVICE_IMAP_PASSWORD", ""),
-                         folder=extra.get("CRM_X_SERVICE_IMAP_FOLDER", "INBOX"), ssl=ssl)
-
-
-def _login(cfg: MailboxConfig) -> MailBox | MailBoxUnencrypted:
-    box = MailBox(cfg.host, cfg.port, timeout=30) if cfg.ssl else MailBoxUnencrypted(cfg.host, cfg.port, timeout=30)
-    box.login(cfg.user, cfg.password, initial_folder=cfg.folder)
-    return box
+    return imap.configured("CRM_X_SERVICE_IMAP")
 
 
 def _raw(box: MailBox | MailBoxUnencrypted, uid: str) -> bytes:
