@@ -24,6 +24,9 @@ from crm_service.manifest import ARTICLE, CANNED, MAIL, MESSAGE, TICKET
 from crm_service.models import Article, Attachment, CannedReply, InboundMail, Message, Ticket
 
 PAGE = 50
+#: a word search reads at most this many of the newest matching tickets for a page (then offers the older ones):
+#: a common word under a filter few of its tickets pass would otherwise walk the whole table for one page
+SEARCH_WINDOW = 2000
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -59,10 +62,17 @@ async def ticket_list(request: Request) -> Response:
     if q.get("queue") == "vip":
         both(Ticket.team.is_in(dispatch.vip_teams()))
     text = " ".join(q.get("q", "").split())[:100]
+    after = _int(q.get("after"), "after")
+    window: list[int] | None = None
     if text:
         match = ticket_search.where(text)
-        both(match if match is not None else Ticket.id < 0)
-    after = _int(q.get("after"), "after")
+        if match is None:
+            both(Ticket.id < 0)
+        else:  # the newest matches first, then the page's filters and record rules over those alone
+            below = match if after is None else match & (Ticket.id < after)
+            window = [r["id"] for r in await Ticket.select(Ticket.id).where(below).order_by(
+                Ticket.id, ascending=False).limit(SEARCH_WINDOW)]
+            both(Ticket.id.is_in(window or [-1]))
     if after is not None:
         both(Ticket.id < after)
     rows = await (await acc.select(
@@ -78,8 +88,12 @@ async def ticket_list(request: Request) -> Response:
         r["ref"] = tickets.reference(r["id"])
         r["customer"] = names.get(r["person"], "") if r["person"] else ""
     keep = {k: v for k, v in q.items() if k != "after"}
+    next_after = rows[-1]["id"] if more and rows else None
+    searched_part = window is not None and len(window) == SEARCH_WINDOW and not more
+    if searched_part and window:
+        next_after = window[-1]  # older matches are still unread: the next page searches below them
     return await render(request, "crm_service/ticket_list.html", rows=rows, filters=keep, L=_labels(),
-                        next_after=rows[-1]["id"] if more and rows else None,
+                        next_after=next_after, searched_part=searched_part,
                         can_create=acc.can(TICKET, "create"))
 
 

@@ -60,3 +60,28 @@ async def test_search_finds_chinese_words_mid_sentence(crm_client: Any) -> None:
     found = await client.get("/api/search", params={"q": "屏幕"})
     assert found.status_code == 200
     assert f"SR-{body:06d}" in found.text and f"SR-{refund:06d}" not in found.text
+
+
+async def test_a_word_search_reads_a_window_of_the_newest_matches_then_offers_older(
+        crm_client: Any, monkeypatch: Any) -> None:
+    """A common word under a filter few of its tickets pass never walks the whole table for one page: the newest
+    matches are read (a window), and when they are spent the page offers to search the older ones."""
+    import re
+
+    from crm_service import tickets, views
+    from crm_service.models import Ticket
+
+    monkeypatch.setattr(views, "SEARCH_WINDOW", 2)
+    client = await crm_client("crm_service")
+    desk = await build_desk(None)
+    agent = await desk.acc("agent1")
+    oldest = await tickets.create_ticket(agent, {"subject": "耳机没有声音", "team": desk.support})
+    done = [await tickets.create_ticket(agent, {"subject": f"耳机退货 {i}", "team": desk.support}) for i in range(2)]
+    await Ticket.update({Ticket.state: "resolved"}).where(Ticket.id.is_in(done))
+    await login_client(client, "agent1")
+    page = (await client.get("/service/", params={"q": "耳机"})).text  # active tickets: the window holds none
+    assert f"SR-{oldest:06d}" not in page and "data-searched-part" in page
+    older = re.search(r'rel="next" href="([^"]+)"', page)
+    assert older and f"after={min(done)}" in older.group(1)
+    page = (await client.get(older.group(1).replace("&amp;", "&"))).text
+    assert f"SR-{oldest:06d}" in page and "data-searched-part" not in page
