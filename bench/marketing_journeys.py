@@ -2,8 +2,8 @@
 
 A segment of N people enters a journey (condition → add a tag → set the stage) and the tick advances everyone
 through it, each step with its conditional move (what makes retries act once), 50 enrollments a transaction;
-beside it, the same journey advanced one enrollment per transaction (the fallback path, what it did before). Baseline: the same
-effects written directly, set-based (one INSERT … SELECT of the tags, one UPDATE of the stages).
+beside it, the same journey advanced one enrollment per transaction (the fallback path, what it did before).
+Baseline: the same effects written directly, set-based (one INSERT … SELECT of the tags, one UPDATE of the stages).
 
     .venv/bin/python bench/marketing_journeys.py [--people 5000] [--backend sqlite|postgres]
 """

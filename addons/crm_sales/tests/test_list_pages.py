@@ -88,9 +88,9 @@ async def test_deal_list_pages_through_every_row_in_the_order_chosen(crm_client:
 
 
 async def test_lead_and_quote_lists_page_and_sort(crm_client: Any) -> None:
+    from crm_sales import leads, quotes
     from sales_helpers import build_org, new_deal
 
-    from crm_sales import leads, quotes
     from core.runtime import current
 
     client = await crm_client("crm_sales")
