@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -90,6 +91,7 @@ class Claim:
     payload_hash: str
     remote_state: str
     attempts: int
+    until: dt.datetime | None = None  # the lease this claim wrote: the run's fencing token (see `_Lease`)
 
 
 async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) -> Claim:
@@ -108,9 +110,10 @@ async def claim(cfg: connection.Backend, order: sales.OrderRef, operation: str) 
             left = (row["retry_at"] - now()).total_seconds()
             raise Waiting(f"{order.reference}: next try in {left:.1f}s ({row['attempts']} of {MAX_TRANSIENT} failed: "
                           f"{row['last_error'][:300]})", delay=max(left, 0.05))
-        await Binding.update({Binding.locked_until: now() + LEASE, Binding.operation: operation,
+        until = now() + LEASE
+        await Binding.update({Binding.locked_until: until, Binding.operation: operation,
                               Binding.updated_at: now()}).where(Binding.id == row["id"])
-    return _claim_of(cfg, row)
+    return dataclasses.replace(_claim_of(cfg, row), until=until)
 
 
 def _claim_of(cfg: connection.Backend, row: dict[str, Any]) -> Claim:
@@ -177,24 +180,51 @@ async def _transient(held: Claim, exc: ErpTransientError, ids: list[int] | None 
                   delay=backoff(n))
 
 
-@contextlib.asynccontextmanager
-async def _heartbeat(ids: list[int]) -> AsyncIterator[None]:
-    """While a run holds the bindings ``ids`` (a list the batch extends): renew their leases, and the job's outbox
-    lease, every third of `LEASE`. A live run never loses them, however slow the ERP; a killed one's run out within
-    `LEASE`, then any push batch takes its orders first and the outbox sweep sends its job again."""
+class _Lease:
+    """The leases one run holds: the binding ids (a list the batch extends) and the ``locked_until`` values this
+    run wrote — its fencing token. Another runner may take a binding only once its lease ran out, and then writes
+    its own value; so a row still carrying one of ours is still ours, and a run whose beats came too late (an
+    event loop or a database stalled past `LEASE` on a loaded machine) finds out instead of renewing — and so
+    resurrecting — a lease another worker has taken since, and does not call the ERP for that order."""
 
-    async def renew() -> None:
-        await Binding.update({Binding.locked_until: now() + LEASE}).where(
-            Binding.id.is_in(list(ids)) & Binding.locked_until.is_not_null())  # not one released meanwhile
-        await outbox.renew_lease(LEASE.total_seconds())
+    def __init__(self, ids: list[int], until: dt.datetime | None) -> None:
+        self.ids = ids
+        self.tokens: set[dt.datetime] = {until} if until is not None else set()
+
+    def add(self, ids: list[int], until: dt.datetime) -> None:
+        self.ids.extend(ids)
+        self.tokens.add(until)
+
+    async def renew(self) -> set[int]:
+        """Extend the leases still ours by `LEASE`; returns their ids (those lost, or released, are left alone)."""
+        if not self.ids or not self.tokens:
+            return set()
+        at = now()
+        until = at + LEASE
+        self.tokens.add(until)  # before the write: if it lands but its answer is lost, the rows are still ours
+        rows = await Binding.update({Binding.locked_until: until}).where(
+            Binding.id.is_in(list(self.ids)) & Binding.locked_until.is_in(sorted(self.tokens - {until}))
+            & (Binding.locked_until > at)).returning(Binding.id)
+        return {int(r["id"]) for r in rows}
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(lease: _Lease) -> AsyncIterator[None]:
+    """While a run holds ``lease``: renew its bindings' leases, and the job's outbox lease, every third of `LEASE`.
+    A live run never loses them unless its beats stall past `LEASE`; a killed one's run out within `LEASE`, then
+    any push batch takes its orders first and the outbox sweep sends its job again."""
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(LEASE.total_seconds() / 3)
             try:
-                await renew()
+                held = await lease.renew()
+                lost = [i for i in lease.ids if i not in held]
+                if lost:
+                    log.warning("leases of bindings %s ran out or were released during the run", lost[:5])
+                await outbox.renew_lease(LEASE.total_seconds())
             except Exception as exc:  # noqa: BLE001 - a missed beat: the lease still covers two more
-                log.warning("lease renewal of bindings %s failed: %s", ids[:5], exc)
+                log.warning("lease renewal of bindings %s failed: %s", lease.ids[:5], exc)
 
     await outbox.renew_lease(LEASE.total_seconds())  # the job's row: as short as its bindings' leases
     task = asyncio.create_task(beat())
@@ -246,14 +276,14 @@ async def push_order(order_id: int) -> str:
         return "gone"  # deleted in the CRM before we ran: nothing to send
     backend = connection.open_backend(cfg)
     held = await claim(cfg, order, "push")
-    leased = [held.binding_id]
-    async with _heartbeat(leased):
-        return await _push_claimed(cfg, backend, order, held, leased)
+    lease = _Lease([held.binding_id], held.until)
+    async with _heartbeat(lease):
+        return await _push_claimed(cfg, backend, order, held, lease)
 
 
 async def _push_claimed(cfg: connection.Backend, backend: ErpBackend, order: sales.OrderRef, held: Claim,
-                        leased: list[int]) -> str:
-    """`push_order` once its order is leased: ``leased`` gets the ids of the orders taken along (kept leased)."""
+                        lease: _Lease) -> str:
+    """`push_order` once its order is leased: ``lease`` gets the ids of the orders taken along (kept leased)."""
     try:
         payload = await sales.build_payload(order)
     except sales.PayloadError as exc:
@@ -274,7 +304,8 @@ async def _push_claimed(cfg: connection.Backend, backend: ErpBackend, order: sal
             return "cancelled before sync"
     items = [_Item(held, order, payload, digest)]
     if order.state != "cancelled":
-        items += await _more(cfg, held.binding_id, leased)
+        items += await _more(cfg, held.binding_id, lease)
+    items = await _still_held(lease, items)
     try:
         pushed: list[Pushed] = await _call(backend.push_orders, [i.payload for i in items])
     except ErpTransientError as exc:  # one try for each order of the batch; their own jobs wait for their next
@@ -304,7 +335,22 @@ def _final(state: str, external_id: str) -> str | None:
     return "already synced" if state == "synced" and external_id else None
 
 
-async def _more(cfg: connection.Backend, own: int, leased: list[int]) -> list[_Item]:
+async def _still_held(lease: _Lease, items: list[_Item]) -> list[_Item]:
+    """The fence before the ERP call that may create sales: renew the run's leases and keep only the orders still
+    ours. Another runner may have taken an order whose lease ran out (our beats stalled); that runner pushes it,
+    so pushing it here too would race it to a second ERP sale. Our own order lost: `Busy`, nothing released (the
+    row is the other runner's now)."""
+    held = await lease.renew()
+    if items[0].held.binding_id not in held:
+        raise Busy(f"{items[0].order.reference}: the lease ran out before the ERP call; another job has it",
+                   delay=LEASE.total_seconds())
+    lost = [i.order.reference for i in items if i.held.binding_id not in held]
+    if lost:
+        log.warning("leases of %s ran out before the ERP call: left to the runner that took them", lost[:5])
+    return [i for i in items if i.held.binding_id in held]
+
+
+async def _more(cfg: connection.Backend, own: int, lease: _Lease) -> list[_Item]:
     """Other orders waiting for their push (binding in flight, lease free or run out, next try due), leased with
     this one — first those whose runner died (a lease that ran out unreleased), then the oldest. Their own jobs
     later find them synced; if this runner dies, the lease runs out and they are taken again. Taking an order
@@ -321,10 +367,11 @@ async def _more(cfg: connection.Backend, own: int, leased: list[int]) -> list[_I
         if len(rows) < BATCH - 1:
             rows += await db.for_update(Binding.select().where(waiting & Binding.locked_until.is_null()).order_by(
                 Binding.id).limit(BATCH - 1 - len(rows)), skip_locked=True)
+        until = now() + LEASE
         if rows:
-            await Binding.update({Binding.locked_until: now() + LEASE, Binding.updated_at: now()}).where(
+            await Binding.update({Binding.locked_until: until, Binding.updated_at: now()}).where(
                 Binding.id.is_in([r["id"] for r in rows]))
-    leased.extend(int(r["id"]) for r in rows)
+    lease.add([int(r["id"]) for r in rows], until)
     items = []
     orders = await sales.get_orders([int(r["local_id"]) for r in rows])
     for row in rows:
@@ -388,7 +435,7 @@ async def cancel_order(order_id: int) -> str:
     cfg = await connection.active()
     backend = connection.open_backend(cfg)
     held = await claim(cfg, order, "cancel")
-    async with _heartbeat([held.binding_id]):
+    async with _heartbeat(_Lease([held.binding_id], held.until)):
         return await _cancel_claimed(backend, order, held)
 
 

@@ -363,7 +363,8 @@ class TrytonBackend:
                 raise
             self.forget()  # a product or currency may have changed in Tryton since we cached it
             sale_id = self._create_sale(order)
-        return self._advance(str(sale_id), None)
+        kept, _existed = self._one_sale_each({order.ref: str(sale_id)})[order.ref]
+        return self._advance(kept.external_id, kept) if kept is not None else self._advance(str(sale_id), None)
 
     def _create_sale(self, order: OrderPayload) -> int:
         (sale_id,) = self._create_sales([order])
@@ -483,6 +484,7 @@ class TrytonBackend:
         for row in self._search_read("sale.sale", [("reference", "in", refs)], _ORDER_FIELDS, order=[("id", "ASC")]):
             found.setdefault(row["reference"], []).append(_to_order(row))
         results: dict[str, Pushed] = {}
+        existed = set(found)
         todo: dict[str, RemoteOrder | None] = {}  # ref → sale to drive (None: just created, in draft)
         ids: dict[str, str] = {}
         for ref, remote in found.items():
@@ -504,11 +506,43 @@ class TrytonBackend:
                     except ErpPermanentError as exc:
                         results[order.ref] = Pushed(order.ref, error=exc)
                         created.append(0)
-            for order, sale_id in zip(new, created, strict=True):
-                if sale_id:
-                    todo[order.ref], ids[order.ref] = None, str(sale_id)
-        results.update(self._advance_many(todo, ids, existed=set(found)))
+            mine = {order.ref: str(sale_id) for order, sale_id in zip(new, created, strict=True) if sale_id}
+            for ref, (kept, theirs) in self._one_sale_each(mine).items():
+                todo[ref], ids[ref] = kept, (kept.external_id if kept is not None else mine[ref])
+                if theirs:
+                    existed.add(ref)
+        results.update(self._advance_many(todo, ids, existed=existed))
         return [results[ref] for ref in refs]
+
+    def _one_sale_each(self, mine: dict[str, str]) -> dict[str, tuple[RemoteOrder | None, bool]]:
+        """After creating the draft sales ``mine`` (ref → id), before pressing any button: the search-then-create
+        of two runners of one order is no transaction, so another runner (one whose lease ran out while it was
+        still in its ``create``, or whose worker was killed with its ``create`` still running in trytond) may have
+        created a sale for the same reference between our search and our create. Look again; where a reference
+        has several sales, keep one and delete our draft: a sale another runner already moved on (quoted or
+        further), else the lowest id — the first committed (trytond on SQLite commits one write at a time), which
+        its own runner keeps by the same rule. Returns ref → (the sale to drive: None for our own draft, whether
+        it was another runner's)."""
+        out: dict[str, tuple[RemoteOrder | None, bool]] = {ref: (None, False) for ref in mine}
+        if not mine:
+            return out
+        again: dict[str, list[RemoteOrder]] = {}
+        for row in self._search_read("sale.sale", [("reference", "in", list(mine))], _ORDER_FIELDS,
+                                     order=[("id", "ASC")]):
+            again.setdefault(row["reference"], []).append(_to_order(row))
+        ours_to_drop: list[int] = []
+        for ref, sale_id in mine.items():
+            others = [o for o in again.get(ref, []) if o.external_id != sale_id]
+            if not others:
+                continue
+            moved = [o for o in others if o.state != "draft"]
+            keep = moved[0] if moved else min([*others], key=lambda o: int(o.external_id))
+            if moved or int(keep.external_id) < int(sale_id):
+                ours_to_drop.append(int(sale_id))
+                out[ref] = (keep, True)
+        if ours_to_drop:
+            self.call("model.sale.sale.delete", ours_to_drop)  # drafts: Tryton cancels then deletes them
+        return out
 
     def _advance_many(self, todo: dict[str, RemoteOrder | None], ids: dict[str, str],
                       existed: set[str]) -> dict[str, Pushed]:
