@@ -147,6 +147,31 @@ async def fetch_compiled(sql: str, args: list[Any]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+_loop_pools: dict[tuple[int, int], asyncio.Task[Any]] = {}  # (engine, loop) → the pool's start
+
+
+async def ensure_loop_pool(size: int = 10) -> None:
+    """A PostgreSQL pool for the running loop when the engine has none yet: a ``crm worker``'s jobs run on an
+    event loop of their own (the kernel pools the web loop), where each query would open a connection. Started
+    once per loop and kept for its life (closing it after a job would break the next job's queries on the same
+    loop); where another loop holds the engine's pool (the embedded web process) nothing changes. ``size``
+    exceeds twice the worker threads (4): each concurrent job may hold a transaction's connection and need
+    another (a lease heartbeat beside it), so the pool never runs dry under its own jobs."""
+    engine: Any = current()
+    if not is_postgres(engine) or not hasattr(engine, "_crm_pool"):
+        return
+    loop = asyncio.get_running_loop()
+    key = (id(engine), id(loop))
+    ready = _loop_pools.get(key)
+    if ready is not None and ready.done() and ready.exception() is not None:
+        ready = None  # the server was down at the first try: try again
+    if ready is None:
+        if engine._crm_pool is not None:
+            return
+        ready = _loop_pools[key] = loop.create_task(engine.start_connection_pool(min_size=1, max_size=size))
+    await asyncio.shield(ready)
+
+
 @asynccontextmanager
 async def request_connection() -> AsyncIterator[None]:
     """Run the queries of the enclosed block (one request) on one pool connection, taken at the first query

@@ -129,6 +129,10 @@ def configure(redis_url: str | None, owners: set[str]) -> dramatiq.Broker:
 
 def _runner(job: JobSpec, run_job: Callable[[JobSpec, int], Awaitable[None]]) -> JobFn:
     async def run(outbox_id: int) -> None:
+        if not is_embedded():  # a worker process: its loop pools connections like the web loop
+            from core import db
+
+            await db.ensure_loop_pool()
         await run_job(job, outbox_id)
 
     run.__name__ = job.name.replace(".", "_")

@@ -447,9 +447,7 @@ def not_before(sent_at: dt.datetime | None, index: int) -> dt.datetime | None:
 async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int = 0) -> dict[str, int]:
     """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome.
     Batch ``index`` waits its turn under the throttle (``RetryLater``, which uses up no attempt)."""
-    from crm_marketing import job_pool
-
-    await job_pool.ensure()
+    await db.ensure_loop_pool()  # a connection a message otherwise: the batch commits once a message
     campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
     if campaign is None:
         return {}
