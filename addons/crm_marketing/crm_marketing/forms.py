@@ -223,13 +223,11 @@ async def submit(form: Mapping[str, Any], raw: Mapping[str, Any], query: Mapping
             await Segment.update({Segment.member_count: Segment.member_count + 1}).where(
                 Segment.id == form["segment"])
         lead_id = None
-        if form["creates_lead"] and "crm_sales" in current().names:
-            from crm_sales.api import create_lead
-
-            lead_id = await create_lead(
-                name=(values.get("company") or name)[:200], contact_name=name, company_name=values.get("company", ""),
-                email=values.get("email", ""), phone=values.get("phone", ""), language=language,
-                source="form", **utm)
+        if form["creates_lead"]:
+            lead_id = await _lead(int(person.id), int(form["id"]), {
+                "name": (values.get("company") or name)[:200], "contact_name": name,
+                "company_name": values.get("company", ""), "email": values.get("email", ""),
+                "phone": values.get("phone", ""), "language": language, "source": "form", **utm})
         row = FormSubmission(form=form["id"], person=person.id, lead_id=lead_id,
                              data=json.dumps(values, ensure_ascii=False), ip=ip[:64], at=_now(),
                              utm_source=utm["utm_source"], utm_medium=utm["utm_medium"],
@@ -239,6 +237,35 @@ async def submit(form: Mapping[str, Any], raw: Mapping[str, Any], query: Mapping
                            detail=f"submission {row.id}: person {person.id}" + (" (new)" if created else "")
                            + (f", lead {lead_id}" if lead_id else ""))
     return Outcome(int(row.id), person.id, lead_id, False)
+
+
+#: the kernel action a lead-making addon provides (crm_sales); crm_marketing names no addon module
+LEAD_ACTION = "crm_sales.create_lead"
+
+
+async def _lead(person_id: int, form_id: int, values: dict[str, str]) -> int | None:
+    """A lead for the submitter through the kernel action ``LEAD_ACTION`` when an installed addon provides it
+    (in the submission's transaction); its id, or None without one."""
+    import re
+
+    from crm_contacts.api import PERSON_MODEL
+
+    from core.automation import registry
+    from core.hooks import AutomationContext
+
+    action = (await registry.actions()).get(LEAD_ACTION)
+    if action is None or (action.models and PERSON_MODEL not in action.models):
+        return None
+    params: Mapping[str, Any] = values
+    person_model = await registry.model(PERSON_MODEL)
+    if action.check is not None and person_model is not None:
+        params = await action.check(person_model, values)
+    done = await action.run(AutomationContext(
+        rule_id=0, rule_name=f"crm_marketing: form {form_id}", run_id=form_id, key=f"crm_marketing.form:{form_id}",
+        model=PERSON_MODEL, record_id=person_id, record={"id": person_id}, params=dict(params),
+        url=f"/marketing/forms/{form_id}"))
+    found = re.match(r"lead (\d+)", done)
+    return int(found.group(1)) if found else None
 
 
 async def counts(form_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -96,6 +96,32 @@ async def _create_activity(ctx: AutomationContext) -> str:
     return f"activity {row.id}: {data['subject']}"
 
 
+LEAD_PARAMS = ("name", "contact_name", "company_name", "email", "phone", "language", "source", "utm_source",
+               "utm_medium", "utm_campaign")
+
+
+async def _check_lead(am: AutomationModel, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    from core.errors import ValidationError
+
+    unknown = sorted(set(params) - set(LEAD_PARAMS))
+    if unknown:
+        raise ValidationError({unknown[0]: "is not a parameter of this action (" + ", ".join(LEAD_PARAMS) + ")"})
+    return {k: str(params.get(k) or "") for k in LEAD_PARAMS}
+
+
+async def _create_lead(ctx: AutomationContext) -> str:
+    """A lead for the person (e.g. from a marketing capture form: its values and UTM codes), checked and placed
+    like a typed one. The values are taken as given, never rendered as templates (they may come from the public).
+    Returns ``lead <id>``, the line callers read the new lead's id from."""
+    from crm_sales.api import create_lead
+
+    values = {k: str(ctx.params.get(k) or "") for k in LEAD_PARAMS}
+    if not values["name"]:
+        values["name"] = str(ctx.record.get("name") or f"#{ctx.record_id}")[:200]
+    lead_id = await create_lead(**values)
+    return f"lead {lead_id}"
+
+
 @hookimpl
 def crm_automation_actions() -> Sequence[AutomationAction]:
     from crm_contacts.api import PERSON_MODEL
@@ -103,4 +129,6 @@ def crm_automation_actions() -> Sequence[AutomationAction]:
     from crm_sales.manifest import LEAD, OPPORTUNITY
 
     return [AutomationAction("crm_sales.create_activity", N_("Create an activity"), _create_activity,
-                             check=_check_activity, models=(OPPORTUNITY, LEAD, PERSON_MODEL))]
+                             check=_check_activity, models=(OPPORTUNITY, LEAD, PERSON_MODEL)),
+            AutomationAction("crm_sales.create_lead", N_("Create a lead"), _create_lead, check=_check_lead,
+                             models=(PERSON_MODEL,))]
