@@ -3,8 +3,9 @@
 A submission creates or matches the person through crm_contacts' duplicate check (``find_or_create_person``:
 phone and e-mail standardized as every write path does), tags them, adds them to the form's static list, records
 the UTM codes (hidden fields, or the page's query string) and, with crm_sales installed, creates a lead through
-``crm_sales.api`` — all in one transaction, so a refused value (422 naming the field) writes nothing. Journeys
-with the trigger ``{"type": "form", "form": id}`` enroll the submitters (``journeys._evidence``).
+the kernel action ``crm_sales.create_lead`` — all in one transaction, so a refused value (422 naming the field)
+writes nothing. Journeys with the trigger ``{"type": "form", "form": id}`` enroll the submitters
+(``journeys._evidence``).
 
 Public posts carry no CSRF token (the page may live on another site); they are rate-limited per client address
 with the kernel's attempt counter (the login throttle's table, so every worker process sees one count), and a
