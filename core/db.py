@@ -7,6 +7,7 @@ class already imported at the engine in use, so tests can switch between SQLite 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -145,6 +146,17 @@ async def fetch_compiled(sql: str, args: list[Any]) -> list[dict[str, Any]]:
     else:
         rows = await engine._run_in_new_connection(sql, args)
     return [dict(r) for r in rows]
+
+
+def json_column(value: Any, empty: Any) -> Any:
+    """A JSON column's value as read (SQLite hands back text, PostgreSQL the decoded value): ``empty`` for none,
+    blank or unreadable text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value else empty
+        except ValueError:
+            return empty
+    return empty if value is None else value
 
 
 _loop_pools: dict[tuple[int, int], asyncio.Task[Any]] = {}  # (engine, loop) → the pool's start

@@ -23,6 +23,7 @@ from core import conditions, db, i18n, notifications
 from core.approvals import registry
 from core.approvals.approvers import approvers, names
 from core.approvals.models import ApprovalRequest, ApprovalRule, ApprovalTask
+from core.db import json_column
 from core.errors import AddonError, Conflict, CrmError, NotFound, PermissionDenied, ValidationError
 from core.hooks import ApprovableAction, Notification
 from core.i18n import N_
@@ -65,14 +66,7 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def loaded(value: Any, empty: Any) -> Any:
-    """A JSON column's value (SQLite hands back text)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value else empty
-        except ValueError:
-            return empty
-    return empty if value is None else value
+loaded = json_column  # a JSON column as read (core.db.json_column)
 
 
 def _plain(value: Any) -> Any:

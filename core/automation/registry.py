@@ -8,7 +8,6 @@ saved in another process applies from at most that long after. Jobs evaluating r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from core import conditions, hooks
 from core.automation.models import AutomationRule
 from core.conditions import Node, Schema
+from core.db import json_column
 from core.hooks import AutomationAction, AutomationModel
 
 CHECK_SECONDS = 2.0
@@ -132,13 +132,7 @@ async def schema(name: str) -> Schema | None:
     return conditions.schema_for(am.model, am.table, am.fields, choices=am.choices, relations=relations)
 
 
-def _loaded(value: Any, empty: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value else empty
-        except ValueError:
-            return empty
-    return empty if value is None else value
+_loaded = json_column  # a JSON column as read (core.db.json_column)
 
 
 def trigger_node(am: AutomationModel, schema: Schema, raw: dict[str, Any]) -> Node:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core import i18n
+from core.db import json_column
 
 #: a field's key: a safe SQL identifier fragment and JSON key, checked before any DDL or expression uses it
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -30,13 +30,7 @@ def is_key(value: object) -> bool:
     return isinstance(value, str) and bool(KEY.fullmatch(value))
 
 
-def _loaded(value: Any, empty: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value else empty
-        except ValueError:
-            return empty
-    return empty if value is None else value
+_loaded = json_column  # a JSON column as read (core.db.json_column)
 
 
 def _pick(en: str, zh: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import db
+from core.db import json_column
 from core.errors import ValidationError
 from core.i18n import N_
 from core.runtime import current
@@ -58,13 +59,7 @@ class Outcome:
     is_spam: bool
 
 
-def loaded(value: Any, empty: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value else empty
-        except ValueError:
-            return empty
-    return value if value is not None else empty
+loaded = json_column  # a JSON column as read (core.db.json_column)
 
 
 def _now() -> dt.datetime:

@@ -25,7 +25,6 @@ transaction: one commit per person, and a failure rolls them all back to be trie
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from crm_contacts.api import PERSON_MODEL, PERSON_TABLE
 
 from core import db, jobs
+from core.db import json_column
 from core.errors import NotFound, ValidationError
 from core.hooks import AutomationContext
 from core.i18n import N_
@@ -80,13 +80,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def loaded(value: Any, empty: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value else empty
-        except ValueError:
-            return empty
-    return empty if value is None else value
+loaded = json_column  # a JSON column as read (core.db.json_column)
 
 
 def _positive(raw: Mapping[str, Any], name: str, path: str, *, default: int | None = None, top: int = 100000) -> int:
