@@ -69,6 +69,15 @@ async def test_quote_editor_lines_discount_and_read_only_after_acceptance(crm_cl
     assert "CN¥87,574.99" in shown.text.split("grand-total")[1]
     assert Decimal((await Quote.select(Quote.untaxed).where(Quote.id == quote_id).first())["untaxed"]) == Decimal(
         "48950")  # still the saved figures: 60000 × 0.8 + 1000 × 0.95
+    # another team's rep may not update this quote: no figures, nothing about it
+    await client.post("/logout", data={"csrf_token": csrf})
+    await login_client(client, "rep3")
+    other = csrf_of((await client.get("/")).text)
+    refused = await client.post(f"/sales/quotes/{quote_id}/preview", data={**typed, "csrf_token": other})
+    assert refused.status_code in (403, 404) and "CN¥" not in refused.text
+    await client.post("/logout", data={"csrf_token": other})
+    await login_client(client, "rep1")
+    csrf = typed["csrf_token"] = csrf_of((await client.get(f"/sales/quotes/{quote_id}")).text)
     wrong = await client.post(f"/sales/quotes/{quote_id}/preview", data={**typed, "quantity_4": "1x"})
     assert wrong.status_code == 422 and "data-preview-error" in wrong.text
     assert "Line 2 · Qty" in wrong.text and 'data-invalid="quantity_4"' in wrong.text
