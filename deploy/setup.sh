@@ -2,11 +2,19 @@
 # Install what the CRM needs on a fresh Debian machine: system packages, a virtualenv, the kernel and every addon.
 #   deploy/setup.sh          runtime only
 #   deploy/setup.sh --test   plus test tools, and start PostgreSQL / Redis if they are down
+#   deploy/setup.sh --bench  plus what bench/ and the cluster's proxy use: Caddy and wrk (with --test: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WITH_TEST=0
-[ "${1:-}" = "--test" ] && WITH_TEST=1
+WITH_BENCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) WITH_TEST=1 ;;
+    --bench) WITH_BENCH=1 ;;
+    *) echo "deploy/setup.sh: unknown option $arg (use --test and/or --bench)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 dpkg -s libpango-1.0-0 >/dev/null 2>&1 || need_apt+=(libpango-1.0-0 libpangoft2-1.0-0)
@@ -16,6 +24,10 @@ if [ "$WITH_TEST" = 1 ]; then
   command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)   # crm_service mail tests start their own IMAP server
+fi
+if [ "$WITH_BENCH" = 1 ]; then
+  command -v caddy >/dev/null || need_apt+=(caddy)   # CLUSTER_PROXY_PORT in deploy/cluster.sh, bench/api_throughput.py
+  command -v wrk >/dev/null || need_apt+=(wrk)       # HTTP load in bench/
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}"
