@@ -93,6 +93,10 @@ class Resource:
     search: Callable[[str], Any] | None = None
     #: name → records belonging to one of this resource's (``/api/<path>/{id}/<name>``), see ``Collection``
     collections: dict[str, Collection] = field(default_factory=dict)
+    #: the rows the caller may reach *within* the record rule, as a where-clause (None: every row the rule
+    #: allows), for records the rule cannot express: definitions their owner shares with some users and roles
+    #: (crm_reports' reports and dashboards). Applied to list, read, update, delete and reveal (404 outside it)
+    reach: Callable[[Access], Awaitable[Any]] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -185,10 +189,12 @@ async def list_records(request: Request, res: Resource) -> Response:
     if len(text) > MAX_QUERY:
         raise ValidationError({"q": f"is longer than {MAX_QUERY} characters"})
     scopes = await acc.require(res.model)  # the right is checked (and a refusal audited) on every call
-    shape = _list_shape(acc, res, scopes, params, sort, limit) if not text else None
+    reach = await res.reach(acc) if res.reach is not None else None
+    # a narrowed list is not compiled once per shape: what it reaches follows the rows' sharing, not the shape
+    shape = _list_shape(acc, res, scopes, params, sort, limit) if not text and reach is None else None
     compiled = _COMPILED.get(shape) if shape is not None else None
     if compiled is None:
-        query = await acc.select(res.table, res.model, *_columns(res))
+        query = await acc.select(res.table, res.model, *_columns(res), where=reach)
         for name in res.filters:
             if name in params:
                 column = res.table._meta.get_column_by_name(name)
@@ -258,9 +264,23 @@ def custom_filters(acc: Access, res: Resource, params: Any) -> list[Any]:
     return out
 
 
+async def get_record(acc: Access, res: Resource, record_id: int, action: str = "read") -> dict[str, Any]:
+    """One record ``acc`` may reach for ``action``: the record rule (``Access.get``) and the resource's
+    ``reach``; a 404 outside either, so an id leaks nothing."""
+    row = await acc.get(res.table, res.model, record_id, action=action)
+    if res.reach is not None:
+        clause = await res.reach(acc)
+        if clause is not None and not await res.table.exists().where(
+                (res.table._meta.primary_key == record_id) & clause):
+            await audit.record("denied", model=res.model, record_id=record_id,
+                               detail=f"{action}: not shared with the caller", principal=acc.principal)
+            raise NotFound(f"{res.model} {record_id} not found")
+    return row
+
+
 async def read_record(request: Request, res: Resource) -> Response:
     acc = Access(require_user(request))
-    row = await acc.get(res.table, res.model, _path_id(request))
+    row = await get_record(acc, res, _path_id(request))
     shown = acc.present(res.model, {k: row[k] for k in ("id", *res.fields) if k in row})
     headers = {"ETag": f'W/"{row.get("version", 0)}"'}
     return JSONResponse(_json(shown), headers=headers)
@@ -340,7 +360,7 @@ async def update_values(acc: Access, res: Resource, record_id: int, body: dict[s
         expected = values_.check(version_col, expected, "version")
     values = await _check_fields(acc, res, body)
     async with db.atomic():
-        before = await acc.get(res.table, res.model, record_id, action="update")
+        before = await get_record(acc, res, record_id, "update")
         if res.custom in values:  # the fields sent, merged into those stored
             values = custom_records.merge(res.model, before.get(res.custom), values)
         if res.validate:
@@ -386,9 +406,9 @@ async def delete_values(acc: Access, res: Resource, record_id: int) -> None:
 
     if await flow.active_rules(DELETE, res.model):
         await flow.require(acc, DELETE, res.model, record_id,
-                           await acc.get(res.table, res.model, record_id, action="delete"))
+                           await get_record(acc, res, record_id, "delete"))
     async with db.atomic():
-        before = await acc.get(res.table, res.model, record_id, action="delete")
+        before = await get_record(acc, res, record_id, "delete")
         pk = res.table._meta.primary_key
         if res.archive_on_delete:
             await res.table.update({res.table._meta.get_column_by_name("is_archived"): True}).where(pk == record_id)
@@ -449,6 +469,8 @@ async def reveal_field(request: Request, res: Resource) -> Response:
     name = request.path_params["field"]
     if name not in res.fields:
         raise NotFound(f"no field {name!r} on {res.model}")
+    if res.reach is not None:
+        await get_record(acc, res, _path_id(request))
     value = await acc.reveal(res.table, res.model, _path_id(request), name)
     return JSONResponse(_json({"field": name, "value": value}))
 

@@ -249,6 +249,20 @@ async def set_cards(acc: Access, dashboard_id: int, cards: Sequence[Mapping[str,
     """Replace the cards (order = position). Each names a report the user may open; thresholds are numbers."""
     target = await writable(acc, dashboard_id)
     await acc.get(Dashboard, DASHBOARD, target, action="update")
+    out = await checked_cards(acc, cards)
+    await Dashboard.update({Dashboard.cards: out, Dashboard.edited: True,
+                            Dashboard.version: Dashboard.version + 1}).where(Dashboard.id == target)
+    await audit.record("update", model=DASHBOARD, record_id=target, changes={"cards": [None, out]})
+    return target
+
+
+async def checked_cards(acc: Access, cards: Any) -> list[dict[str, Any]]:
+    """``cards`` as stored: each names a report ``acc`` may open (a card is a reference, checked like a read of
+    the report), width 1 or 2, thresholds numbers; a 422 naming the card's field otherwise."""
+    from crm_reports import reports
+
+    if not isinstance(cards, (list, tuple)):
+        raise ValidationError({"cards": "must be a list"})
     if len(cards) > MAX_CARDS:
         raise ValidationError({"cards": f"at most {MAX_CARDS} cards"})
     out = []
@@ -257,17 +271,15 @@ async def set_cards(acc: Access, dashboard_id: int, cards: Sequence[Mapping[str,
             report_id = int(card["report"])
         except (KeyError, TypeError, ValueError):
             raise ValidationError({f"cards[{i}].report": "must be a report id"}) from None
-        from crm_reports import reports
-
-        await reports.get(acc, report_id)  # a card is a reference: checked like a read of the report
+        try:
+            await reports.get(acc, report_id)
+        except NotFound:
+            raise ValidationError({f"cards[{i}].report": f"no report {report_id}"}) from None
         width = 2 if str(card.get("width", 1)) == "2" else 1
         out.append({"report": report_id, "width": width,
                     "warn_below": _threshold(card.get("warn_below"), f"cards[{i}].warn_below"),
                     "good_above": _threshold(card.get("good_above"), f"cards[{i}].good_above")})
-    await Dashboard.update({Dashboard.cards: out, Dashboard.edited: True,
-                            Dashboard.version: Dashboard.version + 1}).where(Dashboard.id == target)
-    await audit.record("update", model=DASHBOARD, record_id=target, changes={"cards": [None, out]})
-    return target
+    return out
 
 
 async def pin(acc: Access, dashboard_id: int, report_id: int) -> int:

@@ -24,7 +24,7 @@ async def test_pages_exports_and_api(crm_client: Any, tmp_path: Path, monkeypatc
     """The HTTP tests share one app and one organisation (the test budget): dashboards' KPI colours and full
     screen, then the builder and every export and schedule, then the JSON API as two reps."""
     from test_dashboards import kpi_thresholds_colour_and_full_screen_refreshes
-    from test_reports_api import datasets_reports_results_and_dashboards
+    from test_reports_api import datasets_reports_results_and_dashboards, kernel_api_reports_and_dashboards
 
     from core.runtime import current
 
@@ -33,6 +33,7 @@ async def test_pages_exports_and_api(crm_client: Any, tmp_path: Path, monkeypatc
     await kpi_thresholds_colour_and_full_screen_refreshes(client, org)
     await build_export_and_schedule(client, org, tmp_path, monkeypatch)
     await datasets_reports_results_and_dashboards(client, org)
+    await kernel_api_reports_and_dashboards(client, org)
 
 
 async def build_export_and_schedule(client: Any, org: Org, tmp_path: Path, monkeypatch: Any) -> None:
