@@ -5,8 +5,9 @@ people as the automation registry describes them (their columns, custom fields a
 away), plus ``tags`` (the names of a person's tags: ``contains`` a tag, ``is_empty``). Region is
 ``province``/``city``, the lifecycle stage ``stage``.
 
-A build is one ``DELETE`` and one ``INSERT … SELECT`` in one transaction: no Python loop over contacts, whatever
-the segment's size. Archived, merged and anonymized people are never members.
+A build is set-based in one transaction: no Python loop over contacts, whatever the segment's size. On PostgreSQL
+one statement computes the members once and writes only the difference (leavers deleted, joiners inserted); on
+SQLite one ``DELETE`` and one ``INSERT … SELECT``. Archived, merged and anonymized people are never members.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from crm_contacts.api import PERSON_MODEL, PERSON_TABLE
@@ -123,11 +125,14 @@ def _behaviour(leaf: Leaf) -> Combinable | None:
     )
 
 
-def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable | None:
+def where(
+    node: Node, sch: Schema, access: Access | None = None, only: Sequence[int] | None = None
+) -> Combinable | None:
     """``node`` as a where-clause over people (None: everyone). With ``access``, a field the user sees masked
-    or hidden is refused (403 naming the path), as for any condition the kernel compiles for a user."""
+    or hidden is refused (403 naming the path), as for any condition the kernel compiles for a user. With
+    ``only``, the clause need be right for those people alone (a refresh: order filters read only their orders)."""
     if isinstance(node, Group):
-        clauses = [where(item, sch, access) for item in node.items]
+        clauses = [where(item, sch, access, only) for item in node.items]
         present = [c for c in clauses if c is not None]
         if node.op == "all":
             if not present:
@@ -139,13 +144,13 @@ def where(node: Node, sch: Schema, access: Access | None = None) -> Combinable |
             out = (out & other) if node.op == "all" else (out | other)
         return out
     if isinstance(node, Not):
-        return _negate(where(node.item, sch, access))
+        return _negate(where(node.item, sch, access, only))
     if node.name == TAGS:
         return _tags(node)
     if node.name in BEHAVIOUR or node.name == UNSUBSCRIBED:
         return _behaviour(node)
     if node.name in value_filters.FIELDS:
-        return value_filters.where(node)
+        return value_filters.where(node, only)
     return conditions.to_where(node, sch, access)
 
 
@@ -197,19 +202,48 @@ async def build(segment_id: int) -> dict[str, Any]:
     full = _live(sch) if clause is None else _live(sch) & clause
     started = time.perf_counter()
     async with db.atomic():
-        await SegmentMember.delete().where(SegmentMember.segment == segment_id)
-        await SegmentMember.raw(
-            f'INSERT INTO "crm_marketing_segment_member" ("segment", "person") '
-            f'SELECT {{}}, "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}',
-            segment_id,
-            full.querystring,
-        )
-        members = await SegmentMember.count().where(SegmentMember.segment == segment_id)
+        if db.is_postgres():
+            members = await _write_difference(segment_id, full)
+        else:
+            await SegmentMember.delete().where(SegmentMember.segment == segment_id)
+            await SegmentMember.raw(
+                f'INSERT INTO "crm_marketing_segment_member" ("segment", "person") '
+                f'SELECT {{}}, "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}',
+                segment_id,
+                full.querystring,
+            )
+            members = await SegmentMember.count().where(SegmentMember.segment == segment_id)
         ms = int((time.perf_counter() - started) * 1000)
         await Segment.update(
             {Segment.member_count: members, Segment.built_at: dt.datetime.now(dt.UTC), Segment.build_ms: ms}
         ).where(Segment.id == segment_id)
     return {"count": int(members), "ms": ms}
+
+
+# Rewriting every member row (delete all, insert all) cost each row its three index entries and two foreign-key
+# checks, most of a rebuild's time at 1 M people (issue 13), though an hourly rebuild changes a few rows. So the
+# members are computed once (MATERIALIZED) and only the difference is written; the anti-joins are hashed, and
+# ON CONFLICT lets a refresh job that added someone meanwhile win instead of failing the rebuild.
+_DIFFERENCE = (
+    "WITH wanted AS MATERIALIZED ("
+    f'SELECT "{PERSON_TABLE}"."id" AS person FROM "{PERSON_TABLE}" WHERE {{}}), '
+    'gone AS (DELETE FROM "crm_marketing_segment_member" m WHERE m."segment" = {} '
+    'AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.person = m."person") RETURNING 1), '
+    'came AS (INSERT INTO "crm_marketing_segment_member" ("segment", "person") SELECT {}, w.person FROM wanted w '
+    'WHERE NOT EXISTS (SELECT 1 FROM "crm_marketing_segment_member" m WHERE m."segment" = {} '
+    'AND m."person" = w.person) ON CONFLICT DO NOTHING RETURNING 1) '
+    "SELECT (SELECT COUNT(*) FROM wanted) AS members, (SELECT COUNT(*) FROM gone) AS gone, "
+    "(SELECT COUNT(*) FROM came) AS came"
+)
+
+
+async def _write_difference(segment_id: int, full: Combinable) -> int:
+    """PostgreSQL: the segment's members made those ``full`` selects, writing only who left and who joined."""
+    # an order filter groups every customer's orders: with the default 4 MB the aggregate spilled to disk in
+    # 21 batches at 100k people (1.0 s of the 3-filter build against 0.35 s in memory)
+    await SegmentMember.raw("SET LOCAL work_mem = '64MB'")
+    row = (await SegmentMember.raw(_DIFFERENCE, full.querystring, segment_id, segment_id, segment_id))[0]
+    return int(row["members"])
 
 
 async def refresh_person(person_id: int) -> list[int]:
@@ -246,7 +280,7 @@ async def refresh_people(person_ids: list[int]) -> dict[int, list[int]]:
                 node = conditions.parse(raw, sch, path="condition")
             except ValidationError:  # a field gone since (an uninstalled custom field): the full build reports it
                 continue
-            clause = where(node, sch)
+            clause = where(node, sch, only=ids)
             mine = _live(sch) & table.id.is_in(ids)
             full = mine if clause is None else mine & clause
             left = await SegmentMember.raw(
@@ -267,9 +301,10 @@ async def refresh_people(person_ids: list[int]) -> dict[int, list[int]]:
                 full.querystring,
                 row["id"],
             )
-            if left or came:
-                members = await SegmentMember.count().where(SegmentMember.segment == row["id"])
-                await Segment.update({Segment.member_count: members}).where(Segment.id == row["id"])
+            if left or came:  # by the difference: counting a segment of 200k members took longer than the rest
+                await Segment.update({Segment.member_count: Segment.member_count + (len(came) - len(left))}).where(
+                    Segment.id == row["id"]
+                )
             if came:
                 joined[int(row["id"])] = sorted(int(r["person"]) for r in came)
     return joined
