@@ -9,6 +9,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from crm_contacts.api import PERSON_MODEL
 from crm_contacts.models import Person
 from crm_marketing import hooks, rfm, segments
@@ -17,6 +18,7 @@ from crm_sales.models import Order, OrderLine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core import db
 from core.security.access import Access, policy
 from core.security.principal import load
 from core.testing import make_user
@@ -68,6 +70,7 @@ async def test_rfm_quintiles_and_tiers_match_the_hand_computed_fixture(crm_boot:
     archived = await _person("gone", is_archived=True)
     await _order(archived, 99999, NOW)  # archived people are not scored (nor ranked)
 
+    keys = await _keys()  # as the migrations made them
     built = await rfm.rebuild()
     assert built["customers"] == 10 and built["orders"] is True
     rows = {int(r["person"]): r for r in await RfmScore.select()}
@@ -97,6 +100,25 @@ async def test_rfm_quintiles_and_tiers_match_the_hand_computed_fixture(crm_boot:
     score = await RfmScore.select().where(RfmScore.person == people[4]).first()
     assert score is not None and (score["r"], score["m"], score["tier"]) == (5, 5, "gold")
     assert await RfmScore.count() == 10
+    # on PostgreSQL the scores came in a fresh table swapped for the old: same indexes and keys, the same
+    # sequence for ids (a row added after gets a new id, the unique person key still holds)
+    assert await _keys() == keys
+    if db.is_postgres():
+        await RfmScore.delete().where(RfmScore.person == people[1])
+        added = await RfmScore.insert(RfmScore(person=people[1], last_order_at=NOW))
+        assert int(added[0]["id"]) > max(int(r["id"]) for r in await RfmScore.select(RfmScore.id)
+                                         .where(RfmScore.person != people[1]))
+        with pytest.raises(Exception, match="crm_marketing_rfm_score_person_key"):
+            await RfmScore.insert(RfmScore(person=people[1], last_order_at=NOW))
+
+
+async def _keys() -> list[tuple[str, str]]:
+    """The scores table's indexes as PostgreSQL describes them (nothing to compare on SQLite)."""
+    if not db.is_postgres():
+        return []
+    rows = await RfmScore.raw("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = "
+                              "'crm_marketing_rfm_score' ORDER BY indexname")
+    return [(r["indexname"], r["indexdef"]) for r in rows]
 
 
 CODES = ["TEA", "CUP", "POT"]
@@ -160,10 +182,19 @@ async def test_order_filters_match_the_python_reference(crm_boot: Any, data: Any
                                  for row, (_pid, (_d, amount, _c, code)) in zip(rows, placed, strict=True)))
     expected = {pid for pid, orders in zip(people, data, strict=True) if _reference(tree, orders)}
     segment_id = int((await Segment.insert(Segment(name="o", condition=tree)))[0]["id"])
+    # stale members the build must drop unless they match (on PostgreSQL only the difference is written)
+    await SegmentMember.insert(*(SegmentMember(segment=segment_id, person=pid) for pid in people[::2]))
     built = await segments.build(segment_id)
     got = {int(r["person"]) for r in await SegmentMember.select().where(SegmentMember.segment == segment_id)}
     assert got == expected, (tree, data)
     assert built["count"] == len(expected) == await segments.count(tree)
+    # a refresh of a few people reads only their orders: it must reach the same answer for them
+    few = people[:3]
+    await SegmentMember.delete().where((SegmentMember.segment == segment_id) & SegmentMember.person.is_in(few))
+    joined = await segments.refresh_people(few)
+    assert joined.get(segment_id, []) == sorted(expected & set(few)), (tree, data)
+    got = {int(r["person"]) for r in await SegmentMember.select().where(SegmentMember.segment == segment_id)}
+    assert got == expected, (tree, data)
 
 
 async def _booted() -> bool:
