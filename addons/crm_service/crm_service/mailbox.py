@@ -19,11 +19,16 @@ from collections import Counter
 from imap_tools import AND, MailBox, MailBoxUnencrypted, MailMessageFlags
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
 
-from core import imap
+from core import db, imap
 from crm_service import mail_in
 
 log = logging.getLogger("crm.service.mail")
 
+
+#: connections of the pool a fetcher keeps on its loop (PostgreSQL; none on SQLite, or where the loop has one):
+#: without it every query outside a transaction opened a connection of its own, ten per mail (a server process
+#: forked each time), and a watcher made 3 tickets a second on a loaded machine
+POOL = 2
 
 #: the support mailbox's settings (kept under this name for callers and tests)
 MailboxConfig = imap.Mailbox
@@ -47,6 +52,7 @@ def _raw(box: MailBox | MailBoxUnencrypted, uid: str) -> bytes:
 
 async def fetch_once(cfg: MailboxConfig, *, own_address: str = "", limit: int = 200) -> Counter[str]:
     """Process up to ``limit`` unseen messages; returns how many had each outcome."""
+    await db.ensure_loop_pool(POOL)
     box = await asyncio.to_thread(_login, cfg)
     try:
         return await _drain(box, own_address=own_address, limit=limit)
@@ -88,6 +94,7 @@ async def watch(cfg: MailboxConfig, stop: asyncio.Event, *, own_address: str = "
     29 minutes after which servers drop an idle client; ``stop`` is seen between two waits) or, without IDLE
     (``use_idle=False``, or the server lacks or refuses it), ``poll_seconds``. Returns the outcomes counted."""
     total: Counter[str] = Counter()
+    await db.ensure_loop_pool(POOL)
     while not stop.is_set():
         try:
             box = await asyncio.to_thread(_login, cfg)
