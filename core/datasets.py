@@ -80,6 +80,8 @@ def _aggregate(ds: Dataset, measure: Measure, alias: str) -> Any:
         return Count(alias=alias)
     if measure.span is not None:
         return _span_figure(ds, measure.aggregate, measure.span, alias)
+    if measure.aggregate == "return":
+        return _return_figure(ds, measure.column, measure.cost, alias)
     if measure.column is None:
         raise ValidationError({"measures": f"{measure.name} needs a column"})
     return _AGGREGATES[measure.aggregate](_column(ds, measure.column, "measures"), alias=alias)
@@ -97,6 +99,14 @@ def _span_figure(ds: Dataset, aggregate: str, span: tuple[str, str], alias: str)
     return QueryString(f"{aggregate.upper()}({days})", alias=alias)
 
 
+def _return_figure(ds: Dataset, gain: str | None, cost: str | None, alias: str) -> QueryString:
+    """``(SUM(gain) - MAX(cost)) / MAX(cost)``: every row of a group carries its one cost; NULL for no cost."""
+    if gain is None or cost is None:
+        raise ValidationError({"measures": "a return needs a column and a cost"})
+    a, b = (_column(ds, c, "measures")._meta.get_full_name(with_alias=False) for c in (gain, cost))
+    return QueryString(f"(SUM({a}) - MAX({b})) * 1.0 / NULLIF(MAX({b}), 0)", alias=alias)
+
+
 def _number(ds: Dataset, measure: Measure, value: Any) -> Any:
     """A figure as the column's type: money stays Decimal at the column's scale on both databases (SQLite's
     SUM gives a float), never a float; days between dates to a tenth of a day."""
@@ -104,6 +114,8 @@ def _number(ds: Dataset, measure: Measure, value: Any) -> Any:
         return value
     if measure.span is not None:
         return Decimal(str(value)).quantize(Decimal("0.1"))
+    if measure.aggregate == "return":  # a fraction: 0.2500 is 25 %
+        return Decimal(str(value)).quantize(Decimal("0.0001"))
     column = ds.table._meta.get_column_by_name(measure.column or "")
     if isinstance(column, Numeric) and column.digits:
         return Decimal(str(value)).quantize(Decimal(1).scaleb(-column.digits[1]))
@@ -215,10 +227,13 @@ class _Measure:
     aggregate: str
     column: str | None
     span: tuple[str, str] | None = None
+    cost: str | None = None
 
 
 def _measure_columns(m: Measure) -> tuple[str, ...]:
-    return m.span if m.span is not None else (m.column,) if m.column else ()
+    if m.span is not None:
+        return m.span
+    return tuple(c for c in (m.column, m.cost) if c)
 
 
 def _declared_columns(ds: Dataset) -> list[str]:
@@ -283,7 +298,7 @@ def _measure(access: Access, ds: Dataset, spec: str) -> _Measure:
         m = declared[spec]
         for used in _measure_columns(m):
             _check_field(access, ds, used, "measures")
-        return _Measure(spec, m.label, m.aggregate, m.column, m.span)
+        return _Measure(spec, m.label, m.aggregate, m.column, m.span, m.cost)
     aggregate_, _, column = spec.partition(":")
     if aggregate_ not in AGGREGATES or not column:
         raise ValidationError({"measures": f"{ds.key} has no measure {spec!r}"})
@@ -302,6 +317,8 @@ def _figure(ds: Dataset, m: _Measure) -> Any:
         return Count(alias=m.key)
     if m.span is not None:
         return _span_figure(ds, m.aggregate, m.span, m.key)
+    if m.aggregate == "return":
+        return _return_figure(ds, m.column, m.cost, m.key)
     column = _column(ds, m.column or "", "measures")
     if m.aggregate == "distinct":
         return Count(distinct=[column], alias=m.key)
@@ -311,7 +328,8 @@ def _figure(ds: Dataset, m: _Measure) -> Any:
 def _typed(ds: Dataset, m: _Measure, value: Any) -> Any:
     if value is None or m.aggregate in ("count", "distinct"):
         return value
-    return _number(ds, Measure(m.key, m.label, "sum", m.column, m.span), value)
+    return _number(ds, Measure(m.key, m.label, "return" if m.aggregate == "return" else "sum", m.column, m.span),
+                   value)
 
 
 def filter_schema(ds: Dataset) -> conditions.Schema:

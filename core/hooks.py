@@ -118,7 +118,7 @@ class SearchProvider:
     order: int = 100
 
 
-Aggregate = Literal["count", "sum", "avg", "min", "max"]
+Aggregate = Literal["count", "sum", "avg", "min", "max", "return"]
 
 
 @dataclass(frozen=True)
@@ -133,13 +133,16 @@ class Dimension:
 @dataclass(frozen=True)
 class Measure:
     """A figure a dataset computes: ``aggregate`` over ``column`` (``count`` needs no column), or over the days
-    from one date column to another of each row (``span``: ``("created_at", "closed_at")``, a deal's cycle)."""
+    from one date column to another of each row (``span``: ``("created_at", "closed_at")``, a deal's cycle), or
+    (``aggregate="return"``) the return on a cost: ``(SUM(column) − MAX(cost)) / MAX(cost)``, where every row of
+    a group carries the group's one cost (a campaign's cost on each order attributed to it: its ROI)."""
 
     name: str
     label: str
     aggregate: Aggregate
     column: str | None = None
     span: tuple[str, str] | None = None
+    cost: str | None = None
 
 
 @dataclass(frozen=True)

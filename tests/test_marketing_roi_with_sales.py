@@ -9,8 +9,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from crm_contacts.models import Person
-from crm_marketing import roi
+from crm_marketing import campaigns, roi
 from crm_marketing.models import Campaign, CampaignEvent, CampaignRecipient
 from crm_sales.api import NewOrderLine, create_order
 from crm_sales.models import Order
@@ -82,3 +83,29 @@ async def test_revenue_and_roi_follow_the_orders_of_people_who_clicked(crm_boot:
     marketing = Access(await load(await make_user("mk", "marketing"), implied=policy().implied))
     mine = await roi.figures(campaign, marketing)
     assert mine["revenue"] is None and mine["roi"] is None and mine["clicks"] == 2
+
+    # the ROI dataset crm_marketing contributes (the marketing dashboard's card) agrees with the page, as each
+    # viewer: the administrator's figures, a rep's over the orders they own, none for a role without orders
+    from crm_marketing import returns
+
+    from core import datasets
+    from core.errors import NotFound
+
+    await returns.refresh()
+    query = datasets.Query(returns.DATASET, ("campaign",), ("revenue", "cost", "roi", "orders"))
+    [row] = (await datasets.run(admin, query)).rows
+    assert (row["campaign"], row["revenue"], row["cost"], row["roi"], row["orders"]) == (
+        campaign, figures["revenue"], figures["cost"], figures["roi"].quantize(Decimal("0.0001")), 1)
+    rep_id = await make_user("rep", "sales_rep")
+    rep = Access(await load(rep_id, implied=policy().implied))
+    assert (await datasets.run(rep, query)).rows == [] and (await roi.figures(campaign, rep))["revenue"] == 0
+    await Order.update({Order.owner: rep_id}).where(Order.total == Decimal("1500"))
+    await returns.refresh([campaign])
+    [row] = (await datasets.run(rep, query)).rows
+    assert row["revenue"] == (await roi.figures(campaign, rep))["revenue"] == Decimal("1500")
+    with pytest.raises(NotFound):
+        await datasets.run(marketing, query)
+    # a new cost reaches the rows at once (the page reads it live)
+    await campaigns.save(admin, {"name": "C", "subject_en": "Hi", "cost": "3000", "currency": "CNY"}, campaign)
+    [row] = (await datasets.run(admin, query)).rows
+    assert row["cost"] == Decimal("3000.00") and row["roi"] == Decimal("-0.5000")

@@ -80,3 +80,11 @@ async def date_triggers() -> None:
     from crm_marketing import date_triggers
 
     await date_triggers.run_all()
+
+
+@actor("crm_marketing.refresh_returns")
+async def refresh_returns(campaign_ids: list[int] | None = None) -> None:
+    """The orders attributed to campaigns (the ROI dataset), rebuilt: those given, or every campaign."""
+    from crm_marketing import returns
+
+    await returns.refresh(campaign_ids)

@@ -103,6 +103,10 @@ async def save(acc: Access, values: dict[str, Any], campaign_id: int | None = No
                 record_id=campaign_id,
                 changes=audit.diff({k: before[k] for k in clean}, clean),
             )
+            if "cost" in clean and clean["cost"] != before["cost"]:
+                from crm_marketing import returns
+
+                await returns.set_cost(campaign_id, clean["cost"])  # the ROI dataset's rows carry it
     return campaign_id
 
 

@@ -43,6 +43,7 @@ ADDON = Addon(
     schedules=(
         Every(hours=1, actor="crm_marketing.rebuild_segments"),
         Every(hours=24, actor="crm_marketing.rebuild_rfm"),  # RFM scores and value tiers, nightly
+        Every(minutes=15, actor="crm_marketing.refresh_returns"),  # the ROI dataset, for unannounced order edits
         Every(minutes=1, actor="crm_marketing.send_scheduled"),
         Every(minutes=1, actor="crm_marketing.journeys_tick"),
         Every(minutes=5, actor="crm_marketing.fetch_bounces"),  # a no-op without a bounce mailbox

@@ -27,7 +27,7 @@ from piccolo.columns import (
 )
 from piccolo.table import Table
 
-from core.mixins import Created, Versioned, user_ref
+from core.mixins import Created, TeamOwned, Versioned, user_ref
 
 
 def _person() -> LazyTableReference:
@@ -119,6 +119,22 @@ class CampaignEvent(Table, tablename="crm_marketing_campaign_event"):
     user_agent = Varchar(length=500, default="")
     is_scanner = Boolean(default=False)
     at = Timestamptz()
+
+
+class CampaignReturn(TeamOwned, Table, tablename="crm_marketing_campaign_return"):
+    """A confirmed order attributed to a campaign (its customer clicked the campaign, a counted click, within
+    ``roi.ATTRIBUTION_DAYS`` before it, same currency), with the order's ``owner``/``team`` so the orders' record
+    rule applies to it, and the campaign's ``cost`` on every row: the dataset ``crm_marketing.campaign_roi``
+    (``returns.py``). Rebuilt from the orders dataset, never edited."""
+
+    id: Serial  # added by Piccolo; declared for type checkers
+    campaign = ForeignKey(Campaign, on_delete=OnDelete.cascade, index=True)
+    order_ref = BigInt(index=True)  # the order's id in the orders dataset's table
+    currency = Varchar(length=3, default="CNY")
+    total = Numeric(digits=(16, 2), default=Decimal("0"))
+    cost = Numeric(digits=(14, 2), default=Decimal("0"))
+    clicked_at = Timestamptz()
+    confirmed_at = Timestamptz()
 
 
 class Journey(Versioned, Created, Table, tablename="crm_marketing_journey"):

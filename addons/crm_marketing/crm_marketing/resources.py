@@ -73,6 +73,10 @@ async def _validate_campaign(values: dict[str, Any], before: dict[str, Any] | No
         if not cost.is_finite() or cost < 0 or cost >= Decimal("1e12"):
             raise ValidationError({"cost": N_("must be a number")})
         values["cost"] = cost.quantize(Decimal("0.01"))
+        if before is not None:  # the update runs in this transaction: the ROI dataset's rows carry the new cost
+            from crm_marketing import returns
+
+            await returns.set_cost(int(before["id"]), values["cost"])
     return values
 
 

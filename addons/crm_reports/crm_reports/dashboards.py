@@ -54,9 +54,9 @@ def _in(field: str, values: list[str]) -> dict[str, Any]:
 
 DEALS, ORDERS, BINDINGS, INVOICES = ("crm_sales.opportunities", "crm_sales.orders", "erp_bridge.bindings",
                                      "erp_bridge.invoices")
-CAMPAIGNS, RECIPIENTS, EVENTS, SEGMENTS, TIERS = ("crm_marketing.campaigns", "crm_marketing.recipients",
-                                                  "crm_marketing.events", "crm_marketing.segment_members",
-                                                  "crm_marketing.tiers")
+CAMPAIGNS, RECIPIENTS, EVENTS, SEGMENTS, TIERS, ROI = ("crm_marketing.campaigns", "crm_marketing.recipients",
+                                                       "crm_marketing.events", "crm_marketing.segment_members",
+                                                       "crm_marketing.tiers", "crm_marketing.campaign_roi")
 TICKETS, USAGE = "crm_service.tickets", "core.usage"
 _BACKLOG = _in("state", ["new", "open", "pending_customer", "pending_third_party"])
 _WRITES = _in("action", ["create", "update", "delete", "archive", "merge", "assign", "transfer", "stage_move"])
@@ -84,6 +84,9 @@ TEMPLATES: tuple[DashboardTemplate, ...] = (
                      "pie"),
         CardTemplate("marketing.cost", N_("Campaign cost by state"), CAMPAIGNS, ("state",), ("cost", "count"),
                      "table"),
+        # revenue of the orders attributed to each campaign (as the viewer may read orders), its cost and ROI
+        CardTemplate("marketing.roi", N_("Campaign ROI"), ROI, ("campaign",), ("roi", "revenue", "cost"), "bar",
+                     None, 2),
         CardTemplate("marketing.recipients", N_("Recipients by campaign and state"), RECIPIENTS,
                      ("campaign", "state"), ("count",), "stacked_bar", None, 2),
         CardTemplate("marketing.events", N_("Opens and clicks by campaign"), EVENTS, ("campaign", "kind"),
