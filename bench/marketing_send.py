@@ -93,7 +93,7 @@ async def bench_segment() -> tuple[int, float, float]:
 
 async def bench_send(port: int, sink: Sink, recipients: int) -> tuple[int, float, float]:
     import aiosmtplib
-    from crm_marketing import campaigns
+    from crm_marketing import campaigns, sending
     from crm_marketing.models import Campaign, CampaignRecipient, Segment, SegmentMember
 
     from core.security.access import Access, policy
@@ -127,7 +127,7 @@ async def bench_send(port: int, sink: Sink, recipients: int) -> tuple[int, float
     started = time.perf_counter()
     for start in range(0, len(ids), campaigns.BATCH):
         part = ids[start : start + campaigns.BATCH]
-        await campaigns.send_batch(campaign, part[0], part[-1])
+        await sending.send_batch(campaign, part[0], part[-1])
     ours = time.perf_counter() - started
     assert sink.count - before == count, (sink.count, count)
     msg = email.message.EmailMessage()

@@ -7,9 +7,9 @@ from core.jobs import actor
 
 @actor("crm_marketing.send_batch", max_retries=5, min_backoff_ms=2000)
 async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int = 0) -> None:
-    from crm_marketing import campaigns
+    from crm_marketing import sending
 
-    await campaigns.send_batch(campaign_id, first_id, last_id, index)
+    await sending.send_batch(campaign_id, first_id, last_id, index)
 
 
 @actor("crm_marketing.send_scheduled")

@@ -36,6 +36,11 @@ _html = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefi
 _text = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
 
 
+def parse(source: str) -> nodes.Template:
+    """The template's syntax tree (raises ``TemplateSyntaxError``)."""
+    return _html.parse(source)
+
+
 def check(source: str, field: str) -> None:
     """Refuse ``source`` (422 on ``field``) if it does not parse or names a variable it may not use."""
     try:

@@ -9,8 +9,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from crm_marketing import campaigns
+from crm_marketing import campaigns, sending
 from crm_marketing.models import CampaignRecipient
+from crm_marketing.send_marks import Marks
 from marketing_helpers import Sink, add_person, campaign_for
 
 from core.errors import RetryLater
@@ -33,18 +34,17 @@ async def test_a_batch_killed_mid_send_loses_and_repeats_nobody(
     first, second, third = (int(r["id"]) for r in rows)
 
     # the worker dies after the server accepted the 2nd message, before that was written down
-    real_advance, calls = campaigns._advance, []
+    real_advance = Marks.advance
 
-    async def dying(done: int | None, row_id: int | None, lease: dt.datetime) -> int | None:
-        calls.append((done, row_id))
+    async def dying(marks: Marks, done: int | None, row_id: int | None) -> int | None:
         if done == second:
             raise Killed
-        return await real_advance(done, row_id, lease)
+        return await real_advance(marks, done, row_id)
 
-    monkeypatch.setattr(campaigns, "_advance", dying)
+    monkeypatch.setattr(Marks, "advance", dying)
     with pytest.raises(Killed):
-        await campaigns.send_batch(campaign_id, first, third)
-    monkeypatch.setattr(campaigns, "_advance", real_advance)
+        await sending.send_batch(campaign_id, first, third)
+    monkeypatch.setattr(Marks, "advance", real_advance)
     assert len(handler.messages) == 2
     states = {int(r["id"]): r["state"] for r in await CampaignRecipient.select().where(
         CampaignRecipient.campaign == campaign_id)}
@@ -52,14 +52,14 @@ async def test_a_batch_killed_mid_send_loses_and_repeats_nobody(
 
     # a second run (a redelivered message) while the lease holds mails nobody and waits for it
     with pytest.raises(RetryLater):
-        await campaigns.send_batch(campaign_id, first, third)
+        await sending.send_batch(campaign_id, first, third)
     assert len(handler.messages) == 2
 
     # the lease ran out: the next run sends the untried one; the one in flight is unknown, never sent again
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     await CampaignRecipient.update({CampaignRecipient.next_try_at: past}).where(
         CampaignRecipient.campaign == campaign_id)
-    assert (await campaigns.send_batch(campaign_id, first, third))["sent"] == 1
+    assert (await sending.send_batch(campaign_id, first, third))["sent"] == 1
     states = {int(r["id"]): r["state"] for r in await CampaignRecipient.select().where(
         CampaignRecipient.campaign == campaign_id)}
     assert states == {first: "sent", second: "unknown", third: "sent"}
@@ -79,6 +79,8 @@ async def test_a_run_whose_lease_was_taken_over_sends_nothing(world: Any, sink: 
     ours, theirs = now + dt.timedelta(seconds=5), now + dt.timedelta(seconds=60)
     # a later run claimed the row after our lease ran out: we may not mark it, so we do not send it
     await CampaignRecipient.update({CampaignRecipient.next_try_at: theirs}).where(CampaignRecipient.id == row["id"])
-    assert await campaigns._advance(None, int(row["id"]), ours) is None
-    assert await campaigns._advance(None, int(row["id"]), theirs) == 1
+    async with Marks(ours) as marks:
+        assert await marks.advance(None, int(row["id"])) is None
+    async with Marks(theirs) as marks:
+        assert await marks.advance(None, int(row["id"])) == 1
     assert not handler.messages

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from crm_marketing import campaigns, roi
+from crm_marketing import campaigns, roi, sending
 from crm_marketing.models import Campaign, CampaignRecipient, Suppression
 from marketing_helpers import Sink, campaign_for, run_send_jobs
 
@@ -29,7 +29,7 @@ async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
     await run_send_jobs()
     # the same batch once more, as a broker redelivery would run it: nobody mailed twice
     row = await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id).first()
-    again = await campaigns.send_batch(campaign_id, row["id"], row["id"])
+    again = await sending.send_batch(campaign_id, row["id"], row["id"])
     assert again == {"sent": 0, "retry": 0, "failed": 0}
     assert [m["To"] for m in handler.messages] == ["wang.fang@example.cn"]
     msg = handler.messages[0]
@@ -46,7 +46,7 @@ async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
     # a second campaign: the SMTP server refuses one address, which is retried then failed, alone
     handler.messages.clear()
     handler.refuse.add("li.lei@example.cn")
-    monkeypatch.setattr(campaigns, "RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(sending, "RETRY_DELAYS", (0.0, 0.0))
     campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "广东"})
     assert await campaigns.send(await world.acc("mk"), campaign_id) == 2  # 王芳, 李雷 (赵敏 has no e-mail)
     await run_send_jobs()
@@ -90,7 +90,7 @@ async def test_send_reaches_the_segment_once_then_refusals_retry_alone(
     await CampaignRecipient.update(
         {CampaignRecipient.state: "sending", CampaignRecipient.next_try_at: now - dt.timedelta(seconds=1)}
     ).where((CampaignRecipient.email == "li.lei@example.cn") & (CampaignRecipient.campaign == campaign_id))
-    assert await campaigns.expire_leases() == 1
+    assert await sending.expire_leases() == 1
     await Campaign.update({Campaign.sent_at: now - dt.timedelta(minutes=2)}).where(Campaign.id == campaign_id)
     await run_send_jobs()
     assert [m["To"] for m in handler.messages] == ["wang.fang@example.cn"]
