@@ -14,6 +14,7 @@ write lock), so sorting what ``RETURNING`` gives back maps them without trusting
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -87,6 +88,39 @@ async def insert_rows(table: Any, rows: Sequence[dict[str, Any]], *, skip_confli
     return ids
 
 
+def _records(table: Any, rows: Sequence[dict[str, Any]], exclude: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The column names of ``rows`` (but ``exclude``) and each row's values in that order: a missing key is
+    the column's default, a JSON column's value serialized as Piccolo does. One pass of C-level lookups a row
+    (``itemgetter``), converting only the JSON columns: a chunk of 2,000 people is ~30,000 values."""
+    names = list(rows[0])
+    known = set(names)
+    for row in rows:
+        if len(row) != len(known) or not known.issuperset(row):
+            for n in row:
+                if n not in known:
+                    known.add(n)
+                    names.append(n)
+    names = [n for n in names if n != exclude]
+    columns = [table._meta.get_column_by_name(n) for n in names]
+    width = len(known)  # a row with as many keys has them all
+    short = [row for row in rows if len(row) != width]
+    defaults = {n: c.get_default_value() for n, c in zip(names, columns, strict=True)
+                if any(n not in row for row in short)}
+    get = operator.itemgetter(*names)
+    converted = [(i, _converter(c)) for i, c in enumerate(columns) if isinstance(c, (JSON, JSONB))]
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = get(defaults | row if len(row) != width else row)
+        values = values if len(names) > 1 else (values,)
+        if converted:
+            values = list(values)
+            for i, f in converted:
+                values[i] = f(values[i])
+            values = tuple(values)
+        out.append(values)
+    return names, out
+
+
 async def copy_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
     """``insert_rows`` through ``COPY`` on PostgreSQL (asyncpg's binary ``copy_records_to_table`` on the
     transaction's connection): the new rows' keys are taken from the table's sequence first, so they come back
@@ -98,20 +132,14 @@ async def copy_rows(table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
             return await copy_rows(table, rows)
     pk_column = table._meta.primary_key
     pk = pk_column._meta.db_column_name
-    names = [n for n in dict.fromkeys(k for row in rows for k in row) if n != pk_column._meta.name]
-    columns = [table._meta.get_column_by_name(n) for n in names]
-    missing = object()
-    defaults = {n: c.get_default_value() for n, c in zip(names, columns, strict=True)
-                if any(n not in row for row in rows)}
-    convert = [_converter(c) for c in columns]
+    names, records_of = _records(table, rows, exclude=pk_column._meta.name)
     connection = db.current().current_transaction.get().connection  # type: ignore[union-attr]
     tablename = table._meta.tablename
     ids = sorted(int(r[0]) for r in await connection.fetch(
         "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)",
         f'"{tablename}"', pk, len(rows)))
-    records = [(ident, *(f(v if (v := row.get(n, missing)) is not missing else defaults[n])
-                         for n, f in zip(names, convert, strict=True)))
-               for ident, row in zip(ids, rows, strict=True)]
+    records = [(ident, *values) for ident, values in zip(ids, records_of, strict=True)]
+    columns = [table._meta.get_column_by_name(n) for n in names]
     await connection.copy_records_to_table(tablename, records=records,
                                            columns=[pk, *(c._meta.db_column_name for c in columns)])
     await versions.bump(versions.table_key(tablename))

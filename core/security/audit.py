@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
-from core import db, versions
+from core import db, jsontext, versions
 from core.bulk import copy_rows
 from core.security import context
 from core.security.models import AuditLog
@@ -74,8 +74,8 @@ async def record_many(action: str, *, model: str, changes: Mapping[object, dict[
     who = principal or ctx.principal
     base = {"user_id": who.user_id if who else None, "user_login": who.login if who else "", "action": action,
             "model": model, "detail": detail[:2000], "ip": ctx.ip, "request_id": ctx.request_id}
-    # COPY on PostgreSQL; the changes as JSON text, serialized once (a JSON column takes text as it is)
-    await copy_rows(AuditLog, [base | {"record_id": str(record_id)[:64], "changes": json.dumps(diff, default=str)}
+    # COPY on PostgreSQL; the changes as JSON text, serialized once (a JSON column takes text as it is) by orjson
+    await copy_rows(AuditLog, [base | {"record_id": str(record_id)[:64], "changes": jsontext.dumps(diff)}
                                for record_id, diff in changes.items()])
     await versions.bump(versions.model_key(model))
     from core.timeline.notes import audited_many  # followers of the records hear of their changes

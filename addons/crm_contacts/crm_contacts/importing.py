@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import customfields, db, hooks
+from core import customfields, db, hooks, jsontext
 from core.bulk import any_of, copy_rows, insert_rows
 from core.errors import CrmError, ValidationError
 from core.i18n import N_
@@ -364,8 +364,9 @@ class Importer:
                                     changes={i: _created(p.clean) for p, i in zip(new, ids, strict=True)})
             await audit.record_many("update", model=PERSON_MODEL, principal=self.acc.principal, detail=detail,
                                     changes=audited)
-            for person_id in ids:
-                await hooks.publish("crm_contacts_person_created", person_id=int(person_id))
+            if ids and await _listened("crm_contacts_person_created"):
+                for person_id in ids:
+                    await hooks.publish("crm_contacts_person_created", person_id=int(person_id))
             for p in todo:
                 if p.existing is not None:
                     before = p.existing
@@ -533,14 +534,24 @@ async def _custom_values(acc: Access, texts: Mapping[str, str]) -> dict[str, Any
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values as JSON keeps them (dates as ISO text…): what ImportRow stores and a revert compares with."""
-    out: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
+    out: dict[str, Any] = jsontext.plain(dict(values))
     return out
 
 
 def _created(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``audit.diff(None, _plain(values))`` without comparing and converting again what JSON made plain."""
-    plain = _plain(values)
-    return {k: [None, plain[k]] for k in sorted(plain) if plain[k] is not None}
+    """``audit.diff(None, values)`` once stored: the audit log writes the values as JSON (dates as text, as
+    ``diff`` does), so they are not made plain here first — one JSON encoding a row instead of three."""
+    return {k: [None, v] for k in sorted(values) if (v := values[k]) is not None}
+
+
+async def _listened(event: str) -> bool:
+    """Whether publishing ``event`` reaches anyone (an addon's implementation of the hook, a webhook
+    subscription): asked once a chunk, so an import nobody listens to spends nothing a person on it."""
+    from core.runtime import current
+    from core.webhooks.events import listeners
+
+    caller = getattr(current().plugins.hook, event, None)
+    return bool(caller is not None and caller.get_hookimpls()) or bool(await listeners(event))
 
 
 async def _maybe(value: Any) -> None:

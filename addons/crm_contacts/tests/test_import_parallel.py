@@ -144,5 +144,31 @@ def test_created_rows_are_audited_as_audit_diff_would() -> None:
         "custom": {"tier": "gold"},
         "owner": 3,
     }
-    assert _created(values) == audit.diff(None, _plain(values))
+    assert _plain(_created(values)) == audit.diff(None, _plain(values))  # as stored: JSON
     assert "organization" not in _created(values) and _created(values)["phone"] == [None, ""]
+
+
+async def test_created_people_are_published_only_when_someone_listens(booted: Any, monkeypatch: Any) -> None:
+    from core import hooks
+    from core.webhooks import events as webhook_events
+
+    acc = await booted("rep", "sales_rep")
+    published: list[int] = []
+
+    async def publish(event: str, **payload: Any) -> list[Any]:
+        assert event == "crm_contacts_person_created"
+        published.append(payload["person_id"])
+        return []
+
+    monkeypatch.setattr(hooks, "publish", publish)
+    rows = [[f"P {i}", f"p{i}@example.com"] for i in range(3)]
+    mapping = {"name": "name", "email": "email"}
+    quiet = await Importer(acc, ["name", "email"], rows[:1], mapping).run()
+    assert quiet[0].action == "created" and published == []  # no hook implementation, no subscription
+
+    async def one_listener(event: str) -> list[Any]:
+        return [object()] if event == "crm_contacts_person_created" else []
+
+    monkeypatch.setattr(webhook_events, "listeners", one_listener)
+    heard = await Importer(acc, ["name", "email"], rows[1:], mapping).run()
+    assert published == [r.record_id for r in heard] and len(published) == 2
