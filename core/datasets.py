@@ -6,7 +6,7 @@ user sees hidden or masked is refused, so a report never leaks what the model's 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -390,11 +390,27 @@ def _bare(expr: Any) -> QueryString:
     return QueryString(expr.template, *expr.args)
 
 
-async def run(access: Access, q: Query, *, timeout: float | None = None) -> Result:
-    """The result of ``q`` over the rows of its dataset the user may read, computed by the database (GROUP BY,
-    and ROLLUP for totals on PostgreSQL; one GROUP BY per level on SQLite). Unknown names are a 422 naming
-    them, fields the user may not read a 403; on PostgreSQL the statement is cancelled past ``timeout``
-    seconds (:data:`TIMEOUT_SECONDS` by default) with a :class:`~core.errors.UserError` saying so."""
+@dataclass(frozen=True)
+class _Plan:
+    """A query checked against its dataset and the user's rights, ready to run."""
+
+    ds: Dataset
+    dims: list[_Dim]
+    measures: list[_Measure]
+    where: Combinable | None
+    sort: str
+    columns: list[ResultColumn]
+
+    def shaped(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out = {d.key: row.get(d.key) for d in self.dims}
+        out.update({alias: row.get(alias) for d in self.dims for alias, _ in d.label_exprs})
+        out.update({m.key: _typed(self.ds, m, row.get(m.key)) for m in self.measures})
+        if "_level" in row:
+            out["_level"] = row["_level"]
+        return out
+
+
+async def _plan(access: Access, q: Query) -> _Plan:
     ds = await dataset(q.dataset, access)
     if not q.measures:
         raise ValidationError({"measures": "choose at least one"})
@@ -404,23 +420,25 @@ async def run(access: Access, q: Query, *, timeout: float | None = None) -> Resu
     measures = [_measure(access, ds, spec) for spec in q.measures]
     schema = filter_schema(ds)
     where = conditions.to_where(conditions.parse(q.condition, schema), schema, access) if q.condition else None
-    limit = max(1, min(int(q.limit), 1_100_000))
     sort = q.sort or (f"-{measures[0].key}" if dims else "")
     money = {m.key for m in measures if m.column and m.aggregate in ("sum", "avg", "min", "max")
              and isinstance(ds.table._meta.get_column_by_name(m.column), Numeric)}
     columns = [ResultColumn(d.key, d.label, "dimension", d.label_key) for d in dims]
     columns += [ResultColumn(m.key, m.label, "measure", money=m.key in money) for m in measures]
+    return _Plan(ds, dims, measures, where, sort, columns)
 
-    def shaped(row: dict[str, Any]) -> dict[str, Any]:
-        out = {d.key: row.get(d.key) for d in dims}
-        out.update({alias: row.get(alias) for d in dims for alias, _ in d.label_exprs})
-        out.update({m.key: _typed(ds, m, row.get(m.key)) for m in measures})
-        if "_level" in row:
-            out["_level"] = row["_level"]
-        return out
+
+async def run(access: Access, q: Query, *, timeout: float | None = None) -> Result:
+    """The result of ``q`` over the rows of its dataset the user may read, computed by the database (GROUP BY,
+    and ROLLUP for totals on PostgreSQL; one GROUP BY per level on SQLite). Unknown names are a 422 naming
+    them, fields the user may not read a 403; on PostgreSQL the statement is cancelled past ``timeout``
+    seconds (:data:`TIMEOUT_SECONDS` by default) with a :class:`~core.errors.UserError` saying so."""
+    p = await _plan(access, q)
+    ds, dims, measures, where = p.ds, p.dims, p.measures, p.where
+    limit = max(1, min(int(q.limit), 1_100_000))
 
     async def go() -> Result:
-        rows = await _level(access, ds, dims, measures, where, sort, limit)
+        rows = await _level(access, ds, dims, measures, where, p.sort, limit)
         totals: list[dict[str, Any]] = []
         if q.totals and dims:
             if db.is_postgres():
@@ -429,11 +447,60 @@ async def run(access: Access, q: Query, *, timeout: float | None = None) -> Resu
                 for level in range(len(dims) - 1, -1, -1):
                     for row in await _level(access, ds, dims[:level], measures, where, "", limit):
                         totals.append({**row, "_level": level})
-        return Result(columns, [shaped(r) for r in rows], [shaped(r) for r in totals])
+        return Result(p.columns, [p.shaped(r) for r in rows], [p.shaped(r) for r in totals])
 
     if not db.is_postgres():
         return await go()
     return await limited(ds.table, go, TIMEOUT_SECONDS if timeout is None else timeout)
+
+
+async def stream(access: Access, q: Query, *, timeout: float | None = None,
+                 batch: int = 2000) -> tuple[list[ResultColumn], AsyncIterator[list[dict[str, Any]]]]:
+    """The columns of ``q`` and its rows (no totals, no row cap) in batches, for an export of any size: on
+    PostgreSQL read through a cursor on a connection of its own, so the process holds one batch at a time
+    (``run`` holds every row). Names and rights are checked before this returns (422/403 before a response
+    starts); the statement is cancelled past ``timeout`` seconds like ``run``'s. The batches must be consumed or
+    the iterator closed (it holds its connection until then)."""
+    p = await _plan(access, q)
+    seconds = TIMEOUT_SECONDS if timeout is None else timeout
+    selected = [d.expr for d in p.dims] + [e for d in p.dims for _, e in d.label_exprs]
+    query = await access.select(p.ds.table, p.ds.model, *selected, *[_figure(p.ds, m) for m in p.measures],
+                                where=p.where)
+    if selected:
+        query = query.group_by(*selected)
+    if p.sort:
+        query = _order(query, p.sort, {d.key for d in p.dims} | {m.key for m in p.measures})
+
+    async def rows() -> AsyncIterator[list[dict[str, Any]]]:
+        if not db.is_postgres():  # the embedded shape: one process, small data
+            found = [p.shaped(r) for r in await query]
+            for start in range(0, len(found), batch):
+                yield found[start:start + batch]
+            return
+        import asyncpg
+
+        sql, args = query.querystrings[0].compile_string(engine_type="postgres")
+        engine: Any = db.current()
+        conn = await (engine.pool.acquire() if engine.pool else engine.get_new_connection())
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+                chunk: list[dict[str, Any]] = []
+                try:
+                    async for record in conn.cursor(sql, *args, prefetch=batch):
+                        chunk.append(p.shaped(record))
+                        if len(chunk) >= batch:
+                            yield chunk
+                            chunk = []
+                except asyncpg.exceptions.QueryCanceledError:
+                    raise QueryTimeout(f"the export took longer than {seconds:g} s and was cancelled",
+                                       seconds=seconds) from None
+                if chunk:
+                    yield chunk
+        finally:
+            await (engine.pool.release(conn) if engine.pool else conn.close())
+
+    return p.columns, rows()
 
 
 async def limited(table: type[Table], work: Callable[[], Awaitable[T]], seconds: float) -> T:

@@ -156,6 +156,15 @@ async def run(acc: Access, q: datasets.Query) -> datasets.Result:
                                 "or group by fewer fields.") % {"seconds": f"{exc.params['seconds']:g}"}) from None
 
 
+async def stream(acc: Access, report: Mapping[str, Any]) -> tuple[list[datasets.ResultColumn], Any]:
+    """Every row of ``report`` as ``acc`` sees it, in batches (``datasets.stream``: an export of any size, never
+    cut short, not cached); errors as :func:`run` words them."""
+    try:
+        return await datasets.stream(acc, query_of(report["dataset"], report["spec"] or {}))
+    except NotFound:
+        raise ValidationError({"dataset": f"no dataset {report['dataset']!r}"}) from None
+
+
 async def result(acc: Access, report: Mapping[str, Any], *, limit: int | None = None) -> datasets.Result:
     return await run(acc, query_of(report["dataset"], report["spec"] or {}, limit=limit))
 
