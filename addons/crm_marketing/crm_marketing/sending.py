@@ -23,7 +23,7 @@ import aiosmtplib
 from core import db
 from core.errors import RetryLater
 from core.runtime import current
-from crm_marketing import ab_test, campaigns, composer, mime
+from crm_marketing import ab_test, campaigns, composer, mime, smtp_data
 from crm_marketing.models import Campaign, CampaignRecipient
 from crm_marketing.send_marks import Marks
 
@@ -256,21 +256,28 @@ async def _send_due(campaign: dict[str, Any], in_batch: Any) -> dict[str, int]:
                     accepted = await marks.advance(accepted, None)
                     counts[await _fail(row, None, lease, exc)] += 1
                     continue
-                attempts = await marks.advance(accepted, rid)
-                accepted = None
-                if attempts is None:  # our lease ran out and a later run of the batch has the row
-                    smtp = await _after_error(smtp, None)
-                    continue
+                attempts: int | None = None
+
+                async def mark(rid: int = rid) -> bool:  # between the server's 354 and the content (smtp_data)
+                    nonlocal attempts, accepted
+                    attempts = await marks.advance(accepted, rid)
+                    accepted = None
+                    return attempts is not None
+
                 try:
-                    await smtp.data(raw)
+                    await smtp_data.data_after(smtp, raw, mark)
+                except smtp_data.NotReady:  # our lease ran out and a later run of the batch has the row
+                    smtp = None
+                    continue
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     smtp = await _after_error(smtp, exc)
-                    # a reply refusing DATA or the content: not delivered, try again; no reply: in doubt
-                    outcome = (
-                        await _fail(row, attempts, lease, exc)
-                        if isinstance(exc, aiosmtplib.SMTPResponseException)
-                        else await _in_doubt(rid, exc)
-                    )
+                    if attempts is None:  # refused before the mark (DATA): not sent, tried again
+                        accepted = await marks.advance(accepted, None)
+                        outcome = await _fail(row, None, lease, exc)
+                    elif isinstance(exc, aiosmtplib.SMTPResponseException):  # the content refused
+                        outcome = await _fail(row, attempts, lease, exc)
+                    else:  # no reply to the content: in doubt
+                        outcome = await _in_doubt(rid, exc)
                     counts[outcome] = counts.get(outcome, 0) + 1
                     continue
                 accepted = rid

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from crm_marketing import campaigns, sending
+from crm_marketing import campaigns, sending, smtp_data
 from crm_marketing.models import CampaignRecipient
 from crm_marketing.send_marks import Marks
 from marketing_helpers import Sink, add_person, campaign_for
@@ -84,3 +84,29 @@ async def test_a_run_whose_lease_was_taken_over_sends_nothing(world: Any, sink: 
     async with Marks(theirs) as marks:
         assert await marks.advance(None, int(row["id"])) == 1
     assert not handler.messages
+
+
+async def test_a_connection_lost_during_the_content_leaves_the_recipient_in_doubt(
+    world: Any, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiosmtplib
+
+    handler, port = sink
+    await add_person("客户", "k@example.cn", province="海南")
+    campaign_id = await campaign_for(world, port, {"field": "province", "op": "eq", "value": "海南"})
+    await campaigns.send(await world.acc("mk"), campaign_id)
+    real_data = smtp_data.data_after
+
+    async def lost(smtp: aiosmtplib.SMTP, message: bytes, ready: Any) -> None:
+        await real_data(smtp, message, ready)  # the server took it, then the reply never came
+        raise aiosmtplib.SMTPServerDisconnected("connection lost")
+
+    monkeypatch.setattr(smtp_data, "data_after", lost)
+    row = await CampaignRecipient.select().where(CampaignRecipient.campaign == campaign_id).first()
+    assert await sending.send_batch(campaign_id, row["id"], row["id"]) == {
+        "sent": 0, "retry": 0, "failed": 0, "unknown": 1}
+    monkeypatch.setattr(smtp_data, "data_after", real_data)
+    after = await CampaignRecipient.select().where(CampaignRecipient.id == row["id"]).first()
+    assert after["state"] == "unknown" and "connection lost" in after["error"]
+    await sending.send_batch(campaign_id, row["id"], row["id"])  # a redelivered job: never sent again
+    assert len(handler.messages) == 1
