@@ -24,7 +24,9 @@ warm-up and at the end; bound: a process that was never killed grows by at most 
 
 Also used by tests/test_soak.py (a short run) through ``run()``.
 
-2026-12-02, ``--minutes 4`` with a 50k-row import, 2 cores loaded by other agents (load average 5-15): 2,389
+2026-12-02, ``--minutes 10`` with a 50k-row import at load average 5-8: 11,703 requests, 12 worker kills,
+6 web kills, 6 Redis restarts, 0 server errors, 858 quotes = 858 mails = 858 sales, 0 lost, 0 twice.
+Earlier ``--minutes 4`` with a 50k-row import, 2 cores loaded by other agents (load average 5-15): 2,389
 requests, 5 worker kills, 2 web kills, 2 Redis restarts, 0 server errors, 167 quotes = 167 mails = 167 sales,
 0 lost, 0 twice; the full figures are in docs/operations.md ("Soak").
 """
