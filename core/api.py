@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import automation, db
+from core import automation, bulk, db
 from core import values as values_
 from core.customfields import records as custom_records
 from core.customfields import registry as custom_registry
@@ -93,6 +93,11 @@ class Resource:
     search: Callable[[str], Any] | None = None
     #: name → records belonging to one of this resource's (``/api/<path>/{id}/<name>``), see ``Collection``
     collections: dict[str, Collection] = field(default_factory=dict)
+    #: with ``search``: ``?q=`` reads only the newest this many matches (by primary key) and applies the filters,
+    #: the record rule and the sort to those alone (0: every match). A common word under a filter few of its
+    #: rows pass would otherwise walk the whole table for one page. When a window's pages are spent and older
+    #: matches remain, the last page's ``q_older`` is what to send as ``?q_before=`` to search the next window
+    search_window: int = 0
     #: the rows the caller may reach *within* the record rule, as a where-clause (None: every row the rule
     #: allows), for records the rule cannot express: definitions their owner shares with some users and roles
     #: (crm_reports' reports and dashboards). Applied to list, read, update, delete and reveal (404 outside it)
@@ -188,6 +193,9 @@ async def list_records(request: Request, res: Resource) -> Response:
     text = " ".join(params.get("q", "").split()) if search is not None else ""
     if len(text) > MAX_QUERY:
         raise ValidationError({"q": f"is longer than {MAX_QUERY} characters"})
+    q_before = values_.record_id(params["q_before"], "q_before") if res.search_window and params.get(
+        "q_before") else None
+    window: list[int] | None = None
     scopes = await acc.require(res.model)  # the right is checked (and a refusal audited) on every call
     reach = await res.reach(acc) if res.reach is not None else None
     # a narrowed list is not compiled once per shape: what it reaches follows the rows' sharing, not the shape
@@ -205,7 +213,10 @@ async def list_records(request: Request, res: Resource) -> Response:
         if search is not None and text:
             clause = search(text)
             if clause is None:
-                return _Json({"items": [], "next": None})
+                return _Json(_windowed(res, {"items": [], "next": None}))
+            if res.search_window:
+                window = await search_window(res.table, clause, res.search_window, q_before)
+                clause = bulk.any_of(res.table._meta.primary_key, window or [-1])
             query = query.where(clause)
         if "after" in params:
             query = query.where(keyset.after(params["after"]))
@@ -220,7 +231,25 @@ async def list_records(request: Request, res: Resource) -> Response:
         found = await db.fetch_compiled(*compiled)
     rows, nxt = keyset.page(found, limit)
     items = acc.present_all(res.model, rows)
-    return _Json({"items": items, "next": nxt})
+    older = window[-1] if window is not None and len(window) == res.search_window and nxt is None else None
+    return _Json(_windowed(res, {"items": items, "next": nxt}, older))
+
+
+async def search_window(table: type[Table], clause: Any, size: int, before: int | None = None) -> list[int]:
+    """The primary keys of the newest ``size`` rows matching ``clause`` (below ``before``), newest first: the
+    rows a windowed search reads (``Resource.search_window``; crm_service's agent list reads the same). Rare
+    words come from their index, frequent ones from the newest-first walk: either stops at ``size``."""
+    pk = table._meta.primary_key
+    where = clause if before is None else clause & (pk < before)
+    return [r[pk._meta.name] for r in await table.select(pk).where(where).order_by(pk, ascending=False).limit(size)]
+
+
+def _windowed(res: Resource, page: dict[str, Any], older: int | None = None) -> dict[str, Any]:
+    """A list page of a resource with a search window says where the older matches start (None: nothing
+    older, or no search)."""
+    if res.search_window:
+        page["q_older"] = older
+    return page
 
 
 #: list queries compiled to SQL by their shape (PostgreSQL): building a select with Piccolo costs more CPU than the

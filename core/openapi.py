@@ -193,7 +193,14 @@ def _paths(res: Resource, name: str) -> dict[str, Any]:
     if res.search is not None:
         params.append({"name": "q", "in": "query", "required": False,
                        "schema": {"type": "string", "maxLength": MAX_QUERY},
-                       "description": "words to search for (every word must match)"})
+                       "description": "words to search for (every word must match)" + (
+                           f"; only the newest {res.search_window} matches are read (filters, rights and the sort "
+                           "apply to those): a spent window's last page gives ``q_older``" if res.search_window
+                           else "")})
+    if res.search is not None and res.search_window:
+        params.append({"name": "q_before", "in": "query", "required": False,
+                       "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+                       "description": "with ``q``: search the matches older than this (a page's ``q_older``)"})
     params += [{"name": "after", "in": "query", "required": False,
                 "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_=-]+$"},
                 "description": "the ``next`` cursor of the previous page (anything else: 422)"},
@@ -201,8 +208,12 @@ def _paths(res: Resource, name: str) -> dict[str, Any]:
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
                {"name": "sort", "in": "query", "required": False,
                 "schema": {"type": "string", "enum": [*res.sortable, *[f"-{s}" for s in res.sortable]]}}]
-    page = {"type": "object", "required": ["items", "next"], "additionalProperties": False,
-            "properties": {"items": {"type": "array", "items": read}, "next": {"type": ["string", "null"]}}}
+    page_props: dict[str, Any] = {"items": {"type": "array", "items": read}, "next": {"type": ["string", "null"]}}
+    if res.search is not None and res.search_window:
+        page_props["q_older"] = {
+            "type": ["integer", "null"], "description": "older matches of ``q`` remain: send this as ``q_before`` "
+            "to search them (only on a window's last page)"}
+    page = {"type": "object", "required": list(page_props), "additionalProperties": False, "properties": page_props}
     collection: dict[str, Any] = {"get": {
         "operationId": f"list_{name}", "summary": f"List {res.summary or res.model}", "parameters": params,
         "responses": {"200": _json_body(page, "a page"), **_errors(401, 403, 422)}}}

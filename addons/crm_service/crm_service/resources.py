@@ -138,7 +138,7 @@ def resources() -> list[Resource]:
                            "tags", "team", "owner"),
                  required=("subject",), filters=("state", "priority", "team", "owner", "person", "channel"),
                  sortable=("id", "created_at", "updated_at"), create=_create_ticket, validate=_validate_ticket,
-                 archive_on_delete=True, search=ticket_search.where,
+                 archive_on_delete=True, search=ticket_search.where, search_window=ticket_search.WINDOW,
                  collections={"messages": messages_api.collection()},
                  actions={"state": _state, "reply": _message("reply"), "note": _message("note")},
                  action_bodies={"state": STATE_BODY, "reply": BODY, "note": BODY}),

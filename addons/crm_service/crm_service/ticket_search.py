@@ -18,6 +18,11 @@ from piccolo.custom_types import Combinable
 from crm_service import kb
 from crm_service.models import Ticket
 
+#: a word search reads at most this many of the newest matching tickets (then offers the older ones): a common
+#: word under a filter few of its tickets pass would otherwise walk the whole table for one page. The agent
+#: list and the API (``?q=``, ``Resource.search_window``: ``q_older`` / ``q_before``) read the same window
+WINDOW = 2000
+
 _REFERENCE = re.compile(r"^(?:SR-|#)0*(\d{1,12})$", re.IGNORECASE)
 
 

@@ -68,10 +68,10 @@ async def test_a_word_search_reads_a_window_of_the_newest_matches_then_offers_ol
     matches are read (a window), and when they are spent the page offers to search the older ones."""
     import re
 
-    from crm_service import tickets, views
+    from crm_service import ticket_search, tickets
     from crm_service.models import Ticket
 
-    monkeypatch.setattr(views, "SEARCH_WINDOW", 2)
+    monkeypatch.setattr(ticket_search, "WINDOW", 2)
     client = await crm_client("crm_service")
     desk = await build_desk(None)
     agent = await desk.acc("agent1")
@@ -85,3 +85,49 @@ async def test_a_word_search_reads_a_window_of_the_newest_matches_then_offers_ol
     assert older and f"after={min(done)}" in older.group(1)
     page = (await client.get(older.group(1).replace("&amp;", "&"))).text
     assert f"SR-{oldest:06d}" in page and "data-searched-part" not in page
+
+
+async def test_the_api_search_reads_the_same_window_and_says_where_older_matches_start(
+        crm_client: Any, monkeypatch: Any) -> None:
+    """``GET /api/service/tickets?q=`` reads the agent list's window (the newest matches, then filters and record
+    rules over those): a window's last page gives ``q_older``, and ``q_before`` searches the next window."""
+    from crm_service import ticket_search, tickets
+    from crm_service.models import Ticket
+
+    monkeypatch.setattr(ticket_search, "WINDOW", 2)  # read when the API's resources are collected at boot
+    client = await crm_client("crm_service")
+    desk = await build_desk(None)
+    agent = await desk.acc("agent1")
+    oldest = await tickets.create_ticket(agent, {"subject": "耳机没有声音", "team": desk.support})
+    done = [await tickets.create_ticket(agent, {"subject": f"耳机退货 {i}", "team": desk.support}) for i in range(2)]
+    await Ticket.update({Ticket.state: "resolved"}).where(Ticket.id.is_in(done))
+    await login_client(client, "agent1")
+
+    async def page(**params: Any) -> dict[str, Any]:
+        got = await client.get("/api/service/tickets", params={"q": "耳机", "sort": "-id", **params})
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
+    first = await page(state="new")  # the window holds the two resolved ones: nothing to show, older remain
+    assert first == {"items": [], "next": None, "q_older": min(done)}
+    older = await page(state="new", q_before=first["q_older"])
+    assert [r["id"] for r in older["items"]] == [oldest] and older["q_older"] is None
+
+    # q_older only on a window's last page: the pages inside it go on with ``next``
+    one = await page(limit=1)
+    assert [r["id"] for r in one["items"]] == [max(done)] and one["next"] and one["q_older"] is None
+    two = await page(limit=1, after=one["next"])
+    assert [r["id"] for r in two["items"]] == [min(done)] and two["next"] is None and two["q_older"] == min(done)
+    assert [r["id"] for r in (await page(q_before=two["q_older"]))["items"]] == [oldest]
+
+    # another team's newer match fills the window: it is not shown, and it does not hide what comes after it
+    boss = await desk.acc("boss")
+    hidden = await tickets.create_ticket(boss, {"subject": "耳机坏了", "team": desk.billing})
+    shown = await page()
+    assert [r["id"] for r in shown["items"]] == [max(done)] and shown["q_older"] == max(done)
+    assert hidden not in [r["id"] for r in (await page(q_before=shown["q_older"]))["items"]]
+
+    bad = await client.get("/api/service/tickets", params={"q": "耳机", "q_before": "x"})
+    assert bad.status_code == 422 and "q_before" in bad.json()["error"]["fields"]
+    doc = (await client.get("/api/openapi.json")).json()["paths"]["/api/service/tickets"]["get"]
+    assert "q_before" in [p["name"] for p in doc["parameters"]]
