@@ -93,6 +93,9 @@ async def run_backend(backend: str, content: bytes) -> None:
         if backend == "postgres":
             import asyncpg
 
+            engine = db.current()
+            if getattr(engine, "pool", None) is not None:  # the import's pool: closed before its database goes
+                await engine.close_connection_pool()
             conn = await asyncpg.connect(PG_ADMIN)
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await conn.close()

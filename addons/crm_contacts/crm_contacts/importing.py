@@ -188,6 +188,7 @@ class Importer:
     """
 
     CHUNK = 500
+    WRITES = 2  # PostgreSQL: chunks written side by side, on as many connections (a database process each)
     PARALLEL_FROM = 5_000  # rows: below, starting worker processes costs more than it saves
     PARALLEL_CHUNK = 2_000  # rows a transaction when standardized in workers: fewer statements (COPY, audit)
 
@@ -325,8 +326,9 @@ class Importer:
             p.clean["organization"] = self.orgs.get(p.company)
         return None
 
-    async def _write_chunk(self, todo: list[_Pending]) -> list[RowResult]:
-        """New people in one INSERT, updates one by one, all in one transaction."""
+    async def _write_chunk(self, todo: list[_Pending], after: asyncio.Future[Any] | None = None) -> list[RowResult]:
+        """New people in one INSERT, updates one by one, all in one transaction (committed once ``after``, the
+        previous chunk's write, is done: chunks commit in file order even when written side by side)."""
         from core.timeline import notes
         from crm_contacts.models import ImportRow, Person
         from crm_contacts.services import set_tags
@@ -382,6 +384,7 @@ class Importer:
                                                "record_id": r.record_id, "before": befores.get(r.row_no, {}),
                                                "after": afters.get(r.row_no, {}), "message": r.message[:2000]}
                                               for r in out])
+            await _done(after)
         return out
 
     async def row(self, row_no: int, raw_row: list[str], dry_run: bool) -> RowResult:
@@ -433,11 +436,11 @@ class Importer:
         return results, todo
 
     async def _write(self, items: list[tuple[int, list[str]]], results: dict[int, RowResult], todo: list[_Pending],
-                     single: bool = False) -> list[RowResult]:
+                     single: bool = False, after: asyncio.Future[Any] | None = None) -> list[RowResult]:
         if todo:
             known = dict(self.orgs)
             try:
-                for r in await self._write_chunk(todo):
+                for r in await self._write_chunk(todo, after):
                     results[r.row_no] = r
             except Exception as exc:
                 for name, org_id in list(self.orgs.items()):  # made in the rolled-back transaction: gone
@@ -447,6 +450,7 @@ class Importer:
                     results[todo[0].row_no] = RowResult(todo[0].row_no, "failed",
                                                         message=f"{type(exc).__name__}: {exc}"[:500])
                 else:  # pin the failure on its row: redo this chunk one row at a time
+                    await _done(after)  # (each row commits on its own: after the previous chunk)
                     raw = dict(items)
                     for p in todo:
                         results[p.row_no] = (await self._chunk([(p.row_no, raw[p.row_no])], False, single=True))[0]
@@ -454,19 +458,23 @@ class Importer:
 
     async def run(self, dry_run: bool = False, start: int = 0,
                   progress: Callable[[int, int], Any] | None = None) -> list[RowResult]:
-        """Chunk after chunk, the next one standardized while the database writes the previous one (one write
-        in flight at a time, so chunks still commit in file order and a resumed run knows where to go on).
+        """Chunk after chunk, the next one planned while the database writes the previous ones: up to ``WRITES``
+        chunks side by side, each on its own connection, but each commits only once the one before it is done,
+        so chunks still commit in file order and a resumed run knows where to go on.
 
         From ``PARALLEL_FROM`` rows on, the chunks are standardized ahead in ``workers`` processes; the rest of
         the plan (organizations, custom fields, rights, repeated keys, matching) stays here, in file order."""
         await self.acc.require(PERSON_MODEL, "update" if self.mode == "update" else "create")
+        await db.ensure_loop_pool()  # PostgreSQL: a connection per chunk and per look-up otherwise
         out: list[RowResult] = []
         numbered = list(enumerate(self.rows, start=2))[start:]  # row 1 is the header
         executor = pool(self.workers) if self.workers > 1 and len(numbered) >= self.PARALLEL_FROM else None
         size = self.CHUNK if executor is None else self.PARALLEL_CHUNK
         chunks = [numbered[at: at + size] for at in range(0, len(numbered), size)]
         ahead: deque[asyncio.Future[list[Standardized]]] = deque()
-        writing: asyncio.Task[list[RowResult]] | None = None
+        writing: deque[tuple[asyncio.Task[list[RowResult]], bool]] = deque()  # (write, written alone)
+        # SQLite has one writer at a time: a second transaction would hold its lock while waiting for the first
+        side_by_side = self.WRITES if db.is_postgres() else 1
         try:
             spec = await self._spec()
             for n, chunk in enumerate(chunks):
@@ -477,25 +485,38 @@ class Importer:
                                                                          chunks[n + len(ahead)])))
                     standardized = await ahead.popleft()
                 planned = await self._plan(chunk, dry_run, standardized)
-                if writing is not None:
-                    out.extend(await writing)
-                writing = asyncio.create_task(self._settle(chunk, planned, dry_run, start + n * size,
-                                                           progress))
-            if writing is not None:
-                out.extend(await writing)
+                alone = self._alone(planned[1])
+                while writing and (len(writing) >= side_by_side or alone or writing[-1][1]):
+                    out.extend(await writing.popleft()[0])
+                after = writing[-1][0] if writing else None
+                writing.append((asyncio.create_task(self._settle(chunk, planned, dry_run, start + n * size,
+                                                                 progress, after)), alone))
+            while writing:
+                out.extend(await writing.popleft()[0])
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
+            for task, _ in writing:
+                task.cancel()
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
         return out
 
+    def _alone(self, todo: list[_Pending]) -> bool:
+        """Whether a chunk is written alone, neither beside the previous chunk nor the next: when it creates
+        organizations, updates people or writes tags or notes. Two transactions side by side would race for
+        the same new organization or tag (the second failing on it, or referring to one not yet committed) or
+        update the same person; new people alone, the common case of a large import, share nothing."""
+        return any(p.existing is not None or p.tags or p.note or (p.company and self.orgs.get(p.company) is None)
+                   for p in todo)
+
     async def _settle(self, chunk: list[tuple[int, list[str]]], planned: tuple[dict[int, RowResult], list[_Pending]],
-                      dry_run: bool, at: int, progress: Callable[[int, int], Any] | None) -> list[RowResult]:
-        """Write one planned chunk, record its skipped and failed rows, report progress."""
+                      dry_run: bool, at: int, progress: Callable[[int, int], Any] | None,
+                      after: asyncio.Future[Any] | None = None) -> list[RowResult]:
+        """Write one planned chunk (once ``after``, the previous chunk's, is done: see ``run``), record its
+        skipped and failed rows, report progress."""
         from crm_contacts.models import ImportRow
 
-        results = await self._write(chunk, *planned)
+        results = await self._write(chunk, *planned, after=after)
+        await _done(after)
         finals = [r for r in results if r.action in ("skipped", "failed")]
         if not dry_run and self.batch_id is not None:
             await insert_rows(ImportRow, [{"batch": self.batch_id, "row_no": r.row_no, "action": r.action,
@@ -504,6 +525,12 @@ class Importer:
         if progress:
             await _maybe(progress(at + len(chunk), len(self.rows)))
         return results
+
+
+async def _done(task: asyncio.Future[Any] | None) -> None:
+    """Wait until ``task`` has finished, however it ended (its own awaiter sees its error)."""
+    if task is not None and not task.done():
+        await asyncio.wait([task])
 
 
 def _reasons(bad: Mapping[str, str]) -> str:

@@ -172,3 +172,40 @@ async def test_created_people_are_published_only_when_someone_listens(booted: An
     monkeypatch.setattr(webhook_events, "listeners", one_listener)
     heard = await Importer(acc, ["name", "email"], rows[1:], mapping).run()
     assert published == [r.record_id for r in heard] and len(published) == 2
+
+
+async def test_new_people_chunks_are_written_side_by_side_and_commit_in_file_order(booted: Any,
+                                                                                   monkeypatch: Any) -> None:
+    import asyncio
+
+    from crm_contacts.models import Person
+
+    from core import db
+
+    acc = await booted("rep", "sales_rep")
+    monkeypatch.setattr(Importer, "CHUNK", 4)
+    in_flight: list[int] = []
+    most = 0
+    committed: list[int] = []
+    write_chunk = Importer._write_chunk
+
+    async def watched(self: Importer, todo: list[Any], after: Any = None) -> Any:
+        nonlocal most
+        in_flight.append(todo[0].row_no)
+        most = max(most, len(in_flight))
+        await asyncio.sleep(0.05 if todo[0].row_no == 2 else 0)  # the first chunk is slow: the second waits for it
+        try:
+            return await write_chunk(self, todo, after)
+        finally:
+            in_flight.remove(todo[0].row_no)
+            committed.append(todo[0].row_no)
+
+    monkeypatch.setattr(Importer, "_write_chunk", watched)
+    progress: list[int] = []
+    rows = [[f"P {i}", f"p{i}@example.com", "VIP" if i == 9 else ""] for i in range(16)]  # row 11: tags
+    results = await Importer(acc, ["name", "email", "tags"], rows, {"name": "name", "email": "email", "tags": "tags"}
+                             ).run(progress=lambda done, total: progress.append(done))
+    assert [r.action for r in results] == ["created"] * 16
+    assert committed == [2, 6, 10, 14] and progress == [4, 8, 12, 16]  # file order
+    assert most == (2 if db.is_postgres() else 1)  # SQLite: one writer at a time
+    assert await Person.count().where(Person.name.like("P %")) == 16
