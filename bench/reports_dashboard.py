@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import random
 import tempfile
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +38,9 @@ EXTRA_CARDS = ({"dimensions": ["region"], "measures": ["count", "expected_revenu
 
 
 async def seed(deals: int, activities: int) -> int:
+    """The users, then the deals and activities generated in the database (``generate_series``: set-based, a
+    million rows in seconds rather than minutes through Python)."""
     from core import datasets
-    from core.bulk import copy_rows, insert_rows
     from core.security.access import Access, policy
     from core.security.principal import load
     from core.security.users import create_team, create_user
@@ -55,31 +53,38 @@ async def seed(deals: int, activities: int) -> int:
     table = (await datasets.dataset("crm_sales.opportunities", acc)).table
     stage_table = table._meta.get_column_by_name("stage")._foreign_key_meta.resolved_references
     stages = [s["id"] for s in await stage_table.select(stage_table.id)]
-    rnd = random.Random(1)
-    for start in range(0, deals, 5000):
-        rows = []
-        for i in range(start, min(deals, start + 5000)):
-            created = dt.datetime(2026, 1 + i % 12, 1 + i % 28, tzinfo=dt.UTC)
-            state = ("open", "won", "lost")[i % 3]
-            rows.append({"name": f"Deal {i}", "stage": stages[i % len(stages)], "state": state,
-                         "owner": reps[i % 10], "team": team, "expected_revenue": Decimal(rnd.randrange(100, 10**6)),
-                         "source": ("web", "fair", "call")[i % 3], "region": ("华东", "华南", "华北", "西部")[i % 4],
-                         "industry": ("制造", "零售", "IT", "医疗", "教育")[i % 5],
-                         "created_at": created, "closed_at": created + dt.timedelta(days=30) if state != "open"
-                         else None})
-        await insert_rows(table, rows)
-    await table.raw(f"ANALYZE {table._meta.tablename}")
+    deal, stage_arr, rep_arr = table._meta.tablename, _ints(stages), _ints(reps)
+    # every owner, stage, state, source, region and industry, the twelve months of 2026; amounts spread by a
+    # multiplicative hash (deterministic, no random() per row)
+    for start in range(0, deals, 500_000):  # one statement per half million: a transaction of bounded size
+        await table.raw(f"""
+            INSERT INTO {deal} (name, stage, state, owner, team, expected_revenue, source, region, industry,
+                                created_at, closed_at)
+            SELECT 'Deal ' || i, ({stage_arr})[1 + i % {len(stages)}], (ARRAY['open','won','lost'])[1 + i % 3],
+                   ({rep_arr})[1 + i % 10], {int(team)}, 100 + (i::bigint * 7919) % 999900,
+                   (ARRAY['web','fair','call'])[1 + i % 3], (ARRAY['华东','华南','华北','西部'])[1 + i % 4],
+                   (ARRAY['制造','零售','IT','医疗','教育'])[1 + i % 5],
+                   make_timestamptz(2026, 1 + i % 12, 1 + i % 28, 0, 0, 0, 'UTC'),
+                   CASE WHEN i % 3 <> 0 THEN make_timestamptz(2026, 1 + i % 12, 1 + i % 28, 0, 0, 0, 'UTC')
+                        + interval '30 days' END
+            FROM generate_series({start}, {min(deals, start + 500_000) - 1}) AS i""")
+    await table.raw(f"VACUUM ANALYZE {deal}")
     from crm_sales.models import Activity  # the bench seeds the table directly; crm_reports never names it
 
-    pk = table._meta.primary_key
-    first = (await table.select(pk).order_by(pk).first() or {}).get("id", 1)
-    for start in range(0, activities, 20000):
-        await copy_rows(Activity, [{"kind": ("call", "meeting", "email", "todo")[i % 4], "subject": f"Activity {i}",
-                                    "due_at": dt.datetime(2026, 1 + i % 12, 1 + i % 28, tzinfo=dt.UTC),
-                                    "opportunity": first + i % deals, "owner": reps[i % 10], "team": team}
-                                   for i in range(start, min(activities, start + 20000))])
-    await Activity.raw(f"ANALYZE {Activity._meta.tablename}")
+    first = (await table.select(table.id).order_by(table.id).first() or {}).get("id", 1)
+    for start in range(0, activities, 1_000_000):
+        await Activity.raw(f"""
+            INSERT INTO {Activity._meta.tablename} (kind, subject, due_at, opportunity, owner, team)
+            SELECT (ARRAY['call','meeting','email','todo'])[1 + i % 4], 'Activity ' || i,
+                   make_timestamptz(2026, 1 + i % 12, 1 + i % 28, 0, 0, 0, 'UTC'), {int(first)} + i % {deals},
+                   ({rep_arr})[1 + i % 10], {int(team)}
+            FROM generate_series({start}, {min(activities, start + 1_000_000) - 1}) AS i""")
+    await Activity.raw(f"VACUUM ANALYZE {Activity._meta.tablename}")
     return manager
+
+
+def _ints(values: list[int]) -> str:
+    return "ARRAY[" + ",".join(str(int(v)) for v in values) + "]::integer[]"
 
 
 async def main() -> None:
@@ -89,6 +94,9 @@ async def main() -> None:
     parser.add_argument("--activities", type=int, default=None, help="default: 3 × deals")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="'' to skip the Redis figures")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each card's query")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--reuse", default="", help="a database kept by --keep: no install, no seeding")
     args = parser.parse_args()
 
     import httpx
@@ -102,18 +110,27 @@ async def main() -> None:
     from core.settings import Settings
     from core.testing import login_client, pg_admin
 
-    name = f"crm_bench_{uuid.uuid4().hex[:8]}"
-    await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{name}"')
+    name = args.reuse or f"crm_bench_{uuid.uuid4().hex[:8]}"
+    if not args.reuse:
+        await pg_admin(url=args.pg, sql=f'CREATE DATABASE "{name}"')
     url = args.pg.rsplit("/", 1)[0] + "/" + name
     try:
         settings = Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url, redis_url=None, secret_key="bench")
         db.configure(url)
-        await lifecycle.ensure_kernel()
-        await lifecycle.install(["crm_sales", "crm_reports"], discover())
-        runtime = await boot(settings)
-        started = time.perf_counter()
         activities = 3 * args.deals if args.activities is None else args.activities
-        manager = await seed(args.deals, activities)
+        started = time.perf_counter()
+        if args.reuse:
+            await lifecycle.ensure_kernel()
+            await lifecycle.upgrade(["crm_sales", "crm_reports"], discover())  # indexes added since it was kept
+            runtime = await boot(settings)
+            from core.security.models import User
+
+            manager = (await User.select(User.id).where(User.login == "bench_manager").first())["id"]
+        else:
+            await lifecycle.ensure_kernel()
+            await lifecycle.install(["crm_sales", "crm_reports"], discover())
+            runtime = await boot(settings)
+            manager = await seed(args.deals, activities)
         seeded = time.perf_counter() - started
         from crm_reports import cache, dashboards, reports
 
@@ -121,7 +138,7 @@ async def main() -> None:
 
         await dashboards.refresh_defaults()
         app = create_app(runtime=runtime, run_jobs=False)
-        await db.current().start_connection_pool(min_size=2, max_size=4)
+        await db.current().start_connection_pool(min_size=2, max_size=10)  # the app's default (CRM_DB_POOL_SIZE)
         try:
             acc = Access(await load(manager, implied=policy().implied))
             board = await dashboards.home(acc)
@@ -131,9 +148,9 @@ async def main() -> None:
             ds = await datasets.dataset("crm_sales.opportunities", acc)
             table = ds.table
 
-            async def all_cards() -> None:
-                for report in cards:
-                    await reports.result(acc, report)
+            async def all_cards() -> None:  # as the dashboard page computes them: at once, on the pool
+                for found in await reports.results(acc, cards):
+                    assert not isinstance(found, Exception), found
 
             async def cold() -> None:
                 await versions.bump(versions.model_key(ds.model))  # what a write to a deal does
@@ -146,6 +163,8 @@ async def main() -> None:
             async def baseline() -> None:
                 await table.count()
 
+            if args.explain:
+                await explain(cold)
             figures: dict[str, list[float]] = {}
 
             async def measure(label: str, work: Any) -> None:
@@ -185,7 +204,36 @@ async def main() -> None:
         print(f"  cold p95 / count(*) p95 = {pct(figures['cold'], .95) / base:.1f}; cached p95 / cold p95 = "
               f"{pct(figures['cached'], .95) / max(pct(figures['cold'], .95), 0.001):.3f}")
     finally:
-        await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep or args.reuse:
+            print(f"kept database {name} (--reuse {name}; DROP DATABASE when done)")
+        else:
+            await pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def explain(work: Any) -> None:
+    """Run ``work`` once recording its SQL, then print each aggregate's plan (EXPLAIN ANALYZE, BUFFERS)."""
+    from core import db
+
+    engine: Any = db.current()
+    seen: list[tuple[str, list[Any]]] = []
+    original = engine.run_querystring
+
+    async def recording(querystring: Any, in_pool: bool = True) -> Any:
+        seen.append(querystring.compile_string(engine_type="postgres"))
+        return await original(querystring, in_pool)
+
+    engine.run_querystring = recording
+    try:
+        await work()
+    finally:
+        del engine.run_querystring
+    for sql, args in seen:
+        text = sql.lstrip().upper()
+        if not text.startswith("SELECT") or "GROUP BY" not in text and "COUNT(" not in text:
+            continue
+        plan = await engine._run_in_new_connection("EXPLAIN (ANALYZE, BUFFERS) " + sql, args)
+        print(sql, args)
+        print("\n".join(r["QUERY PLAN"] for r in plan), "\n")
 
 
 if __name__ == "__main__":

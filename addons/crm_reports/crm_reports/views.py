@@ -70,11 +70,15 @@ def _json_error(exc: CrmError) -> JSONResponse:
 # --- what a card or a report page shows ------------------------------------------------------------------
 
 
-async def _view(acc: Access, report: dict[str, Any], *, width: int = 640) -> dict[str, Any]:
-    """Chart SVG, table, pivot and (no dimension) the KPI figure of ``report`` as ``acc`` sees it; an error
-    (a dataset gone, a field now hidden) becomes the card's message instead of breaking the page."""
+async def _view(acc: Access, report: dict[str, Any], *, width: int = 640,
+                computed: datasets.Result | CrmError | None = None) -> dict[str, Any]:
+    """Chart SVG, table, pivot and (no dimension) the KPI figure of ``report`` as ``acc`` sees it (``computed``:
+    its result, or the error, worked out already); an error (a dataset gone, a field now hidden) becomes the
+    card's message instead of breaking the page."""
     try:
-        result = await reports.result(acc, report)
+        if isinstance(computed, CrmError):
+            raise computed
+        result = computed if computed is not None else await reports.result(acc, report)
         if report["chart"] == "pivot":
             dims = (report["spec"] or {}).get("dimensions") or []
             if len(dims) >= 2:  # column totals: the same figures grouped by the column dimension alone
@@ -129,8 +133,9 @@ async def dashboard_page(request: Request) -> Response:
     # every card's cached figure in one round trip to the shared cache, not one a card
     await cache.prefetch(acc, [reports.query_of(r["dataset"], r["spec"] or {}) for _, r in shown_cards
                                if isinstance(r["spec"] or {}, dict)])
-    for card, report in shown_cards:
-        shown = await _view(acc, report, width=480 if card.get("width", 1) == 1 else 960)
+    computed = await reports.results(acc, [r for _, r in shown_cards])  # the cards at once, on the pool
+    for (card, report), figures in zip(shown_cards, computed, strict=True):
+        shown = await _view(acc, report, width=480 if card.get("width", 1) == 1 else 960, computed=figures)
         shown["card"] = card
         shown["colour"] = dashboards.colour(shown["kpi"]["value"], card) if shown.get("kpi") else ""
         cards.append(shown)

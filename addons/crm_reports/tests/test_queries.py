@@ -76,6 +76,13 @@ async def _date_grains_filters_sort_and_totals(org: Org) -> None:
     subtotals = {t["region"]: t["count"] for t in pivot.totals if t["_level"] == 1}
     assert subtotals == {reg: sum(1 for d in org.deals if d["region"] == reg) for reg in {d["region"] for d in
                                                                                           org.deals}}
+    # the subtotals worked out from every group (PostgreSQL: one scan) equal the database's ROLLUP, which runs
+    # when the groups are cut short by the limit; with a reference (labels) and min/max
+    spec = (DEALS, ("owner", "state"), ("count", "max:expected_revenue", "min:created_at"))
+    whole = await datasets.run(boss, Query(*spec, totals=True))
+    cut = await datasets.run(boss, Query(*spec, totals=True, limit=len(whole.rows)))
+    assert len(whole.totals) == 1 + len({d["owner"] for d in org.deals})
+    assert sorted(map(repr, whole.totals)) == sorted(map(repr, cut.totals))
     # a filter with "in" and a comparison, sorted ascending by a measure, limited
     cond2 = {"all": [{"field": "region", "op": "in", "value": ["华东", "North"]},
                      {"field": "expected_revenue", "op": "gte", "value": "100"}]}
