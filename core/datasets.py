@@ -166,6 +166,8 @@ GRAINS = ("day", "week", "month", "quarter", "year")
 AGGREGATES = ("count", "sum", "avg", "min", "max", "distinct")
 #: a report runs at most this long on PostgreSQL before the database cancels it
 TIMEOUT_SECONDS = 20.0
+#: an export's query (every group, sorted, before the first row comes) at most this long
+EXPORT_TIMEOUT_SECONDS = 120.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _LABEL_COLUMNS = ("name", "title", "display_name", "reference", "login")
 _PG_GRAIN = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "quarter": 'YYYY-"Q"Q', "year": "YYYY"}
@@ -519,10 +521,10 @@ async def stream(access: Access, q: Query, *, timeout: float | None = None,
     """The columns of ``q`` and its rows (no totals, no row cap) in batches, for an export of any size: on
     PostgreSQL read through a cursor on a connection of its own, so the process holds one batch at a time
     (``run`` holds every row). Names and rights are checked before this returns (422/403 before a response
-    starts); the statement is cancelled past ``timeout`` seconds like ``run``'s. The batches must be consumed or
-    the iterator closed (it holds its connection until then)."""
+    starts); the statement is cancelled past ``timeout`` seconds (:data:`EXPORT_TIMEOUT_SECONDS`). The batches
+    must be consumed or the iterator closed (it holds its connection until then)."""
     p = await _plan(access, q)
-    seconds = TIMEOUT_SECONDS if timeout is None else timeout
+    seconds = EXPORT_TIMEOUT_SECONDS if timeout is None else timeout
     query = await access.select(p.ds.table, p.ds.model, *[d.expr for d in p.dims],
                                 *[_figure(p.ds, m) for m in p.measures], where=p.where)
     if p.dims:
