@@ -76,7 +76,7 @@ async def record_many(action: str, *, model: str, changes: Mapping[object, dict[
             "model": model, "detail": detail[:2000], "ip": ctx.ip, "request_id": ctx.request_id}
     # COPY on PostgreSQL; the changes as JSON text, serialized once (a JSON column takes text as it is) by orjson
     await copy_rows(AuditLog, [base | {"record_id": str(record_id)[:64], "changes": jsontext.dumps(diff)}
-                               for record_id, diff in changes.items()])
+                               for record_id, diff in changes.items()], keys=False)
     await versions.bump(versions.model_key(model))
     from core.timeline.notes import audited_many  # followers of the records hear of their changes
 

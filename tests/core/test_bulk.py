@@ -29,3 +29,9 @@ async def test_copy_rows_writes_what_insert_rows_writes(crm_client: Any) -> None
     assert [by_id[i]["action"] for i in copied] == ["a", "b", ""]
     assert [by_id[i]["changes"] for i in copied] == [{"x": [None, 1]}, {"y": 2}, {}]
     assert [by_id[i]["detail"] for i in copied] == ["", "", "only here"]
+
+    async with db.atomic():  # without keys (an audit trail): numbered by the column's default all the same
+        unkeyed = await copy_rows(AuditLog, [{"action": "k", "model": "m"}] * 2, keys=False)
+    assert unkeyed == [] if db.is_postgres() else len(unkeyed) == 2
+    numbered = await AuditLog.select(AuditLog.id).where(AuditLog.action == "k")
+    assert len({r["id"] for r in numbered}) == 2 and min(r["id"] for r in numbered) > max(copied + inserted)

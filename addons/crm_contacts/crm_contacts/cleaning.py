@@ -177,8 +177,6 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
 
     Bulk callers pass the known ``stages`` and the organization's name (``org_name``) to skip the lookups.
     """
-    from crm_contacts.models import Organization
-
     out: dict[str, Any] = {k: v for k, v in values.items() if k not in ("region",)}
     for name in ("given_name", "family_name"):
         if values.get(name):
@@ -222,6 +220,8 @@ async def clean_person(values: Mapping[str, Any], before: Mapping[str, Any] | No
             org_id = int(org_id)
         except (TypeError, ValueError):
             raise ValidationError({"organization": N_("must be an organization id")}) from None
+        from crm_contacts.models import Organization  # here: an import row (org_name given) needs no model
+
         org = await Organization.select(Organization.name).where(Organization.id == org_id).first()
         if org is None:
             raise ValidationError({"organization": N_("organization %(id)s does not exist") % {"id": org_id}})

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.errors import ValidationError
 from core.i18n import N_
+from crm_contacts import cleaning
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def _org_name(company: str) -> tuple[str, str]:
 def standardize_row(spec: Spec, row_no: int, raw_row: list[str]) -> Standardized:
     """Every bad value of the row is found (the row is cleaned again without each field found bad), so the
     report names them all."""
-    from crm_contacts.cleaning import clean_person
-
     raw = mapped(spec.header, raw_row, spec.mapping)
     if not raw:
         return Standardized(row_no, ("skipped", N_("empty row")))
@@ -100,9 +99,8 @@ def standardize_row(spec: Spec, row_no: int, raw_row: list[str]) -> Standardized
     clean = None
     for _ in range(len(raw) + 1):
         try:
-            clean = _done(
-                clean_person(raw, before={} if spec.mode == "update" else None, stages=spec.stages, org_name=company)
-            )
+            clean = _done(cleaning.clean_person(raw, before={} if spec.mode == "update" else None, stages=spec.stages,
+                                                org_name=company))
             break
         except ValidationError as exc:
             found = [k for k in exc.fields if k in raw]

@@ -58,6 +58,8 @@ SYNONYMS = {
 }
 PROGRESS_EVERY = 200
 YIELD_EVERY = 5  # rows standardized between two chances for the write in flight to move on
+PLAN_YIELD_EVERY = 100  # rows planned (standardized elsewhere) between two such chances: the writes' database
+# processes otherwise wait for this loop to let their next statement out
 
 
 def auto_mapping(header: list[str]) -> dict[str, str]:
@@ -215,18 +217,18 @@ class Importer:
         raw, bad, clean, row_no = s.raw, dict(s.bad), s.clean, s.row_no
         try:
             texts = dict(s.custom_text)
-            custom = await self._custom_all(texts, bad)  # takes the bad ones out of texts
-            written = [k for k in raw if k != "region"] + list(texts)
-            if frozenset(written) not in self.writable:  # the same columns on every row: ask the policy once
-                await self.acc.check_write(PERSON_MODEL, written)
-                self.writable.add(frozenset(written))
+            custom = await self._custom_all(texts, bad) if texts else {}  # takes the bad ones out of texts
+            written = frozenset(raw).union(texts).difference(("region",))
+            if written not in self.writable:  # the same columns on every row: ask the policy once
+                await self.acc.check_write(PERSON_MODEL, [k for k in raw if k != "region"] + list(texts))
+                self.writable.add(written)
         except CrmError as exc:
             fields = getattr(exc, "fields", None)
             return RowResult(row_no, "failed", message=_reasons({**bad, **fields}) if fields else exc.message)
         failing = {k: v for k, v in bad.items() if k not in self.drop_invalid}
         if failing or clean is None:
             return RowResult(row_no, "failed", message=_reasons(bad))
-        warning = _reasons(bad)
+        warning = _reasons(bad) if bad else ""
         for key in ("email_key", "phone"):
             if clean.get(key):
                 first = self.seen.setdefault(f"{key}:{clean[key]}", row_no)
@@ -268,9 +270,10 @@ class Importer:
 
         keys = self.keys if self.mode != "create" else ["email", "phone"]
         columns = {"email": Person.email_key, "phone": Person.phone, "id": Person.id}
+        names = {key: column._meta.name for key, column in columns.items()}
 
         def value(p: _Pending, key: str) -> Any:
-            return p.record_id if key == "id" else p.clean.get(columns[key]._meta.name)
+            return p.record_id if key == "id" else p.clean.get(names[key])
 
         clause: Any = None
         for key in keys:
@@ -285,7 +288,7 @@ class Importer:
         for key in keys:
             wanted = {v: p for p in pending if p.existing is None and (v := value(p, key)) not in (None, "")}
             for row in rows:
-                p = wanted.get(row[columns[key]._meta.name])
+                p = wanted.get(row[names[key]])
                 if p is not None and p.existing is None:
                     p.existing = dict(row)
 
@@ -415,7 +418,9 @@ class Importer:
         await self._resolve_orgs({s.company for s in standardized})
         results: dict[int, RowResult] = {}
         pending: list[_Pending] = []
-        for s in standardized:
+        for n, s in enumerate(standardized, start=1):
+            if n % PLAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             prepared = await self._prepare(s)
             if isinstance(prepared, RowResult):
                 results[s.row_no] = prepared
@@ -424,7 +429,9 @@ class Importer:
         self.blank_custom = None  # the custom fields may have changed since the last chunk
         await self._match(pending)
         todo: list[_Pending] = []
-        for p in pending:
+        for n, p in enumerate(pending, start=1):
+            if n % PLAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             decided = await self._decide(p)
             if decided is not None:
                 results[p.row_no] = decided

@@ -212,6 +212,7 @@ def _title_word(word: str) -> str:
     return titled
 
 
+@functools.lru_cache(maxsize=65536)  # imports repeat the same names (王伟, 李娜…); a bad one raises, never cached
 def normalize_name(raw: str, *, field: str = "name") -> str:
     """Clean a person or organisation name for display and storage.
 
