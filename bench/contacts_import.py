@@ -8,7 +8,9 @@ from ``Importer.PARALLEL_FROM`` rows, ``--workers=0`` for one process; exact dup
 and inside the file; one transaction per chunk; new people and their audit rows by COPY on PostgreSQL;
 per-row result rows) into a fresh database, and, in the same run, ``COPY``s the already-standardized rows into
 an indexed table with the same columns: that is the floor any importer pays for moving bytes into an index.
-Prints rows/s and the ratio.
+Prints rows/s and the ratio with the load average, and the CPU time a row costs each way (the importing
+process, its workers, its database processes; the COPY's database process): on a machine others load, the wall
+ratio moves with their load, the CPU figures much less.
 """
 
 from __future__ import annotations
@@ -78,17 +80,26 @@ async def run_backend(backend: str, content: bytes) -> None:
         header, rows = read_table(content, "bench.csv")
         admin = Access(Principal(user_id=0, login="bench", name="bench", language="en", roles=frozenset({"admin"})))
         importer = Importer(admin, header, rows, auto_mapping(header), workers=WORKERS)
-        started = time.perf_counter()
+        workers_before = _children_cpu()
+        started, cpu_started = time.perf_counter(), time.process_time()
         results = await importer.run()
-        took = time.perf_counter() - started
+        took, main_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        database_cpu = sum(_cpu(pid) for pid in await _backends(url)) if backend == "postgres" else 0.0
+        await asyncio.sleep(0.5)  # the worker processes end: their time is counted once they are reaped
+        workers_cpu = _children_cpu() - workers_before
         counts: dict[str, int] = {}
         for r in results:
             counts[r.action] = counts.get(r.action, 0) + 1
         rate = len(rows) / took
         how = f"{importer.workers} worker processes" if importer.workers > 1 else "in one process"
-        print(f"[{backend}] import {len(rows)} rows ({how}) in {took:.1f} s = {rate:,.0f} rows/s  {counts}")
+        print(f"[{backend}] import {len(rows)} rows ({how}) in {took:.1f} s = {rate:,.0f} rows/s  {counts}  "
+              f"load {_load()}")
+        cpu = main_cpu + workers_cpu + database_cpu
+        per = 1e6 / len(rows)
+        print(f"[{backend}] CPU a row: {cpu * per:.0f} µs = importing process {main_cpu * per:.0f} + workers "
+              f"{workers_cpu * per:.0f}" + (f" + database {database_cpu * per:.0f}" if backend == "postgres" else ""))
         if backend == "postgres":
-            await copy_baseline(url, rate)
+            await copy_baseline(url, rate, cpu / len(rows))
     finally:
         if backend == "postgres":
             import asyncpg
@@ -101,7 +112,7 @@ async def run_backend(backend: str, content: bytes) -> None:
             await conn.close()
 
 
-async def copy_baseline(url: str, import_rate: float) -> None:
+async def copy_baseline(url: str, import_rate: float, import_cpu: float) -> None:
     """COPY the standardized rows (as the import stored them) into an indexed copy of the table."""
     import asyncpg
 
@@ -110,12 +121,53 @@ async def copy_baseline(url: str, import_rate: float) -> None:
         cols = ["name", "email", "email_key", "phone", "phone_original", "province", "city", "search_text"]
         records = await conn.fetch(f"SELECT {', '.join(cols)} FROM crm_contacts_person")
         await conn.execute("CREATE TABLE bench_copy (LIKE crm_contacts_person INCLUDING ALL)")
-        started = time.perf_counter()
-        await conn.copy_records_to_table("bench_copy", records=[tuple(r) for r in records], columns=cols)
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        data = [tuple(r) for r in records]
+        cpu_before, started = _cpu(pid), time.perf_counter()
+        await conn.copy_records_to_table("bench_copy", records=data, columns=cols)
         took = time.perf_counter() - started
+        cpu = (_cpu(pid) - cpu_before) / len(records)
         rate = len(records) / took
         print(f"[postgres] raw COPY of the same {len(records)} rows into the indexed table: {took:.2f} s = "
-              f"{rate:,.0f} rows/s; import/COPY ratio = {import_rate / rate:.3f} (COPY is {rate / import_rate:.0f}x)")
+              f"{rate:,.0f} rows/s, CPU a row {cpu * 1e6:.0f} µs; load {_load()}")
+        print(f"[postgres] import/COPY ratio = {import_rate / rate:.3f} (COPY is {rate / import_rate:.1f}x); "
+              f"CPU a row, COPY/import = {cpu / import_cpu:.3f} (on 2 idle cores the import could reach "
+              f"~{min(1.0, 2 * cpu / import_cpu):.2f} of COPY's speed)")
+    finally:
+        await conn.close()
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process of this machine has used so far (a database backend)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    import multiprocessing
+    import resource
+
+    multiprocessing.active_children()  # reaps the pool's ended workers
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _backends(url: str) -> list[int]:
+    """The import's database processes (its pool's connections) still open."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return [int(r[0]) for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
     finally:
         await conn.close()
 
