@@ -107,21 +107,24 @@ async def send_batch(campaign_id: int, first_id: int, last_id: int, index: int =
     """Send the queued recipients ``first_id``…``last_id`` of a campaign (the actor's work); counts by outcome.
     Batch ``index`` waits its turn under the throttle (``RetryLater``, which uses up no attempt)."""
     await db.ensure_loop_pool()  # a connection a query otherwise
-    campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
-    if campaign is None:
-        return {}
-    due_at = not_before(campaign["sent_at"], index)
-    if due_at is not None and due_at > _now():
-        raise RetryLater(f"campaign {campaign_id} batch {index} is throttled", delay=(due_at - _now()).total_seconds())
-    await _suppressed_to_skipped(campaign_id, first_id, last_id)
-    in_batch = (
-        (CampaignRecipient.campaign == campaign_id)
-        & (CampaignRecipient.id >= first_id)
-        & (CampaignRecipient.id <= last_id)
-    )
     from core.outbox import heartbeat
 
+    # the heartbeat first: until its first beat the job's row holds the claim's long lease (the job's time limit),
+    # and a worker killed in between left its batch waiting ~5 minutes for the sweep
     async with heartbeat(JOB_LEASE_SECONDS):
+        campaign = await Campaign.select().where(Campaign.id == campaign_id).first()
+        if campaign is None:
+            return {}
+        due_at = not_before(campaign["sent_at"], index)
+        if due_at is not None and due_at > _now():
+            delay = (due_at - _now()).total_seconds()
+            raise RetryLater(f"campaign {campaign_id} batch {index} is throttled", delay=delay)
+        await _suppressed_to_skipped(campaign_id, first_id, last_id)
+        in_batch = (
+            (CampaignRecipient.campaign == campaign_id)
+            & (CampaignRecipient.id >= first_id)
+            & (CampaignRecipient.id <= last_id)
+        )
         counts = await _send_due(campaign, in_batch)
     waiting = (
         await CampaignRecipient.select(CampaignRecipient.next_try_at)
