@@ -7,6 +7,10 @@ their creation time (one row per deal: N rows). Then it starts ``crm serve`` in 
 over HTTP and downloads ``/reports/reports/<id>/export.csv`` as a stream while sampling the server's resident
 memory (``/proc/<pid>/status``: VmRSS every 20 ms, VmHWM the kernel's peak at the end).
 
+By default the server runs in the scaled-out shape (``CRM_REDIS_URL`` set, no worker or scheduler started): the
+web process serves requests only, as in production; ``--redis ''`` measures the embedded shape, where the web
+process also runs every scheduled job.
+
 Printed: rows received (must equal N: an export is never cut short), MB and MB/s, the server's RSS before, peak
 during and after; and, in the same run, the baseline the database alone gives: the same GROUP BY written by
 PostgreSQL's ``COPY … TO STDOUT`` (MB/s) and the ratio.
@@ -91,6 +95,17 @@ async def prepare(url: str, rows: int) -> int:
                                      "spec": {"dimensions": ["created_at"], "measures": ["count", "expected_revenue"]}})
 
 
+async def find_report(url: str) -> int:
+    """The report a kept database holds (``--reuse``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT id FROM crm_reports_report WHERE name = 'Every deal'"))
+    finally:
+        await conn.close()
+
+
 async def copy_baseline(url: str) -> tuple[int, float]:
     """Bytes and seconds of the same GROUP BY written by PostgreSQL itself (COPY … TO STDOUT, CSV)."""
     import asyncpg
@@ -136,20 +151,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
+                        help="the scaled-out shape: jobs and the scheduler run elsewhere, not in the web process "
+                             "(none is started: the web process is measured alone); '' for the embedded shape")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--reuse", default="", help="a database kept by --keep: no install, no seeding")
     args = parser.parse_args()
     from core.testing import pg_admin
 
-    name = f"crm_bench_export_{uuid.uuid4().hex[:8]}"
-    asyncio.run(pg_admin(url=args.pg, sql=f'CREATE DATABASE "{name}"'))
+    name = args.reuse or f"crm_bench_export_{uuid.uuid4().hex[:8]}"
+    if not args.reuse:
+        asyncio.run(pg_admin(url=args.pg, sql=f'CREATE DATABASE "{name}"'))
     url = args.pg.rsplit("/", 1)[0] + "/" + name
     server = None
     try:
         started = time.perf_counter()
-        report_id = asyncio.run(prepare(url, args.rows))
+        report_id = asyncio.run(find_report(url) if args.reuse else prepare(url, args.rows))
         seeded = time.perf_counter() - started
         port = _port()
         env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_DATA_DIR": tempfile.mkdtemp(), "CRM_SECRET_KEY": "bench",
-               "CRM_LOG_LEVEL": "warning", "CRM_REDIS_URL": ""}
+               "CRM_LOG_LEVEL": "warning", "CRM_REDIS_URL": args.redis}
         server = subprocess.Popen([str(Path(sys.executable).parent / "crm"), "serve", "--port", str(port)], env=env,
                                   cwd=ROOT)
         base = f"http://127.0.0.1:{port}"
@@ -172,8 +193,10 @@ def main() -> None:
         base_size, base_seconds = asyncio.run(copy_baseline(url))
         load = os.getloadavg()
         mb = size / 1e6
+        shape = "web process without jobs (Redis shape)" if args.redis else "web process running the jobs"
         print(f"crm_reports CSV export of {args.rows:,} deals grouped by creation time on PostgreSQL (seeded in "
-              f"{seeded:.0f} s), load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs")
+              f"{seeded:.0f} s), {shape}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on "
+              f"{os.cpu_count()} CPUs")
         print(f"  rows received   {lines - 1:,} of {args.rows:,} ({'complete' if lines - 1 == args.rows else 'CUT'})")
         print(f"  size            {mb:,.1f} MB in {seconds:.1f} s = {mb / seconds:.1f} MB/s")
         print(f"  server RSS      before {before:.0f} MB, peak {max(hwm, sampler.peak):.0f} MB (VmHWM {hwm:.0f}), "
@@ -188,7 +211,10 @@ def main() -> None:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        asyncio.run(pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.keep:
+            print(f"kept database {name} (--reuse {name}; DROP DATABASE when done)")
+        else:
+            asyncio.run(pg_admin(url=args.pg, sql=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
