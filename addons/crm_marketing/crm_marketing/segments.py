@@ -239,6 +239,13 @@ _DIFFERENCE = (
 
 async def _write_difference(segment_id: int, full: Combinable) -> int:
     """PostgreSQL: the segment's members made those ``full`` selects, writing only who left and who joined."""
+    await plan_for_difference()
+    row = (await SegmentMember.raw(_DIFFERENCE, full.querystring, segment_id, segment_id, segment_id))[0]
+    return int(row["members"])
+
+
+async def plan_for_difference() -> None:
+    """The current transaction's planner settings for :data:`_DIFFERENCE` (PostgreSQL)."""
     # an order filter groups every customer's orders: with the default 4 MB the aggregate spilled to disk in
     # 21 batches at 100k people (1.0 s of the 3-filter build against 0.35 s in memory)
     await SegmentMember.raw("SET LOCAL work_mem = '64MB'")
@@ -246,8 +253,6 @@ async def _write_difference(segment_id: int, full: Combinable) -> int:
     # install) it chose one whose inner scan re-read the pages this very INSERT was filling — quadratic, 607 s
     # instead of 13 s for 208k members at 1M people. Hash joins are right at every size here.
     await SegmentMember.raw("SET LOCAL enable_nestloop = off")
-    row = (await SegmentMember.raw(_DIFFERENCE, full.querystring, segment_id, segment_id, segment_id))[0]
-    return int(row["members"])
 
 
 async def refresh_person(person_id: int) -> list[int]:
