@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import json
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -475,6 +477,9 @@ class Importer:
         await db.ensure_loop_pool()  # PostgreSQL: a connection per chunk and per look-up otherwise
         out: list[RowResult] = []
         numbered = list(enumerate(self.rows, start=2))[start:]  # row 1 is the header
+        large = len(numbered) >= self.PARALLEL_FROM
+        if large:
+            _collect_less(True)
         executor = pool(self.workers) if self.workers > 1 and len(numbered) >= self.PARALLEL_FROM else None
         size = self.CHUNK if executor is None else self.PARALLEL_CHUNK
         chunks = [numbered[at: at + size] for at in range(0, len(numbered), size)]
@@ -505,6 +510,8 @@ class Importer:
                 task.cancel()
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
+            if large:
+                _collect_less(False)
         return out
 
     def _alone(self, todo: list[_Pending]) -> bool:
@@ -532,6 +539,27 @@ class Importer:
         if progress:
             await _maybe(progress(at + len(chunk), len(self.rows)))
         return results
+
+
+_less: dict[str, Any] = {"runs": 0, "threshold": gc.get_threshold()}
+_less_lock = threading.Lock()
+
+
+def _collect_less(start: bool) -> None:
+    """A large import makes millions of small objects that live a chunk long, next to the file's rows: the
+    garbage collector's default pace (every 700 allocations, each surviving chunk object scanned again and
+    again) cost ~20 µs a row of the importing process (measured at 20k rows: 92 → 64-74 µs). During the run the
+    rows are frozen out of its reach (also shared, not copied, by the forked workers) and young objects
+    collected every 100,000 allocations; both undone when the last import of the process ends."""
+    with _less_lock:
+        _less["runs"] += 1 if start else -1
+        if start and _less["runs"] == 1:
+            _less["threshold"] = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(100_000, 20, 10)
+        elif not start and _less["runs"] == 0:
+            gc.set_threshold(*_less["threshold"])
+            gc.unfreeze()
 
 
 async def _done(task: asyncio.Future[Any] | None) -> None:

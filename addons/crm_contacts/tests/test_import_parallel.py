@@ -108,8 +108,12 @@ async def test_parallel_and_copy_give_the_same_rows_report_and_audit(booted: Any
 
     acc = await booted("rep", "sales_rep")
     await Importer(acc, ["name", "email"], [["Ann Lee", "ann@example.com"]], {"name": "name", "email": "email"}).run()
+    import gc
+
+    threshold = gc.get_threshold()
     single = await _run(acc, monkeypatch, parallel=False)
     parallel = await _run(acc, monkeypatch, parallel=True)
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0  # a large import's GC pace undone
     assert single["pools"] == [] and len(parallel["pools"]) == 1 and parallel["pools"][0] >= 2
     assert single["counts"] == {"created": 33, "updated": 1, "skipped": 2, "failed": 1}
     actions = {row_no: (action, message) for row_no, action, message in single["rows"]}
