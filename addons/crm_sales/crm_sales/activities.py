@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from core import db
+from core import bulk, db
 from core.automation import record_changed
 from core.errors import ValidationError
 from core.i18n import N_
@@ -18,8 +18,9 @@ from core.security import audit
 from core.security.access import Access
 from core.security.models import Team
 from core.values import integer, record_id
+from crm_sales import batching
 from crm_sales.manifest import ACTIVITY, OPPORTUNITY
-from crm_sales.models import Activity, Opportunity
+from crm_sales.models import Activity, Opportunity, PipelineStage
 from crm_sales.notify import notify, now
 
 KINDS = ("call", "meeting", "email", "todo")
@@ -83,72 +84,82 @@ async def mark_done(acc: Access, activity_id: int) -> None:
             await record_changed(ACTIVITY, activity_id, before, {"done_at": done[0]["done_at"]})
 
 
-async def send_reminders(at: dt.datetime | None = None) -> int:
-    """Remind owners of activities whose reminder time has come; returns how many were sent."""
+async def send_reminders(at: dt.datetime | None = None, *, batch: int | None = None) -> int:
+    """Remind owners of activities whose reminder time has come; returns how many were sent.
+
+    Reads ``batch`` activities at a time (:mod:`crm_sales.batching`): a backlog of any size stays bounded.
+    """
     at = at or now()
-    rows = await Activity.select(Activity.id, Activity.subject, Activity.due_at, Activity.remind_minutes,
-                                 Activity.owner).where(
-        Activity.reminded_at.is_null() & Activity.done_at.is_null() & (Activity.is_archived == False)  # noqa: E712
-        & (Activity.due_at <= at + MAX_NOTICE)).order_by(Activity.due_at)
     sent = 0
-    for row in rows:
-        if row["due_at"] - dt.timedelta(minutes=row["remind_minutes"]) > at:
-            continue
-        async with db.atomic():
-            claimed = await Activity.update({Activity.reminded_at: at}).where(
-                (Activity.id == row["id"]) & Activity.reminded_at.is_null()).returning(Activity.id)
-            if not claimed:
-                continue  # another run reminded it already
-            if await notify(row["owner"], "reminder", N_("Reminder: %(subject)s") % {"subject": row["subject"]},
-                            url="/sales/activities", dedup_key=f"remind:{row['id']}"):
-                sent += 1
+    async for rows in batching.batches(
+            Activity, (Activity.id, Activity.subject, Activity.due_at, Activity.remind_minutes, Activity.owner),
+            Activity.reminded_at.is_null() & Activity.done_at.is_null() & (Activity.is_archived == False)  # noqa: E712
+            & (Activity.due_at <= at + MAX_NOTICE), batch):
+        for row in sorted(rows, key=lambda r: r["due_at"]):
+            if row["due_at"] - dt.timedelta(minutes=row["remind_minutes"]) > at:
+                continue
+            async with db.atomic():
+                claimed = await Activity.update({Activity.reminded_at: at}).where(
+                    (Activity.id == row["id"]) & Activity.reminded_at.is_null()).returning(Activity.id)
+                if not claimed:
+                    continue  # another run reminded it already
+                if await notify(row["owner"], "reminder", N_("Reminder: %(subject)s") % {"subject": row["subject"]},
+                                url="/sales/activities", dedup_key=f"remind:{row['id']}"):
+                    sent += 1
     return sent
 
 
-async def last_touch(opp_ids: list[int]) -> dict[int, dt.datetime]:
-    """Latest activity creation or completion per deal."""
-    out: dict[int, dt.datetime] = {}
+async def touched_since(opp_ids: list[int], since: dt.datetime) -> set[int]:
+    """The deals among ``opp_ids`` with an activity created or completed at ``since`` or later."""
     if not opp_ids:
-        return out
-    rows = await Activity.select(Activity.opportunity, Activity.created_at, Activity.done_at).where(
-        Activity.opportunity.is_in(opp_ids))
-    for row in rows:
-        for at in (row["created_at"], row["done_at"]):
-            if at is not None and (row["opportunity"] not in out or at > out[row["opportunity"]]):
-                out[row["opportunity"]] = at
-    return out
+        return set()
+    rows = await Activity.select(Activity.opportunity).where(
+        bulk.any_of(Activity.opportunity, opp_ids) & ((Activity.created_at >= since) | (Activity.done_at >= since))
+    ).distinct()
+    return {row["opportunity"] for row in rows}
 
 
-async def flag_stalled(at: dt.datetime | None = None) -> list[int]:
-    """Alert owner and team leader of each open deal idle in its stage past the stage's limit."""
+async def flag_stalled(at: dt.datetime | None = None, *, batch: int | None = None) -> list[int]:
+    """Alert owner and team leader of each open deal idle in its stage past the stage's limit.
+
+    A deal is idle since the later of its stage entry and its last activity touch, so it is stalled when
+    both are before ``at - limit``. The database picks, stage by stage, the open deals that entered before
+    that cutoff (``batch`` at a time) and which of them had a touch since: memory stays bounded whatever
+    the number of deals.
+    """
     at = at or now()
-    candidates = await Opportunity.select(
-        Opportunity.id, Opportunity.name, Opportunity.owner, Opportunity.team, Opportunity.stage_entered_at,
-        Opportunity.stage.stall_hours, Opportunity.stage.name).where(
-        (Opportunity.state == "open") & Opportunity.stall_alerted_at.is_null()
-        & (Opportunity.is_archived == False) & (Opportunity.stage.stall_hours > 0))  # noqa: E712
-    touched = await last_touch([c["id"] for c in candidates])
     flagged: list[int] = []
-    for opp in candidates:
-        limit = opp["stage.stall_hours"]
-        if not limit:
-            continue
-        idle_since = max(opp["stage_entered_at"], touched.get(opp["id"], opp["stage_entered_at"]))
-        if at - idle_since <= dt.timedelta(hours=limit):
-            continue
-        async with db.atomic():
-            claimed = await Opportunity.update({Opportunity.stall_alerted_at: at}).where(
-                (Opportunity.id == opp["id"]) & Opportunity.stall_alerted_at.is_null()).returning(Opportunity.id)
-            if not claimed:
-                continue
-            leader = None
-            if opp["team"] is not None:
-                team = await Team.select(Team.leader).where(Team.id == opp["team"]).first()
-                leader = team["leader"] if team else None
-            key = f"stall:{opp['id']}:{opp['stage_entered_at'].isoformat()}"
-            title = f"Deal stalled in {opp['stage.name']} for over {limit} h: {opp['name']}"
-            for user_id in {opp["owner"], leader} - {None}:
-                await notify(user_id, "stall", title, url=f"/sales/opportunities/{opp['id']}",
-                             dedup_key=f"{key}:{user_id}")
-        flagged.append(int(opp["id"]))
-    return flagged
+    stages = await PipelineStage.select(PipelineStage.id, PipelineStage.name, PipelineStage.stall_hours).where(
+        PipelineStage.stall_hours > 0)
+    for stage in stages:
+        limit = stage["stall_hours"]
+        cutoff = at - dt.timedelta(hours=limit)
+        async for candidates in batching.batches(
+                Opportunity, (Opportunity.id, Opportunity.name, Opportunity.owner, Opportunity.team,
+                              Opportunity.stage_entered_at),
+                (Opportunity.stage == stage["id"]) & (Opportunity.state == "open")
+                & Opportunity.stall_alerted_at.is_null() & (Opportunity.is_archived == False)  # noqa: E712
+                & (Opportunity.stage_entered_at < cutoff), batch):
+            touched = await touched_since([c["id"] for c in candidates], cutoff)
+            for opp in candidates:
+                if opp["id"] not in touched and await _alert_stalled(opp, stage["name"], limit, at):
+                    flagged.append(int(opp["id"]))
+    return sorted(flagged)
+
+
+async def _alert_stalled(opp: dict[str, Any], stage_name: str, limit: int, at: dt.datetime) -> bool:
+    async with db.atomic():
+        claimed = await Opportunity.update({Opportunity.stall_alerted_at: at}).where(
+            (Opportunity.id == opp["id"]) & Opportunity.stall_alerted_at.is_null()).returning(Opportunity.id)
+        if not claimed:
+            return False
+        leader = None
+        if opp["team"] is not None:
+            team = await Team.select(Team.leader).where(Team.id == opp["team"]).first()
+            leader = team["leader"] if team else None
+        key = f"stall:{opp['id']}:{opp['stage_entered_at'].isoformat()}"
+        title = f"Deal stalled in {stage_name} for over {limit} h: {opp['name']}"
+        for user_id in {opp["owner"], leader} - {None}:
+            await notify(user_id, "stall", title, url=f"/sales/opportunities/{opp['id']}",
+                         dedup_key=f"{key}:{user_id}")
+    return True

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from piccolo.query.methods.select import Count
+
 from core import db
 from core.security import audit
 from crm_sales.manifest import LEAD
@@ -57,12 +59,12 @@ async def load_of(user_ids: list[int]) -> dict[int, int]:
     out = dict.fromkeys(user_ids, 0)
     if not user_ids:
         return out
-    leads = await Lead.select(Lead.owner).where(
-        Lead.owner.is_in(user_ids) & (Lead.state == "new") & (Lead.is_archived == False))  # noqa: E712
-    opps = await Opportunity.select(Opportunity.owner).where(
-        Opportunity.owner.is_in(user_ids) & (Opportunity.state == "open") & (Opportunity.is_archived == False))  # noqa: E712
-    for row in [*leads, *opps]:
-        out[row["owner"]] += 1
+    # counted by the database: a member may own millions of deals, and this runs for every lead assigned
+    for table, open_state in ((Lead, Lead.state == "new"), (Opportunity, Opportunity.state == "open")):
+        for row in await table.select(table.owner, Count(alias="n")).where(
+                table.owner.is_in(user_ids) & open_state & (table.is_archived == False)).group_by(  # noqa: E712
+                table.owner):
+            out[row["owner"]] += row["n"]
     return out
 
 

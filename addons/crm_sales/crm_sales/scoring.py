@@ -28,6 +28,7 @@ __all__ = [
     "Factor",
     "Model",
     "Prediction",
+    "Tally",
     "activity_band",
     "train",
     "value_band",
@@ -153,6 +154,38 @@ class Model:
         )
 
 
+class Tally:
+    """Counts of closed deals added a batch at a time, so training never needs the whole history in memory."""
+
+    def __init__(self) -> None:
+        self.n_won = self.n_lost = 0
+        self.counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.rows_with: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+
+    def add(self, features: Mapping[str, str], won: bool) -> None:
+        """Count one closed deal."""
+        column = 0 if won else 1
+        if won:
+            self.n_won += 1
+        else:
+            self.n_lost += 1
+        for name, value in features.items():
+            self.counts[name][str(value)][column] += 1
+            self.rows_with[name][column] += 1
+
+    def model(self, *, alpha: float = 1.0) -> Model:
+        """The :class:`Model` of what was counted; ``alpha`` is the Laplace smoothing (must be > 0)."""
+        if alpha <= 0:
+            raise ValueError("alpha must be > 0")
+        return Model(
+            n_won=self.n_won,
+            n_lost=self.n_lost,
+            counts={f: {v: (c[0], c[1]) for v, c in values.items()} for f, values in self.counts.items()},
+            rows_with={f: (c[0], c[1]) for f, c in self.rows_with.items()},
+            alpha=alpha,
+        )
+
+
 def train(history: Iterable[tuple[Mapping[str, str], bool]], *, alpha: float = 1.0) -> Model:
     """Learn a :class:`Model` from closed deals: ``(features, won)`` pairs, features as strings.
 
@@ -160,22 +193,7 @@ def train(history: Iterable[tuple[Mapping[str, str], bool]], *, alpha: float = 1
     """
     if alpha <= 0:
         raise ValueError("alpha must be > 0")
-    n_won = n_lost = 0
-    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    rows_with: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    tally = Tally()
     for features, won in history:
-        column = 0 if won else 1
-        if won:
-            n_won += 1
-        else:
-            n_lost += 1
-        for name, value in features.items():
-            counts[name][str(value)][column] += 1
-            rows_with[name][column] += 1
-    return Model(
-        n_won=n_won,
-        n_lost=n_lost,
-        counts={f: {v: (c[0], c[1]) for v, c in values.items()} for f, values in counts.items()},
-        rows_with={f: (c[0], c[1]) for f, c in rows_with.items()},
-        alpha=alpha,
-    )
+        tally.add(features, won)
+    return tally.model(alpha=alpha)

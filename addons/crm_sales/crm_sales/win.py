@@ -14,30 +14,37 @@ from decimal import Decimal
 from typing import Any
 
 from piccolo.custom_types import Combinable
+from piccolo.query.methods.select import Count
 
-from core import i18n
+from core import bulk, db, i18n
 from core.i18n import N_
-from crm_sales import scoring
+from crm_sales import batching, scoring
 from crm_sales.models import Activity, Opportunity, PipelineStage, StageHistory, WinModel
 
 
 async def _activity_counts(opp_ids: list[int]) -> dict[int, int]:
+    # counted by the database: one row per deal of the batch, not one per activity
     out = dict.fromkeys(opp_ids, 0)
     if opp_ids:
-        for row in await Activity.select(Activity.opportunity).where(Activity.opportunity.is_in(opp_ids)):
-            out[row["opportunity"]] += 1
+        for row in await Activity.select(Activity.opportunity, Count(alias="n")).where(
+                bulk.any_of(Activity.opportunity, opp_ids)).group_by(Activity.opportunity):
+            out[row["opportunity"]] = row["n"]
     return out
 
 
-async def _last_open_stage(opp_ids: list[int]) -> dict[int, str]:
-    keys = {s["id"]: s["key"] for s in await PipelineStage.select(PipelineStage.id, PipelineStage.key).where(
+async def _open_stage_keys() -> dict[int, str]:
+    return {s["id"]: s["key"] for s in await PipelineStage.select(PipelineStage.id, PipelineStage.key).where(
         (PipelineStage.is_won == False) & (PipelineStage.is_lost == False))}  # noqa: E712
+
+
+async def _last_open_stage(opp_ids: list[int], keys: dict[int, str]) -> dict[int, str]:
+    """The last open stage (``keys``: open stage id -> key) each deal was in, from its stage history."""
     out: dict[int, str] = {}
-    if opp_ids:
+    if opp_ids and keys:
         for row in await StageHistory.select(StageHistory.opportunity, StageHistory.stage).where(
-                StageHistory.opportunity.is_in(opp_ids)).order_by(StageHistory.id):
-            if row["stage"] in keys:
-                out[row["opportunity"]] = keys[row["stage"]]
+                bulk.any_of(StageHistory.opportunity, opp_ids) & StageHistory.stage.is_in(list(keys))).order_by(
+                StageHistory.id):
+            out[row["opportunity"]] = keys[row["stage"]]
     return out
 
 
@@ -53,12 +60,15 @@ _COLS = (Opportunity.id, Opportunity.team, Opportunity.source, Opportunity.regio
          Opportunity.stage.key)
 
 
-async def train() -> scoring.Model:
-    closed = list(await Opportunity.select(*_COLS).where(Opportunity.state.is_in(["won", "lost"])))
-    ids = [c["id"] for c in closed]
-    stages, counts = await _last_open_stage(ids), await _activity_counts(ids)
-    model = scoring.train((features(c, stages.get(c["id"], ""), counts[c["id"]]), c["state"] == "won")
-                          for c in closed)
+async def train(batch: int | None = None) -> scoring.Model:
+    """Learn from closed deals, ``batch`` deals at a time (see :mod:`crm_sales.batching`)."""
+    keys, tally = await _open_stage_keys(), scoring.Tally()
+    async for closed in batching.batches(Opportunity, _COLS, Opportunity.state.is_in(["won", "lost"]), batch):
+        ids = [c["id"] for c in closed]
+        stages, counts = await _last_open_stage(ids, keys), await _activity_counts(ids)
+        for c in closed:
+            tally.add(features(c, stages.get(c["id"], ""), counts[c["id"]]), c["state"] == "won")
+    model = tally.model()
     await WinModel.delete().where(WinModel.id > 0)
     await WinModel.insert(WinModel(n_won=model.n_won, n_lost=model.n_lost,
                                    counts={f: {v: list(c) for v, c in vals.items()}
@@ -131,17 +141,29 @@ def reasons(explanation: dict[str, Any], names: dict[str, str]) -> list[dict[str
     return out
 
 
-async def rescore(model: scoring.Model, opp_ids: list[int] | None = None) -> int:
-    """Score open deals (all, or ``opp_ids``); manual probabilities keep their value, the model's is noted."""
+async def rescore(model: scoring.Model, opp_ids: list[int] | None = None, *, batch: int | None = None) -> int:
+    """Score open deals (all, or ``opp_ids``); manual probabilities keep their value, the model's is noted.
+
+    ``batch`` deals at a time; deals of a batch that get the same figures are written by one UPDATE (deals
+    share few feature combinations), and a batch's writes are one transaction (on SQLite, one sync, not one
+    a deal).
+    """
     where: Combinable = Opportunity.state == "open"
     if opp_ids is not None:
         where = where & Opportunity.id.is_in(opp_ids or [0])
-    rows = list(await Opportunity.select(*_COLS).where(where))
-    counts = await _activity_counts([r["id"] for r in rows])
-    for row in rows:
-        prediction = model.predict(features(row, row["stage.key"], counts[row["id"]]))
-        values: dict[Any, Any] = {Opportunity.score_explanation: explain(prediction, model.n_samples)}
-        if not row["is_probability_manual"]:
-            values[Opportunity.probability] = round(prediction.probability * 100)
-        await Opportunity.update(values).where(Opportunity.id == row["id"])
-    return len(rows)
+    done = 0
+    async for rows in batching.batches(Opportunity, _COLS, where, batch):
+        counts = await _activity_counts([r["id"] for r in rows])
+        same: dict[tuple[str, bool], tuple[dict[Any, Any], list[int]]] = {}
+        for row in rows:
+            prediction = model.predict(features(row, row["stage.key"], counts[row["id"]]))
+            values: dict[Any, Any] = {Opportunity.score_explanation: explain(prediction, model.n_samples)}
+            if not row["is_probability_manual"]:
+                values[Opportunity.probability] = round(prediction.probability * 100)
+            key = (json.dumps(values[Opportunity.score_explanation], sort_keys=True), row["is_probability_manual"])
+            same.setdefault(key, (values, []))[1].append(row["id"])
+        async with db.atomic():
+            for values, ids in same.values():
+                await Opportunity.update(values).where(bulk.any_of(Opportunity.id, ids))
+        done += len(rows)
+    return done
