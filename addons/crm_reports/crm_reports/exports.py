@@ -6,6 +6,7 @@ prefixed with ``'`` so a spreadsheet never runs it as a formula."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -30,10 +31,24 @@ def neutral(value: Any) -> Any:
     return value
 
 
+def _exact(value: Any, tz: Any) -> str | None:
+    """A date or a moment as a spreadsheet reads it and to the second, in the reader's time zone (the page shows
+    it in their language to the minute: rows a second apart would look alike in a file); None for anything else."""
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # stored timestamps are UTC
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return None
+
+
 def _cells(result: datasets.Result | list[datasets.ResultColumn], row: dict[str, Any]) -> list[Any]:
+    from core.formatting import zone
+
     out: list[Any] = []
     for c in result.columns if isinstance(result, datasets.Result) else result:
-        value = charts.category(row, c) if c.kind == "dimension" else row.get(c.key)
+        exact = _exact(row.get(c.key), zone()) if c.kind == "dimension" and not c.label_key else None
+        value = exact if exact is not None else charts.category(row, c) if c.kind == "dimension" else row.get(c.key)
         out.append(neutral(value if c.kind == "dimension" else (value if value is not None else "")))
     return out
 

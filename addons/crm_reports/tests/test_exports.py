@@ -157,3 +157,24 @@ async def build_export_and_schedule(client: Any, org: Org, tmp_path: Path, monke
     assert len(told) == 1 and "CRM_SMTP_HOST" in told[0]["body"]
     page = await client.get(url)
     assert "0 8 * * 1" in page.text
+
+
+def test_csv_writes_dates_to_the_second_in_the_readers_zone() -> None:
+    """A date-time dimension is written as a spreadsheet reads it and to the second, in the reader's time zone
+    (the page shows it to the minute: rows a second apart would look alike in a file); a date as ISO."""
+    import datetime as dt
+
+    from crm_reports import exports
+
+    from core import datasets
+    from core.formatting import zone
+
+    columns = [datasets.ResultColumn("created_at", "Created", "dimension"),
+               datasets.ResultColumn("due", "Due", "dimension"), datasets.ResultColumn("count", "Count", "measure")]
+    moment = dt.datetime(2026, 1, 1, 16, 0, 5, tzinfo=dt.UTC)
+    lines = list(exports.csv_lines(datasets.Result(columns, [
+        {"created_at": moment, "due": dt.date(2026, 2, 3), "count": 2},
+        {"created_at": moment.replace(tzinfo=None) + dt.timedelta(seconds=1), "due": None, "count": 1}])))
+    local = moment.astimezone(zone())
+    assert lines[1] == f"{local:%Y-%m-%d %H:%M:%S},2026-02-03,2\r\n"
+    assert lines[2].startswith(f"{local + dt.timedelta(seconds=1):%Y-%m-%d %H:%M:%S},")
