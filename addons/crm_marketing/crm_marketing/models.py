@@ -48,7 +48,8 @@ class Segment(Versioned, Created, Table, tablename="crm_marketing_segment"):
 
 class SegmentMember(Table, tablename="crm_marketing_segment_member"):
     id: Serial  # added by Piccolo; declared for type checkers
-    segment = ForeignKey(Segment, on_delete=OnDelete.cascade, index=True)
+    # no index of its own: the unique (segment, person) index leads with it
+    segment = ForeignKey(Segment, on_delete=OnDelete.cascade)
     person: ForeignKey[Table] = ForeignKey(_person(), on_delete=OnDelete.cascade, index=True)
 
 

@@ -255,7 +255,7 @@ class Order(BusinessRecord, Table, tablename="crm_sales_order"):
     reference = Varchar(length=40, default="", index=True)  # CRM-SO-<id>: the ERP finds a retried order by it
     quote = ForeignKey(Quote, null=True, on_delete=OnDelete.set_null)
     opportunity = ForeignKey(Opportunity, null=True, on_delete=OnDelete.set_null, index=True)
-    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null)
+    person: ForeignKey[Table] = ForeignKey(_person(), null=True, on_delete=OnDelete.set_null, index=True)
     state = Varchar(length=10, default="confirmed")  # confirmed | cancelled
     currency = Varchar(length=3, default="CNY")
     untaxed = Numeric(digits=MONEY, default=Decimal(0))
