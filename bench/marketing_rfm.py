@@ -9,9 +9,17 @@
   INSERT … SELECT them all) of the same segment;
 - one contact's membership refreshed after a new order (``segments.refresh_person``, every dynamic segment).
 
+Same-run baselines of the indexes changed on 2026-12-02: the first build again with the members' former
+single-column segment index (dropped: the unique (segment, person) index leads with it), and the refresh again
+without the index on orders' person.
+
 People come from ``bench/contacts_list.py``'s loader (INSERT … SELECT generate_series), orders likewise.
 
     .venv/bin/python bench/marketing_rfm.py [--people 100000] [--keep]
+
+``--keep`` keeps the database; the next run with the same ``--people`` reuses it (people and orders not loaded
+again: it finds 3N orders) and drops it at the end unless ``--keep`` is given again.
+
 Targets (issue 13): RFM for 1M customers / 3M orders ≤ 60 s; the 3-filter segment ≤ 10 s; one contact ≤ 5 s.
 """
 
@@ -98,6 +106,21 @@ async def _old_build(segment_id: int) -> int:
             f'INSERT INTO "crm_marketing_segment_member" ("segment", "person") '
             f'SELECT {{}}, "{PERSON_TABLE}"."id" FROM "{PERSON_TABLE}" WHERE {{}}', segment_id, full.querystring)
         return int(await SegmentMember.count().where(SegmentMember.segment == segment_id))
+
+
+async def _with_former_member_index(build: Any, segment_id: int) -> tuple[float, Any]:
+    """The same-run baseline of a first build: every member deleted (vacuumed, analyzed: believed empty), the
+    single-column segment index the members had before put back for the build, then dropped again."""
+    from crm_marketing.models import SegmentMember
+
+    await SegmentMember.delete(force=True)
+    await SegmentMember.raw("VACUUM ANALYZE crm_marketing_segment_member")
+    await SegmentMember.raw(
+        "CREATE INDEX crm_marketing_segment_member_segment ON crm_marketing_segment_member (segment)")
+    try:
+        return await _timed(build, segment_id)
+    finally:
+        await SegmentMember.raw("DROP INDEX crm_marketing_segment_member_segment")
 
 
 async def _rfm_rewrite() -> None:
@@ -212,6 +235,9 @@ async def main() -> None:
         plain_took, plain = await _timed(segments.build, without)
         print(f"  segment first build, 3 filters   {took:7.2f} s  ({done['count']:,} members written; 2 filters "
               f"without orders {plain_took:.2f} s / {plain['count']:,})  [load {_load()}]")
+        former, _ = await _with_former_member_index(segments.build, with_orders)
+        print(f"    same run, again with the former (segment) index on the members: {former:.2f} s = "
+              f"{former / took:.2f}× (runs second: the orders are warmer in cache)  [load {_load()}]")
         # 1 % of the people change stage (half of them leave, half join), then the hourly rebuild
         await RfmScore.raw("UPDATE crm_contacts_person SET stage = CASE WHEN stage = 'lost' THEN 'customer' "
                            "ELSE 'lost' END WHERE id % 100 = 7")
@@ -234,6 +260,14 @@ async def main() -> None:
         print(f"  one contact refreshed            {took:7.2f} s  (after a new order; {dynamic} dynamic segments, "
               f"now in {len(inside)}: {'yes' if with_orders in inside else 'NO'} in the 3-filter one)  "
               f"target ≤ 5 s  [load {_load()}]")
+        await RfmScore.raw("DROP INDEX crm_sales_order_person")
+        try:
+            unindexed, again = await _timed(segments.refresh_person, pid)
+        finally:
+            await RfmScore.raw("CREATE INDEX crm_sales_order_person ON crm_sales_order (person)")
+        assert sorted(again) == sorted(inside), (again, inside)
+        print(f"    same run, without the index on orders' person: {unindexed:.2f} s = "
+              f"{unindexed / took:.1f}× the indexed time  [load {_load()}]")
         print(f"  load average at the end {_load()}")
     finally:
         engine = db.current()
