@@ -22,6 +22,7 @@ from crm_reports import cache, charts, dashboards, drill, exports, reports, sche
 from crm_reports.manifest import DASHBOARD, REPORT, SCHEDULE, STAFF
 from crm_reports.models import Report, Schedule, ScheduleRun
 from crm_reports.reports import me
+from crm_reports.resources import result_json
 
 GRAIN_LABELS = {"day": N_("by day"), "week": N_("by week"), "month": N_("by month"), "quarter": N_("by quarter"),
                 "year": N_("by year")}
@@ -425,16 +426,6 @@ async def api_reports(request: Request) -> Response:
                                      for r in await reports.visible(acc)]})
 
 
-def _result_json(result: datasets.Result) -> dict[str, Any]:
-    def plain(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: (str(v) if v is not None and not isinstance(v, (int, str, bool, float)) else v)
-                for k, v in row.items()}
-
-    return {"columns": [{"key": c.key, "label": c.label, "kind": c.kind, "label_key": c.label_key,
-                         "money": c.money} for c in result.columns],
-            "rows": [plain(r) for r in result.rows], "totals": [plain(r) for r in result.totals]}
-
-
 async def api_result(request: Request) -> Response:
     acc = access(request)
     try:
@@ -442,7 +433,7 @@ async def api_result(request: Request) -> Response:
         result = await reports.result(acc, report)
     except CrmError as exc:
         return _json_error(exc)
-    return JSONResponse({"report": report["id"], **_result_json(result), "chart": charts.spec(result, report["chart"])})
+    return JSONResponse({"report": report["id"], **result_json(result), "chart": charts.spec(result, report["chart"])})
 
 
 async def api_query(request: Request) -> Response:
@@ -458,7 +449,7 @@ async def api_query(request: Request) -> Response:
         return _json_error(exc)
     except ValueError:
         return JSONResponse({"error": "validation", "message": "the body is not JSON"}, status_code=400)
-    return JSONResponse(_result_json(result))
+    return JSONResponse(result_json(result))
 
 
 async def api_dashboards(request: Request) -> Response:
