@@ -135,6 +135,7 @@ async def rebuild() -> dict[str, Any]:
     async with db.atomic():
         if db.is_postgres():  # the three window sorts and the grouping stay in memory (4 MB spills at 100k)
             await RfmScore.raw("SET LOCAL work_mem = '64MB'")
+            await RfmScore.raw(orders.GROUPED_BY_HASH)
             await _swap_in(src, tier_case, [*tier_args, now, orders.CURRENCY, live])
         else:
             await RfmScore.delete(force=True)
