@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jieba
@@ -20,6 +21,7 @@ from markdown_it import MarkdownIt
 from piccolo.columns.base import Column
 from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
+from piccolo.query import OrderByRaw
 
 from core import db
 from core.errors import ValidationError
@@ -79,7 +81,33 @@ def match(column: Column, query: str, *, vector: str = "") -> Combinable | None:
 
 
 def _match(query: str) -> Combinable | None:
-    return match(Article.search_text, query)
+    return match(Article.search_text, query, vector="search_vector")
+
+
+#: a search first reads its matches among this many newest articles only (``(updated_at, id)`` index): a
+#: common word has its page there, and the newest matches of the window are the newest of all. Without it
+#: PostgreSQL fetched and sorted every match (12,500 for a common word at 50,000 articles)
+WINDOW = 2000
+#: the window: articles at or after the WINDOW-th newest (NULL, hence nothing, when there are fewer articles)
+_IN_WINDOW = WhereRaw(
+    '("crm_service_article"."updated_at", "crm_service_article"."id") >= (SELECT a.updated_at, a.id '
+    f'FROM "crm_service_article" a ORDER BY a.updated_at DESC, a.id DESC OFFSET {WINDOW - 1} LIMIT 1)')
+#: outside the window the matches are few (fewer than a page in WINDOW articles): sorted after the GIN index
+#: found them all. An expression, not the column, so the planner cannot walk the btree index newest first
+#: testing every article (it estimates two words as independent: two frequent words that never meet read the
+#: whole index, 42 ms at 50,000 articles)
+_BY_SORT = (OrderByRaw('"crm_service_article"."updated_at" + interval \'0 s\''), Article.id)
+_BY_INDEX = (Article.updated_at, Article.id)
+
+
+async def _newest(select: Callable[[Combinable], Awaitable[Any]], where: Combinable, limit: int) -> list[dict]:
+    """The newest ``limit`` rows of ``select(where)``: from the window when it holds a page, else from all."""
+    if db.is_postgres():
+        rows = list(await (await select(where & _IN_WINDOW)).order_by(*_BY_INDEX, ascending=False).limit(limit))
+        if len(rows) >= limit:
+            return rows
+        return list(await (await select(where)).order_by(*_BY_SORT, ascending=False).limit(limit))
+    return list(await (await select(where)).order_by(*_BY_INDEX, ascending=False).limit(limit))
 
 
 async def search(access: Access, query: str, *, limit: int = 10, public_only: bool = False,
@@ -92,9 +120,12 @@ async def search(access: Access, query: str, *, limit: int = 10, public_only: bo
         match = match & (Article.is_public == True)  # noqa: E712
     if language:
         match = match & (Article.language == language)
-    return list(await (await access.select(Article, ARTICLE, Article.id, Article.title, Article.category,
-                                           Article.language, Article.is_public, where=match)).order_by(
-        Article.updated_at, ascending=False).limit(limit))
+
+    async def select(where: Combinable) -> Any:
+        return await access.select(Article, ARTICLE, Article.id, Article.title, Article.category,
+                                   Article.language, Article.is_public, where=where)
+
+    return await _newest(select, match, limit)
 
 
 async def public_search(query: str, *, limit: int = 10) -> list[dict[str, Any]]:
@@ -102,8 +133,11 @@ async def public_search(query: str, *, limit: int = 10) -> list[dict[str, Any]]:
     match = _match(query)
     if match is None:
         return []
-    return list(await Article.select(Article.id, Article.title, Article.category).where(
-        match & (Article.is_public == True)).order_by(Article.updated_at, ascending=False).limit(limit))  # noqa: E712
+
+    async def select(where: Combinable) -> Any:
+        return Article.select(Article.id, Article.title, Article.category).where(where)
+
+    return await _newest(select, match & (Article.is_public == True), limit)  # noqa: E712
 
 
 async def suggest(access: Access, subject: str, body: str = "", *, limit: int = 5) -> list[dict[str, Any]]:
