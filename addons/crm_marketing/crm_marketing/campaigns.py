@@ -186,8 +186,9 @@ _RECIPIENTS_SQL = (
     'FROM "crm_marketing_segment_member" m JOIN "' + PERSON_TABLE + '" p ON p."id" = m."person" '
     'WHERE m."segment" = {} AND p."email" <> \'\' AND p."is_archived" = {} AND p."merged_into" IS NULL '
     'AND p."is_anonymized" = {} '
-    'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_suppression" s '
-    '                WHERE s."email" = lower(p."email") OR s."person" = p."id") '
+    # two anti-joins, not one NOT EXISTS with an OR: each can be hashed; the OR was a subplan run per member
+    'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_suppression" s WHERE s."email" = lower(p."email")) '
+    'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_suppression" s2 WHERE s2."person" = p."id") '
     'AND NOT EXISTS (SELECT 1 FROM "crm_marketing_campaign_recipient" r '
     '                WHERE r."campaign" = {} AND r."person" = p."id")'
 )
