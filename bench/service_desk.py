@@ -153,6 +153,55 @@ async def compare_search(url: str, agent: int, team: int, n: int) -> None:
         await conn.close()
 
 
+#: the plan the search had before the (updated_at, id) index: every match fetched from the expression's GIN index
+#: and sorted (ordered by an expression so the planner cannot take the new index: walking it with ``to_tsvector``
+#: on each row takes 400 ms for two frequent words that never meet)
+KB_BEFORE = ("SELECT id, title FROM crm_service_article WHERE to_tsvector('simple', search_text) "
+             "@@ plainto_tsquery('simple', $1) ORDER BY updated_at + interval '0 s' DESC LIMIT 50")
+
+
+async def compare_kb(url: str, n: int) -> None:
+    """The knowledge-base search in SQL before (every match fetched and sorted, expression GIN index recreated
+    for the comparison) and now (``kb.search``: the window of the newest articles, then all when it holds
+    fewer than a page), same database, same run, alternating."""
+    import asyncpg
+    from crm_service import kb
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE INDEX IF NOT EXISTS bench_article_fts ON crm_service_article "
+                           "USING gin (to_tsvector('simple', search_text))")
+        await conn.execute("ANALYZE crm_service_article")
+        window = ("SELECT id, title FROM crm_service_article WHERE search_vector @@ plainto_tsquery('simple', $1) "
+                  "AND (updated_at, id) >= (SELECT a.updated_at, a.id FROM crm_service_article a "
+                  f"ORDER BY a.updated_at DESC, a.id DESC OFFSET {kb.WINDOW - 1} LIMIT 1) "
+                  "ORDER BY updated_at DESC, id DESC LIMIT 50")
+        rest = ("SELECT id, title FROM crm_service_article WHERE search_vector @@ plainto_tsquery('simple', $1) "
+                "ORDER BY updated_at + interval '0 s' DESC, id DESC LIMIT 50")
+        print(f"knowledge-base search in SQL, 50 rows: before (sort every match) vs now (window, then all), "
+              f"{n} queries each; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for label, path in KB:
+            term = " ".join(kb.words(path.split("q=", 1)[1].replace("+", " ")))
+            old: list[float] = []
+            new: list[float] = []
+            for _ in range(n):
+                t = time.perf_counter()
+                await conn.fetch(KB_BEFORE, term)
+                old.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                rows = await conn.fetch(window, term)
+                if len(rows) < 50:
+                    rows = await conn.fetch(rest, term)
+                new.append(time.perf_counter() - t)
+            print(f"  {label:22s} before p50 {pct(old, 0.5):6.1f} ms p95 {pct(old, 0.95):6.1f} ms"
+                  f" | now p50 {pct(new, 0.5):6.1f} ms p95 {pct(new, 0.95):6.1f} ms ({len(rows)} rows)"
+                  f" | {pct(old, 0.95) / max(pct(new, 0.95), 0.001):5.1f}x")
+        print(f"  load average after {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        await conn.execute("DROP INDEX bench_article_fts")
+    finally:
+        await conn.close()
+
+
 def report(title: str, rows: list[tuple[str, list[float]]], baseline: list[float], target_ms: float) -> None:
     print(title)
     base = pct(baseline, 0.95)
@@ -174,6 +223,8 @@ async def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="time the database a --keep run left (no load)")
     parser.add_argument("--compare", action="store_true",
                         help="also time the substring search of before in SQL (minutes at 1M: 耳机 reads the table)")
+    parser.add_argument("--kb-only", action="store_true",
+                        help="the knowledge-base search only: SQL before/now, then through the app")
     args = parser.parse_args()
     import re
     import tempfile
@@ -210,6 +261,8 @@ async def main() -> None:
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2-core machine, shared)")
         if args.compare:
             await compare_search(url, agents[0], teams[0], args.n)
+        if args.compare or args.kb_only:
+            await compare_kb(url, args.n)
         app = create_app(runtime=runtime, run_jobs=False)
         freeze_boot_objects()  # as the app's lifespan does when it boots itself (uvicorn --factory)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
@@ -221,11 +274,14 @@ async def main() -> None:
                 lists = [(label, path or (nxt.group(1).replace("&amp;", "&") if nxt else "/service/"))
                          for label, path in LISTS]
                 baseline = await timed(client, BASELINE, args.n)
-                report(f"agent ticket list, 50 rows, {args.tickets:,} tickets / {args.customers:,} customers, "
-                       f"PostgreSQL, pooled, {args.n} requests each",
-                       [(label, await timed(client, path, args.n)) for label, path in lists], baseline, 100.0)
+                if not args.kb_only:
+                    report(f"agent ticket list, 50 rows, {args.tickets:,} tickets / {args.customers:,} customers, "
+                           f"PostgreSQL, pooled, {args.n} requests each",
+                           [(label, await timed(client, path, args.n)) for label, path in lists], baseline,
+                           100.0)
                 report(f"knowledge-base search over {args.articles:,} articles (zh + en), pooled",
                        [(label, await timed(client, path, args.n)) for label, path in KB], baseline, 50.0)
+                print(f"load average after {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             finally:
                 await db.current().close_connection_pool()
     finally:
