@@ -88,10 +88,15 @@ def _match(query: str) -> Combinable | None:
 #: common word has its page there, and the newest matches of the window are the newest of all. Without it
 #: PostgreSQL fetched and sorted every match (12,500 for a common word at 50,000 articles)
 WINDOW = 2000
-#: the window: articles at or after the WINDOW-th newest (NULL, hence nothing, when there are fewer articles)
-_IN_WINDOW = WhereRaw(
-    '("crm_service_article"."updated_at", "crm_service_article"."id") >= (SELECT a.updated_at, a.id '
-    f'FROM "crm_service_article" a ORDER BY a.updated_at DESC, a.id DESC OFFSET {WINDOW - 1} LIMIT 1)')
+
+
+def _in_window() -> Combinable:
+    """Articles at or after the WINDOW-th newest (NULL, hence nothing, when there are fewer articles)."""
+    return WhereRaw('("crm_service_article"."updated_at", "crm_service_article"."id") >= (SELECT a.updated_at, '
+                    'a.id FROM "crm_service_article" a ORDER BY a.updated_at DESC, a.id DESC OFFSET {} LIMIT 1)',
+                    int(WINDOW) - 1)
+
+
 #: outside the window the matches are few (fewer than a page in WINDOW articles): sorted after the GIN index
 #: found them all. An expression, not the column, so the planner cannot walk the btree index newest first
 #: testing every article (it estimates two words as independent: two frequent words that never meet read the
@@ -103,7 +108,7 @@ _BY_INDEX = (Article.updated_at, Article.id)
 async def _newest(select: Callable[[Combinable], Awaitable[Any]], where: Combinable, limit: int) -> list[dict]:
     """The newest ``limit`` rows of ``select(where)``: from the window when it holds a page, else from all."""
     if db.is_postgres():
-        rows = list(await (await select(where & _IN_WINDOW)).order_by(*_BY_INDEX, ascending=False).limit(limit))
+        rows = list(await (await select(where & _in_window())).order_by(*_BY_INDEX, ascending=False).limit(limit))
         if len(rows) >= limit:
             return rows
         return list(await (await select(where)).order_by(*_BY_SORT, ascending=False).limit(limit))

@@ -79,3 +79,20 @@ async def test_search_render_suggest_and_pages(crm_client: Any) -> None:
     last = await Message.select(Message.body).where(Message.ticket == ticket_id).order_by(Message.id,
                                                                                           ascending=False).first()
     assert last["body"] == f"您好，关于{tickets.reference(ticket_id)}「我想退货」，请参考退换货政策。Boss"
+
+
+async def test_search_reads_the_newest_window_then_all(crm_client: Any, monkeypatch: Any) -> None:
+    """The newest matches come from the window of the newest articles when it holds a page, else from all the
+    matches (a window of 3 patched in: a page of 2 that the window holds, then one it does not)."""
+    from crm_service import kb
+
+    await crm_client("crm_service")
+    desk = await build_desk(None)
+    boss = await desk.acc("boss")
+    monkeypatch.setattr(kb, "WINDOW", 3)
+    old = await kb.save_article(boss, {"title": "蓝牙耳机配对", "body": "长按电源键"})
+    ids = [await kb.save_article(boss, {"title": f"保修说明 {i}", "body": "保修一年"}) for i in range(4)]
+    assert [a["id"] for a in await kb.search(boss, "保修", limit=2)] == [ids[3], ids[2]]
+    assert [a["id"] for a in await kb.search(boss, "保修", limit=10)] == ids[::-1]
+    assert [a["id"] for a in await kb.search(boss, "蓝牙")] == [old]  # outside the window of 3
+    assert await kb.search(boss, "蓝牙 保修") == []
