@@ -142,13 +142,16 @@ async def main() -> None:
                         "UPDATE crm_sales_opportunity SET stall_alerted_at = NULL WHERE stall_alerted_at IS NOT NULL"
                     )
                     load = os.getloadavg()
-                    out = subprocess.run(
+                    run = subprocess.run(
                         [sys.executable, __file__, "--batch", str(args.batch), "--child", url, job, version],
                         cwd=ROOT,
-                        check=True,
                         capture_output=True,
                         text=True,
-                    ).stdout
+                    )
+                    if run.returncode:  # the code before batching may not cope with N deals at all: say how
+                        print(f"{job:20} {version:8} FAILED: {run.stderr.strip().splitlines()[-1][:300]}")
+                        continue
+                    out = run.stdout
                     f = figures[version] = json.loads(out.strip().splitlines()[-1])
                     print(
                         f"{job:20} {version:8} peak RSS {f['peak']:7.0f} MB (after boot {f['booted']:4.0f} MB)"
