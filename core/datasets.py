@@ -419,7 +419,7 @@ async def _rollup_pg(access: Access, ds: Dataset, dims: Sequence[_Dim], measures
 
 #: figures whose subtotals follow from the groups' own (PostgreSQL's exact numerics: SQLite's floats would not add
 #: up to its own SUM to the cent)
-_ROLLS = {"count": sum, "sum": sum, "min": min, "max": max}
+_ROLLS: dict[str, Callable[[list[Any]], Any]] = {"count": sum, "sum": sum, "min": min, "max": max}
 
 
 def _rolled_up(dims: Sequence[_Dim], measures: Sequence[_Measure], rows: Sequence[Mapping[str, Any]]) -> list[

@@ -45,9 +45,10 @@ def _shared(table: type[Table]) -> Any:
         an administrator). Worked out over the table's sharing columns: definitions are few (hundreds)."""
         if acc.principal is None or acc.principal.is_admin:
             return None
-        rows = await table.select(table.id, table.owner, table.shared_roles, table.shared_users)
+        pk, cols = table._meta.primary_key, table._meta.get_column_by_name
+        rows = await table.select(pk, cols("owner"), cols("shared_roles"), cols("shared_users"))
         found = [r["id"] for r in rows if reports.shared_with(acc, reports.loaded(r))]
-        return table.id.is_in(found) if found else table.id == 0  # ids start at 1: nothing
+        return pk.is_in(found) if found else pk == 0  # ids start at 1: nothing
 
     return reach
 

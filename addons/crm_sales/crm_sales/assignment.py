@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from piccolo.query.methods.select import Count
+from piccolo.query.functions.aggregate import Count
 
 from core import db
 from core.security import audit

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from piccolo.custom_types import Combinable
-from piccolo.query.methods.select import Count
+from piccolo.query.functions.aggregate import Count
 
 from core import bulk, db, i18n
 from core.i18n import N_

@@ -105,7 +105,9 @@ _BY_SORT = (OrderByRaw('"crm_service_article"."updated_at" + interval \'0 s\''),
 _BY_INDEX = (Article.updated_at, Article.id)
 
 
-async def _newest(select: Callable[[Combinable], Awaitable[Any]], where: Combinable, limit: int) -> list[dict]:
+async def _newest(
+    select: Callable[[Combinable], Awaitable[Any]], where: Combinable, limit: int
+) -> list[dict[str, Any]]:
     """The newest ``limit`` rows of ``select(where)``: from the window when it holds a page, else from all."""
     if db.is_postgres():
         rows = list(await (await select(where & _in_window())).order_by(*_BY_INDEX, ascending=False).limit(limit))
