@@ -68,17 +68,8 @@ async def test_a_word_search_reads_a_window_of_the_newest_matches_then_offers_ol
     matches are read (a window), and when they are spent the page offers to search the older ones."""
     import re
 
-    from crm_service import ticket_search, tickets
-    from crm_service.models import Ticket
 
-    monkeypatch.setattr(ticket_search, "WINDOW", 2)
-    client = await crm_client("crm_service")
-    desk = await build_desk(None)
-    agent = await desk.acc("agent1")
-    oldest = await tickets.create_ticket(agent, {"subject": "耳机没有声音", "team": desk.support})
-    done = [await tickets.create_ticket(agent, {"subject": f"耳机退货 {i}", "team": desk.support}) for i in range(2)]
-    await Ticket.update({Ticket.state: "resolved"}).where(Ticket.id.is_in(done))
-    await login_client(client, "agent1")
+    client, desk, oldest, done = await _open_then_two_resolved(crm_client, monkeypatch)
     page = (await client.get("/service/", params={"q": "耳机"})).text  # active tickets: the window holds none
     assert f"SR-{oldest:06d}" not in page and "data-searched-part" in page
     older = re.search(r'rel="next" href="([^"]+)"', page)
@@ -91,17 +82,9 @@ async def test_the_api_search_reads_the_same_window_and_says_where_older_matches
         crm_client: Any, monkeypatch: Any) -> None:
     """``GET /api/service/tickets?q=`` reads the agent list's window (the newest matches, then filters and record
     rules over those): a window's last page gives ``q_older``, and ``q_before`` searches the next window."""
-    from crm_service import ticket_search, tickets
-    from crm_service.models import Ticket
+    from crm_service import tickets
 
-    monkeypatch.setattr(ticket_search, "WINDOW", 2)  # read when the API's resources are collected at boot
-    client = await crm_client("crm_service")
-    desk = await build_desk(None)
-    agent = await desk.acc("agent1")
-    oldest = await tickets.create_ticket(agent, {"subject": "耳机没有声音", "team": desk.support})
-    done = [await tickets.create_ticket(agent, {"subject": f"耳机退货 {i}", "team": desk.support}) for i in range(2)]
-    await Ticket.update({Ticket.state: "resolved"}).where(Ticket.id.is_in(done))
-    await login_client(client, "agent1")
+    client, desk, oldest, done = await _open_then_two_resolved(crm_client, monkeypatch)
 
     async def page(**params: Any) -> dict[str, Any]:
         got = await client.get("/api/service/tickets", params={"q": "耳机", "sort": "-id", **params})
@@ -131,3 +114,20 @@ async def test_the_api_search_reads_the_same_window_and_says_where_older_matches
     assert bad.status_code == 422 and "q_before" in bad.json()["error"]["fields"]
     doc = (await client.get("/api/openapi.json")).json()["paths"]["/api/service/tickets"]["get"]
     assert "q_before" in [p["name"] for p in doc["parameters"]]
+
+
+async def _open_then_two_resolved(crm_client: Any, monkeypatch: Any) -> tuple[Any, Any, int, list[int]]:
+    """A search window of 2 (patched before the app boots: the API's resources read it then) holding two resolved
+    tickets newer than the one open match; agent1 signed in."""
+    from crm_service import ticket_search, tickets
+    from crm_service.models import Ticket
+
+    monkeypatch.setattr(ticket_search, "WINDOW", 2)
+    client = await crm_client("crm_service")
+    desk = await build_desk(None)
+    agent = await desk.acc("agent1")
+    oldest = await tickets.create_ticket(agent, {"subject": "耳机没有声音", "team": desk.support})
+    done = [await tickets.create_ticket(agent, {"subject": f"耳机退货 {i}", "team": desk.support}) for i in range(2)]
+    await Ticket.update({Ticket.state: "resolved"}).where(Ticket.id.is_in(done))
+    await login_client(client, "agent1")
+    return client, desk, oldest, done
