@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.hooks import Dataset, Dimension, Measure, Panel, hookimpl
-from core.i18n import gettext
+from core.i18n import N_, gettext
 from core.security.access import Access
 
 
@@ -226,7 +226,7 @@ def crm_datasets() -> Sequence[Dataset]:
             table=CampaignEvent,
             dimensions=(
                 Dimension("campaign", gettext("Campaign"), "campaign"),
-                Dimension("kind", gettext("Kind"), "kind"),
+                Dimension("kind", gettext("Kind"), "kind"),  # stored open | click | unsubscribe: read as words
                 Dimension("is_scanner", gettext("Mail scanner"), "is_scanner"),
             ),
             measures=(Measure("count", gettext("Events"), "count"),),
@@ -309,3 +309,7 @@ async def crm_contacts_person_erased(person_id: int) -> None:
     await CampaignRecipient.update({CampaignRecipient.email: ""}).where(CampaignRecipient.person == person_id)
     # what they typed into forms goes; the submission (a touch, with its UTM codes) stays
     await FormSubmission.update({FormSubmission.data: "{}"}).where(FormSubmission.person == person_id)
+
+
+#: the events' stored kinds as charts read them (humanized, then translated: "Open" is the kernel's word)
+EVENT_KIND_WORDS = (N_("Click"), N_("Unsubscribe"))
